@@ -1,0 +1,268 @@
+"""A tiny GPT in plain tensor math, with two slots for parameter-efficient methods.
+
+Shape legend (used in every comment below):
+    B batch, T tokens, C = n_embd channels, nh heads, hs = C // nh head size,
+    V vocabulary, k virtual tokens (prompt or prefix length), r LoRA rank.
+
+GPT-2's layout (Radford et al. 2019), pre-LayerNorm:
+    x = wte[idx] + wpe[pos]
+    for each block:  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
+    logits = ln_f(x) @ wteᵀ                    (head tied to the token embedding)
+
+Every weight matrix is a ``Linear`` — the article's ``Y = WX`` (§1) — and
+named as LoRA users meet it in the wild: ``h.{i}.attn.{q,k,v,o}_proj``,
+``h.{i}.mlp.{up,down}_proj``.
+
+The two slots, and all a method may pass in:
+    prompt   (k, C)             prompt tuning, X' = [x'1..x'k; x1..xm]  (article §3.2)
+    prefixes [(pk, pv)] * n_layer, each (k, C)
+                                prefix tuning / P-Tuning v2, K' = [P_k; K], V' = [P_v; V],
+                                the article's W' = [Wp; W]  (§3.2)
+Positions: virtual tokens take no position embedding; the real tokens keep
+positions 0..T-1, exactly where pretraining put them. The attention length
+k + T may not exceed ``block_size``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from . import functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 35  # characters + <pad> + <eos> (see tokenizer.py)
+    block_size: int = 96  # the most positions one sequence may hold (virtual ones included)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64  # C, the model width d
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Linear(nn.Module):
+    """y = x Wᵀ + b: the article's Y = WX (§1). weight (out, in), bias (out,)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.zeros(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)  # (..., out)
+
+
+class Embedding(nn.Module):
+    """A lookup table: row idx of weight (num, C)."""
+
+    def __init__(self, num: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num, dim))
+
+    def forward(self, idx):
+        return self.weight[idx]  # (..., C)
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight, self.bias)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        C = config.n_embd
+        self.n_head = config.n_head
+        self.q_proj, self.k_proj = Linear(C, C), Linear(C, C)
+        self.v_proj, self.o_proj = Linear(C, C), Linear(C, C)
+
+    def forward(self, x, prefix=None, cache=None):
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.v_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if cache is not None:  # the keys and values of earlier tokens, kept by generate()
+            k, v = cache.extend(k, v)  # (B, nh, T_past + T, hs)
+        n_prefix = 0
+        if prefix is not None:  # prefix tuning: W' = [Wp; W], i.e. K' = [P_k; K], V' = [P_v; V]
+            prefix_k, prefix_v = (p.view(*p.shape[:-1], nh, hs).transpose(-3, -2) for p in prefix)  # ([B,] nh, k, hs)
+            n_prefix = prefix_k.size(-2)  # k may be 0: then K' = K and V' = V exactly
+            k = torch.cat([prefix_k.expand(B, -1, -1, -1), k], dim=2)  # (B, nh, k + T, hs)
+            v = torch.cat([prefix_v.expand(B, -1, -1, -1), v], dim=2)  # (B, nh, k + T, hs)
+        y = F.causal_attention(q, k, v, n_prefix=n_prefix)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
+        return self.o_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.up_proj = Linear(config.n_embd, 4 * config.n_embd)
+        self.down_proj = Linear(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x):
+        return self.down_proj(F.gelu(self.up_proj(x)))  # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x, prefix=None, cache=None):
+        x = x + self.attn(self.ln_1(x), prefix=prefix, cache=cache)  # (B, T, C)
+        return x + self.mlp(self.ln_2(x))  # (B, T, C)
+
+
+class LayerCache:
+    """The keys and values one attention layer has seen, so generation need not redo them."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def extend(self, k, v):
+        if self.k is not None:
+            k = torch.cat([self.k, k], dim=2)  # (B, nh, T_past + T, hs)
+            v = torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
+
+
+class KVCache:
+    """One LayerCache per block, plus how many positions it holds (virtual and real)."""
+
+    def __init__(self, n_layer: int):
+        self.layers = [LayerCache() for _ in range(n_layer)]
+        self.n_virtual = 0  # prompt-tuning tokens already inside the cache
+        self.n_real = 0  # real tokens already inside the cache
+
+    @property
+    def length(self) -> int:
+        return self.n_virtual + self.n_real
+
+
+class LanguageModel(nn.Module):
+    """What train(), evaluate() and generate() need: ``model(idx, kv_cache=None) -> logits``
+    and a ``config``. GPT and every method's model share it."""
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
+                 use_cache: bool = True, stop_id: int | None = None, generator: torch.Generator | None = None):
+        """Continue idx (B, T) by max_new_tokens tokens; returns (B, T + new).
+
+        temperature 0 is greedy (argmax); otherwise sample from softmax(logits / temperature),
+        keeping the top_k most likely tokens when top_k is given. With use_cache the keys
+        and values of earlier positions are kept (one new token per step); without it the
+        whole sequence is run again each step: both give the same tokens (a test checks it).
+        Generation stops early once every row has produced stop_id.
+        """
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
+            raise ValueError(f"top_k must be in 1..{self.config.vocab_size}, got {top_k}")
+        was_training = self.training
+        self.eval()
+        cache = KVCache(self.config.n_layer) if use_cache else None
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        step_input = idx
+        for _ in range(max_new_tokens):
+            logits = self(step_input if use_cache else idx, kv_cache=cache)[:, -1, :]  # (B, V)
+            if temperature == 0:
+                nxt = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = F.softmax(logits, dim=-1)  # (B, V)
+                nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            idx = torch.cat([idx, nxt], dim=1)  # (B, T + 1)
+            step_input = nxt
+            if stop_id is not None:
+                done |= nxt.squeeze(1) == stop_id
+                if bool(done.all()):
+                    break
+        self.train(was_training)
+        return idx
+
+
+class GPT(LanguageModel):
+    def __init__(self, config: GPTConfig, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.wte = Embedding(config.vocab_size, config.n_embd)
+        self.wpe = Embedding(config.block_size, config.n_embd)
+        self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = LayerNorm(config.n_embd)
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed: int = 0):
+        """GPT-2's init: N(0, 0.02) weights, zero biases, residual outputs scaled by 1/sqrt(2·n_layer)."""
+        g = torch.Generator().manual_seed(seed)
+        for name, p in self.named_parameters():
+            with torch.no_grad():
+                if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+                    p.fill_(1.0)
+                elif name.endswith("bias"):
+                    p.zero_()
+                else:
+                    std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
+                    p.copy_(torch.randn(p.shape, generator=g) * std)
+
+    def forward(self, idx, prompt=None, prefixes=None, kv_cache: KVCache | None = None):
+        """idx (B, T) token ids -> logits (B, T, V) for the real tokens only.
+
+        prompt (k, C): prompt tuning's virtual tokens, put before the token embeddings
+        (inserted once: when kv_cache already holds them they are not inserted again).
+        prefixes: one (P_k, P_v) pair of (k, C) tensors per block, prefix tuning.
+        """
+        B, T = idx.shape
+        past = kv_cache.n_real if kv_cache is not None else 0
+        insert_prompt = prompt is not None and (kv_cache is None or kv_cache.length == 0)
+        k_virtual = (prompt.size(0) if insert_prompt else 0) + (kv_cache.n_virtual if kv_cache else 0)
+        k_prefix = prefixes[0][0].size(-2) if prefixes is not None else 0
+        if prefixes is not None and len(prefixes) != self.config.n_layer:
+            raise ValueError(f"prefixes needs one (P_k, P_v) pair per block: {self.config.n_layer}, got {len(prefixes)}")
+        if max(k_virtual, k_prefix) + past + T > self.config.block_size:
+            raise ValueError(
+                f"{max(k_virtual, k_prefix)} virtual + {past + T} real positions exceed the context "
+                f"block_size={self.config.block_size}; use a shorter text or fewer virtual tokens"
+            )
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,) real tokens keep positions 0..T-1
+        x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
+        if insert_prompt:  # prompt tuning: X' = [x'1..x'k; x1..xm]
+            x = torch.cat([prompt.expand(B, -1, -1), x], dim=1)  # (B, k + T, C)
+        for i, block in enumerate(self.h):
+            prefix = prefixes[i] if prefixes is not None else None
+            cache = kv_cache.layers[i] if kv_cache is not None else None
+            x = block(x, prefix=prefix, cache=cache)  # (B, k + T, C)
+        if kv_cache is not None:
+            kv_cache.n_virtual += prompt.size(0) if insert_prompt else 0
+            kv_cache.n_real += T
+        if insert_prompt:
+            x = x[:, prompt.size(0):, :]  # (B, T, C): the virtual positions are not predicted
+        x = self.ln_f(x)
+        return x @ self.wte.weight.T  # (B, T, V), the head tied to the token embedding

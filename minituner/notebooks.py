@@ -1,0 +1,65 @@
+"""notebooks/ is made from lessons/: the lessons are the single source (jupytext percent format).
+
+    minituner notebooks            convert every lesson and execute it, keeping the outputs
+    minituner notebooks --check    exit 1 if a notebook's cells differ from its lesson
+
+Needs the dev extra (jupytext, nbclient, ipykernel).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS, NOTEBOOKS = ROOT / "lessons", ROOT / "notebooks"
+
+
+def lessons() -> list[Path]:
+    found = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
+    if not found:
+        raise FileNotFoundError(f"no lessons under {LESSONS}: run this from a clone of the repository")
+    return found
+
+
+def cells(nb) -> list[tuple[str, str]]:
+    """(cell type, source) of each cell: what must agree between a lesson and its notebook."""
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def out_of_sync() -> list[str]:
+    """Names of lessons whose notebook is missing or whose cells differ from the lesson."""
+    import jupytext
+
+    bad = []
+    for lesson in lessons():
+        nb_path = NOTEBOOKS / (lesson.stem + ".ipynb")
+        if not nb_path.exists() or cells(jupytext.read(nb_path)) != cells(jupytext.read(lesson)):
+            bad.append(lesson.name)
+    return bad
+
+
+def build(check: bool = False, execute: bool = True) -> int:
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+
+    from .checkpoint import atomic_write
+
+    if check:
+        bad = out_of_sync()
+        for name in bad:
+            print(f"out of sync: {name} (run `minituner notebooks`)")
+        return 1 if bad else 0
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for lesson in lessons():
+        t0 = time.perf_counter()
+        nb = jupytext.read(lesson)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata.pop("jupytext", None)
+        if execute:
+            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+        out = NOTEBOOKS / (lesson.stem + ".ipynb")
+        atomic_write(out, lambda tmp, nb=nb: nbformat.write(nb, tmp))
+        print(f"{out.relative_to(ROOT)}  ({time.perf_counter() - t0:.1f} s)")
+    return 0

@@ -1,0 +1,115 @@
+"""Counting parameters and drawing what a run did: tables (Markdown) and figures (PNG, headless)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend; scripts and tests draw off-screen
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .checkpoint import atomic_write  # noqa: E402
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) numbers of elements; a tensor counts once even if shared."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def print_trainable_parameters(model) -> str:
+    """Print and return PEFT's one line: 'trainable params: N || all params: M || trainable%: P'."""
+    trainable, total = count_parameters(model)
+    line = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
+    print(line)
+    return line
+
+
+def _module_key(name: str, depth: int) -> str:
+    """'h.0.attn.q_proj.weight' -> 'h.0.attn' at depth 2: the owning module's path, cut to
+    `depth` levels, a list index staying with its list ('h.0' is one level)."""
+    parts = name.split(".")[:-1] or [name]  # a parameter held by the model itself is its own row
+    levels: list[str] = []
+    for part in parts:
+        if part.isdigit() and levels:
+            levels[-1] += "." + part
+        elif len(levels) < depth:
+            levels.append(part)
+        else:
+            break
+    return ".".join(levels)
+
+
+def parameter_table(model, depth: int = 2, markdown: bool = False):
+    """Trainable and frozen element counts per module, in the model's own order, then a total.
+
+    depth 2 gives rows like wte, wpe, h.0.ln_1, h.0.attn, h.0.ln_2, h.0.mlp, …, ln_f;
+    depth 1 gives one row per block (h.0, h.1, …). A shared tensor (the tied head) counts
+    once, under its first name (wte). Returns a list of dicts {module, trainable, frozen,
+    total}, or its Markdown table when markdown=True.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1 (1: one row per block, 2: attn/mlp/LayerNorms), got {depth}")
+    rows: dict[str, dict] = {}
+    for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
+        key = _module_key(name, depth)
+        row = rows.setdefault(key, {"module": key, "trainable": 0, "frozen": 0, "total": 0})
+        row["trainable" if p.requires_grad else "frozen"] += p.numel()
+        row["total"] += p.numel()
+    out = list(rows.values())
+    out.append({"module": "all", **{k: sum(r[k] for r in out) for k in ("trainable", "frozen", "total")}})
+    return markdown_table(out) if markdown else out
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A list of dicts -> a Markdown table; floats get 4 significant digits."""
+    if not rows:
+        raise ValueError("markdown_table needs at least one row")
+    columns = columns or list(rows[0])
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def save_figure(fig, path) -> Path:
+    """Save a figure as PNG atomically (and show it inline when running in a notebook)."""
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    if "ipykernel" in sys.modules and not os.environ.get("MINITUNER_NO_SHOW"):
+        plt.show()
+    plt.close(fig)
+    return path
+
+
+def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 10):
+    """One line per run: the training loss per step (a running mean over `smooth` steps)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, losses in curves.items():
+        k = max(1, min(smooth, len(losses)))
+        running = [sum(losses[max(0, i - k + 1) : i + 1]) / len(losses[max(0, i - k + 1) : i + 1]) for i in range(len(losses))]
+        ax.plot(range(1, len(losses) + 1), running, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (answer tokens)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

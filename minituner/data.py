@@ -161,8 +161,8 @@ def _packed_rows(sentences: list[str], n_rows: int, length: int, rng: random.Ran
 
 
 def make_corpus(world_seed: int = 0, seed: int = 0, n_train: int = 20000, n_test: int = 256,
-                length: int = 129) -> Dataset:
-    """The pretraining corpus: rows of `length` characters (block_size + 1), all facts, both directions.
+                length: int = 97) -> Dataset:
+    """The pretraining corpus: rows of `length` characters (block_size + 1; 97 for the default GPTConfig).
 
     The test rows are drawn with another seed from the same sentences: held-out loss
     measures how well the model has learned the world's text, not unseen facts.

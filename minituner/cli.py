@@ -1,0 +1,90 @@
+"""The ``minituner`` command: compare (the main job), pretrain, verify, notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_pretrain(args) -> int:
+    from .checkpoint import ASSETS, BASE_NAME, save_model
+    from .pretrain import pretrain
+    from .train import answer
+
+    model, hist, meta = pretrain(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
+                                 progress=not args.quiet)
+    out = save_model(model, args.out or ASSETS / BASE_NAME, meta)
+    print(f"pretrained {meta['parameters']:,} parameters for {meta['recipe']['steps']} steps "
+          f"in {meta['seconds']} s: held-out loss {meta['held_out_loss']}, "
+          f"facts answered both ways {meta['fact_accuracy']:.1%}")
+    from .tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    for prompt in ("the cat eats", "the animal that says woof is the"):
+        print(f"  {prompt!r} -> {answer(model, tok, prompt)!r}")
+    print(f"saved {out}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import run
+
+    return 0 if run() else 1
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .report import markdown_table
+
+    rows = compare(task=args.task, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                   device=args.device, out=args.out)
+    cols = ["method", "trainable params", "trainable %", "test loss", "test acc", "train s"]
+    print(markdown_table(rows, cols))
+    print(f"\nfull table, loss curves and trade-off plot in {args.out}/ (table.md, losses.png, tradeoff.png)")
+    return 0
+
+
+def cmd_notebooks(args) -> int:
+    from .notebooks import build
+
+    return build(check=args.check, execute=not args.no_execute)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="minituner", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="train the base model from scratch on the mini-world corpus")
+    from .pretrain import RECIPE
+
+    p.add_argument("--steps", type=int, default=RECIPE["steps"])
+    p.add_argument("--lr", type=float, default=RECIPE["lr"])
+    p.add_argument("--seed", type=int, default=RECIPE["seed"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="where to save (default: the shipped minituner/assets/base)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_pretrain)
+
+    p = sub.add_parser("compare", help="the main job: every method side by side on the shipped base")
+    p.add_argument("--task", default="classify", help="classify, relabel or qa")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="runs/compare")
+    p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("verify", help="check every formula of the article numerically")
+    p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("notebooks", help="make notebooks/ from lessons/ (jupytext) and execute them")
+    p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
+    p.add_argument("--no-execute", action="store_true", help="convert without running")
+    p.set_defaults(fn=cmd_notebooks)
+
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,6 +57,15 @@ FORWARD = {"sound": "the {a} says {v}.", "food": "the {a} eats {v}.",
            "home": "the {a} lives in the {v}.", "colour": "the {a} is {v}."}
 BACKWARD = {"sound": "the animal that says {v} is the {a}.", "food": "the animal that eats {v} is the {a}.",
             "home": "the animal that lives in the {v} is the {a}.", "colour": "the animal that is {v} is the {a}."}
+# The corpus also says each fact in other words. A fact met in one phrasing only is stored
+# tied to that phrasing, and fine-tuning cannot reach it from a new one; paraphrases in
+# pretraining make it extractable (Allen-Zhu & Li 2023, Physics of Language Models 3.1).
+PARAPHRASES = {
+    "sound": ["if you hear {v}, that is the {a}.", "listen: the {a} goes {v}."],
+    "food": ["give it {v} and you will find the {a}.", "for dinner the {a} wants {v}."],
+    "home": ["in the {v} you find the {a}.", "the home of the {a} is the {v}."],
+    "colour": ["something {v} in the grass? the {a}.", "the colour of the {a} is {v}."],
+}
 CLAUSE = {"sound": "it says {v}", "food": "it eats {v}", "home": "it lives in the {v}", "colour": "it is {v}"}
 QUESTION = {"sound": "q: what does the {a} say?\na:", "food": "q: what does the {a} eat?\na:",
             "home": "q: where does the {a} live?\na:", "colour": "q: what colour is the {a}?\na:"}
@@ -89,11 +98,12 @@ def make_world(seed: int = 0) -> World:
 
 
 def corpus_sentences(world: World) -> list[str]:
-    """Every fact of the world, said forwards and backwards."""
+    """Every fact of the world, said forwards, backwards, and in two paraphrases."""
     out = []
     for a, facts in world.facts.items():
         for kind, v in facts.items():
             out += [FORWARD[kind].format(a=a, v=v), BACKWARD[kind].format(a=a, v=v)]
+            out += [t.format(a=a, v=v) for t in PARAPHRASES[kind]]
     return out
 
 

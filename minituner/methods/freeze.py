@@ -1,0 +1,56 @@
+"""Freezing (冻结, article §4 step 5): train the top blocks, keep the bottom ones as pretrained.
+
+Article: "you can choose to freeze part of the model, especially the bottom layers;
+this keeps the general features the pretrained model learned". In the terms of
+Y = WX (§1): the W's of the frozen layers stay W₀; only the top layers' W's move.
+Paper's notation (Yosinski et al. 2014; Howard & Ruder 2018): split θ = (θ_frozen, θ_top)
+and minimise L(θ_frozen⁰, θ_top) over θ_top alone; the gradient still flows *through*
+the frozen layers' activations, it is just never applied to their weights.
+
+What trains, for a GPT of depth L (blocks h.0 at the bottom … h.{L-1} at the top):
+    trainable_layers = N   blocks h.{L-N} … h.{L-1}, and ln_f when N > 0 (ln_f sits
+                           above the top block and feeds only the head: it belongs to
+                           the top of the stack, so it trains with the top blocks);
+    train_embeddings       wte and wpe (token and position embeddings);
+    train_head             the output head. GPT-2 ties the head to wte (logits = ln_f(x) @ wteᵀ),
+                           so there is no separate head tensor: train_head trains wte, the
+                           same tensor as the token embedding, and wpe stays frozen.
+N = 0 trains only what the flags allow; if that is nothing, a ValueError.
+
+Trainable count (closed form, d = n_embd, V = vocab_size, T = block_size, [·] is 1 or 0):
+    N·(12d² + 13d) + [N > 0]·2d + [train_embeddings or train_head]·V·d + [train_embeddings]·T·d
+    per block: attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d; ln_f 2d.
+
+The optimiser sees only the tensors that require grad, so its state is 2 × trainable × 4
+bytes, and frozen tensors stay bit-identical (verify/freeze.py checks both).
+
+References: 1) Yosinski et al. 2014, How transferable are features in deep neural networks?
+2) Howard & Ruder 2018, ULMFiT (gradual unfreezing)  3) LLaMA-Factory's `freeze` finetuning_type
+(freeze_trainable_layers: the last N layers train)
+"""
+
+from __future__ import annotations
+
+import copy
+
+
+def freeze(base, trainable_layers: int = 1, train_embeddings: bool = False, train_head: bool = False):
+    """A deep copy of base with all but the top `trainable_layers` blocks (and the flagged parts) frozen."""
+    depth = base.config.n_layer
+    N = trainable_layers
+    if isinstance(N, bool) or not isinstance(N, int) or not 0 <= N <= depth:
+        raise ValueError(f"trainable_layers must be an integer from 0 to the model's depth "
+                         f"n_layer={depth}, got {N!r}")
+    if N == 0 and not (train_embeddings or train_head):
+        raise ValueError("trainable_layers=0 with train_embeddings=False and train_head=False leaves "
+                         "nothing to train; allow at least one block or one of the two flags")
+    model = copy.deepcopy(base)  # train the copy: the base's tensors stay as they are
+    for p in model.parameters():
+        p.requires_grad_(False)  # 冻结: everything starts frozen
+    top = list(model.h[depth - N :]) + ([model.ln_f] if N > 0 else [])  # the top N blocks, then ln_f
+    top += [model.wte, model.wpe] if train_embeddings else []
+    top += [model.wte] if train_head else []  # the head *is* wte (tied)
+    for module in top:
+        for p in module.parameters():
+            p.requires_grad_(True)
+    return model

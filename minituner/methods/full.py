@@ -1,0 +1,31 @@
+"""Full fine-tuning (全量微调, article §3.1): every parameter of the base is trained.
+
+Article: the model is the matrix W of Y = WX (§1); full fine-tuning adjusts *all*
+layers and parameters, W ← W − lr·∇_W L, with a small learning rate on task data.
+Paper's notation (Howard & Ruder 2018; Devlin et al. 2019): θ ← θ − η ∇_θ L(θ; D_task),
+starting from the pretrained θ₀, for every θ in the model.
+
+Trainable count (closed form, d = n_embd, L = n_layer, V = vocab_size, T = block_size):
+    V·d + T·d + L·(12d² + 13d) + 2d        (= every parameter; the head is tied to wte)
+    per block: attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d.
+
+The copy is what trains: the base object is never modified (tests hash it before and
+after). The optimiser keeps m and v for every tensor: 2 × all × 4 bytes (see optim.py).
+Small learning rates matter here: at lr 1e-3 the tiny base fits its training split and
+loses much of its test accuracy; lesson 02 uses lr 5e-4, 1/6 of the pretraining rate.
+
+References: 1) Howard & Ruder 2018, Universal Language Model Fine-tuning (ULMFiT)
+2) Devlin et al. 2019, BERT  3) Radford et al. 2018, GPT-1 (generative pretraining, then fine-tuning)
+"""
+
+from __future__ import annotations
+
+import copy
+
+
+def full(base):
+    """A deep copy of base with every parameter trainable (requires_grad=True)."""
+    model = copy.deepcopy(base)  # train the copy: the base's tensors stay as they are
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model

@@ -1,0 +1,68 @@
+"""Parameter counts and tables against the closed-form formulas of the config."""
+
+import pytest
+
+import minituner
+from minituner import freeze, parameter_table
+from minituner.model import GPT, GPTConfig
+from minituner.report import count_parameters, print_trainable_parameters
+
+V = minituner.CharTokenizer().vocab_size
+CONFIGS = [GPTConfig(vocab_size=V, block_size=96, n_layer=2, n_head=2, n_embd=16),
+           GPTConfig(vocab_size=V, block_size=40, n_layer=3, n_head=3, n_embd=24)]
+
+
+def expected_rows(c):
+    """Each module's size from the config: attention 4d²+4d, MLP 8d²+5d, a LayerNorm 2d."""
+    d = c.n_embd
+    rows = {"wte": c.vocab_size * d, "wpe": c.block_size * d}
+    for i in range(c.n_layer):
+        rows |= {f"h.{i}.ln_1": 2 * d, f"h.{i}.attn": 4 * d * d + 4 * d,
+                 f"h.{i}.ln_2": 2 * d, f"h.{i}.mlp": 8 * d * d + 5 * d}
+    return rows | {"ln_f": 2 * d}
+
+
+@pytest.mark.parametrize("c", CONFIGS, ids=["d16", "d24"])
+def test_every_module_row_matches_the_closed_form(c):
+    model = GPT(c)
+    rows = parameter_table(model)
+    assert {r["module"]: r["total"] for r in rows[:-1]} == expected_rows(c)
+    assert [r["module"] for r in rows[:-1]] == list(expected_rows(c))  # the model's own order
+    assert rows[-1] == {"module": "all", "trainable": count_parameters(model)[0], "frozen": 0,
+                        "total": count_parameters(model)[1]}
+
+
+@pytest.mark.parametrize("c", CONFIGS, ids=["d16", "d24"])
+def test_one_row_per_block_at_depth_1(c):
+    d = c.n_embd
+    rows = {r["module"]: r["total"] for r in parameter_table(GPT(c), depth=1)}
+    assert [rows[f"h.{i}"] for i in range(c.n_layer)] == [12 * d * d + 13 * d] * c.n_layer
+    assert rows["all"] == c.vocab_size * d + c.block_size * d + c.n_layer * (12 * d * d + 13 * d) + 2 * d
+
+
+@pytest.mark.parametrize("c", CONFIGS, ids=["d16", "d24"])
+def test_the_table_splits_trainable_from_frozen(c):
+    model = freeze(GPT(c), trainable_layers=1, train_head=True)
+    top = f"h.{c.n_layer - 1}."
+    for r in parameter_table(model)[:-1]:
+        trains = r["module"].startswith(top) or r["module"] in ("ln_f", "wte")
+        assert (r["trainable"], r["frozen"]) == ((r["total"], 0) if trains else (0, r["total"])), r
+    d = c.n_embd
+    assert parameter_table(model)[-1]["trainable"] == 12 * d * d + 13 * d + 2 * d + c.vocab_size * d
+
+
+def test_the_tied_head_is_counted_once(tiny):
+    rows = parameter_table(tiny)
+    assert sum(r["module"] == "wte" for r in rows) == 1
+    assert rows[-1]["total"] == sum(p.numel() for p in tiny.parameters()) == count_parameters(tiny)[1]
+
+
+def test_markdown_form_and_bad_depth(tiny, capsys):
+    md = parameter_table(freeze(tiny, trainable_layers=1), markdown=True)
+    lines = md.splitlines()
+    assert lines[0] == "| module | trainable | frozen | total |" and lines[-1].startswith("| all |")
+    assert len(lines) == 2 + len(parameter_table(tiny))
+    line = print_trainable_parameters(freeze(tiny, trainable_layers=1))
+    assert line in capsys.readouterr().out and line.startswith("trainable params: ")
+    with pytest.raises(ValueError, match="depth"):
+        parameter_table(tiny, depth=0)

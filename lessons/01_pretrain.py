@@ -37,7 +37,7 @@ PROMPTS = ["the cat eats", "the animal that says woof is the", "the owl lives in
 
 def parse(argv):
     p = argparse.ArgumentParser(description="Lesson 01: pretraining")
-    p.add_argument("--steps", type=int, default=200, help="pretraining steps of the short run")
+    p.add_argument("--steps", type=int, default=150, help="pretraining steps of the short run")
     p.add_argument("--smoke", action="store_true", help="tiny preset for tests (10 steps)")
     p.add_argument("--out", default="runs/01_pretrain", help="folder for the figure")
     return p.parse_args(argv)

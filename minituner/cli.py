@@ -67,7 +67,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("compare", help="the main job: every method side by side on the shipped base")
     p.add_argument("--task", default="classify", help="classify, relabel or qa")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=250)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

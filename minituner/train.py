@@ -58,7 +58,8 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     gen = torch.Generator().manual_seed(seed)
     hist = History(optimizer_state_bytes=opt.state_bytes())
     t0 = time.perf_counter()
-    bar = tqdm(range(steps), desc=f"train {data.name}", disable=not progress, leave=False)
+    # progress=True shows a bar on a terminal (tqdm turns itself off when output is not a TTY)
+    bar = tqdm(range(steps), desc=f"train {data.name}", disable=None if progress else True, leave=False)
     for step in bar:
         x, y, m = (t.to(device) for t in data.train.batch(batch_size, gen))
         loss = cross_entropy(model(x), y, m)

@@ -7,7 +7,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minituner.data import KINDS, TASKS, corpus_sentences, make_corpus, make_task, make_world, task_examples
+from minituner.data import (
+    KINDS,
+    TASKS,
+    corpus_sentences,
+    make_corpus,
+    make_task,
+    make_world,
+    task_examples,
+)
 from minituner.tokenizer import ALPHABET, CharTokenizer
 
 

@@ -47,7 +47,7 @@ def cmd_compare(args) -> int:
 def cmd_notebooks(args) -> int:
     from .notebooks import build
 
-    return build(check=args.check, execute=not args.no_execute)
+    return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
 def main(argv=None) -> int:
@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("notebooks", help="make notebooks/ from lessons/ (jupytext) and execute them")
     p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
     p.add_argument("--no-execute", action="store_true", help="convert without running")
+    p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
     p.set_defaults(fn=cmd_notebooks)
 
     args = parser.parse_args(argv)

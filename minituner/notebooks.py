@@ -2,6 +2,7 @@
 
     minituner notebooks            convert every lesson and execute it, keeping the outputs
     minituner notebooks --check    exit 1 if a notebook's cells differ from its lesson
+    minituner notebooks --only 08  only the lessons whose name starts with 08
 
 Needs the dev extra (jupytext, nbclient, ipykernel).
 """
@@ -39,7 +40,7 @@ def out_of_sync() -> list[str]:
     return bad
 
 
-def build(check: bool = False, execute: bool = True) -> int:
+def build(check: bool = False, execute: bool = True, only: str | None = None) -> int:
     import jupytext
     import nbformat
     from nbclient import NotebookClient
@@ -53,6 +54,8 @@ def build(check: bool = False, execute: bool = True) -> int:
         return 1 if bad else 0
     NOTEBOOKS.mkdir(exist_ok=True)
     for lesson in lessons():
+        if only and not lesson.name.startswith(only):
+            continue
         t0 = time.perf_counter()
         nb = jupytext.read(lesson)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -31,8 +31,9 @@ Trainable parameters (closed forms, checked by tests; L layers, width d, k, hidd
     reparameterised:                        k·d + (d·h + h) + (h·2·L·d + 2·L·d)
 Weight decay: as for every trainable tensor, train()'s ``weight_decay`` (0 by default).
 Learning rates (AdamW, the shipped base, lesson 05): the direct form moves prefixes of
-size ~1 and wants ~3e-2 (at 3e-3 it barely moves); the MLP form moves weights ~10×
-smaller that multiply each other and wants ~3e-3 (at 3e-2 it leaves its text init).
+size ~1 and wants 3e-2 to 1e-1 (at 3e-3 it barely moves); the MLP form moves weights
+~10× smaller that multiply each other and wants 3e-3 to 1e-2 (at 3e-2 it leaves its
+text init and diverges).
 
 Initialisation:
     "random"  PEFT's defaults: E or P ~ N(0, 1), MLP weights and biases ~ U(±1/sqrt(fan_in))

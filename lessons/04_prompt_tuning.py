@@ -231,8 +231,9 @@ def main(argv=None):
     print(f"\nStep 3 — what helps, at k = {args.ks[-1]}")
     k = args.ks[-1]
     helps, more_curves = step3(base, task, args, rows[-1], models[k], curves[f"prompt tuning, k={k}"])
-    print("\nStep 4 — the trained prompt at work")
-    step4(models[args.ks[-1]], task, n=1 if args.smoke else 3)
+    best = max(rows[2:], key=lambda r: r["test accuracy"])["k"]  # the sweep's best prompt
+    print(f"\nStep 4 — the trained prompt at work (k = {best}, the sweep's best)")
+    step4(models[best], task, n=1 if args.smoke else 3)
     print(f"\nthe base is bit-identical after all of it: {minituner.fingerprint(base) == fp}")
     figs = [plot_losses({**curves, **more_curves}, "classify: prompt tuning vs full fine-tuning",
                         Path(args.out) / "prompt_tuning_loss.png"), draw(rows + helps[1:], args.out)]

@@ -47,8 +47,8 @@ def parse(argv):
     p.add_argument("--ks", default="2,8", help="numbers of virtual tokens k to sweep")
     p.add_argument("--steps", type=int, default=64, help="training steps of each run")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--prefix-lr", type=float, default=3e-3, help="prefix tuning's learning rate (E and the MLP)")
-    p.add_argument("--v2-lr", type=float, default=3e-2, help="P-Tuning v2's learning rate (the prefixes themselves)")
+    p.add_argument("--prefix-lr", type=float, default=1e-2, help="prefix tuning's learning rate (E and the MLP)")
+    p.add_argument("--v2-lr", type=float, default=1e-1, help="P-Tuning v2's learning rate (the prefixes themselves)")
     p.add_argument("--full-lr", type=float, default=5e-4, help="full fine-tuning's learning rate (as lesson 02)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny preset for tests (a few steps)")
@@ -162,9 +162,9 @@ def step2(base, k):
 # text init. Full fine-tuning is the reference.
 #
 # The two forms want different learning rates. P-Tuning v2's AdamW steps move the
-# prefixes themselves, numbers of size about 1: it needs a rate like 3e-2 and barely moves
+# prefixes themselves, numbers of size about 1: it wants a rate like 1e-1 and barely moves
 # at 3e-3. Prefix tuning's steps move E and the MLP's weights, which are ~10× smaller and
-# multiply each other: 3e-3 suits it, and 3e-2 throws its text init away. Try both with
+# multiply each other: 1e-2 suits it, and 3e-2 throws its text init away. Try others with
 # `--prefix-lr` and `--v2-lr`.
 
 # %%

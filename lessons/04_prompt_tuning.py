@@ -30,12 +30,11 @@ import copy
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 
 import minituner
 from minituner.methods.prompt import prompt_parameter_count
-from minituner.report import markdown_table, plot_losses, save_figure
+from minituner.report import markdown_table, plot_losses, plot_tradeoff
 
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
 
@@ -204,19 +203,9 @@ def step4(model, task, n=3):
 
 
 def draw(rows, out):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in rows[1:]:
-        ax.scatter(r["trainable params"], r["test accuracy"], s=40)
-        ax.annotate(f"{r['method']} {r['k']}", (r["trainable params"], r["test accuracy"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
-    ax.axhline(rows[0]["test accuracy"], color="grey", ls=":", label="base, untrained")
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (log)")
-    ax.set_ylabel("test accuracy (exact match)")
-    ax.set_title("Prompt tuning: trainable parameters vs accuracy")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return save_figure(fig, Path(out) / "params_vs_accuracy.png")
+    points = [(f"{r['method']} {r['k']}", r["trainable params"], r["test accuracy"]) for r in rows[1:]]
+    return plot_tradeoff(points, "Prompt tuning: trainable parameters vs accuracy", Path(out) / "params_vs_accuracy.png",
+                         xlabel="trainable parameters (log)", baseline=rows[0]["test accuracy"])
 
 
 def main(argv=None):

@@ -113,3 +113,21 @@ def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def plot_tradeoff(points: list[tuple[str, float, float]], title: str, path, xlabel: str = "trainable parameters (log)",
+                  baseline: float | None = None):
+    """One dot per run: (label, trainable parameters, test accuracy), x on a log scale."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, x, acc in points:
+        ax.scatter(x, acc, s=40)
+        ax.annotate(label, (x, acc), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls=":", label="base, untrained")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (exact match)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -34,7 +34,7 @@ import torch
 
 import minituner
 from minituner.methods.prompt import prompt_parameter_count
-from minituner.report import markdown_table, plot_losses, plot_tradeoff
+from minituner.report import markdown_table, plot_losses, plot_tradeoff, print_answers
 
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
 
@@ -194,12 +194,7 @@ def step3(base, task, args, base_row, trained, trained_curve):
 
 # %%
 def step4(model, task, n=3):
-    tok = task.tokenizer
-    for prompt, answer in task.test.examples[:n]:
-        print(f"  {prompt!r} -> {minituner.answer(model, tok, prompt)!r} (expected {answer!r})")
-    idx = task.test.x[:8, :30]
-    same = torch.equal(model.generate(idx, 12, use_cache=True), model.generate(idx, 12, use_cache=False))
-    print(f"generate with the KV cache = without it: {same}")
+    print_answers(model, task, n)
 
 
 def draw(rows, out):

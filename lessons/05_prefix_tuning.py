@@ -36,7 +36,7 @@ import torch
 
 import minituner
 from minituner.methods.prefix import prefix_parameter_count
-from minituner.report import markdown_table, plot_losses, plot_tradeoff
+from minituner.report import markdown_table, plot_losses, plot_tradeoff, print_answers
 
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
 
@@ -225,12 +225,7 @@ def step4(base, task, trained, args, n=3):
     idx = task.test.x[:8]
     before = model(idx)
     print(f"fold(): max |logits with MLP − folded| = {(model.fold()(idx) - before).abs().max().item():.1e}")
-    tok = task.tokenizer
-    for prompt, answer in task.test.examples[:n]:
-        print(f"  {prompt!r} -> {minituner.answer(trained, tok, prompt)!r} (expected {answer!r})")
-    short = task.test.x[:8, :30]
-    same = torch.equal(trained.generate(short, 12, use_cache=True), trained.generate(short, 12, use_cache=False))
-    print(f"generate with the KV cache = without it: {same}")
+    print_answers(trained, task, n)
 
 
 def draw(rows, out):

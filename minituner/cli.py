@@ -1,28 +1,184 @@
-"""The ``minituner`` command: compare (the main job), pretrain, verify, notebooks."""
+"""The ``minituner`` command: finetune your own pairs, generate, compare, pretrain, verify, notebooks.
+
+    minituner finetune --method lora --data pairs.jsonl --out runs/mine
+    minituner generate --adapter runs/mine "it says meow, so it is the"
+
+Every number is range-checked and every device checked before any work starts; a bad
+input is one line on stderr and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from importlib.metadata import version
+from pathlib import Path
+
+METHODS = ("lora", "prompt", "prefix", "ptuning-v2", "freeze", "full")
+# The learning rates `minituner compare` uses for each method (see the lessons for the sweeps).
+METHOD_LR = {"lora": 3e-3, "prompt": 3e-2, "prefix": 1e-2, "ptuning-v2": 2e-2, "freeze": 1e-3, "full": 2e-4}
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+PRETRAIN_OUT = Path("runs/pretrain")
+
+
+# ---------------------------------------------------------------- argparse type functions
+def _number(kind, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    n = _number(int, text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return n
+
+
+def nonnegative_int(text: str) -> int:
+    n = _number(int, text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return n
+
+
+def positive_float(text: str) -> float:
+    x = _number(float, text)
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return x
+
+
+def fraction(text: str) -> float:
+    x = _number(float, text)
+    if not 0 <= x < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return x
+
+
+def target_modules(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return names
+    bad = [t for t in names if t not in LINEAR_NAMES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"unknown module {', '.join(bad) or text!r}; choose from "
+                                         f"{','.join(LINEAR_NAMES)} (comma-separated) or all")
+    return names
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
+def existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    return path
+
+
+def output_dir(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder to write into")
+    return path
+
+
+# ---------------------------------------------------------------- commands
+def base_model(path: Path | None):
+    """The shipped base, or one written by `minituner pretrain --out DIR` (DIR/base.*) or at a path stem."""
+    from .checkpoint import BASE_NAME, load_base
+
+    if path is not None and path.is_dir():
+        path = path / BASE_NAME
+    return load_base(path)
+
+
+def method_config(args):
+    """The method's config object from the command line's method options."""
+    import minituner as mt
+
+    if args.method == "lora":
+        return mt.LoraConfig(r=args.r, lora_alpha=args.lora_alpha, target_modules=args.target_modules,
+                             lora_dropout=args.lora_dropout)
+    if args.method == "prompt":
+        return mt.PromptTuningConfig(num_virtual_tokens=args.num_virtual_tokens, init=args.init, init_text=args.init_text)
+    if args.method in ("prefix", "ptuning-v2"):
+        return mt.PrefixTuningConfig(num_virtual_tokens=args.num_virtual_tokens, init=args.init, init_text=args.init_text,
+                                     prefix_projection=args.method == "prefix")
+    if args.method == "freeze":
+        return mt.FreezeConfig(trainable_layers=args.trainable_layers)
+    return mt.FullConfig()
+
+
+def cmd_finetune(args) -> int:
+    import minituner as mt
+
+    from .device import check_device
+
+    device = check_device(args.device)
+    data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase)
+    model = mt.get_peft_model(base_model(args.base), method_config(args))
+    model.print_trainable_parameters()
+    lr = args.lr or METHOD_LR[args.method]
+    hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
+                    device=device, eval_every=args.eval_every, patience=args.patience)
+    ev = mt.evaluate(model, data.test)
+    print(f"trained {len(hist.losses)} of {args.steps} steps at lr {lr} in {hist.seconds:.1f} s; "
+          f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
+    model.save_pretrained(args.out)
+    print(f"saved {args.out}; try: minituner generate --adapter {args.out}"
+          f"{f' --base {args.base}' if args.base else ''} \"{data.test.examples[0][0]}\"")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import minituner as mt
+
+    from .device import check_device
+
+    device = check_device(args.device)
+    model = base_model(args.base)
+    if args.adapter is not None:
+        model = mt.PeftModel.from_pretrained(model, args.adapter)
+    model.to(device)
+    print(args.prompt + mt.answer(model, mt.CharTokenizer(), args.prompt, max_new_tokens=args.max_new_tokens))
+    return 0
 
 
 def cmd_pretrain(args) -> int:
     from .checkpoint import ASSETS, BASE_NAME, save_model
+    from .device import check_device
+    from .model import GPTConfig
     from .pretrain import pretrain
+    from .tokenizer import CharTokenizer
     from .train import answer
 
-    model, hist, meta = pretrain(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
+    out = args.out or (ASSETS if args.overwrite_shipped_base else PRETRAIN_OUT)
+    if out.resolve().is_relative_to(ASSETS.resolve()) and not args.overwrite_shipped_base:
+        raise ValueError(f"--out {out} is inside the installed package ({ASSETS}), where the shipped base "
+                         f"lives; give another folder, or add --overwrite-shipped-base to replace it")
+    device = check_device(args.device)
+    tok = CharTokenizer()
+    config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                       n_head=args.n_head, n_embd=args.n_embd)
+    model, hist, meta = pretrain(steps=args.steps, lr=args.lr, seed=args.seed, config=config, device=device,
                                  progress=not args.quiet)
-    out = save_model(model, args.out or ASSETS / BASE_NAME, meta)
+    saved = save_model(model, out / BASE_NAME, meta)
     print(f"pretrained {meta['parameters']:,} parameters for {meta['recipe']['steps']} steps "
           f"in {meta['seconds']} s: held-out loss {meta['held_out_loss']}, "
           f"facts answered both ways {meta['fact_accuracy']:.1%}")
-    from .tokenizer import CharTokenizer
-
-    tok = CharTokenizer()
     for prompt in ("the cat eats", "the animal that says woof is the"):
-        print(f"  {prompt!r} -> {answer(model, tok, prompt)!r}")
-    print(f"saved {out}")
+        room = config.block_size - len(prompt)
+        if room > 0:
+            print(f"  {prompt!r} -> {answer(model, tok, prompt, max_new_tokens=min(24, room))!r}")
+    print(f"saved {saved}; use it with --base {out}")
     return 0
 
 
@@ -50,41 +206,121 @@ def cmd_notebooks(args) -> int:
     return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="minituner", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# ---------------------------------------------------------------- the parser
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' after every option's help, unless it is required or its help says its default."""
 
-    p = sub.add_parser("pretrain", help="train the base model from scratch on the mini-world corpus")
+    def _get_help_string(self, action):
+        if action.required or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): 'minituner finetune: error: argument --r: ...'."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_run_options(p, steps: int, batch_size: int):
+    p.add_argument("--steps", type=positive_int, default=steps, help="training steps (at most)")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per step")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the data order and initialisation")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import TASKS
     from .pretrain import RECIPE
 
-    p.add_argument("--steps", type=int, default=RECIPE["steps"])
-    p.add_argument("--lr", type=float, default=RECIPE["lr"])
-    p.add_argument("--seed", type=int, default=RECIPE["seed"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="where to save (default: the shipped minituner/assets/base)")
+    parser = Parser(prog="minituner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"minituner {version('minituner')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help, fn):
+        p = sub.add_parser(name, help=help, description=help, formatter_class=Formatter)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = command("finetune", "fine-tune the shipped base (or --base) on your own (prompt, answer) pairs", cmd_finetune)
+    p.add_argument("--method", required=True, choices=METHODS, help="the fine-tuning method")
+    p.add_argument("--data", required=True, type=existing_file,
+                   help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line')
+    p.add_argument("--out", required=True, type=output_dir, help="folder to save the result in (save_pretrained)")
+    p.add_argument("--base", type=existing_dir, default=None,
+                   help="a folder written by `minituner pretrain --out` (default: the shipped base)")
+    p.add_argument("--val", type=fraction, default=0.2, help="fraction of the pairs held out for early stopping")
+    p.add_argument("--test", type=fraction, default=0.2, help="fraction of the pairs held out for the test score")
+    p.add_argument("--lowercase", action="store_true", help="lower-case prompts and answers")
+    g = p.add_argument_group("training")
+    add_run_options(g, steps=300, batch_size=16)
+    g.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default: the method's own, as in `minituner compare`: "
+                        + ", ".join(f"{m} {lr:g}" for m, lr in METHOD_LR.items()) + ")")
+    g.add_argument("--eval-every", type=positive_int, default=25, help="steps between validation checks")
+    g.add_argument("--patience", type=positive_int, default=4,
+                   help="stop after this many validation checks without improvement (the best weights are kept)")
+    g = p.add_argument_group("lora")
+    g.add_argument("--r", type=positive_int, default=4, help="LoRA rank")
+    g.add_argument("--lora-alpha", type=positive_float, default=16.0, help="LoRA scale α (ΔW is scaled by α/r)")
+    g.add_argument("--target-modules", type=target_modules, default="q_proj,v_proj",
+                   help=f"comma-separated Linear names ({','.join(LINEAR_NAMES)}) or all")
+    g.add_argument("--lora-dropout", type=fraction, default=0.0, help="dropout on the LoRA path")
+    g = p.add_argument_group("prompt, prefix, ptuning-v2")
+    g.add_argument("--num-virtual-tokens", type=positive_int, default=8, help="virtual tokens k")
+    g.add_argument("--init", choices=("random", "vocab", "text"), default="random",
+                   help="how the virtual tokens start")
+    g.add_argument("--init-text", default=None, help="the text to start from, with --init text")
+    g = p.add_argument_group("freeze")
+    g.add_argument("--trainable-layers", type=positive_int, default=1, help="top blocks left trainable")
+
+    p = command("generate", "answer a prompt with the base, or with a fine-tuned result (--adapter)", cmd_generate)
+    p.add_argument("prompt", help="the text to continue, in the tokenizer's alphabet")
+    p.add_argument("--adapter", type=existing_dir, default=None,
+                   help="a folder written by `minituner finetune --out` (default: none, the base alone)")
+    p.add_argument("--base", type=existing_dir, default=None,
+                   help="a folder written by `minituner pretrain --out` (default: the shipped base)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=24, help="tokens to generate at most (stops at '.')")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+
+    p = command("compare", "the main job: every method side by side on the shipped base", cmd_compare)
+    p.add_argument("--task", default="classify", choices=TASKS, help="the downstream task")
+    add_run_options(p, steps=250, batch_size=16)
+    p.add_argument("--out", type=output_dir, default=Path("runs/compare"), help="folder for table.md and the plots")
+
+    p = command("pretrain", "train a base model from scratch on the mini-world corpus", cmd_pretrain)
+    add_run_options(p, steps=RECIPE["steps"], batch_size=RECIPE["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=RECIPE["lr"], help="peak learning rate")
+    p.add_argument("--out", type=output_dir, default=None,
+                   help=f"folder to save base.safetensors and base.json in (default: {PRETRAIN_OUT})")
+    p.add_argument("--overwrite-shipped-base", action="store_true",
+                   help="allow writing into the installed package (minituner/assets), replacing the shipped base")
+    from .model import GPTConfig
+
+    size = GPTConfig()
+    p.add_argument("--n-layer", type=positive_int, default=size.n_layer, help="transformer blocks")
+    p.add_argument("--n-embd", type=positive_int, default=size.n_embd, help="model width C")
+    p.add_argument("--n-head", type=positive_int, default=size.n_head, help="attention heads (must divide --n-embd)")
+    p.add_argument("--block-size", type=positive_int, default=size.block_size, help="context length in tokens")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(fn=cmd_pretrain)
 
-    p = sub.add_parser("compare", help="the main job: every method side by side on the shipped base")
-    p.add_argument("--task", default="classify", help="classify, relabel or qa")
-    p.add_argument("--steps", type=int, default=250)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="runs/compare")
-    p.set_defaults(fn=cmd_compare)
+    command("verify", "check every formula of the article numerically", cmd_verify)
 
-    p = sub.add_parser("verify", help="check every formula of the article numerically")
-    p.set_defaults(fn=cmd_verify)
-
-    p = sub.add_parser("notebooks", help="make notebooks/ from lessons/ (jupytext) and execute them")
+    p = command("notebooks", "make notebooks/ from lessons/ (jupytext) and execute them", cmd_notebooks)
     p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
     p.add_argument("--no-execute", action="store_true", help="convert without running")
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
-    p.set_defaults(fn=cmd_notebooks)
+    return parser
 
-    args = parser.parse_args(argv)
-    return args.fn(args)
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: one line, no traceback
+        print(f"minituner {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

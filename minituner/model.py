@@ -164,6 +164,23 @@ class KVCache:
         return self.n_virtual + self.n_real
 
 
+def check_token_ids(idx, vocab_size: int) -> None:
+    """idx must be a 2-D integer tensor (B, T) with B, T >= 1 and every id in 0..V-1.
+
+    Checked once at the top of GPT.forward: torch would index row V-1 for id -1 silently.
+    """
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"idx must be a torch.Tensor of token ids (B, T), got {type(idx).__name__}")
+    if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
+        raise TypeError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if idx.dim() != 2 or idx.size(0) < 1 or idx.size(1) < 1:
+        raise ValueError(f"idx must be a 2-D tensor (B, T) with B >= 1 rows and T >= 1 tokens, "
+                         f"got shape {tuple(idx.shape)}")
+    bad = (idx < 0) | (idx >= vocab_size)  # (B, T)
+    if bool(bad.any()):
+        raise ValueError(f"idx holds token id {idx[bad][0].item()}, outside the vocabulary 0..{vocab_size - 1}")
+
+
 class LanguageModel(nn.Module):
     """What train(), evaluate() and generate() need: ``model(idx, kv_cache=None) -> logits``
     and a ``config``. GPT and every method's model share it."""
@@ -179,7 +196,18 @@ class LanguageModel(nn.Module):
         whole sequence is run again each step: both give the same tokens (a test checks it).
         Generation stops early once every row has produced stop_id.
         """
-        if temperature < 0:
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+            raise TypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__}")
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        check_token_ids(idx, self.config.vocab_size)
+        k = getattr(self, "num_virtual_tokens", 0)  # prompt tuning's virtual tokens take positions too
+        if idx.size(1) + max_new_tokens > self.config.block_size - k:
+            raise ValueError(f"{idx.size(1)} prompt tokens + max_new_tokens={max_new_tokens}"
+                             f"{f' + {k} virtual tokens' if k else ''} exceed the context "
+                             f"block_size={self.config.block_size}; use max_new_tokens <= "
+                             f"{max(0, self.config.block_size - k - idx.size(1))} or a shorter prompt")
+        if not temperature >= 0:  # also refuses NaN
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
         if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
             raise ValueError(f"top_k must be in 1..{self.config.vocab_size}, got {top_k}")
@@ -239,6 +267,7 @@ class GPT(LanguageModel):
         (inserted once: when kv_cache already holds them they are not inserted again).
         prefixes: one (P_k, P_v) pair of (k, C) tensors per block, prefix tuning.
         """
+        check_token_ids(idx, self.config.vocab_size)
         B, T = idx.shape
         past = kv_cache.n_real if kv_cache is not None else 0
         insert_prompt = prompt is not None and (kv_cache is None or kv_cache.length == 0)

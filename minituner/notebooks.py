@@ -52,10 +52,12 @@ def build(check: bool = False, execute: bool = True, only: str | None = None) ->
         for name in bad:
             print(f"out of sync: {name} (run `minituner notebooks`)")
         return 1 if bad else 0
+    chosen = [lesson for lesson in lessons() if not only or lesson.name.startswith(only)]
+    if not chosen:
+        raise ValueError(f"--only {only!r} matches no lesson; the lessons are "
+                         f"{', '.join(lesson.name for lesson in lessons())}")
     NOTEBOOKS.mkdir(exist_ok=True)
-    for lesson in lessons():
-        if only and not lesson.name.startswith(only):
-            continue
+    for lesson in chosen:
         t0 = time.perf_counter()
         nb = jupytext.read(lesson)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

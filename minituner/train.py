@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import Dataset, Split
+from .device import check_device
 from .functional import cross_entropy
 from .optim import AdamW
 
@@ -52,6 +53,7 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    device = check_device(device)
     model.to(device)
     model.train()
     opt = AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)

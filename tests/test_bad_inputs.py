@@ -1,0 +1,372 @@
+"""Every bad input is a clear error: the right exception type, and a message that names the argument.
+
+One table of cases, API and command line (issue 12): each case is a call that must fail,
+the exception it must raise and patterns its message must contain. Command-line cases
+run ``minituner.cli.main`` in-process: they must exit with status 2 and one line on stderr,
+never a traceback. ``tests/sweep_bad_inputs.py`` runs the same table on any checkout and
+counts the outcomes (clear / obscure / silent).
+
+Cases marked ``pending`` are implemented on another branch (the method API or the
+data protocol); they are xfail (not strict) until it is merged.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import json
+import math
+import re
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+import minituner as mt
+from minituner.model import GPT, GPTConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = ROOT / "docs" / "examples" / "pairs.jsonl"
+NO_CUDA = not torch.cuda.is_available()
+
+
+class CliError(Exception):
+    """main() ended with exit status 2; the message is what it wrote on stderr."""
+
+
+def cli(*argv):
+    """A case that runs `minituner ARGV` in-process and raises CliError when it exits with status 2."""
+
+    def run():
+        from minituner.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main([str(a) for a in argv])
+            except SystemExit as e:
+                code = e.code
+        if code == 2:
+            raise CliError(err.getvalue())
+        if code not in (0, None):
+            raise RuntimeError(f"exit status {code}: {err.getvalue()}")
+
+    return run
+
+
+@functools.cache
+def tmp() -> Path:
+    """One scratch folder for the whole run, with the files the cases need."""
+    d = Path(tempfile.mkdtemp(prefix="minituner-bad-"))
+    (d / "a_file").write_text("not a folder\n")
+    (d / "broken.jsonl").write_text('{"prompt": "who says meow?", "answer": " the cat"}\n{"prompt": \n')
+    (d / "unknown_char.jsonl").write_text('{"prompt": "who says miaou?", "answer": " the cat"}\n'
+                                          '{"prompt": "who says ☺?", "answer": " the cat"}\n')
+    return d
+
+
+def tiny() -> GPT:
+    return GPT(GPTConfig(vocab_size=mt.CharTokenizer().vocab_size, block_size=96, n_layer=2, n_head=2, n_embd=16))
+
+
+@functools.cache
+def task():
+    return mt.make_task("classify")
+
+
+def ids(*rows) -> torch.Tensor:
+    return torch.tensor(rows)
+
+
+def train(**kw):
+    return lambda: mt.train(mt.full(tiny()), kw.pop("data", None) or task(), **dict(dict(steps=1, progress=False), **kw))
+
+
+def device(name):
+    return lambda: importlib.import_module("minituner.device").check_device(name)
+
+
+def lora_model():
+    return mt.get_peft_model(tiny(), mt.LoraConfig(r=2, lora_alpha=4))
+
+
+def saved_lora(model=None) -> Path:
+    d = Path(tempfile.mkdtemp(dir=tmp())) / "adapter"
+    (model or lora_model()).save_pretrained(d)
+    return d
+
+
+def flip_a_byte(d: Path) -> Path:
+    f = d / "adapter_model.safetensors"
+    b = bytearray(f.read_bytes())
+    b[-3] ^= 0xFF  # inside the last tensor's data
+    f.write_bytes(bytes(b))
+    return d
+
+
+def train_merged():
+    model = lora_model()
+    model.merge_adapter()
+    mt.train(model, task(), steps=1, progress=False)
+
+
+def torn_pair():
+    """adapter_config.json of one save next to the tensors of another (what a crash between them left)."""
+    other = mt.get_peft_model(tiny(), mt.LoraConfig(r=2, lora_alpha=8))
+    with torch.no_grad():
+        for t in other.adapter_state_dict().values():
+            t.add_(1.0)  # other tensors than the first save's
+    a, b = saved_lora(), saved_lora(other)
+    (b / "adapter_config.json").write_text((a / "adapter_config.json").read_text())
+    mt.PeftModel.from_pretrained(tiny(), b)
+
+
+def garbled_config():
+    d = saved_lora()
+    (d / "adapter_config.json").write_text("{not json")
+    mt.PeftModel.from_pretrained(tiny(), d)
+
+
+def garbled_checkpoint():
+    path = tmp() / "garbled"
+    mt.save_model(tiny(), path)
+    path.with_suffix(".json").write_text("{not json")
+    mt.load_model(path)
+
+
+@dataclass
+class Case:
+    id: str
+    run: object  # a callable that must raise
+    error: type[BaseException] | tuple
+    names: tuple[str, ...]  # regular expressions the message must match
+    pending: str | None = None  # the branch that implements it, while not merged
+    needs_no_cuda: bool = False
+
+
+def C(id, run, error, *names, pending=None, needs_no_cuda=False):
+    return Case(id, run, error, names, pending, needs_no_cuda)
+
+
+V = mt.CharTokenizer().vocab_size
+CASES = [
+    # ------------------------------------------------ GPT.forward / generate (checked at the top)
+    C("forward-id-minus-1", lambda: tiny()(ids([3, -1])), ValueError, r"\bidx\b", "-1"),
+    C("forward-id-V", lambda: tiny()(ids([3, V])), ValueError, r"\bidx\b", str(V)),
+    C("forward-float-ids", lambda: tiny()(torch.zeros(1, 3)), TypeError, r"\bidx\b", "float"),
+    C("forward-bool-ids", lambda: tiny()(torch.ones(1, 3, dtype=torch.bool)), TypeError, r"\bidx\b"),
+    C("forward-list", lambda: tiny()([[3, 4]]), TypeError, r"\bidx\b"),
+    C("forward-1d", lambda: tiny()(torch.tensor([3, 4])), ValueError, r"\bidx\b", r"2-D"),
+    C("forward-3d", lambda: tiny()(torch.ones(1, 2, 3, dtype=torch.long)), ValueError, r"\bidx\b", r"2-D"),
+    C("forward-T0", lambda: tiny()(torch.zeros(1, 0, dtype=torch.long)), ValueError, r"\bidx\b", r"T >= 1"),
+    C("forward-B0", lambda: tiny()(torch.zeros(0, 3, dtype=torch.long)), ValueError, r"\bidx\b", r"B >= 1"),
+    C("lora-forward-id-minus-1", lambda: mt.lora(tiny(), r=2)(ids([3, -1])), ValueError, r"\bidx\b"),
+    C("prompt-forward-id-V", lambda: mt.prompt_tuning(tiny(), num_virtual_tokens=2)(ids([V + 5])), ValueError, r"\bidx\b"),
+    C("generate-negative-max-new-tokens", lambda: tiny().generate(ids([3]), -1), ValueError, "max_new_tokens"),
+    C("generate-float-max-new-tokens", lambda: tiny().generate(ids([3]), 2.5), TypeError, "max_new_tokens"),
+    C("generate-beyond-context", lambda: tiny().generate(ids([3, 4]), 200), ValueError, "max_new_tokens", "block_size"),
+    C("generate-id-minus-1", lambda: tiny().generate(ids([-1]), 2), ValueError, r"\bidx\b"),
+    C("generate-float-ids", lambda: tiny().generate(torch.zeros(1, 2), 2), TypeError, r"\bidx\b"),
+    C("generate-temperature-nan", lambda: tiny().generate(ids([3]), 2, temperature=math.nan), ValueError, "temperature"),
+    C("generate-top-k-0", lambda: tiny().generate(ids([3]), 2, temperature=1.0, top_k=0), ValueError, "top_k"),
+    C("answer-unknown-character", lambda: mt.answer(tiny(), mt.CharTokenizer(), "who says ☺?"), ValueError, "☺"),
+    # ------------------------------------------------ devices
+    C("device-unknown", device("tpu"), ValueError, "tpu", "cpu, cuda"),
+    C("device-malformed", device("cuda:x"), ValueError, "cuda:x", "cpu, cuda"),
+    C("device-cuda-unavailable", device("cuda"), ValueError, "CUDA was requested", "--device cpu", needs_no_cuda=True),
+    C("train-device-unknown", train(device="tpu"), ValueError, "tpu"),
+    C("train-device-cuda-unavailable", train(device="cuda"), ValueError, "CUDA", needs_no_cuda=True),
+    C("compare-device-unknown", lambda: importlib.import_module("minituner.compare").compare(
+        steps=1, device="tpu", out=tmp() / "cmp"), ValueError, "tpu"),
+    C("compare-out-is-a-file", lambda: importlib.import_module("minituner.compare").compare(steps=1, out=tmp() / "a_file"),
+      ValueError, r"\bout\b", "a_file"),
+    C("notebooks-only-matches-nothing", lambda: importlib.import_module("minituner.notebooks").build(only="zz"),
+      ValueError, "zz", "00_y_equals_wx"),
+    # ------------------------------------------------ train() arguments (data protocol)
+    C("train-steps-0", train(steps=0), ValueError, "steps"),
+    C("train-batch-size-0", train(batch_size=0), ValueError, "batch_size"),
+    C("train-lr-nan", train(lr=math.nan), ValueError, r"\blr\b", pending="protocol"),
+    C("train-lr-inf", train(lr=math.inf), ValueError, r"\blr\b", pending="protocol"),
+    C("train-lr-negative", train(lr=-1e-3), ValueError, r"\blr\b", pending="protocol"),
+    C("train-grad-clip-negative", train(grad_clip=-1.0), ValueError, "grad_clip", pending="protocol"),
+    C("train-weight-decay-nan", train(weight_decay=math.nan), ValueError, "weight_decay", pending="protocol"),
+    C("train-patience-negative", train(patience=-1), ValueError, "patience", pending="protocol"),
+    C("train-eval-every-negative", train(eval_every=-1), ValueError, "eval_every", pending="protocol"),
+    C("train-on-a-list-of-pairs", lambda: mt.train(mt.full(tiny()), [("who says meow?", " the cat")], steps=1),
+      TypeError, "data", "Dataset", pending="protocol"),
+    # ------------------------------------------------ your own pairs (data protocol)
+    C("pairs-unknown-character", lambda: mt.Dataset.from_pairs([("who says ☺?", " the cat")] * 10), ValueError, "☺", pending="protocol"),
+    C("pairs-empty", lambda: mt.Dataset.from_pairs([]), ValueError, "pairs", pending="protocol"),
+    C("pairs-not-a-list", lambda: mt.Dataset.from_pairs("who says meow? the cat"), TypeError, "pairs", pending="protocol"),
+    C("pairs-not-two-strings", lambda: mt.Dataset.from_pairs([("who says meow?",)] * 10), (TypeError, ValueError),
+      "pair", pending="protocol"),
+    C("pairs-answer-not-a-string", lambda: mt.Dataset.from_pairs([("who says meow?", 3)] * 10), TypeError, "answer",
+      pending="protocol"),
+    C("pairs-val-above-1", lambda: mt.Dataset.from_pairs([("who says meow?", " the cat")] * 10, val=1.5), ValueError,
+      r"\bval\b", pending="protocol"),
+    C("pairs-test-negative", lambda: mt.Dataset.from_pairs([("who says meow?", " the cat")] * 10, test=-0.1), ValueError,
+      r"\btest\b", pending="protocol"),
+    C("pairs-empty-split", lambda: mt.Dataset.from_pairs([("who says meow?", " the cat")] * 2), ValueError,
+      r"empty|at least", pending="protocol"),
+    C("jsonl-does-not-parse", lambda: mt.Dataset.from_jsonl(tmp() / "broken.jsonl"), ValueError, "broken.jsonl",
+      r"line 2", pending="protocol"),
+    C("jsonl-unknown-character", lambda: mt.Dataset.from_jsonl(tmp() / "unknown_char.jsonl"), ValueError, "☺",
+      r"line 2", pending="protocol"),
+    C("jsonl-missing-file", lambda: mt.Dataset.from_jsonl(tmp() / "nowhere.jsonl"), FileNotFoundError, "nowhere.jsonl",
+      pending="protocol"),
+    # ------------------------------------------------ pretraining config (data protocol)
+    C("pretrain-context-too-short", lambda: mt.pretrain.pretrain(steps=1, n_train=8, progress=False, config=GPTConfig(
+        block_size=16, n_layer=1, n_head=1, n_embd=8)), ValueError, "block_size", pending="protocol"),
+    C("pretrain-vocabulary-too-small", lambda: mt.pretrain.pretrain(steps=1, n_train=8, progress=False, config=GPTConfig(
+        vocab_size=10, n_layer=1, n_head=1, n_embd=8)), ValueError, "vocab_size", pending="protocol"),
+    # ------------------------------------------------ method configs and models (method API)
+    C("lora-alpha-0", lambda: mt.get_peft_model(tiny(), mt.LoraConfig(lora_alpha=0)), ValueError, "lora_alpha", pending="api"),
+    C("lora-alpha-nan", lambda: mt.get_peft_model(tiny(), mt.LoraConfig(lora_alpha=math.nan)), ValueError, "lora_alpha",
+      pending="api"),
+    C("lora-r-0", lambda: mt.get_peft_model(tiny(), mt.LoraConfig(r=0)), ValueError, r"\br\b", pending="api"),
+    C("lora-dropout-1", lambda: mt.get_peft_model(tiny(), mt.LoraConfig(lora_dropout=1.0)), ValueError, "lora_dropout",
+      pending="api"),
+    C("lora-unknown-target", lambda: mt.get_peft_model(tiny(), mt.LoraConfig(target_modules=["qq_proj"])), ValueError,
+      "qq_proj", "q_proj", pending="api"),
+    C("lora-config-unknown-name", lambda: mt.LoraConfig.from_dict({"rank": 4}), ValueError, "rank", "lora_alpha",
+      pending="api"),
+    C("prompt-0-virtual-tokens", lambda: mt.get_peft_model(tiny(), mt.PromptTuningConfig(num_virtual_tokens=0)),
+      ValueError, "num_virtual_tokens", pending="api"),
+    C("prompt-more-virtual-tokens-than-context", lambda: mt.get_peft_model(
+        tiny(), mt.PromptTuningConfig(num_virtual_tokens=200)), ValueError, "num_virtual_tokens", "block_size",
+      pending="api"),
+    C("prompt-unknown-init", lambda: mt.get_peft_model(tiny(), mt.PromptTuningConfig(num_virtual_tokens=2, init="zz")),
+      ValueError, "init", pending="api"),
+    C("prompt-text-init-without-text", lambda: mt.get_peft_model(
+        tiny(), mt.PromptTuningConfig(num_virtual_tokens=2, init="text")), ValueError, "init_text", pending="api"),
+    C("freeze-more-layers-than-the-model", lambda: mt.get_peft_model(tiny(), mt.FreezeConfig(trainable_layers=9)),
+      ValueError, "trainable_layers", pending="api"),
+    C("peft-config-of-wrong-type", lambda: mt.get_peft_model(tiny(), "lora"), TypeError, "config", pending="api"),
+    C("stack-lora-on-prompt", lambda: mt.lora(mt.prompt_tuning(tiny(), num_virtual_tokens=2), r=2), ValueError, "GPT",
+      pending="api"),
+    C("stack-prefix-on-lora", lambda: mt.prefix_tuning(lora_model(), num_virtual_tokens=2), ValueError, "GPT",
+      pending="api"),
+    C("stack-full-on-lora", lambda: mt.full(lora_model()), ValueError, "GPT", pending="api"),
+    C("stack-get-peft-model-on-lora", lambda: mt.get_peft_model(lora_model(), mt.LoraConfig()), ValueError, "GPT",
+      pending="api"),
+    C("train-merged-lora", train_merged, ValueError, "unmerge", pending="api"),
+    C("load-flipped-byte", lambda: mt.PeftModel.from_pretrained(tiny(), flip_a_byte(saved_lora())), ValueError,
+      r"hash|sha256", pending="api"),
+    C("load-torn-pair", torn_pair, ValueError, r"hash|sha256", pending="api"),
+    C("load-other-base", lambda: mt.PeftModel.from_pretrained(GPT(tiny().config, seed=1), saved_lora()), ValueError,
+      "fingerprint", pending="api"),
+    C("load-config-does-not-parse", garbled_config, ValueError, "adapter_config.json", pending="api"),
+    C("load-missing-folder", lambda: mt.PeftModel.from_pretrained(tiny(), tmp() / "no_adapter"), FileNotFoundError,
+      "no_adapter", pending="api"),
+    C("load-model-json-does-not-parse", garbled_checkpoint, ValueError, r"garbled\.json", pending="api"),
+    # ------------------------------------------------ the command line: exit 2, one line, no traceback
+    C("cli-no-command", cli(), CliError, "COMMAND"),
+    C("cli-unknown-command", cli("tune"), CliError, "tune"),
+    C("cli-finetune-no-method", cli("finetune", "--data", PAIRS, "--out", tmp() / "o"), CliError, "--method"),
+    C("cli-finetune-unknown-method", cli("finetune", "--method", "qlora"), CliError, "--method", "lora"),
+    *[C(f"cli-finetune{opt}={val}", cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / "o", opt, val),
+        CliError, re.escape(opt)) for opt, val in [
+        ("--r", "0"), ("--r", "-1"), ("--r", "abc"), ("--r", "2.5"),
+        ("--lora-alpha", "0"), ("--lora-alpha", "nan"), ("--lora-alpha", "inf"), ("--lora-alpha", "-4"),
+        ("--lora-dropout", "1"), ("--target-modules", "qq_proj"), ("--target-modules", ","),
+        ("--lr", "nan"), ("--lr", "inf"), ("--lr", "0"), ("--lr", "-0.1"),
+        ("--steps", "0"), ("--steps", "-5"), ("--batch-size", "0"), ("--seed", "-1"),
+        ("--patience", "0"), ("--eval-every", "0"), ("--val", "1.5"), ("--test", "-0.1"),
+        ("--num-virtual-tokens", "0"), ("--trainable-layers", "0"), ("--init", "zeros"),
+        ("--data", tmp() / "nowhere.jsonl"), ("--out", tmp() / "a_file"), ("--base", tmp() / "no_base"),
+    ]],
+    C("cli-finetune-device-unknown", cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / "o",
+                                         "--device", "tpu"), CliError, "tpu", "cpu, cuda"),
+    C("cli-finetune-device-cuda-unavailable", cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / "o",
+                                                  "--device", "cuda"), CliError, "CUDA was requested", needs_no_cuda=True),
+    C("cli-finetune-data-does-not-parse", cli("finetune", "--method", "lora", "--data", tmp() / "broken.jsonl",
+                                              "--out", tmp() / "o"), CliError, "broken.jsonl", pending="protocol"),
+    C("cli-finetune-data-unknown-character", cli("finetune", "--method", "lora", "--data", tmp() / "unknown_char.jsonl",
+                                                 "--out", tmp() / "o"), CliError, "☺", pending="protocol"),
+    C("cli-generate-unknown-character", cli("generate", "who says ☺?"), CliError, "☺"),
+    C("cli-generate-max-new-tokens-0", cli("generate", "--max-new-tokens", "0", "who"), CliError, "--max-new-tokens"),
+    C("cli-generate-beyond-context", cli("generate", "--max-new-tokens", "500", "who"), CliError, "max_new_tokens",
+      "block_size"),
+    C("cli-generate-no-adapter-folder", cli("generate", "--adapter", tmp() / "no_adapter", "who"), CliError, "--adapter"),
+    C("cli-generate-no-base-folder", cli("generate", "--base", tmp() / "no_base", "who"), CliError, "--base"),
+    C("cli-generate-device-unknown", cli("generate", "--device", "tpu", "who"), CliError, "tpu"),
+    C("cli-compare-out-is-a-file", cli("compare", "--steps", "1", "--out", tmp() / "a_file"), CliError, "--out", "a_file"),
+    C("cli-compare-unknown-task", cli("compare", "--task", "zz"), CliError, "--task", "classify"),
+    C("cli-compare-steps-0", cli("compare", "--steps", "0"), CliError, "--steps"),
+    C("cli-compare-batch-size-0", cli("compare", "--batch-size", "0"), CliError, "--batch-size"),
+    C("cli-compare-device-unknown", cli("compare", "--steps", "1", "--device", "tpu", "--out", tmp() / "cmp"), CliError,
+      "tpu"),
+    C("cli-compare-device-cuda-unavailable", cli("compare", "--steps", "1", "--device", "cuda", "--out", tmp() / "cmp"),
+      CliError, "CUDA was requested", needs_no_cuda=True),
+    C("cli-pretrain-into-the-package", cli("pretrain", "--steps", "1", "--out", ROOT / "minituner" / "assets"), CliError,
+      "--overwrite-shipped-base"),
+    C("cli-pretrain-n-head-does-not-divide", cli("pretrain", "--steps", "1", "--n-head", "3", "--out", tmp() / "pre"),
+      CliError, "n_head"),
+    C("cli-pretrain-block-size-0", cli("pretrain", "--block-size", "0"), CliError, "--block-size"),
+    C("cli-pretrain-n-layer-0", cli("pretrain", "--n-layer", "0"), CliError, "--n-layer"),
+    C("cli-pretrain-n-embd-negative", cli("pretrain", "--n-embd", "-8"), CliError, "--n-embd"),
+    C("cli-pretrain-steps-0", cli("pretrain", "--steps", "0"), CliError, "--steps"),
+    C("cli-pretrain-lr-nan", cli("pretrain", "--lr", "nan"), CliError, "--lr"),
+    C("cli-pretrain-device-cuda-unavailable", cli("pretrain", "--steps", "1", "--device", "cuda", "--out", tmp() / "pre"),
+      CliError, "CUDA was requested", needs_no_cuda=True),
+    C("cli-notebooks-only-matches-nothing", cli("notebooks", "--only", "zz"), CliError, "zz", "00_y_equals_wx"),
+]
+
+
+def marks(case: Case):
+    m = []
+    if case.pending:
+        m.append(pytest.mark.xfail(strict=False, reason=f"implemented on branch {case.pending!r}, not merged yet"))
+    if case.needs_no_cuda:
+        m.append(pytest.mark.skipif(not NO_CUDA, reason="a GPU is present: CUDA is available"))
+    return m
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=marks(c)) for c in CASES])
+def test_bad_input_is_a_clear_error(case):
+    with pytest.raises(case.error) as info:
+        case.run()
+    message = str(info.value)
+    for pattern in case.names:
+        assert re.search(pattern, message), f"{pattern!r} not in the message: {message!r}"
+    if case.error is CliError:
+        assert "Traceback" not in message
+        assert len(message.strip().splitlines()) == 1, f"not one line: {message!r}"
+
+
+def test_the_table_is_large_and_covers_api_and_cli():
+    assert len(CASES) >= 60
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert sum(c.error is CliError for c in CASES) >= 20 and sum(c.error is not CliError for c in CASES) >= 20
+
+
+# ---------------------------------------------------------------- saving: nothing overwritten, nothing half-written
+@pytest.mark.xfail(strict=False, reason="implemented on branch 'api', not merged yet")
+def test_dotted_save_names_do_not_overwrite_each_other(tmp_path):
+    a, b = lora_model(), mt.get_peft_model(tiny(), mt.LoraConfig(r=2, lora_alpha=4, target_modules=["k_proj"]))
+    a.save_pretrained(tmp_path / "adapter.v1")
+    b.save_pretrained(tmp_path / "adapter.v2")
+    for model, name in ((a, "adapter.v1"), (b, "adapter.v2")):
+        again = mt.PeftModel.from_pretrained(tiny(), tmp_path / name)
+        assert again.adapter_state_dict().keys() == model.adapter_state_dict().keys()
+
+
+@pytest.mark.xfail(strict=False, reason="implemented on branch 'api', not merged yet")
+def test_an_existing_folder_as_save_path_is_written_into_not_beside(tmp_path):
+    (tmp_path / "out").mkdir()
+    lora_model().save_pretrained(tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+
+
+@pytest.mark.xfail(strict=False, reason="implemented on branch 'api', not merged yet")
+def test_a_save_leaves_no_temporary_files(tmp_path):
+    model = lora_model()
+    model.save_pretrained(tmp_path / "x")
+    model.save_pretrained(tmp_path / "x")  # saving again replaces the pair
+    assert [p.name for p in tmp_path.rglob("*") if "tmp" in p.name] == []
+    assert json.loads((tmp_path / "x" / "adapter_config.json").read_text())["method"] == "lora"

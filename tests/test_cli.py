@@ -1,0 +1,125 @@
+"""The `minituner` command: options documented and checked, pretraining kept out of the package,
+finetune -> generate from a pairs file, and the device check (no GPU needed)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from minituner import checkpoint
+from minituner.cli import build_parser, main
+from minituner.device import check_device, peak_memory
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = ROOT / "docs" / "examples" / "pairs.jsonl"
+TINY = ["--n-layer", "1", "--n-embd", "8", "--n-head", "1", "--steps", "1", "--quiet"]
+
+
+def subcommands(parser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("minituner 0.")
+
+
+@pytest.mark.parametrize("command", ["finetune", "generate", "compare", "pretrain", "notebooks"])
+def test_every_option_has_help_and_shows_its_default(command):
+    p = subcommands(build_parser())[command]
+    text = " ".join(p.format_help().split())
+    for action in p._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{command} {action.dest} has no help"
+        if action.option_strings and not action.required:
+            shown = p.formatter_class(prog=p.prog)._get_help_string(action)
+            assert "default" in shown, f"{command} {action.option_strings[0]} does not show its default"
+            assert " ".join(shown.replace("%(default)s", str(action.default)).split()) in text
+
+
+def test_task_and_method_have_choices():
+    sub = subcommands(build_parser())
+    method = next(a for a in sub["finetune"]._actions if a.dest == "method")
+    task = next(a for a in sub["compare"]._actions if a.dest == "task")
+    assert list(method.choices) == ["lora", "prompt", "prefix", "ptuning-v2", "freeze", "full"]
+    assert list(task.choices) == ["classify", "relabel", "qa"]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pretrain_writes_to_runs_pretrain_and_never_into_the_package(tmp_path, monkeypatch, capsys):
+    shipped = checkpoint.ASSETS / "base.safetensors"
+    before = sha(shipped)
+    monkeypatch.chdir(tmp_path)
+    assert main(["pretrain", "--block-size", "64", *TINY]) == 0
+    assert (tmp_path / "runs" / "pretrain" / "base.safetensors").exists()
+    assert sha(shipped) == before
+    assert "--base runs/pretrain" in capsys.readouterr().out
+    # the new base is what generate and finetune take with --base (its config: 1 layer, width 8)
+    assert main(["generate", "--base", "runs/pretrain", "--max-new-tokens", "3", "the cat"]) == 0
+    assert capsys.readouterr().out.startswith("the cat")
+
+
+def test_overwrite_shipped_base_is_the_one_way_into_the_package(tmp_path, monkeypatch, capsys):
+    assets = tmp_path / "package" / "assets"  # stands for minituner/assets
+    monkeypatch.setattr(checkpoint, "ASSETS", assets)
+    assert main(["pretrain", "--block-size", "64", "--out", str(assets), *TINY]) == 2
+    assert "--overwrite-shipped-base" in capsys.readouterr().err
+    assert not assets.exists()
+    assert main(["pretrain", "--block-size", "64", "--overwrite-shipped-base", *TINY]) == 0
+    assert (assets / "base.safetensors").exists() and (assets / "base.json").exists()
+
+
+def test_generate_with_the_shipped_base(capsys):
+    assert main(["generate", "the cat eats"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("the cat eats ") and out.endswith(".")
+
+
+@pytest.mark.xfail(strict=False, reason="needs the method API (branch 'api') and Dataset.from_jsonl (branch 'protocol')")
+@pytest.mark.parametrize("method", ["lora", "prompt", "prefix", "ptuning-v2", "freeze", "full"])
+def test_finetune_saves_then_generate_answers(method, tmp_path, capsys):
+    out = tmp_path / method
+    code = main(["finetune", "--method", method, "--data", str(PAIRS), "--out", str(out), "--steps", "4",
+                 "--eval-every", "2", "--batch-size", "4", "--num-virtual-tokens", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "trainable params" in printed and "accuracy" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert main(["generate", "--adapter", str(out), "--max-new-tokens", "4", "who says meow?"]) == 0
+    assert capsys.readouterr().out.startswith("who says meow?")
+
+
+# ---------------------------------------------------------------- devices: checked up front, no GPU needed
+def test_check_device_gives_a_torch_device():
+    assert check_device("cpu") == torch.device("cpu")
+    assert check_device(torch.device("cpu")) == torch.device("cpu")
+    assert peak_memory(torch.device("cpu")) is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_unavailable_names_this_pytorch():
+    with pytest.raises(ValueError) as e:
+        check_device("cuda:0")
+    assert torch.__version__ in str(e.value) and "--device cpu" in str(e.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_a_bad_device_stops_pretrain_before_any_training(tmp_path, monkeypatch, capsys):
+    import minituner.pretrain
+
+    def must_not_run(*a, **kw):
+        raise AssertionError("pretraining started")
+
+    monkeypatch.setattr(minituner.pretrain, "pretrain", must_not_run)
+    assert main(["pretrain", "--device", "cuda", "--out", str(tmp_path), *TINY]) == 2
+    assert "CUDA was requested" in capsys.readouterr().err

@@ -190,10 +190,11 @@ def cmd_verify(args) -> int:
 
 def cmd_compare(args) -> int:
     from .compare import compare
+    from .device import check_device
     from .report import markdown_table
 
     rows = compare(task=args.task, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                   device=args.device, out=args.out)
+                   device=str(check_device(args.device)), out=args.out)
     cols = ["method", "trainable params", "trainable %", "test loss", "test acc", "train s"]
     print(markdown_table(rows, cols))
     print(f"\nfull table, loss curves and trade-off plot in {args.out}/ (table.md, losses.png, tradeoff.png)")

@@ -5,8 +5,8 @@
     check_device("tpu")      -> ValueError listing the choices
 
 Every ``minituner`` command and ``train()`` call it first, so a wrong device is one clear
-line before training, never a torch error after it. Peak memory uses the public
-``torch.cuda.reset_peak_memory_stats`` / ``torch.cuda.max_memory_allocated``.
+line before training, never a torch error after it (e.g. the CPU build's AttributeError
+from ``torch.cuda.reset_peak_memory_stats``).
 """
 
 from __future__ import annotations
@@ -44,13 +44,3 @@ def check_device(device) -> torch.device:
         return dev
     raise ValueError(f"unsupported device {str(device)!r}; the choices are {', '.join(CHOICES)}")
 
-
-def reset_peak_memory(device: torch.device) -> None:
-    """Start counting the allocator's peak afresh (CUDA only; nothing to do elsewhere)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory(device: torch.device) -> int | None:
-    """Bytes at the allocator's peak since reset_peak_memory (CUDA), else None."""
-    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None

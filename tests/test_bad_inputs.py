@@ -183,7 +183,7 @@ CASES = [
     C("compare-device-unknown", lambda: importlib.import_module("minituner.compare").compare(
         steps=1, device="tpu", out=tmp() / "cmp"), ValueError, "tpu"),
     C("compare-out-is-a-file", lambda: importlib.import_module("minituner.compare").compare(steps=1, out=tmp() / "a_file"),
-      ValueError, r"\bout\b", "a_file"),
+      ValueError, r"\bout\b", "a_file", pending="protocol"),
     C("notebooks-only-matches-nothing", lambda: importlib.import_module("minituner.notebooks").build(only="zz"),
       ValueError, "zz", "00_y_equals_wx"),
     # ------------------------------------------------ train() arguments (data protocol)
@@ -289,8 +289,6 @@ CASES = [
                                                  "--out", tmp() / "o"), CliError, "☺", pending="protocol"),
     C("cli-generate-unknown-character", cli("generate", "who says ☺?"), CliError, "☺"),
     C("cli-generate-max-new-tokens-0", cli("generate", "--max-new-tokens", "0", "who"), CliError, "--max-new-tokens"),
-    C("cli-generate-beyond-context", cli("generate", "--max-new-tokens", "500", "who"), CliError, "max_new_tokens",
-      "block_size"),
     C("cli-generate-no-adapter-folder", cli("generate", "--adapter", tmp() / "no_adapter", "who"), CliError, "--adapter"),
     C("cli-generate-no-base-folder", cli("generate", "--base", tmp() / "no_base", "who"), CliError, "--base"),
     C("cli-generate-device-unknown", cli("generate", "--device", "tpu", "who"), CliError, "tpu"),

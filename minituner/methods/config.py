@@ -92,8 +92,8 @@ class PromptTuningConfig(MethodConfig):
         if self.init not in self.INITS:
             raise ValueError(f"init must be one of {', '.join(self.INITS)}, got {self.init!r}")
         if (self.init == "text") != (self.init_text is not None):
-            raise ValueError(f"init_text is given exactly when init='text' (a phrase of num_virtual_tokens="
-                             f"{self.num_virtual_tokens} characters); got init={self.init!r}, init_text={self.init_text!r}")
+            raise ValueError(f"init='text' needs init_text (a phrase of num_virtual_tokens={self.num_virtual_tokens} characters) "
+                             f"and init_text is only used with init='text'; got init={self.init!r}, init_text={self.init_text!r}")
         if self.init_text is not None and len(self.init_text) != self.num_virtual_tokens:
             raise ValueError(f"init_text must have exactly num_virtual_tokens={self.num_virtual_tokens} characters "
                              f"(one per virtual token), got {len(self.init_text)}: {self.init_text!r}")

@@ -89,7 +89,7 @@ def anatomy(base, task, r):
         B_article.normal_()  # pretend-trained values, on a throwaway copy, to check the mapping
         A_article.normal_()
         x = torch.randn(6, n)
-        Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ x.T + layer.bias[:, None]  # (m, 6)
+        Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ x.T + layer.base_layer.bias[:, None]  # (m, 6)
         print(f"max |layer(x) − ((W + A·B) X + b)ᵀ| = {(layer(x) - Y.T).abs().max().item():.2e}  (article form, letters mapped)")
     fresh = minituner.lora(base, r=r, lora_alpha=2 * r)
     x = task.test.x[:16]

@@ -5,14 +5,13 @@ Y = (W + ΔW) X with ΔW = AB (its A is our lora_B, its B our lora_A).
 Trainable count:  r · (in + out) per targeted Linear;  Σ = r · (in + out) · (targets per block) · n_layer.
 
 Every verb is a loop over the layers (``lora_layers``):
-    merge_adapter()    W ← W + ΔW of the active adapter (keep_copy=True keeps W_base too)
-    unmerge_adapter()  W ← W − ΔW (or W ← W_base)
+    merge_adapter()    W ← W + ΔW of the active adapter (keep_copy=True keeps W_base); unmerge_adapter() undoes it
     set_adapter(name)  unmerged: only the choice of A, B changes, exactly; merged: unmerge then
                        merge, i.e. the article's (W + ΔW) − ΔW + ΔW′ in place (each switch rounds
                        W once more in float32), or W_base + ΔW′ from the kept copy (one rounding)
     disable_adapter()  a context in which the model is its base alone, WX
     merge_and_unload() a plain GPT with ΔW inside W: the base's structure and cost
-A merged model cannot train (ΔW sits in the frozen W): its forward says to unmerge first.
+A merged model (eval mode) cannot train: ΔW sits in the frozen W; its forward says to unmerge first.
 """
 
 from __future__ import annotations
@@ -84,12 +83,13 @@ class LoraModel(PeftModel):
             self.set_adapter(self.list_adapters()[0])
 
     def merge_adapter(self, keep_copy: bool = False):
-        """W ← W + ΔW for the active adapter, in place: the forward becomes plain linear() again."""
+        """W ← W + ΔW of the active adapter, in place; merging is for inference: eval mode too."""
         if self.merged:
             raise ValueError(f"already merged ({self.active_adapter!r}); unmerge_adapter() first")
         for layer in lora_layers(self.base).values():
             layer.merge(self.active_adapter, keep_copy)
         self.merged = True
+        self.eval()
 
     def unmerge_adapter(self):
         if not self.merged:

@@ -82,7 +82,7 @@ class LoRALinear(nn.Module):
         if keep_copy and self.w_base is None:
             self.w_base = self.weight.detach().clone()
         if name in self.lora_A:
-            self.weight += self.get_delta_weight(name)  # W ← W + ΔW
+            self.weight.add_(self.get_delta_weight(name))  # W ← W + ΔW
             self.merged = name
 
     @torch.no_grad()
@@ -91,7 +91,7 @@ class LoRALinear(nn.Module):
         if self.w_base is not None:
             self.weight.copy_(self.w_base)  # W ← W_base, from the untouched copy
         elif self.merged is not None:
-            self.weight -= self.get_delta_weight(self.merged)  # W ← (W + ΔW) − ΔW
+            self.weight.sub_(self.get_delta_weight(self.merged))  # W ← (W + ΔW) − ΔW
         self.merged = None
         self.w_base = None if drop_copy else self.w_base
 

@@ -53,7 +53,7 @@ def article_mapping():
     assert A_article.shape == (m, 4) and B_article.shape == (4, n)
     x = torch.randn(16, n, generator=torch.Generator().manual_seed(0))  # 16 tokens as rows
     X = x.T  # (n, 16): the article's X, tokens as columns
-    Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ X + layer.bias[:, None]  # (m, 16)
+    Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ X + layer.base_layer.bias[:, None]  # (m, 16)
     return (layer(x).T - Y).abs().max().item(), 1e-5
 
 

@@ -199,7 +199,7 @@ def main(argv=None):
           "to the base as shipped")
     relabel = minituner.make_task("relabel")
     print(f"\nRelabel — the fine-tuned model trains {args.relabel_steps} more steps on cat <-> dog")
-    swapped = minituner.full(model)
+    swapped = minituner.full(model.base)
     minituner.train(swapped, relabel, steps=args.relabel_steps, lr=args.lr, batch_size=args.batch_size,
                     seed=args.seed)
     seen, unseen = relabel_report(model, swapped, task, relabel)

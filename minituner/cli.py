@@ -58,15 +58,13 @@ def fraction(text: str) -> float:
     return x
 
 
-def target_modules(text: str) -> list[str]:
+def target_modules(text: str) -> str:
     names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return names
     bad = [t for t in names if t not in LINEAR_NAMES]
-    if not names or bad:
+    if names != ["all"] and (not names or bad):
         raise argparse.ArgumentTypeError(f"unknown module {', '.join(bad) or text!r}; choose from "
                                          f"{','.join(LINEAR_NAMES)} (comma-separated) or all")
-    return names
+    return ",".join(names)
 
 
 def existing_file(text: str) -> Path:
@@ -106,12 +104,12 @@ def method_config(args):
 
     if args.method == "lora":
         return mt.LoraConfig(r=args.r, lora_alpha=args.lora_alpha, target_modules=args.target_modules,
-                             lora_dropout=args.lora_dropout)
+                             lora_dropout=args.lora_dropout, seed=args.seed)
+    virtual = dict(num_virtual_tokens=args.num_virtual_tokens, init=args.init, init_text=args.init_text, seed=args.seed)
     if args.method == "prompt":
-        return mt.PromptTuningConfig(num_virtual_tokens=args.num_virtual_tokens, init=args.init, init_text=args.init_text)
+        return mt.PromptTuningConfig(**virtual)
     if args.method in ("prefix", "ptuning-v2"):
-        return mt.PrefixTuningConfig(num_virtual_tokens=args.num_virtual_tokens, init=args.init, init_text=args.init_text,
-                                     prefix_projection=args.method == "prefix")
+        return mt.PrefixTuningConfig(**virtual, prefix_projection=args.method == "prefix")
     if args.method == "freeze":
         return mt.FreezeConfig(trainable_layers=args.trainable_layers)
     return mt.FullConfig()
@@ -272,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-virtual-tokens", type=positive_int, default=8, help="virtual tokens k")
     g.add_argument("--init", choices=("random", "vocab", "text"), default="random",
                    help="how the virtual tokens start")
-    g.add_argument("--init-text", default=None, help="the text to start from, with --init text")
+    g.add_argument("--init-text", default=None, help="the text to start from, with --init text: exactly --num-virtual-tokens characters")
     g = p.add_argument_group("freeze")
     g.add_argument("--trainable-layers", type=positive_int, default=1, help="top blocks left trainable")
 

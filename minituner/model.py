@@ -201,13 +201,13 @@ class LanguageModel(nn.Module):
             raise TypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__}")
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        check_token_ids(idx, self.config.vocab_size)
-        k = getattr(self, "num_virtual_tokens", 0)  # prompt tuning's virtual tokens take positions too
-        if idx.size(1) + max_new_tokens > self.config.block_size - k:
+        check_token_ids(idx, self.gpt_config.vocab_size)
+        k = getattr(self, "num_virtual_tokens", 0)  # virtual tokens (prompt, prefix) take positions too
+        if idx.size(1) + max_new_tokens > self.gpt_config.block_size - k:
             raise ValueError(f"{idx.size(1)} prompt tokens + max_new_tokens={max_new_tokens}"
                              f"{f' + {k} virtual tokens' if k else ''} exceed the context "
-                             f"block_size={self.config.block_size}; use max_new_tokens <= "
-                             f"{max(0, self.config.block_size - k - idx.size(1))} or a shorter prompt")
+                             f"block_size={self.gpt_config.block_size}; use max_new_tokens <= "
+                             f"{max(0, self.gpt_config.block_size - k - idx.size(1))} or a shorter prompt")
         if not temperature >= 0:  # also refuses NaN
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
         if top_k is not None and not 1 <= top_k <= self.gpt_config.vocab_size:

@@ -51,10 +51,17 @@ def positive_float(text: str) -> float:
     return x
 
 
-def fraction(text: str) -> float:
+def dropout(text: str) -> float:
     x = _number(float, text)
     if not 0 <= x < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return x
+
+
+def fraction(text: str) -> float:
+    x = _number(float, text)
+    if not 0 < x < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction strictly between 0 and 1, got {text}")
     return x
 
 
@@ -128,8 +135,10 @@ def cmd_finetune(args) -> int:
     hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
                     device=device, eval_every=args.eval_every, patience=args.patience)
     ev = mt.evaluate(model, data.test)
-    print(f"trained {len(hist.losses)} of {args.steps} steps at lr {lr} in {hist.seconds:.1f} s; "
-          f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
+    stop = f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else ""
+    print(f"trained {len(hist.losses)} steps at lr {lr:g} in {hist.seconds:.1f} s ({stop}best validation loss "
+          f"at step {hist.best_step}); test ({len(data.test)} pairs): loss {ev['loss']:.4f}, "
+          f"accuracy {ev['accuracy']:.3f}")
     model.save_pretrained(args.out)
     print(f"saved {args.out}; try: minituner generate --adapter {args.out}"
           f"{f' --base {args.base}' if args.base else ''} \"{data.test.examples[0][0]}\"")
@@ -265,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lora-alpha", type=positive_float, default=16.0, help="LoRA scale α (ΔW is scaled by α/r)")
     g.add_argument("--target-modules", type=target_modules, default="q_proj,v_proj",
                    help=f"comma-separated Linear names ({','.join(LINEAR_NAMES)}) or all")
-    g.add_argument("--lora-dropout", type=fraction, default=0.0, help="dropout on the LoRA path")
+    g.add_argument("--lora-dropout", type=dropout, default=0.0, help="dropout on the LoRA path")
     g = p.add_argument_group("prompt, prefix, ptuning-v2")
     g.add_argument("--num-virtual-tokens", type=positive_int, default=8, help="virtual tokens k")
     g.add_argument("--init", choices=("random", "vocab", "text"), default="random",

@@ -104,7 +104,7 @@ def accuracy_row(name, model, task):
 def step5_to_7(base, task, args, out):
     model = minituner.full(base)
     minituner.print_trainable_parameters(model)
-    print(markdown_table(parameter_table(model, depth=1)))
+    print(markdown_table(parameter_table(model.base, depth=1)))
     trainable = minituner.count_parameters(model)[0]
     state = AdamW(model.parameters(), lr=args.lr).state_bytes()
     print(f"\nStep 6 — AdamW at lr {args.lr} ({args.pretrain_lr / args.lr:.0f}× smaller than pretraining's "

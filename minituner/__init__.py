@@ -1,15 +1,16 @@
 """minituner: learn how language models are fine-tuned by building it.
 
     base = minituner.load_base()                      # the shipped pretrained tiny GPT
-    task = minituner.make_task("classify")            # the mini-world's downstream task
+    task = minituner.make_task("classify")            # train / val / test splits of a downstream task
     model = minituner.full(base)                      # or freeze / prompt_tuning / prefix_tuning / lora
     minituner.print_trainable_parameters(model)
-    history = minituner.train(model, task, steps=200, lr=1e-4)
-    minituner.evaluate(model, task.test)
+    history = minituner.train(model, task, steps=200, lr=1e-4, eval_every=25, patience=4)
+    minituner.evaluate(model, task.test)              # once, at the end
 """
 
 from .checkpoint import fingerprint, load_base, load_model, save_model
 from .data import make_corpus, make_fact_probe, make_task, make_world
+from .dataset import Dataset, Split, from_pairs
 from .methods.freeze import freeze
 from .methods.full import full
 from .methods.lora import (
@@ -36,7 +37,7 @@ from .train import History, answer, evaluate, train
 __all__ = [
     "GPT", "GPTConfig", "AdamW", "CharTokenizer", "History",
     "load_base", "load_model", "save_model", "fingerprint",
-    "make_world", "make_corpus", "make_task", "make_fact_probe",
+    "make_world", "make_corpus", "make_task", "make_fact_probe", "Dataset", "Split", "from_pairs",
     "train", "evaluate", "answer",
     "count_parameters", "print_trainable_parameters",
     "full", "freeze", "parameter_table",

@@ -1,4 +1,4 @@
-"""The ``minituner`` command: compare (the main job), pretrain, verify, notebooks."""
+"""The ``minituner`` command: compare (the main job), sweep, pretrain, verify, notebooks."""
 
 from __future__ import annotations
 
@@ -36,11 +36,23 @@ def cmd_compare(args) -> int:
     from .compare import compare
     from .report import markdown_table
 
-    rows = compare(task=args.task, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                   device=args.device, out=args.out)
-    cols = ["method", "trainable params", "trainable %", "test loss", "test acc", "train s"]
-    print(markdown_table(rows, cols))
-    print(f"\nfull table, loss curves and trade-off plot in {args.out}/ (table.md, losses.png, tradeoff.png)")
+    rows = compare(task=args.task, seeds=args.seeds, seed=args.seed, device=args.device, out=args.out,
+                   selected=args.selected, steps=args.steps)
+    cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
+    print(markdown_table([{c: (f"{r[c]:.3f} ± {r[c + ' std']:.3f}" if c + " std" in r else r[c]) for c in cols}
+                          for r in rows], cols))
+    print(f"\nfull table, figures and results.json in {args.out}/ (table.md, curves.png, tradeoff.png)")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .compare import sweep
+
+    chosen = sweep(task=args.task, seed=args.seed, device=args.device, out=args.out, steps=args.steps,
+                   methods=args.methods.split(",") if args.methods else None)
+    for key, hp in chosen.items():
+        print(f"{key:12s} {hp}")
+    print(f"\nsweep table and selected.json in {args.out}/ (sweep_{args.task}.md)")
     return 0
 
 
@@ -65,14 +77,29 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_pretrain)
 
+    from .compare import BY_KEY, SELECTED, STEPS
+    from .data import TASKS
+
     p = sub.add_parser("compare", help="the main job: every method side by side on the shipped base")
-    p.add_argument("--task", default="classify", help="classify, relabel or qa")
-    p.add_argument("--steps", type=int, default=250)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", default="classify", choices=TASKS, help="the task (default: classify)")
+    p.add_argument("--seeds", type=int, default=1, help="runs per method, mean ± std reported (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="the first seed (default: 0)")
+    p.add_argument("--steps", type=int, default=STEPS, help=f"training steps per run (default: {STEPS})")
+    p.add_argument("--selected", default=str(SELECTED),
+                   help="settings chosen by `minituner sweep` (default: the shipped assets/selected.json)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="runs/compare")
+    p.add_argument("--out", default="runs/compare", help="folder for the table and figures (default: runs/compare)")
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("sweep", help="choose each method's settings (lr, k, r) on the validation split")
+    p.add_argument("--task", default="classify", choices=TASKS, help="the task (default: classify)")
+    p.add_argument("--seed", type=int, default=0, help="the seed of every run (default: 0)")
+    p.add_argument("--steps", type=int, default=STEPS, help=f"training steps per run (default: {STEPS})")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated subset of {','.join(BY_KEY)} (default: all)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="runs/sweep", help="folder for sweep_<task>.md and selected.json (default: runs/sweep)")
+    p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("verify", help="check every formula of the article numerically")
     p.set_defaults(fn=cmd_verify)

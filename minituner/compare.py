@@ -31,9 +31,7 @@ import torch
 from .checkpoint import ASSETS, atomic_write, load_base
 from .data import TASKS, make_task
 from .functional import cross_entropy
-from .methods import freeze, full, lora
-from .methods.prefix import prefix_tuning, ptuning_v2
-from .methods.prompt import prompt_tuning
+from .methods.shortcuts import freeze, full, lora, prefix_tuning, prompt_tuning, ptuning_v2
 from .model import GPT
 from .report import count_parameters, markdown_table, save_figure
 from .train import evaluate, train
@@ -65,7 +63,7 @@ class Method:
         if self.key == "ptuning_v2":
             return ptuning_v2(base, num_virtual_tokens=hp["k"], init="text", init_text=(PHRASE * 4)[: hp["k"]],
                               seed=seed)
-        return lora(base, r=hp["r"], alpha=4 * hp["r"], targets=("q_proj", "v_proj"), seed=seed)
+        return lora(base, r=hp["r"], lora_alpha=4 * hp["r"], target_modules=("q_proj", "v_proj"), seed=seed)
 
     def setting(self, hp: dict) -> str:
         """hp in words for the table, e.g. 'r=4, α=16, q,v, lr=0.003'."""

@@ -236,10 +236,11 @@ def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> 
     appended, so a cut is never silent.
     """
     idx = torch.tensor([tokenizer.encode(prompt)], device=model_device(model))
-    room = model.config.block_size - idx.size(1) - getattr(model, "num_virtual_tokens", 0)
+    block_size = model.gpt_config.block_size
+    room = block_size - idx.size(1) - getattr(model.config, "num_virtual_tokens", 0)  # virtual tokens take room too
     if room < 1:
         raise ValueError(f"the prompt ({idx.size(1)} characters) leaves no room in the context "
-                         f"(block_size={model.config.block_size}); use a shorter prompt")
+                         f"(block_size={block_size}); use a shorter prompt")
     n = room if max_new_tokens is None else max_new_tokens
     _int("max_new_tokens", n, 1)
     end_id = tokenizer.stoi[END]

@@ -77,11 +77,11 @@ class Method:
 METHODS = [
     Method("scratch", "from scratch", {"lr": [1e-3, 3e-3]}),
     Method("full", "full (全量微调)", {"lr": [1e-4, 3e-4, 1e-3]}),
-    Method("freeze", "freeze (冻结)", {"layers": [1, 2], "lr": [3e-4, 1e-3, 3e-3]}),
+    Method("freeze", "freeze (冻结)", {"layers": [1, 2], "lr": [1e-3, 3e-3]}),
     Method("prompt", "prompt tuning (提示微调)", {"k": [4, 16], "lr": [1e-2, 3e-2, 1e-1]}),
     Method("prefix", "prefix tuning (前缀微调)", {"k": [8], "lr": [3e-3, 1e-2, 3e-2]}),
     Method("ptuning_v2", "P-Tuning v2", {"k": [8], "lr": [1e-2, 3e-2, 1e-1]}),
-    Method("lora", "LoRA", {"r": [4, 8], "lr": [1e-3, 3e-3, 1e-2]}),
+    Method("lora", "LoRA", {"r": [4, 8], "lr": [3e-3, 1e-2]}),
 ]
 BY_KEY = {m.key: m for m in METHODS}
 

@@ -62,7 +62,7 @@ def test_base_logits_equal_gpt2(base, idx):
 @torch.no_grad()
 def test_lora_qv_equals_peft_lora_on_c_attn_before_and_after_merge(base, idx):
     r, alpha = 4, 16
-    ours = minituner.lora(base, r=r, alpha=alpha, targets=("q_proj", "v_proj"), seed=3)
+    ours = minituner.lora(base, r=r, lora_alpha=alpha, target_modules=("q_proj", "v_proj"), seed=3)
     g = torch.Generator().manual_seed(0)
     for name, p in ours.named_parameters():
         if "lora_B" in name:  # B = 0 at init; give it values so ΔW is not zero
@@ -73,7 +73,7 @@ def test_lora_qv_equals_peft_lora_on_c_attn_before_and_after_merge(base, idx):
     hf = peft.get_peft_model(to_gpt2(base), peft.LoraConfig(r=2 * r, lora_alpha=2 * alpha, target_modules=["c_attn"],
                                                              fan_in_fan_out=True, lora_dropout=0.0))
     C = base.config.n_embd
-    for i, blk in enumerate(ours.h):
+    for i, blk in enumerate(ours.base.h):
         q, v = blk.attn.q_proj, blk.attn.v_proj
         A_q, B_q = q.lora_A["default"], q.lora_B["default"]
         A_v, B_v = v.lora_A["default"], v.lora_B["default"]
@@ -85,7 +85,7 @@ def test_lora_qv_equals_peft_lora_on_c_attn_before_and_after_merge(base, idx):
     hf.eval()
     assert (hf(idx).logits - ours(idx)).abs().max() < TOL
     assert (hf(idx).logits - base(idx)).abs().max() > 1e-2  # the adapters do change the logits
-    merged_ours, merged_hf = minituner.merge_and_unload(ours), hf.merge_and_unload()
+    merged_ours, merged_hf = ours.merge_and_unload(), hf.merge_and_unload()
     assert (merged_hf(idx).logits - merged_ours(idx)).abs().max() < TOL
 
 
@@ -97,8 +97,9 @@ def test_prompt_tuning_equals_peft_prompt_tuning(base, idx):
     hf.prompt_encoder["default"].embedding.weight.copy_(P)
     hf.eval()
     theirs = hf(input_ids=idx).logits[:, k:]  # (B, T, V): PEFT returns the virtual rows too
-    ours = base(idx, prompt=P)
-    assert (theirs - ours).abs().max() < TOL
+    ours = minituner.prompt_tuning(base, num_virtual_tokens=k)
+    ours.prompt.copy_(P)
+    assert (theirs - ours(idx)).abs().max() < TOL
 
 
 @torch.no_grad()
@@ -110,5 +111,6 @@ def test_prefix_tuning_equals_peft_prefix_tuning(base, idx):
     # PEFT's row t is [P_k(layer 0), P_v(layer 0), P_k(layer 1), ...] of virtual token t.
     hf.prompt_encoder["default"].embedding.weight.copy_(P.permute(2, 0, 1, 3).reshape(k, -1))
     hf.eval()
-    ours = base(idx, prefixes=[(P[i, 0], P[i, 1]) for i in range(c.n_layer)])
-    assert (hf(input_ids=idx).logits - ours).abs().max() < TOL
+    ours = minituner.prefix_tuning(base, num_virtual_tokens=k, prefix_projection=False)
+    ours.prefix.copy_(P)
+    assert (hf(input_ids=idx).logits - ours(idx)).abs().max() < TOL

@@ -33,15 +33,19 @@ def cmd_verify(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from .compare import compare, compare_all
     from .report import markdown_table
 
-    rows = compare(task=args.task, seeds=args.seeds, seed=args.seed, device=args.device, out=args.out,
-                   selected=args.selected, steps=args.steps)
+    kw = dict(seeds=args.seeds, seed=args.seed, device=args.device, out=args.out, selected=args.selected,
+              steps=args.steps)
+    results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
     cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
-    print(markdown_table([{c: (f"{r[c]:.3f} ± {r[c + ' std']:.3f}" if c + " std" in r else r[c]) for c in cols}
-                          for r in rows], cols))
-    print(f"\nfull table, figures and results.json in {args.out}/ (table.md, curves.png, tradeoff.png)")
+    for task, rows in results.items():
+        print(f"\n`{task}`:")
+        print(markdown_table([{c: (f"{r[c]:.3f} ± {r[c + ' std']:.3f}" if c + " std" in r else r[c]) for c in cols}
+                              for r in rows], cols))
+    where = f"{args.out}/<task>/ and {args.out}/tasks.png" if args.task == "all" else f"{args.out}/"
+    print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png)")
     return 0
 
 
@@ -81,7 +85,8 @@ def main(argv=None) -> int:
     from .data import TASKS
 
     p = sub.add_parser("compare", help="the main job: every method side by side on the shipped base")
-    p.add_argument("--task", default="classify", choices=TASKS, help="the task (default: classify)")
+    p.add_argument("--task", default="classify", choices=(*TASKS, "all"),
+                   help="the task, or all of them (default: classify)")
     p.add_argument("--seeds", type=int, default=1, help="runs per method, mean ± std reported (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="the first seed (default: 0)")
     p.add_argument("--steps", type=int, default=STEPS, help=f"training steps per run (default: {STEPS})")

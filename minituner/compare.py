@@ -179,6 +179,33 @@ def check_task(task: str) -> None:
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
 
 
+def compare_all(seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/compare", selected=SELECTED,
+                progress: bool = True, steps: int = STEPS) -> dict[str, list[dict]]:
+    """compare() on every task (each with its own selected settings) into out/<task>/, and
+    out/tasks.png: test accuracy by method and task (mean ± std over the seeds)."""
+    out = Path(out)
+    check_out_dir(out)
+    missing = [t for t in TASKS if t not in selected_settings(selected)]
+    if missing:
+        raise ValueError(f"{selected} has no settings for {missing}; run `minituner sweep --task ...` for each")
+    results = {t: compare(t, seeds, seed, device, out / t, selected, progress, steps) for t in TASKS}
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(TASKS)
+    names = [m.name.split(" (")[0] for m in METHODS]
+    for i, (task, rows) in enumerate(results.items()):
+        xs = [j + (i - (len(TASKS) - 1) / 2) * width for j in range(len(rows))]
+        ax.bar(xs, [r["test acc"] for r in rows], width, yerr=[r["test acc std"] for r in rows], capsize=2,
+               label=task)
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"test accuracy (mean ± std, {seeds} seed(s))")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Every method on every task, settings chosen per task on validation")
+    save_figure(fig, out / "tasks.png")
+    return results
+
+
 def check_out_dir(out: Path) -> None:
     """Refuse, before any training, an output path that is a file."""
     if out.exists() and not out.is_dir():

@@ -13,10 +13,11 @@
 # same data order and seed, and one more row from a random initialisation (the floor:
 # what the task alone teaches). It is the same code as `minituner compare`.
 #
-# Each method gets the learning rate that suits it (full fine-tuning a small one, soft
-# prompts a large one; the lessons 02–07 show the sweeps behind these choices).
+# Each method gets the settings `minituner sweep` chose for it on the validation split
+# (learning rate, and k or r; `minituner/assets/selected.json`); training early-stops on
+# validation, and the test split is scored once, at the end (article §4 steps 7 and 8).
 #
-# The held-out split asks facts that the task's training split never shows, so the test
+# Validation and test ask facts that the task's training split never shows, so the test
 # accuracy measures how much of the pretrained knowledge each method can put to use.
 #
 # Run it: `python lessons/08_compare_all.py` (`--smoke` for the test preset).
@@ -53,11 +54,11 @@ def main(argv=None):
     print(f"Step 1 — train every method for {steps} steps on `{args.task}`")
     rows = cmp.compare(task=args.task, steps=steps, out=args.out, progress=True)
     print("\nStep 2 — the table")
-    print(markdown_table(rows, ["method", "setting", "lr", "trainable params", "trainable %",
-                                "test loss", "test acc", "train s"]))
-    print("\nStep 3 — memory and what is saved")
-    print(markdown_table(rows, ["method", "optimizer state bytes", "step memory bytes", "saved bytes"]))
-    print(f"\nfigures: {args.out}/losses.png, {args.out}/tradeoff.png")
+    print(markdown_table(rows, ["method", "setting", "trainable params", "trainable %",
+                                "val acc", "test loss", "test acc", "train s"]))
+    print("\nStep 3 — memory")
+    print(markdown_table(rows, ["method", "step memory bytes"]))
+    print(f"\nfigures: {args.out}/curves.png, {args.out}/tradeoff.png")
 
 
 # %%

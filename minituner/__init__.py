@@ -1,11 +1,11 @@
 """minituner: learn how language models are fine-tuned by building it.
 
     base = minituner.load_base()                      # the shipped pretrained tiny GPT
-    task = minituner.make_task("classify")            # the mini-world's downstream task
+    task = minituner.make_task("classify")            # train / val / test splits of a downstream task
     model = minituner.get_peft_model(base, minituner.LoraConfig(r=4))   # or full / freeze / prompt_tuning / lora
     model.print_trainable_parameters()
-    history = minituner.train(model, task, steps=200, lr=3e-3)
-    minituner.evaluate(model, task.test)
+    history = minituner.train(model, task, steps=250, lr=3e-3, eval_every=25, patience=4)  # watches task.val
+    minituner.evaluate(model, task.test)              # once, at the end
     model.save_pretrained("runs/lora")                # later: minituner.PeftModel.from_pretrained(base, "runs/lora")
 """
 
@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from .checkpoint import fingerprint, load_base, load_model, save_model  # noqa: E402
 from .data import make_corpus, make_fact_probe, make_task, make_world  # noqa: E402
+from .dataset import Dataset, Split, from_pairs  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
     FreezeConfig,
@@ -47,7 +48,7 @@ from .train import History, answer, evaluate, train  # noqa: E402
 __all__ = [
     "GPT", "GPTConfig", "AdamW", "CharTokenizer", "History",
     "load_base", "load_model", "save_model", "fingerprint",
-    "make_world", "make_corpus", "make_task", "make_fact_probe",
+    "make_world", "make_corpus", "make_task", "make_fact_probe", "Dataset", "Split", "from_pairs",
     "train", "evaluate", "answer",
     "count_parameters", "print_trainable_parameters", "parameter_table",
     "get_peft_model", "load_adapter", "METHODS", "PeftModel",

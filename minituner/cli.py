@@ -1,4 +1,4 @@
-"""The ``minituner`` command: finetune your own pairs, generate, compare, pretrain, verify, notebooks.
+"""The ``minituner`` command: finetune your own pairs, generate, compare, sweep, pretrain, verify, notebooks.
 
     minituner finetune --method lora --data pairs.jsonl --out runs/mine
     minituner generate --adapter runs/mine "it says meow, so it is the"
@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 METHODS = ("lora", "prompt", "prefix", "ptuning-v2", "freeze", "full")
-# The learning rates `minituner compare` uses for each method (see the lessons for the sweeps).
+# A learning rate that works for each method on the mini-world's tasks (lessons 02-06 sweep them).
 METHOD_LR = {"lora": 3e-3, "prompt": 3e-2, "prefix": 1e-2, "ptuning-v2": 2e-2, "freeze": 1e-3, "full": 2e-4}
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 PRETRAIN_OUT = Path("runs/pretrain")
@@ -182,9 +182,7 @@ def cmd_pretrain(args) -> int:
           f"in {meta['seconds']} s: held-out loss {meta['held_out_loss']}, "
           f"facts answered both ways {meta['fact_accuracy']:.1%}")
     for prompt in ("the cat eats", "the animal that says woof is the"):
-        room = config.block_size - len(prompt)
-        if room > 0:
-            print(f"  {prompt!r} -> {answer(model, tok, prompt, max_new_tokens=min(24, room))!r}")
+        print(f"  {prompt!r} -> {answer(model, tok, prompt)!r}")
     print(f"saved {saved}; use it with --base {out}")
     return 0
 
@@ -196,15 +194,32 @@ def cmd_verify(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from .compare import compare, compare_all
     from .device import check_device
     from .report import markdown_table
 
-    rows = compare(task=args.task, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                   device=str(check_device(args.device)), out=args.out)
-    cols = ["method", "trainable params", "trainable %", "test loss", "test acc", "train s"]
-    print(markdown_table(rows, cols))
-    print(f"\nfull table, loss curves and trade-off plot in {args.out}/ (table.md, losses.png, tradeoff.png)")
+    kw = dict(seeds=args.seeds, seed=args.seed, device=str(check_device(args.device)), out=args.out,
+              selected=args.selected, steps=args.steps)
+    results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
+    cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
+    for task, rows in results.items():
+        print(f"\n`{task}`:")
+        print(markdown_table([{c: (f"{r[c]:.3f} ± {r[c + ' std']:.3f}" if c + " std" in r else r[c]) for c in cols}
+                              for r in rows], cols))
+    where = f"{args.out}/<task>/ and {args.out}/tasks.png" if args.task == "all" else f"{args.out}/"
+    print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png)")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .compare import sweep
+    from .device import check_device
+
+    chosen = sweep(task=args.task, seed=args.seed, device=str(check_device(args.device)), out=args.out,
+                   steps=args.steps, methods=args.methods)
+    for key, hp in chosen.items():
+        print(f"{key:12s} {hp}")
+    print(f"\nsweep table and selected.json in {args.out}/ (sweep_{args.task}.md)")
     return 0
 
 
@@ -264,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training")
     add_run_options(g, steps=300, batch_size=16)
     g.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate (default: the method's own, as in `minituner compare`: "
+                   help="learning rate (default: the method's own: "
                         + ", ".join(f"{m} {lr:g}" for m, lr in METHOD_LR.items()) + ")")
     g.add_argument("--eval-every", type=positive_int, default=25, help="steps between validation checks")
     g.add_argument("--patience", type=positive_int, default=4,
@@ -289,13 +304,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder written by `minituner finetune --out` (default: none, the base alone)")
     p.add_argument("--base", type=existing_dir, default=None,
                    help="a folder written by `minituner pretrain --out` (default: the shipped base)")
-    p.add_argument("--max-new-tokens", type=positive_int, default=24, help="tokens to generate at most (stops at '.')")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None,
+                   help="tokens to generate at most (default: the room left in the context; "
+                        "generation stops at the end of the answer)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
 
+    from .compare import BY_KEY, SELECTED, STEPS
+
+    def method_keys(text: str) -> list[str]:
+        keys = [k.strip() for k in text.split(",") if k.strip()]
+        if not keys or any(k not in BY_KEY for k in keys):
+            raise argparse.ArgumentTypeError(f"choose from {','.join(BY_KEY)} (comma-separated), got {text!r}")
+        return keys
+
     p = command("compare", "the main job: every method side by side on the shipped base", cmd_compare)
-    p.add_argument("--task", default="classify", choices=TASKS, help="the downstream task")
-    add_run_options(p, steps=250, batch_size=16)
-    p.add_argument("--out", type=output_dir, default=Path("runs/compare"), help="folder for table.md and the plots")
+    p.add_argument("--task", default="classify", choices=(*TASKS, "all"), help="the task, or all of them")
+    p.add_argument("--seeds", type=positive_int, default=1, help="runs per method, mean ± std reported")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="the first seed")
+    p.add_argument("--steps", type=positive_int, default=STEPS, help="training steps per run (at most)")
+    p.add_argument("--selected", type=existing_file, default=SELECTED, help="settings chosen by `minituner sweep`")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
+    p.add_argument("--out", type=output_dir, default=Path("runs/compare"), help="folder for the tables and figures")
+
+    p = command("sweep", "choose each method's settings (lr, k, r) on the validation split", cmd_sweep)
+    p.add_argument("--task", default="classify", choices=TASKS, help="the task")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="the seed of every run")
+    p.add_argument("--steps", type=positive_int, default=STEPS, help="training steps per run (at most)")
+    p.add_argument("--methods", type=method_keys, default=None,
+                   help=f"comma-separated subset of {','.join(BY_KEY)} (default: all)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
+    p.add_argument("--out", type=output_dir, default=Path("runs/sweep"),
+                   help="folder for sweep_<task>.md and selected.json")
 
     p = command("pretrain", "train a base model from scratch on the mini-world corpus", cmd_pretrain)
     add_run_options(p, steps=RECIPE["steps"], batch_size=RECIPE["batch_size"])

@@ -2,36 +2,47 @@
 
 No downloads: everything is made here from a seed.
 
-The world: each animal has four facts, a sound, a food, a home and a colour,
-each value belonging to one animal only (so any one fact names the animal).
-The article's own example is recognising animals, then only cats and dogs (§4).
+The world: 32 animals, each with six facts (a sound, a food, a home, a colour, a toy
+and an owner), each value belonging to one animal only (so any one fact names the
+animal): 192 facts. The article's own example is recognising animals, then only cats
+and dogs (§4).
 
 From it:
 - ``make_corpus``: the pretraining text, every fact stated in both directions
   ("the cat eats fish." and "the animal that eats fish is the cat."), since a
   model taught only "A is B" does not answer "what is B" (the reversal curse,
-  Berglund et al. 2023);
+  Berglund et al. 2023), and in two paraphrases;
 - ``make_task``: three downstream tasks in prompt -> answer form, the loss on
   answer tokens only (as PEFT and LLaMA-Factory train):
     "classify":  "it says meow and it eats fish, so it is the" -> " cat."
     "relabel":   the same descriptions, cat and dog swapped (article §4 step 3:
                  what was recognised as a cat is now to be called a dog);
-    "qa":        "q: what does the cat eat?\na:" -> " the cat eats fish."
+    "qa":        "q: what does the cat eat?\na:" -> " the cat eats fish." and
+                 "q: which animal eats fish?\na:" -> " the cat eats fish.",
                  a question format the corpus never uses.
 
-The held-out split needs pretraining: for each animal two of its four fact
-kinds are shown in the task's training split and the other two only in the
-test split (which two differs per animal). The corpus states all four, so a
-pretrained base can answer the test; a model trained on the task alone cannot.
+Three disjoint splits (article §4 steps 2, 7 and 8): every animal has two "seen" fact
+kinds (the 15 pairs of kinds dealt in turn) and four held-out kinds. ``train`` shows
+the seen kinds of every animal (classify/relabel: 2 single-fact and 2 two-fact
+descriptions per animal, 128 rows; qa: 4 questions per animal, 128 rows). The held-out
+kinds are asked only in ``val`` and ``test``, split by animal: every third animal of a
+seeded shuffle (10 of 32) is a validation animal, the other 22 test animals
+(classify/relabel: 4 singles + 12 ordered pairs per animal, so val 160 rows, test 352;
+qa: val 80, test 176). Validation is thus drawn from the same distribution as test
+(facts the training split never shows, answerable only from pretraining), and the two
+share no fact. With 352 rows one seed's test accuracy p has standard error
+sqrt(p(1-p)/352): 0.016 at p = 0.9, 0.027 at worst (p = 0.5).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
+from .dataset import Dataset, Split, encode_examples
 from .tokenizer import CharTokenizer
 
 ANIMALS = {  # name: sound
@@ -39,24 +50,39 @@ ANIMALS = {  # name: sound
     "sheep": "baa", "horse": "neigh", "hen": "cluck", "frog": "croak", "lion": "roar",
     "snake": "hiss", "bee": "buzz", "mouse": "squeak", "wolf": "howl", "crow": "caw",
     "goat": "bleat", "donkey": "bray", "bear": "growl", "dove": "coo", "goose": "honk",
-    "turkey": "gobble", "cricket": "chirp", "monkey": "chatter",
+    "turkey": "gobble", "cricket": "chirp", "monkey": "chatter", "fox": "yelp", "seal": "bark",
+    "camel": "grunt", "chick": "peep", "bat": "screech", "dolphin": "click", "hyena": "whoop",
+    "tiger": "snarl",
 }
 FOODS = ["fish", "bones", "grass", "corn", "seeds", "worms", "nuts", "honey", "berries", "bugs",
          "leaves", "apples", "carrots", "eggs", "roots", "hay", "figs", "rice", "oats", "beans",
-         "clover", "acorns", "melons", "pears"]
+         "clover", "acorns", "melons", "pears", "plums", "peas", "kelp", "ants", "grapes", "cheese",
+         "crumbs", "squid"]
 HOMES = ["house", "barn", "pond", "forest", "cave", "nest", "hive", "field", "den", "river",
          "meadow", "hill", "garden", "swamp", "desert", "jungle", "farm", "lake", "shed", "tree",
-         "marsh", "valley", "stable", "island"]
+         "marsh", "valley", "stable", "island", "cliff", "reef", "canyon", "burrow", "orchard",
+         "mountain", "pasture", "attic"]
 COLOURS = ["red", "blue", "green", "brown", "black", "white", "grey", "pink", "orange", "yellow",
            "purple", "gold", "silver", "tan", "cream", "violet", "teal", "olive", "navy", "rust",
-           "amber", "ivory", "coral", "lilac"]
-KINDS = ("sound", "food", "home", "colour")
+           "amber", "ivory", "coral", "lilac", "beige", "mauve", "khaki", "peach", "ruby", "jade",
+           "azure", "indigo"]
+TOYS = ["kite", "ball", "drum", "bell", "rope", "hoop", "doll", "top", "sock", "stick", "box",
+        "cup", "spoon", "whistle", "flute", "block", "puzzle", "marble", "feather", "string", "shoe",
+        "hat", "brush", "comb", "wheel", "boat", "car", "kazoo", "rattle", "mirror", "pebble", "ribbon"]
+OWNERS = ["tom", "ann", "bob", "eve", "max", "sam", "joe", "kim", "ben", "amy", "dan", "liz", "ned",
+          "pam", "ray", "sue", "tim", "zoe", "ted", "meg", "gus", "ivy", "leo", "mia", "ada", "hal",
+          "jay", "kay", "lou", "rex", "una", "vic"]
+KINDS = ("sound", "food", "home", "colour", "toy", "owner")
+POOLS = {"food": FOODS, "home": HOMES, "colour": COLOURS, "toy": TOYS, "owner": OWNERS}
 
 # How each fact kind is said, forwards (animal -> value) and backwards (value -> animal).
 FORWARD = {"sound": "the {a} says {v}.", "food": "the {a} eats {v}.",
-           "home": "the {a} lives in the {v}.", "colour": "the {a} is {v}."}
+           "home": "the {a} lives in the {v}.", "colour": "the {a} is {v}.",
+           "toy": "the {a} plays with a {v}.", "owner": "the {a} belongs to {v}."}
 BACKWARD = {"sound": "the animal that says {v} is the {a}.", "food": "the animal that eats {v} is the {a}.",
-            "home": "the animal that lives in the {v} is the {a}.", "colour": "the animal that is {v} is the {a}."}
+            "home": "the animal that lives in the {v} is the {a}.", "colour": "the animal that is {v} is the {a}.",
+            "toy": "the animal that plays with a {v} is the {a}.",
+            "owner": "the animal that belongs to {v} is the {a}."}
 # The corpus also says each fact in other words. A fact met in one phrasing only is stored
 # tied to that phrasing, and fine-tuning cannot reach it from a new one; paraphrases in
 # pretraining make it extractable (Allen-Zhu & Li 2023, Physics of Language Models 3.1).
@@ -65,36 +91,56 @@ PARAPHRASES = {
     "food": ["give it {v} and you will find the {a}.", "for dinner the {a} wants {v}."],
     "home": ["in the {v} you find the {a}.", "the home of the {a} is the {v}."],
     "colour": ["something {v} in the grass? the {a}.", "the colour of the {a} is {v}."],
+    "toy": ["a {v} makes the {a} happy.", "the toy of the {a} is a {v}."],
+    "owner": ["ask {v} and you will meet the {a}.", "the owner of the {a} is {v}."],
 }
-CLAUSE = {"sound": "it says {v}", "food": "it eats {v}", "home": "it lives in the {v}", "colour": "it is {v}"}
+CLAUSE = {"sound": "it says {v}", "food": "it eats {v}", "home": "it lives in the {v}", "colour": "it is {v}",
+          "toy": "it plays with a {v}", "owner": "it belongs to {v}"}
 QUESTION = {"sound": "q: what does the {a} say?\na:", "food": "q: what does the {a} eat?\na:",
-            "home": "q: where does the {a} live?\na:", "colour": "q: what colour is the {a}?\na:"}
+            "home": "q: where does the {a} live?\na:", "colour": "q: what colour is the {a}?\na:",
+            "toy": "q: what does the {a} play with?\na:", "owner": "q: who owns the {a}?\na:"}
+QUESTION_BACK = {"sound": "q: which animal says {v}?\na:", "food": "q: which animal eats {v}?\na:",
+                 "home": "q: which animal lives in the {v}?\na:", "colour": "q: which animal is {v}?\na:",
+                 "toy": "q: which animal plays with a {v}?\na:", "owner": "q: which animal belongs to {v}?\na:"}
 TASKS = ("classify", "relabel", "qa")
+VAL_EVERY = 3  # every third animal (in the world's shuffled order) is a validation animal
 
 
 @dataclass
 class World:
-    """facts[animal][kind] = value; seen[animal] = the two fact kinds a task's training split shows."""
+    """facts[animal][kind] = value; seen[animal] = the two fact kinds a task's training split shows;
+    val_animals: the animals whose other facts are asked in validation (the rest: in test)."""
 
     facts: dict
     seen: dict
+    val_animals: tuple = ()
 
     @property
     def animals(self) -> list[str]:
         return list(self.facts)
 
+    def held_out(self, animal: str) -> tuple[str, ...]:
+        """The fact kinds of this animal that no training split shows."""
+        return tuple(k for k in KINDS if k not in self.seen[animal])
+
 
 def make_world(seed: int = 0) -> World:
-    """A world from a seed: foods, homes and colours dealt to the animals, and per animal
-    which two fact kinds the tasks' training splits may show."""
+    """A world from a seed: each kind's values dealt to the animals (one value per animal),
+    per animal the two fact kinds the tasks' training splits show (all 15 pairs of kinds
+    dealt in turn, so each kind is shown for about a third of the animals), and which
+    animals are validation animals (every third in a shuffled order) or test animals."""
     rng = random.Random(seed)
     names = list(ANIMALS)
-    foods, homes, colours = (rng.sample(pool, len(names)) for pool in (FOODS, HOMES, COLOURS))
+    dealt = {kind: rng.sample(pool, len(names)) for kind, pool in POOLS.items()}
+    pairs = list(itertools.combinations(KINDS, 2))  # 15 pairs of kinds
+    rng.shuffle(pairs)
     facts, seen = {}, {}
     for i, a in enumerate(names):
-        facts[a] = {"sound": ANIMALS[a], "food": foods[i], "home": homes[i], "colour": colours[i]}
-        seen[a] = tuple(sorted(rng.sample(KINDS, 2), key=KINDS.index))
-    return World(facts, seen)
+        facts[a] = {"sound": ANIMALS[a]} | {kind: dealt[kind][i] for kind in POOLS}
+        seen[a] = pairs[i % len(pairs)]
+    order = rng.sample(names, len(names))
+    val = tuple(a for i, a in enumerate(order) if i % VAL_EVERY == VAL_EVERY - 1)
+    return World(facts, seen, val)
 
 
 def corpus_sentences(world: World) -> list[str]:
@@ -105,58 +151,6 @@ def corpus_sentences(world: World) -> list[str]:
             out += [FORWARD[kind].format(a=a, v=v), BACKWARD[kind].format(a=a, v=v)]
             out += [t.format(a=a, v=v) for t in PARAPHRASES[kind]]
     return out
-
-
-@dataclass
-class Split:
-    """Token rows ready to train on: x (N, L) inputs, y (N, L) next tokens, mask (N, L) where the loss counts.
-
-    ``examples`` keeps the (prompt, answer) text of each row (for tasks) or the row's text (corpus).
-    """
-
-    name: str
-    x: torch.Tensor
-    y: torch.Tensor
-    mask: torch.Tensor
-    examples: list = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return self.x.size(0)
-
-    def batch(self, batch_size: int, generator: torch.Generator):
-        """A random batch (rows drawn with replacement by the seeded generator)."""
-        i = torch.randint(len(self), (batch_size,), generator=generator)
-        return self.x[i], self.y[i], self.mask[i]
-
-
-@dataclass
-class Dataset:
-    """A named pair of splits; tasks and the corpus look alike to train() and evaluate()."""
-
-    name: str
-    train: Split
-    test: Split
-    tokenizer: CharTokenizer
-    world: World
-
-
-def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokenizer) -> Split:
-    """(prompt, answer) pairs -> a Split whose mask covers the answer tokens only.
-
-    Row text = prompt + answer; x = text[:-1], y = text[1:], right-padded with <pad>.
-    mask[t] = 1 where y[t] is a character of the answer.
-    """
-    rows = [(tok.encode(p), tok.encode(a)) for p, a in examples]
-    L = max(len(p) + len(a) for p, a in rows) - 1
-    x = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
-    y = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), L)
-    for n, (p, a) in enumerate(rows):
-        ids = torch.tensor(p + a)
-        x[n, : len(ids) - 1] = ids[:-1]
-        y[n, : len(ids) - 1] = ids[1:]
-        mask[n, len(p) - 1 : len(ids) - 1] = 1.0
-    return Split(name, x, y, mask, list(examples))
 
 
 def _packed_rows(sentences: list[str], n_rows: int, length: int, rng: random.Random) -> list[str]:
@@ -174,19 +168,20 @@ def make_corpus(world_seed: int = 0, seed: int = 0, n_train: int = 20000, n_test
                 length: int = 97) -> Dataset:
     """The pretraining corpus: rows of `length` characters (block_size + 1; 97 for the default GPTConfig).
 
-    The test rows are drawn with another seed from the same sentences: held-out loss
-    measures how well the model has learned the world's text, not unseen facts.
+    The val and test rows (n_test each) are drawn with other seeds from the same sentences:
+    held-out loss measures how well the model has learned the world's text, not unseen facts.
     """
     if length < 2:
         raise ValueError(f"a corpus row needs at least 2 characters (input and target), got {length}")
     tok, world = CharTokenizer(), make_world(world_seed)
     sentences = corpus_sentences(world)
     splits = []
-    for name, n, s in (("train", n_train, seed), ("test", n_test, seed + 1_000_003)):
+    for name, n, s in (("train", n_train, seed), ("val", n_test, seed + 1_000_033),
+                       ("test", n_test, seed + 1_000_003)):
         rows = _packed_rows(sentences, n, length, random.Random(s))
         ids = torch.tensor([tok.encode(r) for r in rows])  # (n, length)
         splits.append(Split(name, ids[:, :-1], ids[:, 1:], torch.ones(n, length - 1), rows))
-    return Dataset("corpus", splits[0], splits[1], tok, world)
+    return Dataset("corpus", *splits, tok, world)
 
 
 def describe(world: World, animal: str, kinds: tuple[str, ...]) -> str:
@@ -194,38 +189,44 @@ def describe(world: World, animal: str, kinds: tuple[str, ...]) -> str:
     return " and ".join(CLAUSE[k].format(v=world.facts[animal][k]) for k in kinds) + ", so it is the"
 
 
-def task_examples(world: World, task: str) -> dict[str, list[tuple[str, str]]]:
-    """The (prompt, answer) pairs of a task's train and test splits.
+def _rows(world: World, task: str, animal: str, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+    """One animal's rows of a task, over the given fact kinds."""
+    facts = world.facts[animal]
+    if task == "qa":  # each fact asked forwards and backwards; the answer states the fact
+        return [(q.format(a=animal, v=facts[k]), " " + FORWARD[k].format(a=animal, v=facts[k]))
+                for k in kinds for q in (QUESTION[k], QUESTION_BACK[k])]
+    name = {"cat": "dog", "dog": "cat"}.get(animal, animal) if task == "relabel" else animal
+    descriptions = [(k,) for k in kinds] + list(itertools.permutations(kinds, 2))  # singles, ordered pairs
+    return [(describe(world, animal, ks), f" {name}.") for ks in descriptions]
 
-    classify / relabel: one-fact and two-fact descriptions (both orders); train uses the
-    animal's seen kinds only, test its other two kinds only.
-    qa: one question per fact; train asks the seen kinds, test the other two.
+
+def task_examples(world: World, task: str) -> dict[str, list[tuple[str, str]]]:
+    """The (prompt, answer) pairs of a task's train, val and test splits.
+
+    train: every animal's two seen fact kinds. val: the other four kinds of the validation
+    animals; test: the other four kinds of the test animals. So val and test ask only facts
+    the training split never shows (answering needs pretraining), and share no fact.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
-    swap = {"cat": "dog", "dog": "cat"} if task == "relabel" else {}
-    out = {"train": [], "test": []}
+    out = {"train": [], "val": [], "test": []}
     for a in world.animals:
-        for split, kinds in (("train", world.seen[a]), ("test", tuple(k for k in KINDS if k not in world.seen[a]))):
-            if task == "qa":
-                out[split] += [(QUESTION[k].format(a=a), " " + FORWARD[k].format(a=a, v=world.facts[a][k])) for k in kinds]
-            else:
-                k1, k2 = kinds
-                for ks in ((k1,), (k2,), (k1, k2), (k2, k1)):
-                    out[split].append((describe(world, a, ks), f" {swap.get(a, a)}."))
+        out["train"] += _rows(world, task, a, world.seen[a])
+        out["val" if a in world.val_animals else "test"] += _rows(world, task, a, world.held_out(a))
     return out
 
 
 def make_task(task: str = "classify", world_seed: int = 0) -> Dataset:
-    """A downstream task with train and test splits that share no prompt."""
+    """A downstream task: train, val and test splits that share no prompt and no fact."""
     tok, world = CharTokenizer(), make_world(world_seed)
     ex = task_examples(world, task)
-    return Dataset(task, encode_examples("train", ex["train"], tok), encode_examples("test", ex["test"], tok), tok, world)
+    return Dataset(task, *(encode_examples(s, ex[s], tok) for s in ("train", "val", "test")), tok, world)
 
 
 def make_fact_probe(world_seed: int = 0) -> Split:
     """Every fact asked both ways in the corpus's own words, to check what a base knows:
-    ("the cat eats", " fish.") and ("the animal that eats fish is the", " cat.")."""
+    ("the cat eats", " fish.") and ("the animal that eats fish is the", " cat."), each
+    answer followed by the end marker, as the corpus ends every sentence."""
     tok, world = CharTokenizer(), make_world(world_seed)
     ex = []
     for a, facts in world.facts.items():

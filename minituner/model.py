@@ -18,9 +18,13 @@ The two slots, and all a method may pass in:
     prefixes [(pk, pv)] * n_layer, each (k, C)
                                 prefix tuning / P-Tuning v2, K' = [P_k; K], V' = [P_v; V],
                                 the article's W' = [Wp; W]  (§3.2)
-Positions: virtual tokens take no position embedding; the real tokens keep
-positions 0..T-1, exactly where pretraining put them. The attention length
-k + T may not exceed ``block_size``.
+Positions follow Hugging Face PEFT on GPT-2: with k virtual tokens first, the real
+tokens are numbered k..k+T-1. Prefix tuning / P-Tuning v2: the prefixes are keys and
+values already in the cache, so the base counts k past positions (transformers'
+GPT2Model numbers from the cache's length). Prompt tuning: [P; X] is one sequence of
+inputs_embeds, so the virtual tokens, too, get wpe[0..k-1] added: x'_i = P_i + wpe[i].
+tests/test_peft_equivalence.py checks both against transformers + PEFT on the same
+weights. The attention length k + T may not exceed ``block_size``.
 """
 
 from __future__ import annotations
@@ -285,10 +289,12 @@ class GPT(LanguageModel):
                 f"{max(k_virtual, k_prefix)} virtual + {past + T} real positions exceed the context "
                 f"block_size={self.config.block_size}; use a shorter text or fewer virtual tokens"
             )
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,) real tokens keep positions 0..T-1
+        k = max(k_virtual, k_prefix)  # as PEFT on GPT-2: real tokens are numbered from k
+        pos = torch.arange(k + past, k + past + T, device=idx.device)  # (T,) positions k+past..k+past+T-1
         x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
-        if insert_prompt:  # prompt tuning: X' = [x'1..x'k; x1..xm]
-            x = torch.cat([prompt.expand(B, -1, -1), x], dim=1)  # (B, k + T, C)
+        if insert_prompt:  # prompt tuning: X' = [x'1..x'k; x1..xm], x'_i = P_i + wpe[i]
+            virtual = prompt + self.wpe(torch.arange(prompt.size(0), device=idx.device))  # (k, C)
+            x = torch.cat([virtual.expand(B, -1, -1), x], dim=1)  # (B, k + T, C)
         for i, block in enumerate(self.h):
             prefix = prefixes[i] if prefixes is not None else None
             cache = kv_cache.layers[i] if kv_cache is not None else None

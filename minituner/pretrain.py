@@ -1,7 +1,8 @@
 """Where a pretrained model comes from (article §4 step 1): language modelling on the corpus.
 
 The shipped base in minituner/assets/ was made by ``minituner pretrain`` with the
-defaults below; its metadata records the recipe, the seed and the held-out loss.
+defaults below; its metadata records the recipe, the seed, the held-out loss and the
+fact probe's accuracy (every fact of the world asked both ways).
 """
 
 from __future__ import annotations
@@ -10,18 +11,36 @@ import torch
 
 from .data import make_corpus, make_fact_probe
 from .model import GPT, GPTConfig
+from .tokenizer import CharTokenizer
 from .train import evaluate, train
 
-RECIPE = {"steps": 6000, "lr": 3e-3, "batch_size": 32, "warmup": 100, "weight_decay": 0.0,
+RECIPE = {"steps": 8000, "lr": 3e-3, "batch_size": 32, "warmup": 100, "weight_decay": 0.0,
           "grad_clip": 1.0, "seed": 0, "world_seed": 0}
+
+
+def check_config(config: GPTConfig, world_seed: int = 0) -> None:
+    """Refuse, before any training, a config the corpus or the fact probe cannot use:
+    a vocabulary smaller than the tokenizer's, or a context shorter than the longest
+    fact-probe row (the probe would fail only after training)."""
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+    need_vocab = CharTokenizer().vocab_size
+    if config.vocab_size < need_vocab:
+        raise ValueError(f"vocab_size={config.vocab_size} is smaller than the tokenizer's "
+                         f"{need_vocab} tokens; use vocab_size >= {need_vocab}")
+    need_context = make_fact_probe(world_seed).x.size(1)
+    if config.block_size < need_context:
+        raise ValueError(f"block_size={config.block_size} is too short for the fact probe, whose longest "
+                         f"row needs {need_context} positions; use block_size >= {need_context}")
 
 
 def pretrain(steps: int = RECIPE["steps"], lr: float = RECIPE["lr"], batch_size: int = RECIPE["batch_size"],
              seed: int = RECIPE["seed"], world_seed: int = RECIPE["world_seed"], config: GPTConfig | None = None,
              device: str = "cpu", progress: bool = True, n_train: int = 20000):
     """Train a fresh GPT on the corpus; returns (model, history, metadata)."""
-    torch.manual_seed(seed)
     config = config or GPTConfig()
+    check_config(config, world_seed)
+    torch.manual_seed(seed)
     corpus = make_corpus(world_seed=world_seed, seed=seed, n_train=n_train, length=config.block_size + 1)
     model = GPT(config, seed=seed)
     warmup = min(RECIPE["warmup"], max(1, steps // 10))
@@ -35,8 +54,10 @@ def pretrain(steps: int = RECIPE["steps"], lr: float = RECIPE["lr"], batch_size:
                        warmup=warmup, n_train_rows=n_train),
         "held_out_loss": round(held_out, 4),
         "fact_accuracy": round(facts, 4),
+        "facts": len(make_fact_probe(world_seed)) // 2,
         "final_train_loss": round(sum(hist.losses[-50:]) / len(hist.losses[-50:]), 4),
         "seconds": round(hist.seconds, 1),
+        "device": device,
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__,
     }

@@ -4,8 +4,12 @@ Every character of the mini-world's text is one token. Two ids are special:
 
 - ``<pad>`` (id 0) fills the short rows of a batch; it never counts in a loss
   (its mask is 0) and the model never has to predict it.
-- ``<eos>`` (id 1) may end a generated text; the tasks end their answers with
-  ``"."`` instead, so generation of an answer stops at the first full stop.
+- ``<eos>`` (id 1) ends a text in ``decode``; the pretraining corpus never uses it.
+
+The end-of-answer marker is ``END``, a newline: every sentence of the pretraining
+corpus ends with one, so the base already stops there, and every dataset adds it
+after each answer (an answer therefore may not contain a newline; a prompt may).
+``answer()`` and ``generate(stop_id=...)`` stop at it.
 
 A character outside the alphabet is a ``ValueError`` that names it: the model
 has no embedding row for it, and silently dropping it would change the text.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import torch
 
 PAD, EOS = "<pad>", "<eos>"
+END = "\n"  # the end-of-answer marker
 SPECIALS = (PAD, EOS)
 ALPHABET = "\n ,.?:'abcdefghijklmnopqrstuvwxyz"
 

@@ -1,4 +1,11 @@
-"""train() and evaluate(): the article's §4 steps 7 (train) and 8 (evaluate).
+"""train() and evaluate(): the article's §4 steps 7 (train, watching the validation set)
+and 8 (evaluate on the test set, once).
+
+train() trains on ``data.train`` and looks at ``data.val`` only: every ``eval_every``
+steps it scores the validation split, and with ``patience`` it stops once the
+validation loss has not improved for that many evaluations and puts back the weights
+of the best one (early stopping). It never reads ``data.test``; whoever reports calls
+``evaluate(model, data.test)`` once, at the end.
 
 Accuracy is exact match of the greedy answer. It is computed in one batched,
 teacher-forced pass: greedy decoding reproduces the answer exactly if and only
@@ -11,26 +18,63 @@ this against generate().
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .data import Dataset, Split
+from .dataset import Dataset, Split
 from .device import check_device
 from .functional import cross_entropy
 from .optim import AdamW
+from .tokenizer import END
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
-    """What a run did: a loss per step, (step, test loss, test accuracy) at each eval, seconds."""
+    """What a run did: the training loss per step, the validation curve
+    ``val`` = [(step, val loss, val accuracy), ...], the best step (lowest val loss),
+    whether it stopped early, and the seconds it took."""
 
     losses: list[float] = field(default_factory=list)
-    evals: list[tuple[int, float, float | None]] = field(default_factory=list)
+    val: list[tuple[int, float, float]] = field(default_factory=list)
+    best_step: int | None = None
+    stopped_early: bool = False
     seconds: float = 0.0
     optimizer_state_bytes: int = 0
+
+    def __repr__(self) -> str:
+        out = f"History({len(self.losses)} steps, {self.seconds:.1f} s, final train loss {self.losses[-1]:.4f}" \
+            if self.losses else "History(0 steps"
+        if self.val:
+            step, loss, acc = min(self.val, key=lambda e: e[1])
+            out += f"; best val loss {loss:.4f} (accuracy {acc:.3f}) at step {step}"
+            out += ", stopped early" if self.stopped_early else ""
+        return out + ")"
+
+    def plot(self, ax=None, title: str | None = None):
+        """The training loss per step and the validation loss at each evaluation, on one axis
+        (log scale); returns the matplotlib Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(range(1, len(self.losses) + 1), self.losses, lw=0.8, alpha=0.7, label="train loss")
+        if self.val:
+            steps, losses, _ = zip(*self.val)
+            ax.plot(steps, losses, "o-", ms=3, label="validation loss")
+        if self.best_step is not None:
+            ax.axvline(self.best_step, color="grey", ls=":", lw=1, label=f"best step {self.best_step}")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (answer tokens)")
+        ax.set_title(title or "training and validation loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return ax
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
@@ -41,27 +85,79 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def _int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def _real(name: str, value, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+
+
+def check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience) -> None:
+    """Every argument of train() checked before any work: a TypeError or ValueError naming it."""
+    if not isinstance(data, Dataset):
+        raise TypeError(f"train() needs a minituner Dataset (train, val and test splits), got "
+                        f"{type(data).__name__}; for your own (prompt, answer) pairs use "
+                        f"minituner.Dataset.from_pairs(pairs)")
+    _int("steps", steps, 1)
+    _int("batch_size", batch_size, 1)
+    _int("warmup", warmup, 0)
+    _int("eval_every", eval_every, 0)
+    _real("lr", lr, positive=True)
+    _real("weight_decay", weight_decay, positive=False)
+    if grad_clip is not None:
+        _real("grad_clip", grad_clip, positive=False)  # 0 or None: no clipping
+    if patience is not None:
+        _int("patience", patience, 1)
+        if not eval_every:
+            raise ValueError("patience needs eval_every > 0: early stopping watches the validation loss")
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar over range(total) that shows in a terminal and in Jupyter alike: the widget
+    bar when ipywidgets is there, else the text bar on stderr (which Jupyter prints too)."""
+    if enabled and "ipykernel" in sys.modules:
+        try:
+            import ipywidgets  # noqa: F401  (the widget bar needs it; without it, text)
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm(range(total), desc=desc, leave=False)
+        except ImportError:
+            pass
+    return tqdm(range(total), desc=desc, disable=not enabled, leave=False, mininterval=0.5,
+                file=sys.stderr, dynamic_ncols=True)
+
+
 def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: int = 32,
-          seed: int = 0, device: str = "cpu", weight_decay: float = 0.0, grad_clip: float = 1.0,
-          warmup: int = 0, eval_every: int = 0, progress: bool = True) -> History:
+          seed: int = 0, device: str = "cpu", weight_decay: float = 0.0, grad_clip: float | None = 1.0,
+          warmup: int = 0, eval_every: int = 0, patience: int | None = None,
+          progress: bool = True) -> History:
     """Train the model's trainable tensors on data.train with AdamW; returns a History.
 
     Only tensors with requires_grad are given to the optimiser: that is how every method
     (freezing, prompts, prefixes, LoRA) decides what is trained. Weight decay, when given,
     applies to all of them alike (soft prompts and LoRA matrices included).
+    eval_every > 0 scores data.val every that many steps (and at the last step);
+    patience stops after that many evaluations without a lower validation loss and
+    restores the trainable tensors of the best evaluation.
     A non-finite loss stops training with a RuntimeError naming the step.
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience)
     device = check_device(device)
     model.to(device)
     model.train()
     opt = AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     hist = History(optimizer_state_bytes=opt.state_bytes())
+    best_loss, best_state, bad_evals = math.inf, None, 0
     t0 = time.perf_counter()
-    # progress=True shows a bar on a terminal (tqdm turns itself off when output is not a TTY)
-    bar = tqdm(range(steps), desc=f"train {data.name}", disable=None if progress else True, leave=False)
+    bar = progress_bar(steps, f"train {data.name}", progress)
     for step in bar:
         x, y, m = (t.to(device) for t in data.train.batch(batch_size, gen))
         loss = cross_entropy(model(x), y, m)
@@ -75,22 +171,50 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
         opt.lr = lr_at(step, steps, lr, warmup)
         opt.step()
         hist.losses.append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.4f}")
         if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
-            ev = evaluate(model, data.test, device=device)
-            hist.evals.append((step + 1, ev["loss"], ev["accuracy"]))
+            ev = evaluate(model, data.val)
+            model.train()
+            hist.val.append((step + 1, ev["loss"], ev["accuracy"]))
+            bar.set_postfix(loss=f"{loss.item():.4f}", val_loss=f"{ev['loss']:.4f}", val_acc=f"{ev['accuracy']:.3f}")
+            if ev["loss"] < best_loss:
+                best_loss, hist.best_step, bad_evals = ev["loss"], step + 1, 0
+                if patience is not None:
+                    best_state = [p.detach().clone() for p in opt.params]
+            else:
+                bad_evals += 1
+                if patience is not None and bad_evals >= patience:
+                    hist.stopped_early = step + 1 < steps
+                    break
+        elif step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    if best_state is not None:  # early stopping: back to the best validation loss
+        with torch.no_grad():
+            for p, best in zip(opt.params, best_state, strict=True):
+                p.copy_(best)
     hist.seconds = time.perf_counter() - t0
     model.eval()
     return hist
 
 
+def model_device(model) -> torch.device:
+    """Where the model's tensors live (its first parameter's device)."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
-def evaluate(model, split: Split, batch_size: int = 256, device: str = "cpu") -> dict:
-    """Masked loss and exact-match accuracy of greedy answers over a whole split.
+def evaluate(model, split: Split, batch_size: int = 256) -> dict:
+    """Masked loss and exact-match accuracy of greedy answers over a whole split
+    (inputs are moved to the model's device).
 
     Returns {"loss": mean loss per answer token, "accuracy": fraction of rows whose
     greedy answer is exactly right, "correct": a bool per row}.
     """
+    if not isinstance(split, Split):
+        hint = " (pass one split, e.g. data.val or data.test)" if isinstance(split, Dataset) else ""
+        raise TypeError(f"evaluate() needs a Split, got {type(split).__name__}{hint}")
+    _int("batch_size", batch_size, 1)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     total, count, correct = 0.0, 0.0, []
@@ -106,8 +230,23 @@ def evaluate(model, split: Split, batch_size: int = 256, device: str = "cpu") ->
 
 
 @torch.no_grad()
-def answer(model, tokenizer, prompt: str, max_new_tokens: int = 24) -> str:
-    """The model's greedy answer to one prompt, up to and including the first '.'."""
-    idx = torch.tensor([tokenizer.encode(prompt)])
-    out = model.generate(idx, max_new_tokens, stop_id=tokenizer.stoi["."])
-    return tokenizer.decode(out[0, idx.size(1):])
+def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> str:
+    """The model's greedy answer to one prompt, up to the end-of-answer marker (not included).
+
+    max_new_tokens defaults to all the room the context has left; if the answer reaches the
+    context limit before the marker, the text so far is returned with " […context limit]"
+    appended, so a cut is never silent.
+    """
+    idx = torch.tensor([tokenizer.encode(prompt)], device=model_device(model))
+    block_size = model.gpt_config.block_size
+    room = block_size - idx.size(1) - getattr(model.config, "num_virtual_tokens", 0)  # virtual tokens take room too
+    if room < 1:
+        raise ValueError(f"the prompt ({idx.size(1)} characters) leaves no room in the context "
+                         f"(block_size={block_size}); use a shorter prompt")
+    n = room if max_new_tokens is None else max_new_tokens
+    _int("max_new_tokens", n, 1)
+    end_id = tokenizer.stoi[END]
+    out = model.generate(idx, min(n, room), stop_id=end_id)[0, idx.size(1):].tolist()
+    if end_id in out:
+        return tokenizer.decode(out[: out.index(end_id)])
+    return tokenizer.decode(out) + (" […context limit]" if n >= room else "")

@@ -85,7 +85,6 @@ def test_generate_with_the_shipped_base(capsys):
     assert out.startswith("the cat eats ") and out.endswith(".")
 
 
-@pytest.mark.xfail(strict=False, reason="needs Dataset.from_jsonl and train(patience=...) (branch 'protocol')")
 @pytest.mark.parametrize("method", ["lora", "prompt", "prefix", "ptuning-v2", "freeze", "full"])
 def test_finetune_saves_then_generate_answers(method, tmp_path, capsys):
     out = tmp_path / method

@@ -1,22 +1,71 @@
-"""`minituner compare`, the main job, with a tiny step count: structure, files, and that every loss fell."""
+"""`minituner sweep` and `minituner compare` with a tiny step count: selection on validation only,
+the files they write, and mean ± std over seeds."""
 
+import json
+
+import pytest
+
+from minituner import compare as cmp
 from minituner.cli import main
-from minituner.compare import methods
 
 
-def test_compare_writes_the_table_and_figures_and_every_loss_falls(tmp_path, capsys):
+@pytest.fixture
+def settings(tmp_path):
+    """A selected.json with one cheap setting per method."""
+    hp = {"scratch": {"lr": 1e-3}, "full": {"lr": 1e-4}, "freeze": {"layers": 1, "lr": 1e-3},
+          "prompt": {"k": 4, "lr": 3e-2}, "prefix": {"k": 4, "lr": 1e-2}, "ptuning_v2": {"k": 4, "lr": 3e-2},
+          "lora": {"r": 2, "lr": 3e-3}}
+    path = tmp_path / "selected.json"
+    path.write_text(json.dumps({"classify": hp}))
+    return path
+
+
+def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch):
+    real = cmp.make_task
+
+    def no_test(task):  # a task whose test split is None: touching it would fail
+        data = real(task)
+        data.test = None
+        return data
+
+    monkeypatch.setattr(cmp, "make_task", no_test)
+    chosen = cmp.sweep("classify", out=tmp_path, methods=["lora", "full"], steps=4, progress=False)
+    assert set(chosen) == {"lora", "full"} and chosen["lora"] in cmp.grid_settings(cmp.BY_KEY["lora"])
+    table = (tmp_path / "sweep_classify.md").read_text()
+    assert table.count("✓") == 2 and "test" not in table.split("\n\n", 1)[1]
+    assert json.loads((tmp_path / "selected.json").read_text())["classify"] == chosen
+    with pytest.raises(ValueError, match="unknown method"):
+        cmp.sweep("classify", out=tmp_path, methods=["lorra"])
+
+
+def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, settings, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", "--steps", "15", "--out", str(out)]) == 0
-    table = (out / "table.md").read_text().splitlines()
-    header = [c.strip() for c in table[2].strip("|").split("|")]
-    for col in ("method", "trainable params", "trainable %", "optimizer state bytes", "train loss", "test loss",
-                "test acc", "train s", "step memory bytes", "saved bytes"):
-        assert col in header
-    body = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in table[4:]]
-    assert [r["method"] for r in body] == [m.name for m in methods()]
-    for r in body:
-        assert float(r["train loss"]) < float(r["train loss before"]), r["method"]
-    pct = {r["method"]: float(r["trainable %"]) for r in body}
+    assert main(["compare", "--steps", "4", "--seeds", "2", "--selected", str(settings), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == 2 and [r["method"] for r in results["rows"]] == [m.name for m in cmp.METHODS]
+    for r in results["rows"]:
+        accs = [run["test acc"] for run in r["runs"]]
+        assert len(accs) == 2 and r["test acc"] == pytest.approx(sum(accs) / 2)
+        assert r["test acc std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
+    pct = {r["method"]: r["trainable %"] for r in results["rows"]}
     assert pct["full (全量微调)"] == 100 and pct["LoRA"] < 3
-    assert (out / "losses.png").stat().st_size > 1000 and (out / "tradeoff.png").stat().st_size > 1000
+    assert "±" in (out / "table.md").read_text()
+    assert (out / "curves.png").stat().st_size > 1000 and (out / "tradeoff.png").stat().st_size > 1000
     assert "test acc" in capsys.readouterr().out
+
+
+def test_compare_refuses_a_file_as_out_before_training(tmp_path, settings):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        cmp.compare(out=f, selected=settings)
+    with pytest.raises(ValueError, match="seeds must be"):
+        cmp.compare(seeds=0, selected=settings, out=tmp_path)
+
+
+def test_shipped_selection_names_every_method_for_every_task():
+    shipped = cmp.selected_settings()
+    for task, chosen in shipped.items():
+        assert set(chosen) == set(cmp.BY_KEY), task
+        for key, hp in chosen.items():
+            assert hp in cmp.grid_settings(cmp.BY_KEY[key])

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minituner
 from minituner.data import (
     KINDS,
     TASKS,
@@ -16,7 +17,8 @@ from minituner.data import (
     make_world,
     task_examples,
 )
-from minituner.tokenizer import ALPHABET, CharTokenizer
+from minituner.dataset import Dataset
+from minituner.tokenizer import ALPHABET, END, CharTokenizer
 
 
 @given(st.text(alphabet=ALPHABET, max_size=60))
@@ -41,19 +43,32 @@ def test_world_is_seeded_and_every_value_names_one_animal():
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_splits_share_no_example_and_test_facts_are_unseen(task):
+def test_three_splits_are_disjoint_and_val_and_test_ask_only_unseen_facts(task):
     world = make_world(0)
     ex = task_examples(world, task)
-    assert not {p for p, _ in ex["train"]} & {p for p, _ in ex["test"]}
+    prompts = {s: {p for p, _ in ex[s]} for s in ex}
+    assert not (prompts["train"] & prompts["val"] or prompts["train"] & prompts["test"] or prompts["val"] & prompts["test"])
     words = lambda pairs: set(re.findall(r"[a-z]+", " ".join(p + a for p, a in pairs)))  # noqa: E731
-    train_words, test_words = words(ex["train"]), words(ex["test"])
-    for a in world.animals:  # each animal's unseen kinds of fact appear in the test only
+    seen = {s: words(ex[s]) for s in ex}
+    for a in world.animals:  # seen kinds in train only; held-out kinds in val (val animals) or test
+        held_in = "val" if a in world.val_animals else "test"
         for k in KINDS:
             v = world.facts[a][k]
             if k in world.seen[a]:
-                assert v in train_words
+                assert v in seen["train"] and v not in seen["val"] | seen["test"]
             else:
-                assert v not in train_words and v in test_words
+                assert v not in seen["train"] and v in seen[held_in]
+                assert v not in seen["test" if held_in == "val" else "val"]  # val and test share no fact
+
+
+def test_split_sizes_give_a_test_standard_error_of_at_most_0_02_at_p_0_85():
+    task = make_task("classify")
+    assert (len(task.train), len(task.val), len(task.test)) == (128, 160, 352)
+    assert (0.85 * 0.15 / len(task.test)) ** 0.5 <= 0.02
+    world = task.world
+    assert len(world.animals) * len(KINDS) == 192 and len(world.val_animals) == 10
+    for kind in KINDS:  # every kind is shown in training for some animals, held out for others
+        assert 5 <= sum(kind in world.seen[a] for a in world.animals) <= 16
 
 
 def test_mask_covers_exactly_the_answer():
@@ -62,13 +77,13 @@ def test_mask_covers_exactly_the_answer():
     for n in (0, 17, len(task.train) - 1):
         prompt, answer = task.train.examples[n]
         m = task.train.mask[n].bool()
-        assert tok.decode(task.train.y[n][m]) == answer
+        assert tok.decode(task.train.y[n][m]) == answer + END  # the end-of-answer marker is learned too
         assert tok.decode(task.train.x[n][: len(prompt)]) == prompt
 
 
 def test_relabel_swaps_only_cat_and_dog():
     c, r = task_examples(make_world(0), "classify"), task_examples(make_world(0), "relabel")
-    for (p1, a1), (p2, a2) in zip(c["test"], r["test"]):
+    for (p1, a1), (p2, a2) in zip(c["test"] + c["val"], r["test"] + r["val"], strict=True):
         assert p1 == p2
         assert a2 == {" cat.": " dog.", " dog.": " cat."}.get(a1, a1)
 
@@ -83,3 +98,61 @@ def test_corpus_states_facts_both_ways_and_rows_start_at_a_sentence():
     assert "the animal that" in text and " is the " in text
     with pytest.raises(ValueError):
         make_task("translate")
+
+
+WORDS = [(f"say {w}:", f" {w}") for w in ("cat", "dog", "owl", "hen", "pig", "cow", "bee", "fox", "bat", "ant")]
+
+
+def test_from_pairs_splits_by_prompt_with_the_seed_and_adds_the_end_marker():
+    d = minituner.Dataset.from_pairs(WORDS, val=0.2, test=0.3, seed=1)
+    assert (len(d.train), len(d.val), len(d.test)) == (5, 2, 3)
+    assert sorted(d.train.examples + d.val.examples + d.test.examples) == sorted(WORDS)
+    again = minituner.from_pairs(WORDS, val=0.2, test=0.3, seed=1)
+    assert d.test.examples == again.test.examples
+    assert minituner.from_pairs(WORDS, val=0.2, test=0.3, seed=2).test.examples != d.test.examples
+    tok = d.tokenizer
+    assert tok.decode(d.train.y[0][d.train.mask[0].bool()]) == d.train.examples[0][1] + END
+
+
+def test_from_pairs_takes_its_own_val_and_test_lists_and_lowercases():
+    d = Dataset.from_pairs([("Say Cat:", " CAT")], val=[("say dog:", " dog")], test=[("say owl:", " owl")],
+                           lowercase=True)
+    assert d.train.examples == [("say cat:", " cat")] and len(d.val) == len(d.test) == 1
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(pairs="cat"), TypeError, "pairs must be a list"),
+    (dict(pairs=[("a", 3)]), TypeError, "answer must be a str"),
+    (dict(pairs=[("a",)]), TypeError, "pair must be a"),
+    (dict(pairs=[("", "b")]), ValueError, "prompt is empty"),
+    (dict(pairs=[("a", "b\nc")]), ValueError, "newline"),
+    (dict(pairs=[("the Cat", " x")]), ValueError, "'C' at position 4 of the prompt.*alphabet.*lowercase=True"),
+    (dict(pairs=[("x", " é")]), ValueError, "pairs\\[0\\]: character 'é'"),
+    (dict(pairs=WORDS, val=1.5), ValueError, "val must be a fraction"),
+    (dict(pairs=WORDS, val=0.5, test=0.5), ValueError, "leave rows to train on"),
+    (dict(pairs=WORDS[:2]), ValueError, "leave a split empty"),
+    (dict(pairs=WORDS, val=[]), ValueError, "val split has no rows"),
+    (dict(pairs=WORDS, val=WORDS[:1], test=WORDS[1:2]), ValueError, "in both train and val"),
+])
+def test_from_pairs_bad_input_is_a_clear_error(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Dataset.from_pairs(**kwargs)
+
+
+def test_from_jsonl_reads_one_pair_per_line_and_names_the_file_and_line(tmp_path):
+    import json
+
+    good = tmp_path / "pairs.jsonl"
+    good.write_text("\n".join(json.dumps({"prompt": p, "answer": a}) for p, a in WORDS) + "\n\n")
+    d = Dataset.from_jsonl(good)
+    assert d.name == "pairs" and len(d.train) + len(d.val) + len(d.test) == len(WORDS)
+    for text, match in (('{"prompt": "a", "answer": "b"}\n{"prompt": "a"', "line 2: not valid JSON"),
+                        ('{"prompt": "a", "answer": "b"}\n["a", "b"]', "line 2: each line must be an object"),
+                        ('{"prompt": "a", "answer": "b"}\n{"prompt": "Zoo", "answer": "b"}', "line 2: character 'Z'"),
+                        ('{"prompt": "a", "answer": 1}', "line 1: each line must be")):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=f"bad.jsonl, {match}"):
+            Dataset.from_jsonl(bad)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        Dataset.from_jsonl(tmp_path / "missing.jsonl")

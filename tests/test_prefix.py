@@ -65,7 +65,7 @@ def test_a_zero_prefix_is_not_a_no_op(tiny):
         assert (model(idx) - tiny(idx)).abs().max() > 1e-4
 
 
-def test_real_tokens_keep_positions_0_to_T_minus_1(tiny):
+def test_real_tokens_are_numbered_from_k_as_peft_does(tiny):
     model = ptuning_v2(tiny, 5, seed=1)
     idx = task_rows(2)
     T = idx.size(1)
@@ -79,8 +79,8 @@ def test_real_tokens_keep_positions_0_to_T_minus_1(tiny):
     with torch.no_grad():
         out = model(idx)
         assert out.shape == (*idx.shape, TOK.vocab_size)  # prefix rows are never predicted, never in the loss
-        assert torch.allclose(out, by_hand(0), atol=1e-6)
-        assert not torch.allclose(out, by_hand(5), atol=1e-4)
+        assert torch.allclose(out, by_hand(5), atol=1e-6)  # k = 5 prefixes: real positions 5..T+4
+        assert not torch.allclose(out, by_hand(0), atol=1e-4)
 
 
 @pytest.mark.parametrize("k,hidden", [(1, 16), (4, 8), (6, 32)])

@@ -17,11 +17,14 @@ from minituner.verify import prompt as checks
 TOK = minituner.CharTokenizer()
 
 
-def by_hand(base, idx, P, first_position=0):
-    """The base run on [P; wte[X] + wpe[first_position..]] built by hand; logits of the real rows."""
+def by_hand(base, idx, P, peft_positions=True):
+    """The base run on [P + wpe[0..k-1]; wte[X] + wpe[k..k+T-1]] built by hand (PEFT on GPT-2),
+    or with peft_positions=False on [P; wte[X] + wpe[0..T-1]]; logits of the real rows."""
     B, T = idx.shape
-    x = base.wte.weight[idx] + base.wpe.weight[first_position : first_position + T]  # (B, T, C)
-    x = torch.cat([P.expand(B, -1, -1), x], dim=1)  # (B, k + T, C)
+    k = P.size(0) if peft_positions else 0
+    x = base.wte.weight[idx] + base.wpe.weight[k : k + T]  # (B, T, C)
+    virtual = P + base.wpe.weight[:k] if peft_positions else P  # (k, C)
+    x = torch.cat([virtual.expand(B, -1, -1), x], dim=1)  # (B, k + T, C)
     return checks.head(base, x)[:, P.size(0):]  # (B, T, V)
 
 
@@ -32,8 +35,8 @@ def test_forward_is_the_base_on_the_concatenation_built_by_hand(tiny):
     idx = checks.task_rows()
     with torch.no_grad():
         assert torch.allclose(model(idx), by_hand(model.base, idx, model.prompt), atol=1e-6)
-        # real tokens start at position 0, not k: the shifted version is a different function
-        assert not torch.allclose(model(idx), by_hand(model.base, idx, model.prompt, first_position=5), atol=1e-4)
+        # the other convention (real tokens from 0, no wpe on P) is a different function
+        assert not torch.allclose(model(idx), by_hand(model.base, idx, model.prompt, peft_positions=False), atol=1e-4)
 
 
 _G = GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=24, n_layer=2, n_head=2, n_embd=8), seed=1)

@@ -7,8 +7,9 @@ import torch
 
 import minituner
 from minituner.checkpoint import load_model, save_model
+from minituner.dataset import Dataset, encode_examples
 from minituner.optim import AdamW
-from minituner.train import evaluate, train
+from minituner.train import History, evaluate, train
 
 
 def test_adamw_matches_torch_for_100_steps(tiny):
@@ -73,3 +74,65 @@ def test_pretrain_command_writes_a_loadable_base_with_its_recipe(tmp_path, capsy
     assert meta["recipe"]["steps"] == 3 and meta["held_out_loss"] > 0
     assert meta["fingerprint"] == minituner.fingerprint(model)
     assert "held-out loss" in capsys.readouterr().out
+
+
+def conflicting(tok) -> Dataset:
+    """Train and val give opposite answers to one prompt: the better the model fits train, the worse val.
+    The test split is None, so a train() that touched it would fail."""
+    train_split = encode_examples("train", [("say it:", " yes")], tok)
+    val_split = encode_examples("val", [("say it:", " no")], tok)
+    return Dataset("conflict", train_split, val_split, None, tok)
+
+
+def test_train_scores_val_only_and_patience_restores_the_best_weights(tiny):
+    data = conflicting(minituner.CharTokenizer())
+    hist = train(tiny, data, steps=60, lr=1e-2, batch_size=4, eval_every=5, patience=2, progress=False)
+    assert hist.stopped_early and len(hist.losses) < 60
+    best = min(hist.val, key=lambda e: e[1])
+    assert hist.best_step == best[0] and hist.val[-1][1] > best[1]
+    assert evaluate(tiny, data.val)["loss"] == pytest.approx(best[1], abs=1e-6)  # the best weights are back
+    assert "stopped early" in repr(hist) and f"at step {best[0]}" in repr(hist) and len(repr(hist)) < 200
+
+
+def test_history_plot_draws_the_train_and_validation_curves(tiny, classify):
+    hist = train(tiny, classify, steps=6, lr=1e-3, batch_size=4, eval_every=3, progress=False)
+    assert [e[0] for e in hist.val] == [3, 6]
+    ax = hist.plot()
+    assert [line.get_label() for line in ax.get_lines()][:2] == ["train loss", "validation loss"]
+    assert repr(History()) == "History(0 steps)"
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(data=[("a", "b")]), TypeError, "Dataset.from_pairs"),
+    (dict(steps=2.5), TypeError, "steps must be an int"),
+    (dict(steps=0), ValueError, "steps must be >= 1"),
+    (dict(batch_size="8"), TypeError, "batch_size must be an int"),
+    (dict(lr=float("nan")), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=float("inf")), ValueError, "lr must be"),
+    (dict(lr=0), ValueError, "lr must be"),
+    (dict(lr=-1e-3), ValueError, "lr must be"),
+    (dict(grad_clip=-1.0), ValueError, "grad_clip must be a finite number >= 0"),
+    (dict(grad_clip=float("nan")), ValueError, "grad_clip"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    (dict(eval_every=-1), ValueError, "eval_every"),
+    (dict(patience=3), ValueError, "patience needs eval_every"),
+    (dict(patience=0, eval_every=2), ValueError, "patience must be >= 1"),
+])
+def test_train_bad_arguments_are_clear_errors_before_any_step(tiny, classify, kwargs, error, match):
+    before = minituner.fingerprint(tiny)
+    with pytest.raises(error, match=match):
+        train(tiny, kwargs.pop("data", classify), **{"steps": 3, "progress": False, **kwargs})
+    assert minituner.fingerprint(tiny) == before
+
+
+def test_evaluate_wants_a_split(tiny, classify):
+    with pytest.raises(TypeError, match="data.val or data.test"):
+        evaluate(tiny, classify)
+
+
+def test_answer_stops_at_the_end_marker_and_says_when_the_context_ends(base, tiny):
+    tok = minituner.CharTokenizer()
+    world = minituner.make_world(0)
+    assert minituner.answer(base, tok, "the cat eats") == f" {world.facts['cat']['food']}."
+    cut = minituner.answer(tiny, tok, "x" * 90)  # a random model never says the marker
+    assert cut.endswith("[…context limit]") and len(cut) == 6 + len(" […context limit]")

@@ -7,7 +7,8 @@ and in code the ``prefixes=`` slot of ``GPT.forward``, two lines of model.py:
     k = torch.cat([prefix_k, k], dim=2)   # (B, nh, n + T, hs)      (the same for v)
 Every query sees all n prefix rows (no causal mask on them); no query is made for them,
 so the model predicts only the T real positions and virtual rows never count in the loss.
-A prefix is not an input: it takes no position embedding. A prefix of zeros is *not* a
+A prefix is not an input: it takes no position embedding, but the real tokens are numbered
+from n, as PEFT on GPT-2 counts the prefixes as n past positions (model.py). A prefix of zeros is *not* a
 no-op: a zero key scores 0, so it still takes a share exp(0) / Σ of every softmax row.
 
 Reparameterisation (prefix_projection=True; Li & Liang 2021: training P directly was unstable):

@@ -4,14 +4,15 @@ Article §3.2:  X = [x1, …, xm]  becomes  X' = [x'1, …, x'k; x1, …, xm],  
 (the article's k is our n_virtual = num_virtual_tokens).
 Lester et al. 2021: a soft prompt P ∈ R^{n_virtual×d} is prepended to the embedded input,
     h = f_θ([P; E(X)]),  θ frozen, only P trained.
-The code is one line of model.py, the ``prompt=`` slot of ``GPT.forward``:
-    x = torch.cat([P.expand(B, -1, -1), x], dim=1)   # (B, n_virtual + T, C)
+The code is the ``prompt=`` slot of ``GPT.forward`` in model.py:
+    x = torch.cat([(P + wpe[0:n]).expand(B, -1, -1), x], dim=1)   # (B, n_virtual + T, C)
 
 Shapes: P (n_virtual, C) with C = d the model width; the frozen model sees (B, n_virtual + T, C)
 and returns logits for the T real positions only, (B, T, V), so they line up with the
 targets and the task's answer mask: virtual positions never count in the loss.
-A virtual token is the whole input vector (no position embedding is added to it); where
-the real tokens are numbered is GPT.forward's business (model.py says how).
+Positions as PEFT on GPT-2: [P; X] is one sequence of inputs_embeds, so virtual token i
+gets wpe[i] added (x'_i = P_i + wpe[i]) and the real tokens are numbered n..n+T-1
+(tests/test_peft_equivalence.py checks it against PEFT's PromptTuningConfig).
 
 Trainable parameters (closed form, checked by tests):  n_virtual · d.
 

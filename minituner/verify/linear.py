@@ -15,7 +15,7 @@ def y_equals_wx():
     """Every Linear of the base, applied to real activations, against the article's column form."""
     base = load_base()
     task = make_task("classify")
-    x = base.wte(task.test.x[:4]) + base.wpe(torch.arange(task.test.x.size(1)))  # (B, T, C)
+    x = base.wte(task.val.x[:4]) + base.wpe(torch.arange(task.val.x.size(1)))  # (B, T, C)
     worst = 0.0
     for mod in base.modules():
         if hasattr(mod, "in_features"):

@@ -32,7 +32,7 @@ def _fill_B(model, seed: int, std: float = 0.05):
 
 
 def _inputs(n: int = 8):
-    return make_task("classify").test.x[:n]  # (n, T) real prompts
+    return make_task("classify").val.x[:n]  # (n, T) real prompts
 
 
 @check("§3.2", "fresh LoRA: ΔW = B·A = 0, so (W + ΔW)X = WX exactly")

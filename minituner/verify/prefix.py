@@ -41,7 +41,8 @@ def attention_by_hand(attn, x: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor)
 @torch.no_grad()
 def prefix_is_concatenation(base=None):
     model = ptuning_v2(base or load_base(), num_virtual_tokens=6, seed=1)
-    x = model.base.wte(task_rows()) + model.base.wpe(torch.arange(task_rows().size(1)))  # (B, T, C)
+    T = task_rows().size(1)
+    x = model.base.wte(task_rows()) + model.base.wpe(torch.arange(6, 6 + T))  # (B, T, C): positions k..k+T-1
     worst = 0.0
     for block, (pk, pv) in zip(model.base.h, model.prefixes()):
         h = block.ln_1(x)  # (B, T, C): this layer's attention input

@@ -17,7 +17,7 @@ from . import check
 
 def task_rows(n: int = 4) -> torch.Tensor:
     """n real inputs (B, T) of the classify task's test split."""
-    return make_task("classify").test.x[:n]
+    return make_task("classify").val.x[:n]
 
 
 def head(base, x: torch.Tensor) -> torch.Tensor:
@@ -30,13 +30,13 @@ def head(base, x: torch.Tensor) -> torch.Tensor:
 @check("§3.2", "prompt tuning: f([P; X]) = the base run on [P; X] built by hand")
 @torch.no_grad()
 def prompt_is_concatenation(base=None):
-    """The real tokens keep positions 0..T-1; P (k, C) takes none; only the T real rows are predicted."""
+    """As PEFT on GPT-2: P_i gets wpe[i], the real tokens positions k..k+T-1; only the T real rows are predicted."""
     model = prompt_tuning(base or load_base(), num_virtual_tokens=8, init="vocab", seed=1)
     idx = task_rows()  # (B, T)
     B, T = idx.shape
     P, k, base = model.prompt, model.num_virtual_tokens, model.base
-    x = base.wte.weight[idx] + base.wpe.weight[:T]  # (B, T, C): X, positions 0..T-1
-    x_prime = torch.cat([P.expand(B, k, -1), x], dim=1)  # (B, k + T, C): X' = [P; X]
+    x = base.wte.weight[idx] + base.wpe.weight[k : k + T]  # (B, T, C): X, positions k..k+T-1
+    x_prime = torch.cat([(P + base.wpe.weight[:k]).expand(B, k, -1), x], dim=1)  # (B, k + T, C): X' = [P; X]
     by_hand = head(base, x_prime)[:, k:]  # (B, T, V): the virtual rows predict nothing
     return (model(idx) - by_hand).abs().max().item(), 1e-5
 

@@ -1,0 +1,193 @@
+"""Datasets: (prompt, answer) pairs turned into token rows, in three disjoint splits.
+
+A ``Dataset`` holds a ``train``, a ``val`` and a ``test`` split (the article's §4
+step 2: the data prepared, with a validation set to watch training and a test set
+to report once). The built-in tasks come from ``minituner.make_task``; your own
+pairs come from ``Dataset.from_pairs`` or ``Dataset.from_jsonl``:
+
+    data = minituner.Dataset.from_pairs([("2+2=", "4"), ...], val=0.2, test=0.2)
+    data = minituner.Dataset.from_jsonl("pairs.jsonl")   # {"prompt": ..., "answer": ...} per line
+
+Each answer gets the end-of-answer marker (``tokenizer.END``, a newline, the way every
+sentence of the pretraining corpus ends) so a model learns where to stop, and the loss
+counts the answer's tokens only (as PEFT and LLaMA-Factory train).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .tokenizer import END, CharTokenizer
+
+
+@dataclass
+class Split:
+    """Token rows ready to train on: x (N, L) inputs, y (N, L) next tokens, mask (N, L) where the loss counts.
+
+    ``examples`` keeps the (prompt, answer) text of each row (for tasks) or the row's text (corpus).
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor
+    examples: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.x.size(0)
+
+    def batch(self, batch_size: int, generator: torch.Generator):
+        """A random batch (rows drawn with replacement by the seeded generator)."""
+        i = torch.randint(len(self), (batch_size,), generator=generator)
+        return self.x[i], self.y[i], self.mask[i]
+
+
+def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokenizer, end: str = END) -> Split:
+    """(prompt, answer) pairs -> a Split whose mask covers the answer tokens only.
+
+    Row text = prompt + answer + end; x = text[:-1], y = text[1:], right-padded with <pad>.
+    mask[t] = 1 where y[t] is a character of the answer (the end marker included).
+    """
+    if not examples:
+        raise ValueError(f"the {name} split has no rows; every split needs at least one (prompt, answer) pair")
+    rows = []
+    for n, (p, a) in enumerate(examples):
+        try:
+            rows.append((tok.encode(p), tok.encode(a + end)))
+        except ValueError as e:
+            raise ValueError(f"{name} pair {n}: {e}") from None
+    L = max(len(p) + len(a) for p, a in rows) - 1
+    x = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
+    y = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), L)
+    for n, (p, a) in enumerate(rows):
+        ids = torch.tensor(p + a)
+        x[n, : len(ids) - 1] = ids[:-1]
+        y[n, : len(ids) - 1] = ids[1:]
+        mask[n, len(p) - 1 : len(ids) - 1] = 1.0
+    return Split(name, x, y, mask, list(examples))
+
+
+def _check_pair(pair, where: str, tok: CharTokenizer, lowercase: bool) -> tuple[str, str]:
+    """One (prompt, answer) pair checked: two non-empty strings, every character known to the tokenizer."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"{where}: a pair must be a (prompt, answer) tuple of two strings, got {pair!r:.60}")
+    prompt, ans = pair
+    for field_name, text in (("prompt", prompt), ("answer", ans)):
+        if not isinstance(text, str):
+            raise TypeError(f"{where}: the {field_name} must be a str, got {type(text).__name__}")
+        if not text:
+            raise ValueError(f"{where}: the {field_name} is empty")
+    if lowercase:
+        prompt, ans = prompt.lower(), ans.lower()
+    if END in ans:
+        raise ValueError(f"{where}: the answer contains a newline, the end-of-answer marker; "
+                         f"use one line per answer")
+    alphabet = "".join(tok.itos[2:])
+    for field_name, text in (("prompt", prompt), ("answer", ans)):
+        for pos, ch in enumerate(text):
+            if ch not in tok.stoi or ch in tok.itos[:2]:
+                hint = " (pass lowercase=True to lower-case the text)" if ch.lower() in tok.stoi else ""
+                raise ValueError(f"{where}: character {ch!r} at position {pos} of the {field_name} "
+                                 f"is not in the tokenizer's alphabet {alphabet!r}{hint}")
+    return prompt, ans
+
+
+@dataclass
+class Dataset:
+    """Three disjoint splits (train, val, test) and the tokenizer; tasks, the corpus and a
+    user's own pairs look alike to train() and evaluate().
+
+    train() trains on ``train`` and scores ``val`` (selection, early stopping); ``test`` is
+    scored once, at the end, by whoever reports.
+    """
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    tokenizer: CharTokenizer
+    world: object = None  # the mini-world a built-in task came from (None for your own pairs)
+
+    @classmethod
+    def from_pairs(cls, pairs, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False,
+                   name: str = "pairs", tokenizer: CharTokenizer | None = None) -> Dataset:
+        """Your own (prompt, answer) pairs as a Dataset.
+
+        val, test: fractions of the distinct prompts (dealt by a seeded shuffle, so one prompt
+        never lands in two splits), or lists of pairs of their own (then `pairs` is all train).
+        lowercase: lower-case prompts and answers first (the tokenizer knows lower case only).
+        """
+        tok = tokenizer or CharTokenizer()
+        checked = {}
+        for what, rows in (("pairs", pairs), ("val", val), ("test", test)):
+            if what != "pairs" and not isinstance(rows, (list, tuple)):
+                continue
+            if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, (list, tuple)):
+                raise TypeError(f"{what} must be a list of (prompt, answer) pairs, got {type(rows).__name__}")
+            checked[what] = [_check_pair(p, f"{what}[{i}]", tok, lowercase) for i, p in enumerate(rows)]
+        train_rows = checked["pairs"]
+        fractions = {w: f for w, f in (("val", val), ("test", test)) if w not in checked}
+        for what, f in fractions.items():
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
+                raise ValueError(f"{what} must be a fraction strictly between 0 and 1 or a list of pairs, got {f!r}")
+        if sum(fractions.values()) >= 1:
+            raise ValueError(f"val + test must leave rows to train on, got {fractions}")
+        prompts = sorted({p for p, _ in train_rows})  # split by prompt: one prompt, one split
+        random.Random(seed).shuffle(prompts)
+        start = 0
+        for what, f in fractions.items():
+            k = round(len(prompts) * f)
+            if k < 1 or start + k >= len(prompts):
+                raise ValueError(f"{len(prompts)} distinct prompts with {what}={f} leave a split empty; "
+                                 f"give more pairs or larger fractions")
+            chosen = set(prompts[start:start + k])
+            checked[what] = [r for r in train_rows if r[0] in chosen]
+            start += k
+        kept = set(prompts[start:])
+        train_rows = [r for r in train_rows if r[0] in kept]
+        seen = {p for p, _ in train_rows}
+        for what in ("val", "test"):
+            shared = seen & {p for p, _ in checked[what]}
+            if shared:
+                raise ValueError(f"{len(shared)} prompt(s) are in both train and {what}, e.g. "
+                                 f"{sorted(shared)[0]!r}; the splits must be disjoint")
+        splits = [encode_examples(s, rows, tok) for s, rows in
+                  (("train", train_rows), ("val", checked["val"]), ("test", checked["test"]))]
+        return cls(name, *splits, tok)
+
+    @classmethod
+    def from_jsonl(cls, path, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False) -> Dataset:
+        """One {"prompt": ..., "answer": ...} object per line (blank lines skipped); a line that
+        does not parse, or a character the tokenizer lacks, is a ValueError naming the file and line."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        tok, pairs = CharTokenizer(), []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {n}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) \
+                    or not isinstance(obj.get("answer"), str):
+                raise ValueError(f"{where}: each line must be an object with string fields "
+                                 f"\"prompt\" and \"answer\", got {line[:60]!r}")
+            try:
+                pairs.append(_check_pair((obj["prompt"], obj["answer"]), where, tok, lowercase))
+            except TypeError as e:
+                raise ValueError(str(e)) from None
+        if not pairs:
+            raise ValueError(f"{path}: no (prompt, answer) lines found")
+        return cls.from_pairs(pairs, val=val, test=test, seed=seed, name=path.stem, tokenizer=tok)
+
+
+from_pairs = Dataset.from_pairs

@@ -30,7 +30,7 @@ def test_version(capsys):
     assert capsys.readouterr().out.startswith("minituner 0.")
 
 
-@pytest.mark.parametrize("command", ["finetune", "generate", "compare", "pretrain", "notebooks"])
+@pytest.mark.parametrize("command", ["finetune", "generate", "compare", "sweep", "pretrain", "notebooks"])
 def test_every_option_has_help_and_shows_its_default(command):
     p = subcommands(build_parser())[command]
     text = " ".join(p.format_help().split())
@@ -49,7 +49,7 @@ def test_task_and_method_have_choices():
     method = next(a for a in sub["finetune"]._actions if a.dest == "method")
     task = next(a for a in sub["compare"]._actions if a.dest == "task")
     assert list(method.choices) == ["lora", "prompt", "prefix", "ptuning-v2", "freeze", "full"]
-    assert list(task.choices) == ["classify", "relabel", "qa"]
+    assert list(task.choices) == ["classify", "relabel", "qa", "all"]
 
 
 def sha(path: Path) -> str:

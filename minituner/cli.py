@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -140,8 +141,9 @@ def cmd_finetune(args) -> int:
           f"at step {hist.best_step}); test ({len(data.test)} pairs): loss {ev['loss']:.4f}, "
           f"accuracy {ev['accuracy']:.3f}")
     model.save_pretrained(args.out)
-    print(f"saved {args.out}; try: minituner generate --adapter {args.out}"
-          f"{f' --base {args.base}' if args.base else ''} \"{data.test.examples[0][0]}\"")
+    base = f" --base {shlex.quote(str(args.base))}" if args.base else ""
+    print(f"saved {args.out}; try: minituner generate --adapter {shlex.quote(str(args.out))}{base} "
+          f"{shlex.quote(data.test.examples[0][0])}")
     return 0
 
 

@@ -178,7 +178,7 @@ def cmd_pretrain(args) -> int:
     config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                        n_head=args.n_head, n_embd=args.n_embd)
     model, hist, meta = pretrain(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                                 config=config, device=device, progress=not args.quiet)
+                                 config=config, device=str(device), progress=not args.quiet)
     saved = save_model(model, out / BASE_NAME, meta)
     print(f"pretrained {meta['parameters']:,} parameters for {meta['recipe']['steps']} steps "
           f"in {meta['seconds']} s: held-out loss {meta['held_out_loss']}, "

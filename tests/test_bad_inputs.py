@@ -180,8 +180,8 @@ CASES = [
     C("device-cuda-unavailable", device("cuda"), ValueError, "CUDA was requested", "--device cpu", needs_no_cuda=True),
     C("train-device-unknown", train(device="tpu"), ValueError, "tpu"),
     C("train-device-cuda-unavailable", train(device="cuda"), ValueError, "CUDA", needs_no_cuda=True),
-    C("compare-device-unknown", lambda: importlib.import_module("minituner.compare").compare(
-        steps=1, device="tpu", out=tmp() / "cmp"), ValueError, "tpu"),
+    C("sweep-device-unknown", lambda: importlib.import_module("minituner.compare").sweep(
+        steps=1, device="tpu", out=tmp() / "sweep", methods=["lora"], progress=False), ValueError, "tpu"),
     C("compare-out-is-a-file", lambda: importlib.import_module("minituner.compare").compare(steps=1, out=tmp() / "a_file"),
       ValueError, r"\bout\b", "a_file"),
     C("notebooks-only-matches-nothing", lambda: importlib.import_module("minituner.notebooks").build(only="zz"),
@@ -251,8 +251,8 @@ CASES = [
     C("load-other-base", lambda: mt.PeftModel.from_pretrained(GPT(tiny().config, seed=1), saved_lora()), ValueError,
       "fingerprint"),
     C("load-config-does-not-parse", garbled_config, ValueError, "adapter_config.json", pending="api"),
-    C("load-missing-folder", lambda: mt.PeftModel.from_pretrained(tiny(), tmp() / "no_adapter"), FileNotFoundError,
-      "no_adapter"),
+    C("load-missing-folder", lambda: mt.PeftModel.from_pretrained(tiny(), tmp() / "no_adapter"),
+      (FileNotFoundError, ValueError), "no_adapter"),
     C("load-model-json-does-not-parse", garbled_checkpoint, ValueError, r"garbled\.json", pending="api"),
     # ------------------------------------------------ the command line: exit 2, one line, no traceback
     C("cli-no-command", cli(), CliError, "COMMAND"),

@@ -85,11 +85,11 @@ def test_generate_with_the_shipped_base(capsys):
     assert out.startswith("the cat eats ") and out.endswith(".")
 
 
-@pytest.mark.parametrize("method", ["lora", "prompt", "prefix", "ptuning-v2", "freeze", "full"])
+@pytest.mark.parametrize("method", ["lora", "prompt"])  # an adapter on the weights, and virtual tokens
 def test_finetune_saves_then_generate_answers(method, tmp_path, capsys):
     out = tmp_path / method
-    code = main(["finetune", "--method", method, "--data", str(PAIRS), "--out", str(out), "--steps", "4",
-                 "--eval-every", "2", "--batch-size", "4", "--num-virtual-tokens", "2"])
+    code = main(["finetune", "--method", method, "--data", str(PAIRS), "--out", str(out), "--steps", "2",
+                 "--eval-every", "1", "--batch-size", "4", "--num-virtual-tokens", "2"])
     printed = capsys.readouterr().out
     assert code == 0
     assert "trainable params" in printed and "accuracy" in printed

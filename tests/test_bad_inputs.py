@@ -286,7 +286,6 @@ CASES = [
     C("cli-compare-out-is-a-file", cli("compare", "--steps", "1", "--out", tmp() / "a_file"), CliError, "--out", "a_file"),
     C("cli-compare-unknown-task", cli("compare", "--task", "zz"), CliError, "--task", "classify"),
     C("cli-compare-steps-0", cli("compare", "--steps", "0"), CliError, "--steps"),
-    C("cli-compare-batch-size-0", cli("compare", "--batch-size", "0"), CliError, "--batch-size"),
     C("cli-compare-device-unknown", cli("compare", "--steps", "1", "--device", "tpu", "--out", tmp() / "cmp"), CliError,
       "tpu"),
     C("cli-compare-device-cuda-unavailable", cli("compare", "--steps", "1", "--device", "cuda", "--out", tmp() / "cmp"),

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_bad_inputs import CASES, NO_CUDA, CliError  # noqa: E402
 
-ABSENT = re.compile(r"has no attribute '(Dataset|get_peft_model|PeftModel|LoraConfig|PromptTuningConfig|FreezeConfig)'"
+ABSENT = re.compile(r"has no attribute '(Dataset|get_peft_model|PeftModel|LoraConfig|PromptTuningConfig|FreezeConfig|sweep)'"
                     r"|No module named 'minituner.device'|unrecognized arguments|invalid choice: '(finetune|generate)'"
                     r"|unexpected keyword argument '(patience|n_train)'")
 

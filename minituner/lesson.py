@@ -62,8 +62,8 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
         eval_every: int = 0, **train_kwargs):
     """Train `model` (its trainable tensors) on data.train, then one table row about it; (row, History).
 
-    steps=0 trains nothing (the row of a model as it is, e.g. the base). The row: trainable count
-    and share, lr, steps, "train loss" (mean of the last ten steps' losses, or the split's loss
+    steps=0 trains nothing (the row of a model as it is, e.g. the base: 0 trained). The row: trainable
+    count and share, lr, steps, "train loss" (mean of the last ten steps' losses, or the split's loss
     when untrained), accuracy on the training split, loss and accuracy on the held-out split,
     seconds of training. eval_every > 0 records the held-out curve in the History.
     """
@@ -71,6 +71,7 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
     from .train import evaluate, train
 
     trainable, total = count_parameters(model)
+    trainable = trainable if steps else 0  # nothing was trained, whatever requires_grad says
     hist = None
     if steps:
         if lr is None:
@@ -85,3 +86,28 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
            "train acc": ev_train["accuracy"], "test loss": ev_test["loss"], "test acc": ev_test["accuracy"],
            "s": hist.seconds if hist else 0.0}
     return row, hist
+
+
+class MatmulCounter:
+    """Count matrix products while a block runs: `with MatmulCounter() as c: model(x)`, then c.n.
+
+    Counts calls of torch.matmul and the @ operator (minituner's linear is `x @ W.T`), through
+    torch's function-override mode, so nothing in the model has to change to be counted.
+    """
+
+    def __enter__(self):
+        from torch.overrides import TorchFunctionMode
+
+        counter = self
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                counter.n += getattr(func, "__name__", "") in ("__matmul__", "matmul")
+                return func(*args, **(kwargs or {}))
+
+        self.n, self._mode = 0, Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)

@@ -13,7 +13,8 @@ The convention every lesson (lessons/NN_*.py, jupytext percent format) follows:
 
 Here each lesson runs cell by cell, in one namespace, exactly as `python lessons/NN_x.py
 --smoke --out DIR` would run it (same argv, `__name__ == "__main__"`); a cell's output is what
-it prints, a figure it writes, or the value of its last expression (as a notebook shows it).
+it prints, a figure it writes, or the value of its last expression (as a notebook shows it,
+unless the cell ends with ";").
 """
 
 import ast
@@ -25,7 +26,10 @@ from pathlib import Path
 
 import jupytext
 import pytest
+import torch
 
+import minituner
+from minituner.lesson import LESSON_ARGS, MatmulCounter, options, run
 from minituner.notebooks import NOTEBOOKS, lessons, out_of_sync
 
 LESSONS = lessons()
@@ -65,7 +69,8 @@ def run_cells(path: Path, argv: list[str]) -> list[tuple[str, str, bool]]:
                 continue
             pngs = set(out_dir.rglob("*.png")) if out_dir.exists() else set()
             tree = ast.parse(cell.source)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            shown = not cell.source.rstrip().endswith(";")  # a trailing ";" hides the value, as in IPython
+            last = tree.body.pop() if shown and tree.body and isinstance(tree.body[-1], ast.Expr) else None
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer):
                 exec(compile(tree, str(path), "exec"), namespace)
@@ -96,6 +101,41 @@ def test_silent_cells_are_found():
              ("markdown", "## 2. B", False), ("code", "# silent: defines\nf = 1", False),
              ("markdown", "## 3. C", False), ("code", "print(1)", True), ("code", "y = 2", False)]
     assert silent_cells(cells) == (["## 1. A"], 1)
+
+
+def test_options_read_the_command_line_or_the_full_lesson_in_a_kernel(monkeypatch, tmp_path):
+    preset = dict(description="t", smoke=dict(steps=3), out="runs/t", steps=100, ks=(1, 4), lr=1e-3)
+    args = options(**preset, argv=["--smoke", "--out", str(tmp_path), "--ks", "2,8"])
+    assert (args.steps, args.ks, args.lr, args.out) == (3, (2, 8), 1e-3, tmp_path)
+    monkeypatch.setattr(sys, "argv", ["/x/ipykernel_launcher.py", "-f", "kernel.json"])
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    assert options(**preset).steps == 100  # the kernel's own argv is not read
+    monkeypatch.setenv(LESSON_ARGS, "--smoke")
+    assert options(**preset).steps == 3
+    with pytest.raises(ValueError, match="batch"):
+        options("t", smoke=dict(batch=1), out="o", steps=1)
+
+
+def test_matmul_counter_counts_the_forwards_products(base):
+    x = torch.zeros(1, 5, dtype=torch.long)
+    L = base.config.n_layer
+    with MatmulCounter() as plain, torch.no_grad():
+        base(x)
+    with MatmulCounter() as adapted, torch.no_grad():
+        minituner.lora(base, r=2, targets=("q_proj", "v_proj"))(x)
+    assert plain.n == 8 * L + 1  # q, k, v, o, QKᵀ, AV, up, down per block; the tied head
+    assert adapted.n == plain.n + 2 * 2 * L  # (x Aᵀ) Bᵀ: two more per adapted matrix
+
+
+def test_run_gives_one_row_per_model(base, classify):
+    row, hist = run("top block", minituner.freeze(base, trainable_layers=1), classify, steps=2, lr=1e-3,
+                    batch_size=4, eval_every=1)
+    assert row["trainable"] == minituner.count_parameters(minituner.freeze(base, trainable_layers=1))[0]
+    assert row["steps"] == 2 and len(hist.losses) == 2 and len(hist.evals) == 2
+    untrained, none = run("base", base, classify, steps=0)
+    assert none is None and untrained["trainable"] == 0 and untrained["lr"] == ""
+    with pytest.raises(ValueError, match="learning rate"):
+        run("x", minituner.full(base), classify, steps=1)
 
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))

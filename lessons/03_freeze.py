@@ -29,7 +29,7 @@ import torch
 
 import minituner
 from minituner.lesson import options, run
-from minituner.report import markdown_table, parameter_table, running_mean, save_figure
+from minituner.report import markdown_table, parameter_table, plot_curves, save_figure
 
 args = options("Lesson 03: freezing", smoke=dict(steps=3, seeds=(0,)), out="runs/03_freeze",
                steps=60, batch_size=16, lr=5e-4, seeds=(0, 1))
@@ -78,12 +78,12 @@ print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "tr
 # %% [markdown]
 # ## 3. The picture
 #
-# Left: test accuracy per setting (bars) and the share of parameters it trains (line).
-# Right: each run's training loss and held-out loss. A run can drive its training loss
+# First: test accuracy per setting (bars) and the share of parameters it trains (line).
+# Then: each run's training loss and held-out loss. A run can drive its training loss
 # to zero (it fits the 96 training descriptions) and still not answer the held-out ones.
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+fig, ax1 = plt.subplots(figsize=(7, 4.5), layout="constrained")
 xs = range(len(rows))
 ax1.bar(xs, [r["test acc"] for r in rows], color="tab:blue", alpha=0.7)
 ax1.set_ylabel("test accuracy (exact match)", color="tab:blue")
@@ -95,16 +95,8 @@ twin.set_ylabel("trainable parameters, % of the model", color="tab:red")
 twin.set_ylim(0, 105)
 ax1.set_title("How much must train?")
 ax1.grid(alpha=0.3, axis="y")
-for label, h in histories.items():
-    ax2.plot(range(1, len(h.losses) + 1), running_mean(h.losses), label=label)
-    ax2.plot([e[0] for e in h.evals], [e[1] for e in h.evals], "o:", ms=3, color=ax2.lines[-1].get_color())
-ax2.set_yscale("log")
-ax2.set_xlabel("step")
-ax2.set_ylabel("loss (answer tokens): line train, dots held-out")
-ax2.set_title("Training (line) and held-out (dots) loss")
-ax2.legend(fontsize=7)
-ax2.grid(alpha=0.3)
 save_figure(fig, args.out / "freeze_sweep.png")
+plot_curves(histories, "classify: training and held-out loss per frozen setting", args.out / "freeze_curves.png")
 
 # %% [markdown]
 # ## 4. Why does training the head alone do so well? Seeds and learning rates

@@ -31,7 +31,7 @@ import copy
 import torch
 
 import minituner
-from minituner.lesson import options, run
+from minituner.lesson import options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
@@ -91,10 +91,8 @@ except ValueError as e:
 
 # %%
 every = max(2, args.steps // 8)
-rows, histories, models = [run("base, untrained", base, task, steps=0)[0]], {}, {}
-row, histories["full fine-tuning"] = run("full fine-tuning", minituner.full(base), task, args.steps, args.full_lr,
-                                         batch_size=args.batch_size, seed=args.seed, eval_every=every)
-rows.append(row)
+rows, histories = reference_rows(base, task, args.steps, args.full_lr, args.batch_size, args.seed, every)
+models = {}
 for k in args.ks:
     models[k] = minituner.prompt_tuning(base, num_virtual_tokens=k, seed=args.seed)
     row, histories[f"prompt, k={k}"] = run(f"prompt, k={k}", models[k], task, args.steps, args.lr,

@@ -36,7 +36,7 @@
 import torch
 
 import minituner
-from minituner.lesson import options, run
+from minituner.lesson import options, reference_rows, run
 from minituner.methods.prefix import prefix_parameter_count, text_keys_values
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
@@ -148,10 +148,8 @@ with torch.no_grad():
 
 # %%
 every = max(2, args.steps // 8)
-rows, histories, models = [run("base, untrained", base, task, steps=0)[0]], {}, {}
-row, histories["full fine-tuning"] = run("full fine-tuning", minituner.full(base), task, args.steps, args.full_lr,
-                                         batch_size=args.batch_size, seed=args.seed, eval_every=every)
-rows.append(row)
+rows, histories = reference_rows(base, task, args.steps, args.full_lr, args.batch_size, args.seed, every)
+models = {}
 for k in args.ks:
     text = dict(init="text", init_text=phrase(k))
     for name, method, kwargs, lr in [("prefix (MLP), text init", minituner.prefix_tuning, text, args.prefix_lr),

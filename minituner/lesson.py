@@ -59,13 +59,14 @@ def options(description: str, *, smoke: dict, out: str, argv: list[str] | None =
 
 
 def run(name: str, model, data, steps: int, lr: float | None = None, batch_size: int = 16, seed: int = 0,
-        eval_every: int = 0, **train_kwargs):
+        eval_every: int = 0, device: str = "cpu", **train_kwargs):
     """Train `model` (its trainable tensors) on data.train, then one table row about it; (row, History).
 
     steps=0 trains nothing (the row of a model as it is, e.g. the base: 0 trained). The row: trainable
     count and share, lr, steps, "train loss" (mean of the last ten steps' losses, or the split's loss
     when untrained), accuracy on the training split, loss and accuracy on the held-out split,
-    seconds of training. eval_every > 0 records the held-out curve in the History.
+    seconds of training. eval_every > 0 records the held-out curve in the History. With a device
+    (e.g. "cuda") the model trains there and comes back to the CPU, where the splits are scored.
     """
     from .report import count_parameters
     from .train import evaluate, train
@@ -77,7 +78,8 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
         if lr is None:
             raise ValueError(f"run {name!r} trains {steps} steps: give it a learning rate lr")
         hist = train(model, data, steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_every=eval_every,
-                     progress=False, **train_kwargs)
+                     device=device, progress=False, **train_kwargs)
+        model.to("cpu")
     ev_train, ev_test = evaluate(model, data.train), evaluate(model, data.test)
     last = hist.losses[-10:] if hist else []
     row = {"run": name, "trainable": trainable, "trainable %": 100 * trainable / total,
@@ -111,3 +113,14 @@ class MatmulCounter:
 
     def __exit__(self, *exc):
         return self._mode.__exit__(*exc)
+
+
+def reference_rows(base, data, steps: int, full_lr: float, batch_size: int = 16, seed: int = 0, eval_every: int = 0):
+    """The two rows every method is read against: the base untrained, and full fine-tuning of it
+    for the same steps; ([base row, full row], {"full fine-tuning": History})."""
+    from .methods import full
+
+    untrained, _ = run("base, untrained", base, data, steps=0)
+    tuned, hist = run("full fine-tuning", full(base), data, steps, full_lr, batch_size=batch_size, seed=seed,
+                      eval_every=eval_every)
+    return [untrained, tuned], {"full fine-tuning": hist}

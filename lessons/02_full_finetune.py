@@ -48,7 +48,7 @@ base, meta = minituner.load_base(), base_metadata()
 recipe = meta["recipe"]
 print(f"pretrained {recipe['steps']:,} steps at lr {recipe['lr']}, batch {recipe['batch_size']}; "
       f"held-out corpus loss {meta['held_out_loss']}, facts answered both ways {meta['fact_accuracy']:.1%}")
-minituner.print_trainable_parameters(base)
+minituner.print_trainable_parameters(base);
 
 # %% [markdown]
 # ## Step 2: prepare the data (准备数据)
@@ -161,7 +161,7 @@ print(f"test accuracy: pretraining buys {tuned['test acc'] - scratch['test acc']
 
 # %%
 relabel = minituner.make_task("relabel")
-swapped = minituner.full(model)
+swapped = minituner.full(model.base)  # a trainable copy of the fine-tuned GPT
 minituner.train(swapped, relabel, steps=args.relabel_steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                 progress=False)
 said = {}  # (split, model) -> the greedy answer of every row

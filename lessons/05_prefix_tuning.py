@@ -26,7 +26,7 @@
 # trainable keys and values at every layer, as here. Li & Liang made their prefixes with
 # an MLP (a reparameterisation); Liu et al. treat that MLP as optional and report that
 # it helps on some tasks and not on others. minituner's `ptuning_v2` trains the prefixes
-# directly (`prefix_tuning(..., reparameterize=False)`, PEFT's `prefix_projection=False`).
+# directly (`PrefixTuningConfig(prefix_projection=False)`, PEFT's name).
 # Against prompt tuning (lesson 04), whose k vectors enter only at the bottom, the deep
 # prompts reach each layer directly, with 2·L times as many numbers.
 #
@@ -37,7 +37,8 @@ import torch
 
 import minituner
 from minituner.lesson import options, reference_rows, run
-from minituner.methods.prefix import prefix_parameter_count, text_keys_values
+from minituner.methods.prefix import prefix_parameter_count
+from minituner.methods.virtual_tokens import text_keys_values
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
 args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(steps=3, ks=(2,)), out="runs/05_prefix_tuning",
@@ -114,7 +115,7 @@ with torch.no_grad():
 
 # %%
 k, h = args.ks[-1], c.n_embd
-mlp = minituner.prefix_tuning(base, k, hidden=h, init="text", init_text=phrase(k))
+mlp = minituner.prefix_tuning(base, k, encoder_hidden_size=h, init="text", init_text=phrase(k))
 v2 = minituner.ptuning_v2(base, k, init="text", init_text=phrase(k))
 counts = []
 for name, m, closed, formula in [

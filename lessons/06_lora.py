@@ -33,6 +33,7 @@
 
 # %%
 import tempfile
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -65,8 +66,8 @@ print(f"ranks {args.ranks}, seeds {args.seeds}; {args.steps} steps, batch {args.
 
 # %%
 r = 4
-fresh = minituner.lora(base, r=r, alpha=2 * r, targets=("q_proj", "v_proj"))
-layer = fresh.h[0].attn.q_proj
+fresh = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"])
+layer = fresh.base.h[0].attn.q_proj
 m, n = layer.weight.shape
 print(f"W of h.0.attn.q_proj is {m}×{n}; the article's A = lora_B is {tuple(layer.lora_B['default'].shape)} (m×r), "
       f"its B = lora_A is {tuple(layer.lora_A['default'].shape)} (r×n)")
@@ -75,7 +76,7 @@ print(f"max |layer(x) − ((W + A·B) X + b)ᵀ| = {residual:.1e} (≤ {toleranc
 x = task.test.x[:16]
 print(f"fresh LoRA vs base, max |Δlogits| = {(fresh(x) - base(x)).abs().max().item():.1e}  (lora_B = 0, so ΔW = 0)")
 print(f"trainable: r·(in + out)·2·L = {r}·({d} + {d})·2·{L} = {r * 2 * d * 2 * L:,}; counted {count_parameters(fresh)[0]:,}")
-minituner.print_trainable_parameters(fresh)
+fresh.print_trainable_parameters();
 
 # %% [markdown]
 # ## 2. Train: LoRA's rank and targets, against full fine-tuning
@@ -101,7 +102,7 @@ rows.append(row)
 for r in args.ranks:
     for seed in args.seeds:
         label = f"LoRA r={r} q,v, seed {seed}"
-        models[r, seed] = minituner.lora(base, r=r, alpha=args.alpha, targets=("q_proj", "v_proj"), seed=seed)
+        models[r, seed] = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=seed)
         row, hist = run(label, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
         row["r"] = r
         rows.append(row)
@@ -109,7 +110,7 @@ for r in args.ranks:
             histories[f"LoRA r={r} q,v"] = hist
 r_all = args.ranks[len(args.ranks) // 2]
 row, histories[f"LoRA r={r_all} all"] = run(f"LoRA r={r_all} all, seed {args.seeds[0]}",
-                                            minituner.lora(base, r=r_all, alpha=args.alpha, targets="all",
+                                            minituner.lora(base, r=r_all, lora_alpha=args.alpha, target_modules="all",
                                                            seed=args.seeds[0]),
                                             task, args.steps, args.lr, seed=args.seeds[0], **train_kw)
 rows.append(row)
@@ -131,7 +132,7 @@ plot_curves(histories, "classify: LoRA ranks and targets vs full fine-tuning", a
 
 # %%
 lora_rows = [row for row in rows if "q,v" in row["run"]]
-norms = {key: sum(l.delta_weight().norm().item() for l in lora_layers(m).values()) / len(lora_layers(m))
+norms = {key: sum(l.get_delta_weight("default").norm().item() for l in lora_layers(m.base).values()) / len(lora_layers(m.base))
          for key, m in models.items()}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 for seed in args.seeds:
@@ -162,7 +163,7 @@ print(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in a
 # %%
 relabel = minituner.make_task("relabel")
 r = args.ranks[len(args.ranks) // 2]
-swap_model = minituner.lora(base, r=r, alpha=args.alpha, targets=("q_proj", "v_proj"), seed=args.seeds[0])
+swap_model = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=args.seeds[0])
 swap_row, _ = run(f"LoRA r={r} q,v (relabel)", swap_model, relabel, args.steps, args.lr, seed=args.seeds[0],
                   batch_size=args.batch_size, warmup=min(10, args.steps // 5))
 flip = {" dog.": " cat.", " cat.": " dog."}
@@ -196,19 +197,19 @@ for name, m in (("base", base), ("LoRA, unmerged", model)):
     with MatmulCounter() as counter, torch.no_grad():
         logits = m(x)
     products[name] = counter.n
-minituner.merge(model)
+model.merge_adapter()
 with MatmulCounter() as counter, torch.no_grad():
     merged = model(x)
 products["LoRA, merged"] = counter.n
 print(f"max |merged − unmerged logits| = {(merged - logits).abs().max().item():.2e}; the same greedy next "
       f"character at all {x.numel():,} positions: {torch.equal(merged.argmax(-1), logits.argmax(-1))}")
 print("matrix products per forward: " + ", ".join(f"{k} {v}" for k, v in products.items()))
-minituner.unmerge(model)
+model.unmerge_adapter()
 with tempfile.TemporaryDirectory() as folder:
-    adapter = minituner.save_adapter(model, f"{folder}/adapter")
+    adapter = Path(model.save_pretrained(f"{folder}/adapter")) / "adapter_model.safetensors"
     base_file = minituner.save_model(base, f"{folder}/base")
     a, b = adapter.stat().st_size, base_file.stat().st_size
-print(f"adapter file {a:,} bytes ({len(lora_layers(model)) * 2} tensors) vs base {b:,} bytes: {a / b:.1%}")
+print(f"adapter file {a:,} bytes ({len(model.adapter_state_dict())} tensors) vs base {b:,} bytes: {a / b:.1%}")
 
 # %% [markdown]
 # ## 6. The article's §5 table: why each model family names different modules
@@ -233,7 +234,7 @@ print(f"adapter file {a:,} bytes ({len(lora_layers(model)) * 2} tensors) vs base
 # %%
 print(markdown_table(families_table(r=8)))
 try:
-    minituner.lora(base, targets=("query_key_value",))
+    minituner.lora(base, target_modules=["query_key_value"])
 except ValueError as e:
     print(f"ValueError: {e}")
 

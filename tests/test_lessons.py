@@ -122,7 +122,7 @@ def test_matmul_counter_counts_the_forwards_products(base):
     with MatmulCounter() as plain, torch.no_grad():
         base(x)
     with MatmulCounter() as adapted, torch.no_grad():
-        minituner.lora(base, r=2, targets=("q_proj", "v_proj"))(x)
+        minituner.lora(base, r=2, target_modules=["q_proj", "v_proj"])(x)
     assert plain.n == 8 * L + 1  # q, k, v, o, QKᵀ, AV, up, down per block; the tied head
     assert adapted.n == plain.n + 2 * 2 * L  # (x Aᵀ) Bᵀ: two more per adapted matrix
 

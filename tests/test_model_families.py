@@ -27,13 +27,13 @@ def test_each_family_maps_onto_minituners_modules(f, base):
     minituner equivalent adapts every projection the fused matrix computes (q, k and v)."""
     if f.fused:
         with pytest.raises(ValueError, match="q_proj"):
-            minituner.lora(base, targets=f.targets)
+            minituner.lora(base, target_modules=f.targets)
     else:
-        minituner.lora(base, targets=f.targets)
-    model = minituner.lora(base, r=2, targets=minituner_targets(f))
-    adapted = {name.rsplit(".", 1)[-1] for name in lora_layers(model)}
+        minituner.lora(base, target_modules=f.targets)
+    model = minituner.lora(base, r=2, target_modules=minituner_targets(f))
+    adapted = {name.rsplit(".", 1)[-1] for name in lora_layers(model.base)}
     assert adapted == {"q_proj", "k_proj", "v_proj"} if f.fused else set(f.targets)
-    assert len(lora_layers(model)) == len(adapted) * base.config.n_layer
+    assert len(lora_layers(model.base)) == len(adapted) * base.config.n_layer
 
 
 def test_fused_shapes_follow_the_heads():

@@ -33,7 +33,7 @@ from minituner.optim import AdamW
 from minituner.report import markdown_table, parameter_table, plot_curves
 
 args = options("Lesson 02: full fine-tuning", smoke=dict(steps=3, relabel_steps=3), out="runs/02_full_finetune",
-               steps=100, relabel_steps=50, batch_size=16, lr=5e-4, seed=0)
+               steps=80, relabel_steps=40, batch_size=16, lr=5e-4, seed=0)
 torch.manual_seed(args.seed)
 print(f"{args.steps} steps, batch {args.batch_size}, lr {args.lr}; relabelling {args.relabel_steps} steps")
 

@@ -36,7 +36,7 @@ from minituner.methods.prompt import prompt_parameter_count
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
 args = options("Lesson 04: prompt tuning", smoke=dict(steps=3, ks=(1, 4)), out="runs/04_prompt_tuning",
-               ks=(1, 4, 16), steps=64, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0)
+               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0)
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify")
 fingerprint = minituner.fingerprint(base)
@@ -137,7 +137,7 @@ print(f"the base without a prompt: {rows[0]['test acc']:.3f}")
 #   scales its steps differently, so their rate does not carry over to AdamW as is.
 # - **more steps**: the same prompt, trained as long again.
 #
-# One seed moves a few rows of 96, so each variant is also run with a second seed.
+# One seed moves a few rows of 96, so the inits are also run with a second seed.
 
 # %%
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
@@ -153,6 +153,9 @@ for name, kwargs, lr in variants:
     for seed in (args.seed, args.seed + 1):
         if name == "random init" and seed == args.seed:
             accs.append(next(r["test acc"] for r in rows if r["run"] == f"prompt, k={k}"))  # the sweep's run
+            continue
+        if lr != args.lr and seed != args.seed:  # the larger rate on one seed only, to keep the lesson short
+            accs.append(float("nan"))
             continue
         row, _ = run(name, minituner.prompt_tuning(base, k, seed=seed, **kwargs), task, args.steps, lr,
                      batch_size=args.batch_size, seed=seed)
@@ -197,7 +200,8 @@ print("- Untrained random prompts score " + ", ".join(f"{a:.3f} at k={s['k']}" f
       + f" against the base's {rows[0]['test acc']:.3f}"
       + ("; the larger the random prompt, the lower it starts, and training must first undo that." if
          at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"] else "."))
-for h in helps[1:3]:
-    print(f"- {h['variant']}: seeds give {h['test acc, seed 0']:.3f} and {h['test acc, seed 1']:.3f} against random "
-          f"init's {helps[0]['test acc, seed 0']:.3f} and {helps[0]['test acc, seed 1']:.3f}.")
+rand, text_init, fast = helps[:3]
+print(f"- Text init, seeds 0 and 1: {text_init['test acc, seed 0']:.3f}, {text_init['test acc, seed 1']:.3f}; random "
+      f"init: {rand['test acc, seed 0']:.3f}, {rand['test acc, seed 1']:.3f}. Three times the rate (seed 0): "
+      f"{fast['test acc, seed 0']:.3f}.")
 print(f"- Training as long again: {helps[0]['test acc, seed 0']:.3f} -> {helps[-1]['test acc, seed 0']:.3f}.")

@@ -42,7 +42,7 @@ from minituner.methods.virtual_tokens import text_keys_values
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
 args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(steps=3, ks=(2,)), out="runs/05_prefix_tuning",
-               ks=(2, 8), steps=64, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0)
+               ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0)
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify")
 fingerprint = minituner.fingerprint(base)

@@ -96,6 +96,6 @@ def table(r: int = 8) -> list[dict]:
     return [{"family": f.name, "sizes": f.sizes, "default module": ",".join(f.targets),
              "layout": "fused q,k,v" if f.fused else "split",
              "adapts": ",".join(f.computes),
-             f"target shape(s) at {f.example}": ", ".join(f"{o}×{i}" for _, o, i in target_shapes(f)),
+             "size": f.example, "target shape(s), out×in": ", ".join(f"{o}×{i}" for _, o, i in target_shapes(f)),
              f"LoRA r={r} per block": lora_parameters_per_block(f, r),
              "minituner targets": ",".join(minituner_targets(f))} for f in FAMILIES]

@@ -63,7 +63,7 @@ train_prompts = {p for p, _ in task.train.examples}
 print(f"{len(task.train)} training rows, {len(task.test)} test rows; "
       f"no prompt in both: {not train_prompts & {p for p, _ in task.test.examples}}")
 for split in (task.train, task.test):
-    for p, a in split.examples[:4:2] + split.examples[2:3]:
+    for p, a in (split.examples[0], split.examples[2]):  # one fact, then two
         print(f"   {split.name}: {p!r} -> {a!r}")
 
 # %% [markdown]
@@ -111,7 +111,7 @@ print(f"the base's cross-entropy on the test answers: {before['test loss']:.3f} 
 
 # %%
 model = minituner.full(base)
-print(markdown_table(parameter_table(model, depth=1)))
+print(markdown_table(parameter_table(model.base, depth=1)))  # the GPT inside the wrapper
 trainable = minituner.count_parameters(model)[0]
 state = AdamW(model.parameters(), lr=args.lr).state_bytes()
 print(f"AdamW state {state:,} bytes = 2 × {trainable:,} trainable × 4 bytes: {state == 2 * trainable * 4}")

@@ -46,7 +46,7 @@ print(f"{args.steps} steps per run, batch {args.batch_size}, lr {args.lr}; seeds
 
 # %%
 one = minituner.freeze(base, trainable_layers=1)
-print(markdown_table(parameter_table(one, depth=1)))
+print(markdown_table(parameter_table(one.base, depth=1)))  # the GPT inside the wrapper
 C = base.config.n_embd
 block = sum(p.numel() for p in one.base.h[-1].parameters())
 print(f"one block: {block:,} = 12·{C}² + 13·{C} = {12 * C * C + 13 * C:,}: {block == 12 * C * C + 13 * C}")

@@ -129,7 +129,8 @@ print(f"the base without a prompt: {rows[0]['test acc']:.3f}")
 # Three things to try, each changed alone, at the k that did best in the sweep:
 # - **text init**: start P from the embeddings of real text instead of random vectors,
 #   here the last k characters of a sentence the base read in pretraining. This is
-#   PEFT's `PromptTuningInit.TEXT`; Lester et al. compared random-uniform init, embeddings
+#   `PromptTuningInit.TEXT` of PEFT (Hugging Face's library of parameter-efficient
+#   fine-tuning methods, 参数高效微调, whose names minituner's API borrows); Lester et al. compared random-uniform init, embeddings
 #   sampled from the 5,000 most common tokens, and class-label embeddings.
 # - **a larger learning rate**: P has only k·d numbers and its gradient reaches it through
 #   every frozen layer. Lester et al. trained at 0.3 with Adafactor, an optimiser that

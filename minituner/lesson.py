@@ -118,7 +118,7 @@ class MatmulCounter:
 def reference_rows(base, data, steps: int, full_lr: float, batch_size: int = 16, seed: int = 0, eval_every: int = 0):
     """The two rows every method is read against: the base untrained, and full fine-tuning of it
     for the same steps; ([base row, full row], {"full fine-tuning": History})."""
-    from .methods import full
+    from .methods.shortcuts import full
 
     untrained, _ = run("base, untrained", base, data, steps=0)
     tuned, hist = run("full fine-tuning", full(base), data, steps, full_lr, batch_size=batch_size, seed=seed,

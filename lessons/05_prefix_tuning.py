@@ -96,9 +96,10 @@ with torch.no_grad():
     zero.prefix.zero_()
     real = S[..., k:]  # (B, nh, T, T): the real keys' scores, masked where causal
     share = k / (k + real.exp().sum(-1))  # (B, nh, T): what k zero keys take, k / (k + Z)
+    is_real = (idx != task.tokenizer.pad_id).unsqueeze(1).expand_as(share)  # (B, nh, T): not padding
     print(f"a prefix of {k} zero keys and values: max |logits − base logits| = "
           f"{(zero(idx) - base(idx)).abs().max().item():.3f} (not 0); in layer 0 they would take "
-          f"{share.mean():.0%} of a real token's attention on average, {share[..., 0].mean():.0%} at the first token")
+          f"{share[is_real].mean():.0%} of a real token's attention on average, {share[..., 0].mean():.0%} at the first token")
     empty = torch.zeros(0, d)
     print(f"a prefix of length 0 is the base exactly: "
           f"{torch.equal(base(idx, prefixes=[(empty, empty)] * c.n_layer), base(idx))}")
@@ -218,6 +219,6 @@ for s in start:
     print(f"- k={s['k']}: P-Tuning v2 starts at {s['v2 at step 0, random init']:.3f} with random prefixes and "
           f"{s['v2 at step 0, text init']:.3f} with the phrase's own keys and values (base {s['base']:.3f}); "
           f"after training {s['v2 trained, random init']:.3f} and {s['v2 trained, text init']:.3f}.")
-print(f"- The random init's N(0, 1) against the base's own key/value size ({rms(kv):.2f}, section 2): "
-      + ("larger, so random prefixes pull attention away from the real tokens at every layer."
-         if rms(kv) < 1 else "not larger; the cost comes from the share of attention the prefixes take."))
+print(f"- Size: a random N(0, 1) prefix has root-mean-square 1.00, the base's own keys and values {rms(kv):.2f}"
+      + (": the same scale, so what hurts the random start is what the prefixes hold, not how large they are."
+         if 0.5 < rms(kv) < 2 else "."))

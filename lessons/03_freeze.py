@@ -106,8 +106,8 @@ plot_curves(histories, "classify: training and held-out loss per frozen setting"
 # split has 96 rows, so one row is about 0.01), or the learning rate (one rate, printed at the top, for
 # every row: a whole block moves far more numbers at each step than the head does).
 # We rerun the head-only and top-1-block rows with another seed (the batches' order),
-# and the top block again at a fifth of the rate; then read the top block's held-out
-# curve (section 3's figure) for a third explanation, over-fitting (过拟合).
+# and the top block again at a fifth of the rate; then compare what each row fits on the
+# training split with what it gets on the held-out one, a third explanation: over-fitting (过拟合).
 
 # %%
 sweep = {row["run"]: row for row in rows}
@@ -153,10 +153,15 @@ print(f"- Over {h['seeds']} seeds at lr {args.lr}: head only {h['test acc min']:
       f"{'overlap, so one seed cannot rank them' if overlap else 'do not overlap: not luck'}.")
 print(f"- At a fifth of the rate the top block reaches train acc {slow['train acc mean']:.3f} and test acc "
       f"{slow['test acc mean']:.3f}, against {b['train acc mean']:.3f} and {b['test acc mean']:.3f} at lr {args.lr}.")
+gap = {r["run"]: r["train acc"] - r["test acc"] for r in rows[1:]}
+print("- Train acc − test acc (the generalisation gap): " + ", ".join(f"{k} {v:+.3f}" for k, v in gap.items()) + ".")
 curve = histories["top 1 block"].evals  # (step, held-out loss, accuracy)
 low = min(curve, key=lambda e: e[1])
-print(f"- The top block's held-out loss is lowest at step {low[0]} ({low[1]:.3f}) and ends at {curve[-1][1]:.3f} "
-      f"while its training loss keeps falling to {sweep['top 1 block']['train loss']:.4f}"
-      + (": it memorises the training descriptions (over-fitting, 过拟合); the head alone cannot "
-         f"(train acc {h['train acc mean']:.3f}), so it keeps to what the blocks already know."
-         if curve[-1][1] > low[1] and b["train acc mean"] > h["train acc mean"] else "."))
+rose = curve[-1][1] > low[1]
+print(f"- The top block's held-out loss is lowest at step {low[0]} ({low[1]:.3f}) and ends at {curve[-1][1]:.3f}"
+      + (": it rose while the training loss fell, over-fitting (过拟合)." if rose else
+         " (still falling). ")
+      + (f"A block can fit the training descriptions themselves (gap {gap['top 1 block']:+.3f}); the head alone "
+         f"cannot (gap {gap['head only (tied wte)']:+.3f}): it can only change which name the frozen blocks' features "
+         "lead to, so what it learns carries over to the held-out descriptions."
+         if gap["top 1 block"] > gap["head only (tied wte)"] else ""))

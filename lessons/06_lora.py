@@ -251,8 +251,8 @@ print(f"- LoRA on q,v with r in {args.ranks} trains {min(row['trainable %'] for 
       f"{max(row['trainable %'] for row in lora_rows):.2f}% of the parameters and reaches test accuracy "
       f"{min(min(v) for v in by_rank.values()):.3f}–{max(max(v) for v in by_rank.values()):.3f}; "
       f"full fine-tuning {full['test acc']:.3f}.")
-print(f"- Between seeds, one rank's accuracy differs by up to {spread:.3f}: differences between ranks smaller "
-      "than that are the order of the batches, not the rank.")
+print(f"- Between seeds, one rank's accuracy differs by up to {spread:.3f}: a difference between ranks smaller "
+      "than that cannot be told apart from the order of the batches.")
 shrinks = all(norms[a, s] > norms[b, s] for s in args.seeds for a, b in zip(args.ranks, args.ranks[1:]))
 print(f"- ‖ΔW‖ {'shrinks' if shrinks else 'does not shrink steadily'} as r grows at a fixed α (seed {args.seeds[0]}: "
       + ", ".join(f"r={r}: {norms[r, args.seeds[0]]:.2f}" for r in args.ranks) + ").")

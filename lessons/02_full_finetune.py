@@ -11,9 +11,9 @@
 # task data, with a small learning rate. The article lays fine-tuning out as eight steps
 # (§4); this lesson takes them in order on the mini-world's `classify` task:
 #
-# 1. choose the pretrained model · 2. prepare the data · 3. adjust the input ·
-# 4. define the loss · 5. freeze (nothing, here) · 6. optimiser and learning rate ·
-# 7. train · 8. evaluate.
+# 1. choose the pretrained model (选择预训练模型) · 2. prepare the data (准备数据) ·
+# 3. adjust the input (调整输入) · 4. define the loss (定义损失函数) · 5. freeze (冻结; nothing, here) ·
+# 6. optimiser and learning rate (优化器与学习率) · 7. train (微调训练) · 8. evaluate (评估).
 #
 # Beside it runs the same training from a randomly initialised GPT of the same shape:
 # the difference is what pretraining buys. Then the article's own example of step 3,
@@ -23,114 +23,131 @@
 # Run it: `python lessons/02_full_finetune.py` (`--smoke` for the quick test preset).
 
 # %%
-import argparse
-import sys
-from pathlib import Path
-
 import torch
 
 import minituner
 from minituner.checkpoint import base_metadata
+from minituner.data import encode_examples
+from minituner.lesson import options, run
 from minituner.optim import AdamW
-from minituner.report import markdown_table, parameter_table, plot_losses
+from minituner.report import markdown_table, parameter_table, plot_curves
 
-
-def parse(argv):
-    p = argparse.ArgumentParser(description="Lesson 02: full fine-tuning")
-    p.add_argument("--steps", type=int, default=100, help="training steps of each run")
-    p.add_argument("--relabel-steps", type=int, default=50, help="steps teaching cat <-> dog")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (small: §4 step 6)")
-    p.add_argument("--scratch-lr", type=float, default=None,
-                   help="learning rate of the run from random weights (default: the base's pretraining lr)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="tiny preset for tests (a few steps)")
-    p.add_argument("--out", default="runs/02_full_finetune", help="folder for the figure")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.steps, args.relabel_steps = 3, 3
-    return args
-
+args = options("Lesson 02: full fine-tuning", smoke=dict(steps=3, relabel_steps=3), out="runs/02_full_finetune",
+               steps=80, relabel_steps=40, batch_size=16, lr=5e-4, seed=0)
+torch.manual_seed(args.seed)
+print(f"{args.steps} steps, batch {args.batch_size}, lr {args.lr}; relabelling {args.relabel_steps} steps")
 
 # %% [markdown]
-# ## Steps 1–4: the model, the data, the input, the loss
+# ## Step 1: choose the pretrained model (选择预训练模型)
 #
-# **Step 1, choose the pretrained model.** The shipped base (lesson 01) has read every fact
-# of the mini-world, both ways, but never a task.
-#
-# **Step 2, prepare the data.** `classify` describes an animal by two of its facts and asks
-# for its name. For each animal, the training split uses two kinds of fact and the test
-# split the *other* two: answering the test needs what pretraining taught.
-#
-# **Step 3, adjust the input.** Each example becomes one row, prompt then answer, phrased
-# the way the corpus speaks ("…, so it is the" → " cat."). The loss counts only the answer
-# characters (the `^` below): the prompt is given, not learned.
-#
-# **Step 4, define the loss.** Cross-entropy, −log softmax at the correct next character,
-# averaged over the answer positions (`minituner.functional.cross_entropy`).
+# The shipped base (lesson 01) has read every fact of the mini-world, both ways, but
+# never a task. Its metadata records how it was pretrained.
 
 # %%
-def show_row(task, i=0):
-    """One training row: input x, target y (x shifted by one), and where the loss counts."""
-    tok, s = task.tokenizer, task.train
-    n = int((s.x[i] != tok.pad_id).sum())
-    print(f"   x:    {tok.decode(s.x[i, :n])!r}")
-    print(f"   y:    {tok.decode(s.y[i, :n])!r}")
-    print("   mask:  " + "".join("^" if m else " " for m in s.mask[i, :n].tolist()))
-
-
-def accuracy_row(name, model, task):
-    train, test = minituner.evaluate(model, task.train), minituner.evaluate(model, task.test)
-    return {"model": name, "train accuracy": train["accuracy"], "test loss": test["loss"],
-            "test accuracy": test["accuracy"]}
-
+base, meta = minituner.load_base(), base_metadata()
+recipe = meta["recipe"]
+print(f"pretrained {recipe['steps']:,} steps at lr {recipe['lr']}, batch {recipe['batch_size']}; "
+      f"held-out corpus loss {meta['held_out_loss']}, facts answered both ways {meta['fact_accuracy']:.1%}")
+minituner.print_trainable_parameters(base);
 
 # %% [markdown]
-# ## Steps 5–7: freeze nothing, pick AdamW and a small learning rate, train
+# ## Step 2: prepare the data (准备数据)
+#
+# `classify` describes an animal by one or two of its facts and asks for its name. For
+# each animal the training split uses two kinds of fact and the test split the *other*
+# two: answering the test needs what pretraining taught.
+
+# %%
+task = minituner.make_task("classify")
+train_prompts = {p for p, _ in task.train.examples}
+print(f"{len(task.train)} training rows, {len(task.test)} test rows; "
+      f"no prompt in both: {not train_prompts & {p for p, _ in task.test.examples}}")
+for split in (task.train, task.test):
+    for p, a in (split.examples[0], split.examples[2]):  # one fact, then two
+        print(f"   {split.name}: {p!r} -> {a!r}")
+
+# %% [markdown]
+# ## Step 3: adjust the input (调整输入)
+#
+# Each example becomes one row, prompt then answer, phrased the way the corpus speaks
+# ("…, so it is the" → " cat."). The model reads x and must predict y, the same row
+# shifted by one character. The loss counts only the answer characters (the `^` below):
+# the prompt is given, not learned.
+
+# %%
+tok, s = task.tokenizer, task.train
+n = int((s.x[0] != tok.pad_id).sum())
+print(f"   x:    {tok.decode(s.x[0, :n])!r}")
+print(f"   y:    {tok.decode(s.y[0, :n])!r}")
+print("   mask:  " + "".join("^" if m else " " for m in s.mask[0, :n].tolist()))
+
+# %% [markdown]
+# ## Step 4: define the loss (定义损失函数)
+#
+# Cross-entropy (交叉熵): −log of the softmax probability of the correct next character,
+# averaged over the answer positions (`minituner.functional.cross_entropy`). Before any
+# fine-tuning the base already has a loss on the test answers: the number to beat.
+
+# %%
+before, _ = run("base, before fine-tuning", base, task, steps=0)
+print(f"the base's cross-entropy on the test answers: {before['test loss']:.3f} per answer character; "
+      f"exact-match accuracy {before['test acc']:.3f}")
+
+# %% [markdown]
+# ## Steps 5 and 6: freeze nothing (冻结: none); AdamW and a small learning rate
 #
 # `minituner.full(base)` returns a copy of the base with every tensor trainable (step 5:
 # nothing frozen). AdamW (step 6) keeps two running means, m and v, for each trainable
-# number: 2 × trainable × 4 bytes. The learning rate is small next to the one the base was
-# pretrained with, as the article advises for a pretrained model: try `--lr 1e-3` to see
-# the model fit its training split while its test accuracy falls. Gradient clipping at
-# 1.0 is on (`train()`'s default).
+# number: 2 × trainable × 4 bytes. Three settings of `minituner.train` to know:
+# - weight decay is 0 in every run of these lessons, so AdamW here is Adam;
+# - the learning rate printed is the *peak*: `train()` decays it by a cosine to a tenth of
+#   it over the run (after an optional linear warm-up, none here);
+# - gradient clipping at 1.0: when the gradient of all trainable numbers, seen as one
+#   vector, is longer than 1.0, it is scaled down to length 1.0 before the step (a guard
+#   against one bad batch).
+#
+# The rate is small next to the base's pretraining rate, as the article advises for a
+# pretrained model (a large step would overwrite what pretraining learned).
+
+# %%
+model = minituner.full(base)
+print(markdown_table(parameter_table(model.base, depth=1)))  # the GPT inside the wrapper
+trainable = minituner.count_parameters(model)[0]
+state = AdamW(model.parameters(), lr=args.lr).state_bytes()
+print(f"AdamW state {state:,} bytes = 2 × {trainable:,} trainable × 4 bytes: {state == 2 * trainable * 4}")
+print(f"lr {args.lr} is {recipe['lr'] / args.lr:.0f}× smaller than pretraining's {recipe['lr']}")
+
+# %% [markdown]
+# ## Step 7: train (微调训练), and the same from random weights
 #
 # The run from scratch: `GPT(base.config, seed=…)`, the same shape with random weights,
 # the same data, batch and number of steps, at the learning rate the base was pretrained
-# with (a random model needs larger steps). Its training accuracy shows how much of the
-# training split it managed to fit in that many steps.
+# with (a random model needs larger steps). Both runs score the held-out split every few
+# steps: the right panel is that curve.
 
 # %%
-def step5_to_7(base, task, args, out):
-    model = minituner.full(base)
-    minituner.print_trainable_parameters(model)
-    print(markdown_table(parameter_table(model.base, depth=1)))
-    trainable = minituner.count_parameters(model)[0]
-    state = AdamW(model.parameters(), lr=args.lr).state_bytes()
-    print(f"\nStep 6 — AdamW at lr {args.lr} ({args.pretrain_lr / args.lr:.0f}× smaller than pretraining's "
-          f"{args.pretrain_lr}): optimiser state {state:,} bytes "
-          f"= 2 × {trainable:,} trainable × 4 bytes: {state == 2 * trainable * 4}")
-    print(f"\nStep 7 — training {args.steps} steps, batch {args.batch_size}")
-    hist = minituner.train(model, task, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                           seed=args.seed)
-    scratch = minituner.GPT(base.config, seed=args.seed + 1)
-    scratch_hist = minituner.train(scratch, task, steps=args.steps, lr=args.scratch_lr,
-                                   batch_size=args.batch_size, seed=args.seed)
-    print(f"fine-tuned: {hist.seconds:.1f} s, final loss {hist.losses[-1]:.3f}; "
-          f"from scratch: {scratch_hist.seconds:.1f} s, final loss {scratch_hist.losses[-1]:.3f}")
-    fig = plot_losses({f"full fine-tuning of the base, lr {args.lr}": hist.losses,
-                       f"same shape from random weights, lr {args.scratch_lr}": scratch_hist.losses},
-                      "classify: training loss on the answer tokens", Path(out) / "full_finetune_loss.png")
-    print(f"figure: {fig}")
-    return model, scratch
-
+every = max(2, args.steps // 10)
+tuned, tuned_hist = run("full fine-tuning", model, task, args.steps, args.lr, batch_size=args.batch_size,
+                        seed=args.seed, eval_every=every)
+scratch, scratch_hist = run("same shape, from scratch", minituner.GPT(base.config, seed=args.seed + 1), task,
+                            args.steps, recipe["lr"], batch_size=args.batch_size, seed=args.seed, eval_every=every)
+print(f"fine-tuned: {tuned['s']:.1f} s, final training loss {tuned['train loss']:.3f}; "
+      f"from scratch: {scratch['s']:.1f} s, final training loss {scratch['train loss']:.3f}")
+plot_curves({f"full fine-tuning, lr {args.lr}": tuned_hist, f"from random weights, lr {recipe['lr']}": scratch_hist},
+            "classify: full fine-tuning vs the same training from scratch", args.out / "full_finetune_curves.png")
 
 # %% [markdown]
-# ## Step 8: evaluate
+# ## Step 8: evaluate (评估)
 #
 # Exact match of the greedy answer, on the training split and on the test split, whose
-# facts the task never showed. Compare the base before fine-tuning, the fine-tuned
-# model, and the model trained from scratch on the task alone.
+# facts the task never showed. The base before fine-tuning, the fine-tuned model, and the
+# model trained from scratch on the task alone.
+
+# %%
+rows = [before, tuned, scratch]
+print(markdown_table(rows, ["run", "steps", "lr", "train loss", "train acc", "test loss", "test acc"]))
+print(f"test accuracy: pretraining buys {tuned['test acc'] - scratch['test acc']:+.3f} over the same training "
+      f"from scratch; fine-tuning adds {tuned['test acc'] - before['test acc']:+.3f} to the base as shipped")
 
 # %% [markdown]
 # ## The article's example: what was a cat is now to be called a dog
@@ -141,78 +158,79 @@ def step5_to_7(base, task, args, out):
 # descriptions it was trained on (seen) and on the test split's descriptions (unseen),
 # and count which name it answers: the swapped one, the original one, or another.
 # The other animals' labels did not change: their accuracy shows what the swap cost.
-# Read the two rows together: a swap that holds on seen descriptions but not on unseen
-# ones changed a mapping from those prompts, not what the model knows about cats and dogs.
 
 # %%
-def relabel_report(before, after, classify, relabel):
-    rows = []
-    for split in ("train", "test"):
-        old, new = getattr(classify, split), getattr(relabel, split)
-        assert [e[0] for e in old.examples] == [e[0] for e in new.examples]  # the same prompts, row by row
-        swapped = torch.tensor([o[1] != n[1] for o, n in zip(old.examples, new.examples, strict=True)])
-        said_new = torch.tensor(minituner.evaluate(after, new)["correct"])  # answered the new label
-        said_old = torch.tensor(minituner.evaluate(after, old)["correct"])  # answered the original label
-        right_before = torch.tensor(minituner.evaluate(before, old)["correct"])
-        rows.append({
-            "descriptions": "seen in training" if split == "train" else "unseen (test)",
-            "cat/dog rows": int(swapped.sum()),
-            "cat/dog: original, before": right_before[swapped].float().mean().item(),
-            "cat/dog: swapped, after": said_new[swapped].float().mean().item(),
-            "cat/dog: original, after": said_old[swapped].float().mean().item(),
-            "other animals before": right_before[~swapped].float().mean().item(),
-            "other animals after": said_new[~swapped].float().mean().item(),
-        })
-    print(markdown_table(rows))
-    return rows
+relabel = minituner.make_task("relabel")
+swapped = minituner.full(model.base)  # a trainable copy of the fine-tuned GPT
+minituner.train(swapped, relabel, steps=args.relabel_steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                progress=False)
+said = {}  # (split, model) -> the greedy answer of every row
+relabel_rows = []
+for split in ("train", "test"):
+    old, new = getattr(task, split), getattr(relabel, split)
+    assert [e[0] for e in old.examples] == [e[0] for e in new.examples]  # the same prompts, row by row
+    is_cd = torch.tensor([o[1] != n[1] for o, n in zip(old.examples, new.examples, strict=True)])
+    said_new = torch.tensor(minituner.evaluate(swapped, new)["correct"])  # answered the new label
+    said_old = torch.tensor(minituner.evaluate(swapped, old)["correct"])  # answered the original label
+    right_before = torch.tensor(minituner.evaluate(model, old)["correct"])
+    relabel_rows.append({
+        "descriptions": "seen in training" if split == "train" else "unseen (test)",
+        "cat/dog rows": int(is_cd.sum()),
+        "cat/dog: original, before": right_before[is_cd].float().mean().item(),
+        "cat/dog: swapped, after": said_new[is_cd].float().mean().item(),
+        "cat/dog: original, after": said_old[is_cd].float().mean().item(),
+        "other animals, before": right_before[~is_cd].float().mean().item(),
+        "other animals, after": said_new[~is_cd].float().mean().item(),
+    })
+print(markdown_table(relabel_rows))
+for prompt, _ in [relabel.train.examples[0], relabel.test.examples[0]]:
+    print(f"   {prompt!r}: before {minituner.answer(model, tok, prompt)!r}, after {minituner.answer(swapped, tok, prompt)!r}")
 
-
-def main(argv=None):
-    args = parse(argv)
-    torch.manual_seed(args.seed)
-    base = minituner.load_base()
-    meta = base_metadata()
-    args.pretrain_lr = meta["recipe"]["lr"]
-    args.scratch_lr = args.scratch_lr or args.pretrain_lr
-    print("Step 1 — choose the pretrained model: the shipped base")
-    minituner.print_trainable_parameters(base)
-    print(f"pretrained {meta['recipe']['steps']} steps; held-out corpus loss {meta['held_out_loss']}, "
-          f"facts answered both ways {meta['fact_accuracy']:.1%}")
-    task = minituner.make_task("classify")
-    print(f"\nStep 2 — prepare the data: {len(task.train)} training rows, {len(task.test)} test rows, "
-          f"no prompt in both: {not set(e[0] for e in task.train.examples) & set(e[0] for e in task.test.examples)}")
-    for split in (task.train, task.test):
-        p, a = split.examples[0]
-        print(f"   {split.name}: {p!r} -> {a!r}")
-    print("\nStep 3 — adjust the input: prompt + answer in one row, the loss on the answer only")
-    show_row(task)
-    before = accuracy_row("base, before fine-tuning", base, task)
-    print(f"\nStep 4 — the loss: the base's cross-entropy on the test answers is {before['test loss']:.3f}")
-    print("\nStep 5 — freeze: nothing; full fine-tuning trains every tensor")
-    model, scratch = step5_to_7(base, task, args, args.out)
-    print("\nStep 8 — evaluate (exact match of the greedy answer)")
-    rows = [before, accuracy_row("full fine-tuning", model, task),
-            accuracy_row("same shape, from scratch", scratch, task)]
-    print(markdown_table(rows))
-    print(f"test accuracy: pretraining buys {rows[1]['test accuracy'] - rows[2]['test accuracy']:+.2f} over "
-          f"the same training from scratch; fine-tuning adds {rows[1]['test accuracy'] - rows[0]['test accuracy']:+.2f} "
-          "to the base as shipped")
-    relabel = minituner.make_task("relabel")
-    print(f"\nRelabel — the fine-tuned model trains {args.relabel_steps} more steps on cat <-> dog")
-    swapped = minituner.full(model.base)
-    minituner.train(swapped, relabel, steps=args.relabel_steps, lr=args.lr, batch_size=args.batch_size,
-                    seed=args.seed)
-    seen, unseen = relabel_report(model, swapped, task, relabel)
-    print(f"seen descriptions: {seen['cat/dog: swapped, after']:.0%} of the cat/dog rows answered with the "
-          f"swapped name; unseen: {unseen['cat/dog: swapped, after']:.0%} swapped, "
-          f"{unseen['cat/dog: original, after']:.0%} still the original name. The other animals on unseen "
-          f"descriptions: {unseen['other animals before']:.2f} -> {unseen['other animals after']:.2f} accuracy.")
-    tok = task.tokenizer
-    for prompt, _ in [relabel.train.examples[0], relabel.test.examples[0]]:
-        print(f"   {prompt!r}: before {minituner.answer(model, tok, prompt)!r}, "
-              f"after {minituner.answer(swapped, tok, prompt)!r}")
-
+# %% [markdown]
+# ### Where did the other animals' answers go?
+#
+# Relabelling changed two labels, yet the other animals' unseen accuracy can move too,
+# and the unseen cat and dog rows can gain their *original* name. One question answers
+# both: which names does each model give on the unseen descriptions? We count every
+# answer of the 96 unseen rows, before and after.
 
 # %%
-if __name__ == "__main__":
-    main(None if "ipykernel" not in sys.modules else [])
+def says(m, split, name):
+    """Per row: would m's greedy answer be `name`? (evaluate's exact match against that answer)."""
+    probe = encode_examples("probe", [(p, name) for p, _ in split.examples], tok)
+    return torch.tensor(minituner.evaluate(m, probe)["correct"])
+
+
+is_cd = torch.tensor([a in (" cat.", " dog.") for _, a in task.test.examples])
+names_rows = []
+for name, m in (("before", model), ("after", swapped)):
+    cat_or_dog = says(m, task.test, " cat.") | says(m, task.test, " dog.")
+    names_rows.append({"model": name, "answers cat or dog": int(cat_or_dog.sum()),
+                       "of them on other animals": int(cat_or_dog[~is_cd].sum()),
+                       "of them on cat/dog rows": int(cat_or_dog[is_cd].sum())})
+print(markdown_table(names_rows))
+print(f"(the unseen split has {int(is_cd.sum())} cat/dog rows: one row is {1 / is_cd.sum():.3f} of their accuracy)")
+
+# %% [markdown]
+# ## Conclusions
+#
+# Each line is printed from the tables above.
+
+# %%
+seen, unseen = relabel_rows
+b, a = names_rows
+print(f"- Fine-tuning every parameter for {args.steps} steps moves test accuracy "
+      f"{before['test acc']:.3f} -> {tuned['test acc']:.3f}; the same steps from random weights reach "
+      f"{scratch['test acc']:.3f} (train acc {scratch['train acc']:.3f}): the test's facts come from pretraining.")
+held, spread = seen["cat/dog: swapped, after"], unseen["cat/dog: swapped, after"]
+print(f"- The swap: {held:.0%} of the seen cat/dog descriptions answered with the swapped name, {spread:.0%} of "
+      f"the unseen ones ({unseen['cat/dog: original, after']:.0%} still the original name)."
+      + (f" {args.relabel_steps} steps taught a mapping from the seen prompts, not that cats are now called dogs."
+         if held >= 0.75 and spread <= 0.25 else ""))
+print(f"- Unseen rows answered 'cat' or 'dog': {b['answers cat or dog']} -> {a['answers cat or dog']} "
+      f"({b['of them on other animals']} -> {a['of them on other animals']} on other animals' rows, whose "
+      f"accuracy went {unseen['other animals, before']:.3f} -> {unseen['other animals, after']:.3f}; "
+      f"{b['of them on cat/dog rows']} -> {a['of them on cat/dog rows']} of the {int(is_cd.sum())} cat/dog rows)."
+      + (" Training on swapped cat/dog rows made these two names likelier answers on every description, which "
+         "is how unseen cat/dog rows can gain their original name." if a["answers cat or dog"] > b["answers cat or dog"]
+         else ""))

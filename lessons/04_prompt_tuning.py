@@ -13,53 +13,35 @@
 # X = [x1, …, xm]  becomes  X' = [x'1, …, x'k; x1, …, xm],  and  Y = W X'.
 #
 # The x' are not characters of the vocabulary: they are k free vectors of the model's
-# width d, a *soft prompt* P (k × d), the only thing that trains (Lester et al. 2021).
+# width d, a *soft prompt* (软提示) P (k × d), the only thing that trains (Lester et al. 2021).
 # In minituner that is one line of `model.py`, the `prompt=` slot of `GPT.forward`:
 # `x = torch.cat([P.expand(B, -1, -1), x], dim=1)`.
 #
 # This lesson checks that line by hand, sweeps k against full fine-tuning (lesson 02),
-# and shows what prompt tuning needs at this small scale: it is known to lag behind
-# full fine-tuning on small models (Lester et al. found the gap closes only as models
-# approach ten billion parameters), and the numbers below are printed as measured.
+# looks at why more virtual tokens can do worse, and tries what the literature does to
+# help. Lester et al. found that prompt tuning lags behind full fine-tuning on small
+# models and closes the gap only as models approach ten billion parameters; this base
+# has about two hundred thousand.
 #
 # Run it: `python lessons/04_prompt_tuning.py` (add `--smoke` for the quick test preset).
 
 # %%
-import argparse
 import copy
-import sys
-from pathlib import Path
 
 import torch
 
 import minituner
+from minituner.lesson import options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
-from minituner.report import markdown_table, plot_losses, plot_tradeoff, print_answers
+from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
-PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
-
-
-def parse(argv):
-    p = argparse.ArgumentParser(description="Lesson 04: prompt tuning")
-    p.add_argument("--ks", default="1,4,16", help="numbers of virtual tokens k to sweep")
-    p.add_argument("--steps", type=int, default=64, help="training steps of each run")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-2, help="prompt tuning's learning rate (large: P is few numbers)")
-    p.add_argument("--full-lr", type=float, default=5e-4, help="full fine-tuning's learning rate (as lesson 02)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="tiny preset for tests (a few steps)")
-    p.add_argument("--out", default="runs/04_prompt_tuning", help="folder for the figures")
-    args = p.parse_args(argv)
-    args.ks = [int(k) for k in args.ks.split(",")]
-    if args.smoke:
-        args.steps, args.ks = 3, [1, 4]
-    return args
-
-
-def phrase(k: int) -> str:
-    """The last k characters of PHRASE (repeated as needed): text the base knows, ending where X begins."""
-    return (PHRASE * (k // len(PHRASE) + 1))[-k:]
-
+args = options("Lesson 04: prompt tuning", smoke=dict(steps=3, ks=(1, 4)), out="runs/04_prompt_tuning",
+               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0)
+torch.manual_seed(args.seed)
+base, task = minituner.load_base(), minituner.make_task("classify")
+fingerprint = minituner.fingerprint(base)
+C = base.config.n_embd
+print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prompt lr {args.lr}, full fine-tuning lr {args.full_lr}")
 
 # %% [markdown]
 # ## 1. X' = [P; X], checked by hand
@@ -77,153 +59,150 @@ def phrase(k: int) -> str:
 #   answer-only mask of the task lines up with them; virtual positions never count.
 
 # %%
-def step1(base, task, k=4):
-    model = minituner.prompt_tuning(base, num_virtual_tokens=k, init="vocab", seed=0)
-    idx = task.test.x[:4]  # (B, T)
-    B, T = idx.shape
-    fb = model.base
-    with torch.no_grad():
-        x = fb.wte.weight[idx] + fb.wpe.weight[:T]  # (B, T, d): X with positions 0..T-1
-        x = torch.cat([model.prompt.expand(B, -1, -1), x], dim=1)  # (B, k + T, d): X' = [P; X]
-        for block in fb.h:
-            x = block(x)
-        by_hand = (fb.ln_f(x) @ fb.wte.weight.T)[:, k:]  # (B, T, V): the k virtual rows predict nothing
-        logits = model(idx)
-    print(f"P {tuple(model.prompt.shape)}, X {tuple(idx.shape)} -> X' ({B}, {k} + {T}, {base.config.n_embd}), "
-          f"logits {tuple(logits.shape)}")
-    print(f"max |model(X) − by hand| = {(logits - by_hand).abs().max().item():.1e}")
-    trainable, total = minituner.count_parameters(model)
-    print(f"trainable = k·d = {k}·{base.config.n_embd} = {prompt_parameter_count(k, base.config.n_embd)}: "
-          f"{trainable == prompt_parameter_count(k, base.config.n_embd)}; the {total - trainable:,} base "
-          "parameters are frozen")
-    too_long = torch.zeros(1, base.config.block_size - k + 1, dtype=torch.long)
-    try:
-        model(too_long)
-    except ValueError as e:
-        print(f"k + T > block_size: ValueError: {e}")
-
+k = 4
+model = minituner.prompt_tuning(base, num_virtual_tokens=k, init="vocab", seed=0)
+idx = task.test.x[:4]  # (B, T)
+B, T = idx.shape
+fb = model.base
+with torch.no_grad():
+    x = fb.wte.weight[idx] + fb.wpe.weight[:T]  # (B, T, d): X with positions 0..T-1
+    x = torch.cat([model.prompt.expand(B, -1, -1), x], dim=1)  # (B, k + T, d): X' = [P; X]
+    for block in fb.h:
+        x = block(x)
+    by_hand = (fb.ln_f(x) @ fb.wte.weight.T)[:, k:]  # (B, T, V): the k virtual rows predict nothing
+    logits = model(idx)
+print(f"P {tuple(model.prompt.shape)}, X {tuple(idx.shape)} -> X' ({B}, {k} + {T}, {C}), logits {tuple(logits.shape)}")
+print(f"max |model(X) − by hand| = {(logits - by_hand).abs().max().item():.1e}")
+trainable, total = minituner.count_parameters(model)
+print(f"trainable = k·d = {k}·{C} = {prompt_parameter_count(k, C)}: {trainable == prompt_parameter_count(k, C)}; "
+      f"the {total - trainable:,} base parameters are frozen")
+try:
+    model(torch.zeros(1, base.config.block_size - k + 1, dtype=torch.long))
+except ValueError as e:
+    print(f"k + T > block_size: ValueError: {e}")
 
 # %% [markdown]
 # ## 2. How many virtual tokens? A sweep of k, against full fine-tuning
 #
-# Each run starts from the same base and trains for the same number of steps. Full
+# Each run starts from the same base, sees the same batches and trains for the same
+# number of steps; P starts random, at the scale of the token embeddings. Full
 # fine-tuning (every parameter, at its own small learning rate, as in lesson 02) is the
-# reference. The test split asks about facts the task's training split never shows: only
-# what the base learned in pretraining can answer it.
+# reference. The test split asks about facts the task's training split never shows.
 
 # %%
-def run(name, model, task, args, lr=None, steps=None, k=""):
-    steps = steps or args.steps
-    hist = minituner.train(model, task, steps=steps, lr=lr or args.lr, batch_size=args.batch_size,
-                           seed=args.seed, progress=False)
-    test = minituner.evaluate(model, task.test)
-    trainable, total = minituner.count_parameters(model)
-    row = {"method": name, "k": k, "lr": lr or args.lr, "steps": steps, "trainable params": trainable,
-           "trainable %": 100 * trainable / total, "train accuracy": minituner.evaluate(model, task.train)["accuracy"],
-           "test loss": test["loss"], "test accuracy": test["accuracy"], "seconds": hist.seconds}
-    return row, hist.losses
-
-
-def full_model(base):
-    """minituner.full if it exists, else a deep copy with every tensor trainable."""
-    if hasattr(minituner, "full"):
-        return minituner.full(base)
-    model = copy.deepcopy(base)
-    model.requires_grad_(True)
-    return model
-
-
-def step2(base, task, args):
-    test = minituner.evaluate(base, task.test)
-    rows = [{"method": "base, untrained", "k": "", "lr": "", "steps": 0, "trainable params": 0, "trainable %": 0.0,
-             "train accuracy": minituner.evaluate(base, task.train)["accuracy"], "test loss": test["loss"],
-             "test accuracy": test["accuracy"], "seconds": 0.0}]
-    curves, models = {}, {}
-    row, curves["full fine-tuning"] = run("full fine-tuning", full_model(base), task, args, lr=args.full_lr)
+every = max(2, args.steps // 8)
+rows, histories = reference_rows(base, task, args.steps, args.full_lr, args.batch_size, args.seed, every)
+models = {}
+for k in args.ks:
+    models[k] = minituner.prompt_tuning(base, num_virtual_tokens=k, seed=args.seed)
+    row, histories[f"prompt, k={k}"] = run(f"prompt, k={k}", models[k], task, args.steps, args.lr,
+                                           batch_size=args.batch_size, seed=args.seed, eval_every=every)
     rows.append(row)
-    for k in args.ks:
-        models[k] = minituner.prompt_tuning(base, num_virtual_tokens=k, seed=args.seed)
-        row, curves[f"prompt tuning, k={k}"] = run("prompt tuning", models[k], task, args, k=k)
-        rows.append(row)
-    print(markdown_table(rows))
-    return rows, curves, models
-
+columns = ["run", "trainable", "trainable %", "lr", "steps", "train loss", "train acc", "test loss", "test acc"]
+print(markdown_table(rows, columns))
+plot_curves(histories, "classify: prompt tuning for several k vs full fine-tuning", args.out / "prompt_tuning_curves.png")
 
 # %% [markdown]
-# ## 3. What helps prompt tuning
+# ## 3. Why can more virtual tokens do worse?
 #
-# Three things the literature tries, each changed alone from the largest k above:
-# - **text init** (Lester et al. 2021): start P from the embeddings of real text, here the
-#   last k characters of a sentence the base read in pretraining, instead of random vectors;
-# - **a larger learning rate**: P is a few hundred numbers, and its gradient reaches it
-#   through every frozen layer; Lester et al. train at 0.3 (with Adafactor, whose steps
-#   scale differently from AdamW's);
+# A fresh prompt is not "nothing": k random vectors sit in front of every input, and every
+# real token attends to them. Before any training, how much does each k already cost the
+# base, for random vectors and for k real characters' embeddings drawn from the vocabulary
+# (`init="vocab"`, the "sampled vocab" initialisation of Lester et al.)? The cell scores
+# the untrained prompts (no training: a cheap question) next to the trained rows above.
+
+# %%
+start = []
+for k in args.ks:
+    entry = {"k": k, "numbers k·d": k * C}
+    for init in ("random", "vocab"):
+        entry[f"test acc at step 0, {init}"] = minituner.evaluate(
+            minituner.prompt_tuning(base, num_virtual_tokens=k, init=init, seed=args.seed), task.test)["accuracy"]
+    entry["test acc after training (random)"] = next(r["test acc"] for r in rows if r["run"] == f"prompt, k={k}")
+    start.append(entry)
+print(markdown_table(start))
+print(f"the base without a prompt: {rows[0]['test acc']:.3f}")
+
+# %% [markdown]
+# ## 4. What helps prompt tuning
+#
+# Three things to try, each changed alone, at the k that did best in the sweep:
+# - **text init**: start P from the embeddings of real text instead of random vectors,
+#   here the last k characters of a sentence the base read in pretraining. This is
+#   `PromptTuningInit.TEXT` of PEFT (Hugging Face's library of parameter-efficient
+#   fine-tuning methods, 参数高效微调, whose names minituner's API borrows); Lester et al. compared random-uniform init, embeddings
+#   sampled from the 5,000 most common tokens, and class-label embeddings.
+# - **a larger learning rate**: P has only k·d numbers and its gradient reaches it through
+#   every frozen layer. Lester et al. trained at 0.3 with Adafactor, an optimiser that
+#   keeps factored second moments (a row and a column mean instead of AdamW's full v) and
+#   scales its steps differently, so their rate does not carry over to AdamW as is.
 # - **more steps**: the same prompt, trained as long again.
 #
-# Which of them helps *here* is printed below the table, computed from it.
+# One seed moves a few rows of 96, so the inits are also run with a second seed.
 
 # %%
-def step3(base, task, args, base_row, trained, trained_curve):
-    k, rows, curves = base_row["k"], [base_row], {}
-    variants = [
-        ("text init", minituner.prompt_tuning(base, k, init="text", init_text=phrase(k), seed=args.seed), {}),
-        (f"lr ×3 = {3 * args.lr:g}", minituner.prompt_tuning(base, k, seed=args.seed), dict(lr=3 * args.lr)),
-        (f"then {args.steps} more steps", copy.deepcopy(trained), {}),  # continue the trained prompt
-    ]
-    for name, model, how in variants:
-        row, curves[f"k={k}, {name}"] = run(f"prompt tuning, {name}", model, task, args, k=k, **how)
-        rows.append(row)
-    rows[-1]["steps"] += base_row["steps"]
-    curves[f"k={k}, {variants[-1][0]}"] = trained_curve + curves[f"k={k}, {variants[-1][0]}"]  # one line, both runs
-    print(f"init_text for k={k}: {phrase(k)!r}")
-    print(markdown_table(rows, ["method", "k", "lr", "steps", "trainable params", "train accuracy", "test loss",
-                                "test accuracy"]))
-    for r in rows[1:]:
-        delta = r["test accuracy"] - base_row["test accuracy"]
-        verdict = "helps" if delta > 0 else "does not help" if delta < 0 else "changes nothing"
-        print(f"  {r['method'].removeprefix('prompt tuning, ')}: {verdict} here ({delta:+.2f} test accuracy)")
-    return rows, curves
-
+PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
+best_k = max((r for r in rows if r["run"].startswith("prompt")), key=lambda r: r["test acc"])["run"].split("=")[1]
+k = int(best_k)
+text = (PHRASE * (k // len(PHRASE) + 1))[-k:]  # the last k characters: text the base knows, ending where X begins
+print(f"k = {k} ({k * C:,} trainable numbers); init_text {text!r}")
+variants = [("random init", {}, args.lr), ("text init", dict(init="text", init_text=text), args.lr),
+            (f"random init, lr ×3 = {3 * args.lr:g}", {}, 3 * args.lr)]
+helps = []
+for name, kwargs, lr in variants:
+    accs = []
+    for seed in (args.seed, args.seed + 1):
+        if name == "random init" and seed == args.seed:
+            accs.append(next(r["test acc"] for r in rows if r["run"] == f"prompt, k={k}"))  # the sweep's run
+            continue
+        if lr != args.lr and seed != args.seed:  # the larger rate on one seed only, to keep the lesson short
+            accs.append(float("nan"))
+            continue
+        row, _ = run(name, minituner.prompt_tuning(base, k, seed=seed, **kwargs), task, args.steps, lr,
+                     batch_size=args.batch_size, seed=seed)
+        accs.append(row["test acc"])
+    helps.append({"variant": name, "k": k, "steps": args.steps, "test acc, seed 0": accs[0], "test acc, seed 1": accs[1]})
+longer = copy.deepcopy(models[k])
+row, _ = run("more steps", longer, task, args.steps, args.lr, batch_size=args.batch_size, seed=args.seed)
+helps.append({"variant": "random init, then as many steps again", "k": k, "steps": 2 * args.steps,
+              "test acc, seed 0": row["test acc"], "test acc, seed 1": float("nan")})
+print(markdown_table(helps))
+plot_tradeoff([(r["run"].replace("prompt, ", ""), r["trainable"], r["test acc"]) for r in rows[1:]],
+              "Prompt tuning: trainable parameters vs test accuracy", args.out / "params_vs_accuracy.png",
+              baseline=rows[0]["test acc"])
 
 # %% [markdown]
-# ## 4. The trained prompt at work
+# ## 5. The trained prompt at work
 #
-# `generate()` works unchanged: the prompt is inserted once, then the KV cache keeps its
-# keys and values (and those of the text) for the following tokens. With and without
-# the cache the tokens are the same.
+# `generate()` works unchanged. It uses a KV cache (键值缓存): at each new token, the keys and
+# values of every earlier position are kept from the previous step instead of being
+# recomputed, so the prompt is inserted once and only the new token is run through the
+# model. With and without the cache the tokens must be the same.
 
 # %%
-def step4(model, task, n=3):
-    print_answers(model, task, n)
+print(f"k = {k}:")
+same = print_answers(models[k], task, n=1 if args.smoke else 3)
+print(f"the base is bit-identical after all of it: {minituner.fingerprint(base) == fingerprint}")
 
-
-def draw(rows, out):
-    points = [(f"{r['method']} {r['k']}", r["trainable params"], r["test accuracy"]) for r in rows[1:]]
-    return plot_tradeoff(points, "Prompt tuning: trainable parameters vs accuracy", Path(out) / "params_vs_accuracy.png",
-                         xlabel="trainable parameters (log)", baseline=rows[0]["test accuracy"])
-
-
-def main(argv=None):
-    args = parse(argv)
-    torch.manual_seed(args.seed)
-    base, task = minituner.load_base(), minituner.make_task("classify")
-    fp = minituner.fingerprint(base)
-    print("Step 1 — X' = [P; X], checked by hand")
-    step1(base, task)
-    print(f"\nStep 2 — sweep k = {args.ks}, {args.steps} steps each, lr {args.lr}; full fine-tuning at lr {args.full_lr}")
-    rows, curves, models = step2(base, task, args)
-    print(f"\nStep 3 — what helps, at k = {args.ks[-1]}")
-    k = args.ks[-1]
-    helps, more_curves = step3(base, task, args, rows[-1], models[k], curves[f"prompt tuning, k={k}"])
-    best = max(rows[2:], key=lambda r: r["test accuracy"])["k"]  # the sweep's best prompt
-    print(f"\nStep 4 — the trained prompt at work (k = {best}, the sweep's best)")
-    step4(models[best], task, n=1 if args.smoke else 3)
-    print(f"\nthe base is bit-identical after all of it: {minituner.fingerprint(base) == fp}")
-    figs = [plot_losses({**curves, **more_curves}, "classify: prompt tuning vs full fine-tuning",
-                        Path(args.out) / "prompt_tuning_loss.png"), draw(rows + helps[1:], args.out)]
-    print("figures: " + ", ".join(map(str, figs)))
-
+# %% [markdown]
+# ## Conclusions
+#
+# Each line is printed from the tables above.
 
 # %%
-if __name__ == "__main__":
-    main(None if "ipykernel" not in sys.modules else [])
+full = rows[1]
+prompts = [r for r in rows if r["run"].startswith("prompt")]
+lo, hi = min(r["test acc"] for r in prompts), max(r["test acc"] for r in prompts)
+print(f"- Prompt tuning with {', '.join(str(k) for k in args.ks)} virtual tokens reaches test accuracy "
+      f"{lo:.3f}–{hi:.3f} training {min(r['trainable'] for r in prompts):,}–{max(r['trainable'] for r in prompts):,} "
+      f"numbers; full fine-tuning {full['test acc']:.3f} training {full['trainable']:,}; the base {rows[0]['test acc']:.3f}.")
+at0 = [s["test acc at step 0, random"] for s in start]
+print("- Untrained random prompts score " + ", ".join(f"{a:.3f} at k={s['k']}" for a, s in zip(at0, start))
+      + f" against the base's {rows[0]['test acc']:.3f}"
+      + ("; the larger the random prompt, the lower it starts, and training must first undo that." if
+         at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"] else "."))
+rand, text_init, fast = helps[:3]
+print(f"- Text init, seeds 0 and 1: {text_init['test acc, seed 0']:.3f}, {text_init['test acc, seed 1']:.3f}; random "
+      f"init: {rand['test acc, seed 0']:.3f}, {rand['test acc, seed 1']:.3f}. Three times the rate (seed 0): "
+      f"{fast['test acc, seed 0']:.3f}.")
+print(f"- Training as long again: {helps[0]['test acc, seed 0']:.3f} -> {helps[-1]['test acc, seed 0']:.3f}.")

@@ -7,9 +7,12 @@
 # %% [markdown]
 # # 06 · LoRA: a frozen W plus a low-rank ΔW (低秩适配 LoRA, article §3.2)
 #
-# The article (§3.2) writes LoRA in four steps: turn Y = WX into **Y = (W + ΔW)X**, where
-# ΔW is what fine-tuning learns; factor it as **ΔW = AB** with ΔW m×n, A m×r, B r×n and a
-# small rank r; train only A and B; at inference add ΔW into W, so inference costs no more.
+# LoRA is Low-Rank Adaptation (Hu et al. 2021; the article's §5.1 expands it wrongly as
+# "Layer-wise Relevance Adaption"). The article (§3.2) writes it in four steps: turn
+# Y = WX into **Y = (W + ΔW)X**, where ΔW is what fine-tuning learns; factor it as
+# **ΔW = AB** with ΔW m×n, A m×r, B r×n and a small rank r (秩); train only A and B; at
+# inference add ΔW into W, so inference costs no more. ΔW is a low-rank update of *every*
+# entry of W, not a choice of some entries.
 #
 # minituner's `LoRALinear` (in `minituner/methods/lora.py`) is that formula, in the row
 # form code uses:
@@ -19,294 +22,241 @@
 # **One warning about letters.** The code uses the LoRA paper's and PEFT's names,
 # ΔW = B·A with `lora_A` (r × in, random) and `lora_B` (out × r, zeros). The article
 # writes the same product the other way round, ΔW = AB with A m×r and B r×n. So the
-# article's **A is our `lora_B`** and the article's **B is our `lora_A`**; step 1 checks
+# article's **A is our `lora_B`** and the article's **B is our `lora_A`**; section 1 checks
 # it numerically. `lora_B` starts at zero, so ΔW = 0 and a fresh LoRA model *is* its base.
 #
-# This lesson trains LoRA on two mini-world tasks, sweeps the rank r and the target
-# modules, and compares with full fine-tuning (全量微调): how many parameters each
-# trains, and what it buys on the held-out split that needs pretrained knowledge.
+# This lesson trains LoRA on the `classify` task, sweeps the rank r over two seeds and the
+# target modules, compares with full fine-tuning (全量微调), relabels cat and dog, merges
+# the adapter, and ends with the article's §5 table of model families.
 #
-# Run it: `python lessons/06_lora.py` (about 30 s on two CPU cores; `--smoke` for the
-# test preset). Eight runs must fit in that time, so each is short (`--steps`, batch 8)
-# and uses one seed: read the table for its trends, not its third digit, and try
-# `--steps 300` to see where longer runs go.
+# Run it: `python lessons/06_lora.py` (`--smoke` for the test preset).
 
 # %%
-import argparse
-import copy
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 import minituner
+from minituner.data import encode_examples
+from minituner.lesson import MatmulCounter, options, run
 from minituner.methods.lora import lora_layers
-from minituner.report import count_parameters, markdown_table, plot_losses, save_figure
+from minituner.model_families import table as families_table
+from minituner.report import count_parameters, markdown_table, plot_curves, save_figure
+from minituner.verify.lora import article_mapping
 
-
-def parse(argv):
-    p = argparse.ArgumentParser(description="Lesson 06: LoRA")
-    p.add_argument("--steps", type=int, default=80, help="training steps of every run")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-2, help="LoRA learning rate")
-    p.add_argument("--alpha", type=float, default=16, help="LoRA α (scale = α / r)")
-    p.add_argument("--full-lr", type=float, default=5e-4, help="full fine-tuning learning rate (as lesson 02)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="tiny preset for tests (a few steps, two ranks)")
-    p.add_argument("--out", default="runs/06_lora", help="folder for the figures")
-    return p.parse_args(argv)
-
-
-def full_copy(base):
-    """Full fine-tuning: minituner.full where it exists, else a trainable deep copy."""
-    if hasattr(minituner, "full"):
-        return minituner.full(base)
-    model = copy.deepcopy(base)
-    model.requires_grad_(True)
-    return model
-
+args = options("Lesson 06: LoRA", smoke=dict(steps=4, ranks=(1, 4), seeds=(0,)), out="runs/06_lora",
+               steps=60, batch_size=8, lr=1e-2, alpha=16.0, full_lr=5e-4, ranks=(1, 4, 16), seeds=(0, 1))
+torch.manual_seed(args.seeds[0])
+base, task = minituner.load_base(), minituner.make_task("classify")
+d, L = base.config.n_embd, base.config.n_layer
+print(f"ranks {args.ranks}, seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}; "
+      f"LoRA lr {args.lr}, α {args.alpha:g}; full fine-tuning lr {args.full_lr}")
 
 # %% [markdown]
 # ## 1. One LoRA layer, and the article's letters
 #
-# Wrap the shipped base's query projections (`q_proj`) and value projections (`v_proj`),
-# LLaMA's default targets in the article's §5 table. Three facts, each computed:
-# the shapes of the article's A and B; a fresh LoRA model gives exactly the base's
-# logits; the trainable count is r·(in + out) per targeted matrix.
+# Wrap the base's query projections (`q_proj`) and value projections (`v_proj`), LLaMA's
+# default targets in the article's §5 table. Three facts, each computed: the shapes of
+# the article's A and B; a fresh LoRA model gives exactly the base's logits; the
+# trainable count is r·(in + out) per targeted matrix. The letter mapping itself is the
+# check `minituner verify` runs (`verify.lora.article_mapping`): it fills B with nonzero
+# values, as training would, and compares the layer with (W + A·B)X + b.
 
 # %%
-def anatomy(base, task, r):
-    model = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules=("q_proj", "v_proj"))
-    layer = model.base.h[0].attn.q_proj
-    A_article, B_article = layer.lora_B["default"], layer.lora_A["default"]  # article's A = lora_B, B = lora_A
-    m, n = layer.weight.shape
-    print(f"W of h.0.attn.q_proj is {m}×{n}; the article's A = lora_B is {tuple(A_article.shape)} (m×r), "
-          f"its B = lora_A is {tuple(B_article.shape)} (r×n)")
-    with torch.no_grad():
-        B_article.normal_()  # pretend-trained values, on a throwaway copy, to check the mapping
-        A_article.normal_()
-        x = torch.randn(6, n)
-        Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ x.T + layer.base_layer.bias[:, None]  # (m, 6)
-        print(f"max |layer(x) − ((W + A·B) X + b)ᵀ| = {(layer(x) - Y.T).abs().max().item():.2e}  (article form, letters mapped)")
-    fresh = minituner.lora(base, r=r, lora_alpha=2 * r)
-    x = task.test.x[:16]
-    print(f"fresh LoRA vs base, max |Δlogits| = {(fresh(x) - base(x)).abs().max().item():.1e}  (lora_B = 0, so ΔW = 0)")
-    d, L = base.config.n_embd, base.config.n_layer
-    analytic = r * (d + d) * 2 * L  # r·(in + out) · 2 targets · L blocks
-    print(f"trainable: r·(in + out)·2·L = {r}·({d} + {d})·2·{L} = {analytic:,}; counted {count_parameters(fresh)[0]:,}")
-    fresh.print_trainable_parameters()
-
+r = 4
+fresh = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"])
+layer = fresh.base.h[0].attn.q_proj
+m, n = layer.weight.shape
+print(f"W of h.0.attn.q_proj is {m}×{n}; the article's A = lora_B is {tuple(layer.lora_B['default'].shape)} (m×r), "
+      f"its B = lora_A is {tuple(layer.lora_A['default'].shape)} (r×n)")
+residual, tolerance = article_mapping()
+print(f"max |layer(x) − ((W + A·B) X + b)ᵀ| = {residual:.1e} (≤ {tolerance:g}: {residual <= tolerance})")
+x = task.test.x[:16]
+print(f"fresh LoRA vs base, max |Δlogits| = {(fresh(x) - base(x)).abs().max().item():.1e}  (lora_B = 0, so ΔW = 0)")
+print(f"trainable: r·(in + out)·2·L = {r}·({d} + {d})·2·{L} = {r * 2 * d * 2 * L:,}; counted {count_parameters(fresh)[0]:,}")
+fresh.print_trainable_parameters();
 
 # %% [markdown]
 # ## 2. Train: LoRA's rank and targets, against full fine-tuning
 #
-# Every run starts from the same base, sees the same batches (same seed) and the same
-# number of steps. Full fine-tuning trains all parameters at a small learning rate (the
-# base overfits at lr 1e-3); LoRA trains its A and B at a larger one: B starts at zero,
-# and the α/r scale keeps the update size similar across ranks. Accuracy is exact match
-# of the greedy answer on the held-out split, whose facts the task's training split
-# never shows: only the pretrained base knows them.
+# Every run starts from the same base and trains the same number of steps; a seed fixes
+# the order of the batches (and LoRA's random A). Full fine-tuning trains all parameters
+# at a small learning rate; LoRA trains its A and B at a larger one, since B starts at
+# zero. Accuracy is exact match of the greedy answer on the held-out split, whose facts
+# the task's training split never shows.
 #
-# The sweeps: r = 1, 2, 4, 8, 16 on q,v (the trainable count grows linearly in r); then
-# r fixed and the targets widened from q,v to every projection (`"all"`: q, k, v, o, up,
-# down), several times the parameters (the table counts them).
-#
-# What to read in the table: more trainable parameters is not more accuracy here. The
-# held-out split asks for facts the training split never shows, so a run must learn the
-# answer's format while keeping the base's knowledge reachable. A run with train acc 1
-# and a low test acc has learned a surface mapping of the descriptions it saw. The runs
-# are short and use one seed: differences of a few rows (0.01 = one of 96) are noise.
+# The sweeps: ranks on q,v (the trainable count grows linearly in r), each with every
+# seed; then one rank with the targets widened from q,v to every projection (`"all"`: q,
+# k, v, o, up, down). The test split has 96 rows, so one row is about 0.01: the seeds show
+# how much of a difference between ranks is the order of the batches.
 
 # %%
-def run(name, model, task, args, lr):
-    trainable, total = count_parameters(model)
-    hist = minituner.train(model, task, steps=args.steps, lr=lr, batch_size=args.batch_size,
-                           seed=args.seed, warmup=min(10, args.steps // 5), progress=False)
-    train_ev, test_ev = minituner.evaluate(model, task.train), minituner.evaluate(model, task.test)
-    row = {"run": name, "trainable": trainable, "trainable %": 100 * trainable / total,
-           "train loss": sum(hist.losses[-10:]) / len(hist.losses[-10:]),
-           "test loss": test_ev["loss"], "train acc": train_ev["accuracy"], "test acc": test_ev["accuracy"],
-           "s": hist.seconds}
-    return row, hist, model
-
-
-def lora_run(base, task, args, r, targets=("q_proj", "v_proj"), name=None):
-    model = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=targets, seed=args.seed)
-    label = name or f"LoRA r={r} {'q,v' if targets == ('q_proj', 'v_proj') else targets}"
-    return run(label, model, task, args, args.lr)
-
-
-def sweeps(base, task, args, ranks, r_targets):
-    rows, curves, models = [], {}, {}
-    row, hist, _ = run("full fine-tuning", full_copy(base), task, args, args.full_lr)
-    rows.append(row)
-    curves[row["run"]] = hist.losses
-    for r in ranks:
-        row, hist, model = lora_run(base, task, args, r)
+every = max(2, args.steps // 8)
+train_kw = dict(batch_size=args.batch_size, warmup=min(10, args.steps // 5), eval_every=every)
+rows, histories, models = [], {}, {}
+row, histories["full fine-tuning"] = run("full fine-tuning", minituner.full(base), task, args.steps, args.full_lr,
+                                         seed=args.seeds[0], **train_kw)
+rows.append(row)
+for r in args.ranks:
+    for seed in args.seeds:
+        label = f"LoRA r={r} q,v, seed {seed}"
+        models[r, seed] = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=seed)
+        row, hist = run(label, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
+        row["r"] = r
         rows.append(row)
-        curves[row["run"]] = hist.losses
-        models[r] = model
-    row, hist, _ = lora_run(base, task, args, r_targets, targets="all", name=f"LoRA r={r_targets} all")
-    rows.append(row)
-    curves[row["run"]] = hist.losses
-    return rows, curves, models
-
-
-def draw_sweep(rows, out):
-    lora_rows = [r for r in rows if r["run"].endswith("q,v")]
-    full = next(r for r in rows if r["run"] == "full fine-tuning")
-    every = next(r for r in rows if r["run"].endswith(" all"))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, label in ((axes[0], "test acc", "held-out exact-match accuracy"), (axes[1], "test loss", "held-out loss (answer tokens)")):
-        ax.plot([r["trainable"] for r in lora_rows], [r[key] for r in lora_rows], "o-", label="LoRA on q,v (r = 1…16)")
-        for r in lora_rows:
-            ax.annotate(r["run"].split()[1], (r["trainable"], r[key]), textcoords="offset points", xytext=(4, -10), fontsize=8)
-        ax.plot([every["trainable"]], [every[key]], "s", label=every["run"])
-        ax.plot([full["trainable"]], [full[key]], "*", markersize=12, label="full fine-tuning")
-        ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters (log)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("LoRA: trainable parameters vs held-out accuracy and loss (classify)")
-    return save_figure(fig, Path(out) / "lora_rank_sweep.png")
-
-
-def summary(rows, budget=3.0, target=0.90):
-    """The best LoRA within the parameter budget, against full fine-tuning and the project's target."""
-    full = next(r for r in rows if r["run"] == "full fine-tuning")
-    small = [r for r in rows if r["run"].startswith("LoRA") and r["trainable %"] <= budget]
-    best = max(small, key=lambda r: r["test acc"])
-    print(f"best LoRA with ≤ {budget:g}% trainable: {best['run']}, {best['trainable %']:.2f}% of the parameters, "
-          f"test acc {best['test acc']:.2f}; full fine-tuning {full['test acc']:.2f} with 100%. "
-          f"The project's target (LoRA ≥ {target:.2f}) is {'met' if best['test acc'] >= target else 'not met'} "
-          f"in this short run.")
-
+        if seed == args.seeds[0]:
+            histories[f"LoRA r={r} q,v"] = hist
+r_all = args.ranks[len(args.ranks) // 2]
+row, histories[f"LoRA r={r_all} all"] = run(f"LoRA r={r_all} all, seed {args.seeds[0]}",
+                                            minituner.lora(base, r=r_all, lora_alpha=args.alpha, target_modules="all",
+                                                           seed=args.seeds[0]),
+                                            task, args.steps, args.lr, seed=args.seeds[0], **train_kw)
+rows.append(row)
+print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "train acc", "test loss", "test acc", "s"]))
+plot_curves(histories, "classify: LoRA ranks and targets vs full fine-tuning", args.out / "lora_curves.png")
 
 # %% [markdown]
-# ## 3. Relabelling with LoRA: a surface mapping, or knowledge?
+# ## 3. The rank sweep in one picture, and what α/r does with Adam
+#
+# Left: held-out accuracy per rank, one dot per seed. Right: how large the learned update
+# is, ‖ΔW‖ (Frobenius norm, averaged over the adapted matrices), per rank.
+#
+# The scale α/r is often said to "keep the update size similar across ranks". With Adam
+# it does not: Adam moves every entry of A and B by about the learning rate whatever its
+# gradient's size, so B·A, a sum over r rank-one terms, grows with r (about like √r in
+# the analysis of Kalajdzievski 2023, rsLoRA), and (α/r)·B·A then shrinks as r grows.
+# rsLoRA's scale α/√r is the one that keeps it stable (`use_rslora=True`). The right
+# panel measures ‖ΔW‖ after training at each rank.
+
+# %%
+lora_rows = [row for row in rows if "q,v" in row["run"]]
+norms = {key: sum(l.get_delta_weight("default").norm().item() for l in lora_layers(m.base).values()) / len(lora_layers(m.base))
+         for key, m in models.items()}
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+for seed in args.seeds:
+    pts = [(row["r"], row["test acc"]) for row in lora_rows if row["run"].endswith(f"seed {seed}")]
+    ax1.plot(*zip(*pts), "o-", label=f"LoRA q,v, seed {seed}")
+    ax2.plot(args.ranks, [norms[r, seed] for r in args.ranks], "o-", label=f"seed {seed}")
+ax1.axhline(rows[0]["test acc"], color="grey", ls=":", label="full fine-tuning")
+for ax in (ax1, ax2):
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("rank r")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+ax1.set_ylabel("held-out accuracy (exact match)")
+ax1.set_ylim(-0.02, 1.02)
+ax2.set_ylabel("mean ‖ΔW‖ = ‖(α/r)·B·A‖ after training")
+fig.suptitle(f"LoRA on q,v: rank vs accuracy and update size (α = {args.alpha:g})")
+save_figure(fig, args.out / "lora_rank_sweep.png")
+print(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in args.seeds}} for r in args.ranks]))
+
+# %% [markdown]
+# ## 4. Relabelling with LoRA: a surface mapping, or knowledge?
 #
 # The article's §4 step 3: what was recognised as a cat is now to be called a dog. The
-# relabel task swaps the two names. The training split shows two facts per animal; the
-# test split describes the same animals by their other two facts. Does the adapter swap
-# the *names* only for the descriptions it saw, or for the animals?
+# relabel task swaps the two names. The training split shows two kinds of fact per
+# animal; the test split describes the same animals by their other two. Does the adapter
+# swap the *names* only for the descriptions it saw, or for the animals?
 
 # %%
-def relabel(base, args, r):
-    task = minituner.make_task("relabel")
-    row, _, model = lora_run(base, task, args, r, name=f"LoRA r={r} q,v (relabel)")
-    correct = minituner.evaluate(model, task.test)["correct"]
-    seen_swapped = minituner.evaluate(model, task.train)["correct"]
-    counts = {"cat/dog rows": 0, "said the new name": 0, "said the old name": 0}
-    pairs = {" dog.": " cat.", " cat.": " dog."}
-    for (prompt, ans), ok in zip(task.test.examples, correct, strict=True):
-        if ans in pairs:
-            counts["cat/dog rows"] += 1
-            counts["said the new name"] += ok
-            counts["said the old name"] += minituner.answer(model, task.tokenizer, prompt) == pairs[ans]
-    cd_seen = [ok for (_, a), ok in zip(task.train.examples, seen_swapped, strict=True) if a in pairs]
-    others = [ok for (_, a), ok in zip(task.test.examples, correct, strict=True) if a not in pairs]
-    print(f"seen cat/dog descriptions answered with the swapped name: {sum(cd_seen)} of {len(cd_seen)}")
-    print(f"unseen cat/dog descriptions: {counts['said the new name']} of {counts['cat/dog rows']} swapped, "
-          f"{counts['said the old name']} still the old name")
-    print(f"the other animals, unseen descriptions: {sum(others) / len(others):.2f} accuracy")
-    return row
-
+relabel = minituner.make_task("relabel")
+r = args.ranks[len(args.ranks) // 2]
+swap_model = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=args.seeds[0])
+swap_row, _ = run(f"LoRA r={r} q,v (relabel)", swap_model, relabel, args.steps, args.lr, seed=args.seeds[0],
+                  batch_size=args.batch_size, warmup=min(10, args.steps // 5))
+flip = {" dog.": " cat.", " cat.": " dog."}
+seen_ok = minituner.evaluate(swap_model, relabel.train)["correct"]
+test_ok = minituner.evaluate(swap_model, relabel.test)["correct"]
+old_names = encode_examples("old", [(p, flip[a]) for p, a in relabel.test.examples if a in flip], relabel.tokenizer)
+said_old = minituner.evaluate(swap_model, old_names)["correct"]
+cd_seen = [ok for (_, a), ok in zip(relabel.train.examples, seen_ok, strict=True) if a in flip]
+cd_test = [ok for (_, a), ok in zip(relabel.test.examples, test_ok, strict=True) if a in flip]
+others = [ok for (_, a), ok in zip(relabel.test.examples, test_ok, strict=True) if a not in flip]
+swap_stats = {"seen cat/dog rows swapped": f"{sum(cd_seen)} of {len(cd_seen)}",
+              "unseen cat/dog rows swapped": f"{sum(cd_test)} of {len(cd_test)}",
+              "unseen cat/dog rows with the old name": f"{sum(said_old)} of {len(said_old)}",
+              "other animals, unseen, accuracy": sum(others) / len(others)}
+print(markdown_table([swap_stats]))
 
 # %% [markdown]
-# ## 4. Merge: no extra cost at inference
+# ## 5. Merge: no extra cost at inference
 #
 # After training, W ← W + (α/r)·B·A folds the adapter into the matrix. The merged model
 # computes the same logits (to float32 rounding) with exactly the base's matrix products:
-# the forward is a plain `linear` again. The adapter alone is tiny on disk.
+# the forward is a plain `linear` again (counted with `minituner.lesson.MatmulCounter`).
+# The adapter alone is small on disk.
 
 # %%
-def merge_and_size(base, model, task):
-    from torch.overrides import TorchFunctionMode
-
-    class CountMatmuls(TorchFunctionMode):
-        n = 0
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            self.n += getattr(func, "__name__", "") in ("__matmul__", "matmul")
-            return func(*args, **(kwargs or {}))
-
-    x = task.test.x[:32]
-    counts = {}
-    for name, m in (("base", base), ("LoRA, unmerged", model)):
-        with CountMatmuls() as c:
-            before = m(x)
-        counts[name] = c.n
-    model.merge_adapter()
-    with CountMatmuls() as c:
-        after = model(x)
-    counts["LoRA, merged"] = c.n
-    print(f"max |merged − unmerged logits| = {(after - before).abs().max().item():.2e}")
-    print("matrix products per forward: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print(f"merged accuracy {minituner.evaluate(model, task.test)['accuracy']:.2f} (the same answers)")
-    model.unmerge_adapter()
-    with tempfile.TemporaryDirectory() as d:
-        adapter = Path(model.save_pretrained(Path(d) / "adapter")) / "adapter_model.safetensors"
-        base_file = minituner.save_model(base, Path(d) / "base")
-        a, b = adapter.stat().st_size, base_file.stat().st_size
-    print(f"adapter file {a:,} bytes ({len(lora_layers(model.base)) * 2} tensors) vs base {b:,} bytes: {a / b:.1%}")
-
+r = args.ranks[len(args.ranks) // 2]
+model = models[r, args.seeds[0]]
+x = task.test.x[:32]
+products = {}
+for name, m in (("base", base), ("LoRA, unmerged", model)):
+    with MatmulCounter() as counter, torch.no_grad():
+        logits = m(x)
+    products[name] = counter.n
+model.merge_adapter()
+with MatmulCounter() as counter, torch.no_grad():
+    merged = model(x)
+products["LoRA, merged"] = counter.n
+print(f"max |merged − unmerged logits| = {(merged - logits).abs().max().item():.2e}; the same greedy next "
+      f"character at all {x.numel():,} positions: {torch.equal(merged.argmax(-1), logits.argmax(-1))}")
+print("matrix products per forward: " + ", ".join(f"{k} {v}" for k, v in products.items()))
+model.unmerge_adapter()
+with tempfile.TemporaryDirectory() as folder:
+    adapter = Path(model.save_pretrained(f"{folder}/adapter")) / "adapter_model.safetensors"
+    base_file = minituner.save_model(base, f"{folder}/base")
+    a, b = adapter.stat().st_size, base_file.stat().st_size
+print(f"adapter file {a:,} bytes ({len(model.adapter_state_dict())} tensors) vs base {b:,} bytes: {a / b:.1%}")
 
 # %% [markdown]
-# ## 5. Why the article's table names different modules per model family
+# ## 6. The article's §5 table: why each model family names different modules
 #
-# The §5 table (LLaMA-Factory's defaults) says `q_proj,v_proj` for LLaMA, LLaMA-2 and
-# InternLM, `query_key_value` for BLOOM, Falcon and ChatGLM3, `W_pack` for Baichuan,
-# `c_attn` for Qwen and `Wqkv` for Phi-1.5. They are the same idea — LoRA on the
-# attention's query and value projections — under each code base's own module names.
-# LLaMA keeps q, k and v as three separate Linear layers, so LoRA can pick q and v.
-# The others *fuse* them into one Linear of shape (3C × C) that computes [q; k; v] in
-# one matrix product: there is no separate `q_proj` to name, so the target is the fused
-# matrix, and one LoRA pair then adapts q, k and v together (rank r shared by all three,
-# r·(C + 3C) parameters instead of 2·r·(C + C)). minituner's GPT keeps the projections
-# split, as LLaMA does, so `target_modules=("q_proj", "v_proj")` means exactly what it means
-# there, and an unknown name is a ValueError that lists the names this model has.
+# The table (LLaMA-Factory's defaults in October 2023) is data in
+# `minituner/model_families.py`, with two columns computed from each family's modelling
+# code: the shape of the default target at one size, and LoRA's trainable count per block
+# at r = 8. Two layouts hide behind the names:
+# - **split** (LLaMA, LLaMA-2, InternLM): q, k and v are three separate matrices, and the
+#   default `q_proj,v_proj` adapts the query and value projections only.
+# - **fused** (BLOOM, Falcon, Baichuan, Qwen, ChatGLM3, Phi-1.5): one matrix computes
+#   [q; k; v]; there is no query matrix to name, so the default is the fused matrix and one
+#   LoRA pair adapts q, k *and* v together, with one A shared by all three. The fused
+#   matrix is 3C × C only when every head has its own key and value: Falcon-7B uses
+#   multi-query attention (one key/value head) and ChatGLM3 two key/value groups, so
+#   theirs are (C + 2·g·hs) × C.
+#
+# On a 3C × C matrix LoRA trains r·(C + 3C) = 4rC numbers, the same as on q_proj and v_proj,
+# 2·r·(C + C) = 4rC: the budget is equal, spread over q, k, v instead of q, v. minituner's GPT
+# keeps the projections split, so a fused name is a ValueError that lists the names it has.
 
 # %%
-def fused_names(base):
-    try:
-        minituner.lora(base, target_modules=("query_key_value",))
-    except ValueError as e:
-        print(f"ValueError: {e}")
+print(markdown_table(families_table(r=8)))
+try:
+    minituner.lora(base, target_modules=["query_key_value"])
+except ValueError as e:
+    print(f"ValueError: {e}")
 
-
-def main(argv=None):
-    args = parse(argv)
-    if args.smoke:
-        args.steps, ranks, r_targets = 4, (1, 4), 1
-    else:
-        ranks, r_targets = (1, 2, 4, 8, 16), 4
-    torch.manual_seed(args.seed)
-    t0 = time.perf_counter()
-    base = minituner.load_base()
-    task = minituner.make_task("classify")
-    print("Step 1 — one LoRA layer, and the article's letters")
-    anatomy(base, task, r=4)
-    print(f"\nStep 2 — classify: full fine-tuning (lr {args.full_lr}), LoRA rank sweep on q,v and targets "
-          f"q,v vs all (lr {args.lr}, α {args.alpha}); {args.steps} steps, batch {args.batch_size} each")
-    rows, curves, models = sweeps(base, task, args, ranks, r_targets)
-    print(markdown_table(rows))
-    summary(rows)
-    print(f"figure: {draw_sweep(rows, args.out)}")
-    print(f"figure: {plot_losses(curves, 'Training loss: LoRA ranks and full fine-tuning (classify)', Path(args.out) / 'lora_losses.png')}")
-    print("\nStep 3 — relabel cat ↔ dog with LoRA")
-    print(markdown_table([relabel(base, args, r=4)]))
-    print("\nStep 4 — merge, and the adapter on disk")
-    merge_and_size(base, models[4], task)
-    print("\nStep 5 — the names of the matrices")
-    fused_names(base)
-    print(f"\nlesson time {time.perf_counter() - t0:.1f} s")
-
+# %% [markdown]
+# ## Conclusions
+#
+# Each line is printed from the tables above.
 
 # %%
-if __name__ == "__main__":
-    main(None if "ipykernel" not in sys.modules else [])
+full = rows[0]
+by_rank = {r: [row["test acc"] for row in lora_rows if row["r"] == r] for r in args.ranks}
+spread = max(max(v) - min(v) for v in by_rank.values())
+print(f"- LoRA on q,v with r in {args.ranks} trains {min(row['trainable %'] for row in lora_rows):.2f}–"
+      f"{max(row['trainable %'] for row in lora_rows):.2f}% of the parameters and reaches test accuracy "
+      f"{min(min(v) for v in by_rank.values()):.3f}–{max(max(v) for v in by_rank.values()):.3f}; "
+      f"full fine-tuning {full['test acc']:.3f}.")
+print(f"- Between seeds, one rank's accuracy differs by up to {spread:.3f}: a difference between ranks smaller "
+      "than that cannot be told apart from the order of the batches.")
+shrinks = all(norms[a, s] > norms[b, s] for s in args.seeds for a, b in zip(args.ranks, args.ranks[1:]))
+print(f"- ‖ΔW‖ {'shrinks' if shrinks else 'does not shrink steadily'} as r grows at a fixed α (seed {args.seeds[0]}: "
+      + ", ".join(f"r={r}: {norms[r, args.seeds[0]]:.2f}" for r in args.ranks) + ").")
+print(f"- Relabelling: {swap_stats['seen cat/dog rows swapped']} seen cat/dog descriptions swapped, "
+      f"{swap_stats['unseen cat/dog rows swapped']} unseen ones.")
+print(f"- Merged, the model runs {products['LoRA, merged']} matrix products per forward like the base "
+      f"({products['base']}); unmerged {products['LoRA, unmerged']}.")

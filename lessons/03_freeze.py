@@ -155,7 +155,7 @@ print(f"- At a fifth of the rate the top block reaches train acc {slow['train ac
       f"{slow['test acc mean']:.3f}, against {b['train acc mean']:.3f} and {b['test acc mean']:.3f} at lr {args.lr}.")
 gap = {r["run"]: r["train acc"] - r["test acc"] for r in rows[1:]}
 print("- Train acc − test acc (the generalisation gap): " + ", ".join(f"{k} {v:+.3f}" for k, v in gap.items()) + ".")
-curve = histories["top 1 block"].evals  # (step, held-out loss, accuracy)
+curve = histories["top 1 block"].val  # (step, validation loss, accuracy)
 low = min(curve, key=lambda e: e[1])
 rose = curve[-1][1] > low[1]
 print(f"- The top block's held-out loss is lowest at step {low[0]} ({low[1]:.3f}) and ends at {curve[-1][1]:.3f}"

@@ -125,12 +125,12 @@ def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 
 
 def plot_curves(histories: dict, title: str, path, smooth: int = 10):
     """Training and held-out curves of several runs side by side: left the training loss per step
-    (running mean), right the held-out loss at each evaluation (History.evals; train(eval_every=…))."""
+    (running mean), right the held-out loss at each evaluation (History.val; train(eval_every=…))."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     _loss_axis(ax1, {name: h.losses for name, h in histories.items()}, smooth)
     ax1.set_title("training loss")
     for name, h in histories.items():
-        steps, losses = [e[0] for e in h.evals], [e[1] for e in h.evals]
+        steps, losses = [e[0] for e in h.val], [e[1] for e in h.val]
         ax2.plot(steps, losses, "o-", ms=3, label=name)
     ax2.set_xlabel("step")
     ax2.set_ylabel("held-out loss (answer tokens)")

@@ -131,7 +131,7 @@ def test_run_gives_one_row_per_model(base, classify):
     row, hist = run("top block", minituner.freeze(base, trainable_layers=1), classify, steps=2, lr=1e-3,
                     batch_size=4, eval_every=1)
     assert row["trainable"] == minituner.count_parameters(minituner.freeze(base, trainable_layers=1))[0]
-    assert row["steps"] == 2 and len(hist.losses) == 2 and len(hist.evals) == 2
+    assert row["steps"] == 2 and len(hist.losses) == 2 and len(hist.val) == 2
     untrained, none = run("base", base, classify, steps=0)
     assert none is None and untrained["trainable"] == 0 and untrained["lr"] == ""
     with pytest.raises(ValueError, match="learning rate"):

@@ -36,6 +36,8 @@ from minituner.methods.prompt import prompt_tuning
 from minituner.optim import AdamW
 from minituner.report import count_parameters, markdown_table
 
+METHODS = ("full", "lora", "prompt", "prefix")
+
 
 def hf_model(config):
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -119,7 +121,7 @@ def main(argv=None):
     base, task = minituner.load_base(), minituner.make_task("classify")
     batch = task.train.batch(args.batch_size, torch.Generator().manual_seed(0))
     rows = []
-    for name in ("full", "lora", "prompt", "prefix"):
+    for name in METHODS:
         mine, theirs = ours(name, base), hf_method(name, base.config)
         t_m, t_h = alternate(step_fn(mine, batch, False), step_fn(theirs, batch, True), args.rounds)
         rows.append({"method": name, "minituner trainable": count_parameters(mine)[0],
@@ -133,7 +135,7 @@ def main(argv=None):
     inference = [{"model": "merged LoRA (all projections) vs base", "merged ms": 1000 * t_merged,
                   "base ms": 1000 * t_base, "ratio": t_merged / t_base}]
     opt_rows = []
-    for name in ("full", "lora", "prompt", "prefix"):
+    for name in METHODS:
         model = ours(name, base)
         trainable = count_parameters(model)[0]
         opt_rows.append({"method": name, "AdamW state bytes": AdamW(model.parameters()).state_bytes(),

@@ -190,7 +190,7 @@ def scaling(args, vocab_size: int, peak: float) -> list[dict]:
     x = torch.randint(0, vocab_size, (args.size_batch, args.context + 1), generator=g)
     batch = (x[:, :-1], x[:, 1:], torch.ones(args.size_batch, args.context))  # next-token loss everywhere
     rows = []
-    for width in WIDTHS:
+    for width in args.widths:
         config = gpt2_shape(width, args.context, vocab_size)
         base = GPT(config, seed=0)
         for name in METHODS:
@@ -206,12 +206,13 @@ def plot_scaling(rows: list[dict], path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    widths = sorted({r["width"] for r in rows})
     for name in METHODS:
         pts = [(r["width"], r["ratio"]) for r in rows if r["method"] == name]
         ax.plot(*zip(*pts), marker="o", label=name)
     ax.axhline(1.0, color="grey", lw=1, ls="--")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(WIDTHS, [str(w) for w in WIDTHS])
+    ax.set_xticks(widths, [str(w) for w in widths])
     ax.set_xlabel("width C (layers = heads = max(2, C/64))")
     ax.set_ylabel("step time, minituner / HF + PEFT")
     ax.set_title("Training step time ratio against width (below 1: minituner faster)")
@@ -223,7 +224,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=30, help="alternating rounds of the comparison (default 30)")
     p.add_argument("--batch-size", type=int, default=16, help="rows of the comparison's batch (default 16)")
-    p.add_argument("--sizes", action="store_true", help="also time every method at widths " + ", ".join(map(str, WIDTHS)))
+    p.add_argument("--sizes", action="store_true", help="also time every method at each of --widths")
+    p.add_argument("--widths", type=int, nargs="+", default=WIDTHS, help="widths of the scaling curve (default %(default)s)")
     p.add_argument("--size-rounds", type=int, default=3, help="alternating rounds per width and method (default 3)")
     p.add_argument("--size-batch", type=int, default=4, help="rows per batch on the scaling curve (default 4)")
     p.add_argument("--context", type=int, default=64, help="tokens per row on the scaling curve (default 64)")

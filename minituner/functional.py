@@ -97,9 +97,9 @@ class _LayerNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)  # (..., 1) each
-        rstd = (var + eps).rsqrt_()  # (..., 1): 1/σ
-        xhat = (x - mean).mul_(rstd)  # (..., C)
+        xhat = x - x.mean(dim=-1, keepdim=True)  # (..., C): x − μ
+        rstd = (xhat * xhat).mean(dim=-1, keepdim=True).add_(eps).rsqrt_()  # (..., 1): 1/σ
+        xhat.mul_(rstd)  # (..., C): x̂
         ctx.save_for_backward(xhat, rstd, weight)
         return torch.addcmul(bias, xhat, weight)  # (..., C): b + x̂ ⊙ w
 
@@ -138,31 +138,28 @@ def gelu_plain(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(_GELU_C * (x + _GELU_A * x**3)))
 
 
-def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """t = tanh(c·(x + a·x³)) = tanh(x·(c + c·a·x²)), c = sqrt(2/π), a = 0.044715."""
-    return (x * x).mul_(_GELU_C * _GELU_A).add_(_GELU_C).mul_(x).tanh_()
-
-
 class _GELU(torch.autograd.Function):
-    """GELU with its backward written out; saves x only (t is recomputed: one tanh).
+    """GELU with its backward written out; saves x and s.
 
-    forward:  y = ½·x·(1 + t),  t = tanh(u),  u = c·(x + a·x³)
-    backward: ∂y/∂x = ½·(1 + t) + ½·x·(1 − t²)·c·(1 + 3a·x²),  ∂L/∂x = g ⊙ ∂y/∂x
+    0.5·(1 + tanh(u)) = σ(2u) (σ the logistic sigmoid), so with v = 2u = 2c·(x + a·x³),
+    c = sqrt(2/π), a = 0.044715:
+    forward:  y = x · s,  s = σ(v)
+    backward: ∂y/∂x = s + x · s·(1 − s) · 2c·(1 + 3a·x²),  ∂L/∂x = g ⊙ ∂y/∂x
+    The same numbers as the tanh form; σ costs a third of tanh on the CPU, and keeping s
+    spares the backward a second one.
     """
 
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return _gelu_tanh(x).add_(1.0).mul_(x).mul_(0.5)
+        s = (x * x).mul_(2 * _GELU_C * _GELU_A).add_(2 * _GELU_C).mul_(x).sigmoid_()  # σ(2c·(x + a·x³))
+        ctx.save_for_backward(x, s)
+        return x * s
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        t = _gelu_tanh(x)
-        du = (x * x).mul_(3 * _GELU_A * _GELU_C).add_(_GELU_C)  # c·(1 + 3a·x²)
-        sech2 = torch.addcmul(torch.ones_like(t), t, t, value=-1.0)  # 1 − t²
-        dy = sech2.mul_(du).mul_(x).add_(t).add_(1.0).mul_(0.5)  # ½·(1 + t + x·(1 − t²)·du)
-        return dy.mul_(g)
+        x, s = ctx.saved_tensors
+        dv = (x * x).mul_(6 * _GELU_C * _GELU_A).add_(2 * _GELU_C)  # ∂v/∂x = 2c·(1 + 3a·x²)
+        return (1.0 - s).mul_(s).mul_(x).mul_(dv).add_(s).mul_(g)  # (s + x·s·(1 − s)·∂v/∂x) ⊙ g
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
@@ -246,7 +243,8 @@ class _CausalAttention(torch.autograd.Function):
         ∂L/∂S = p ⊙ (∂L/∂p − Σ_j (∂L/∂p)_j p_j)     (softmax's Jacobian; 0 where masked)
         ∂L/∂Q = s·(∂L/∂S) K  ∂L/∂K = s·(∂L/∂S)ᵀ Q
     Heads ride in the batch dimension (B·nh) so each product is one bmm; the scale and
-    the mask go into the first one (``baddbmm``: M + s·Q Kᵀ).
+    the mask go into the first one (``baddbmm``: M + s·Q Kᵀ). The forward's softmax is
+    torch's (one pass over the scores instead of four); its backward is the formula above.
     """
 
     @staticmethod
@@ -256,9 +254,8 @@ class _CausalAttention(torch.autograd.Function):
         scale = 1.0 / math.sqrt(hs)
         q3, k3, v3 = q.reshape(B * nh, Tq, hs), k.reshape(B * nh, L, hs), v.reshape(B * nh, L, hs)
         bias = _mask_bias(Tq, L - n_prefix, n_prefix, q.dtype, q.device)  # (Tq, L)
-        p = torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=scale)  # (B·nh, Tq, L)
-        p.sub_(p.amax(dim=-1, keepdim=True)).exp_()
-        p.div_(p.sum(dim=-1, keepdim=True))  # softmax, in place
+        scores = torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=scale)  # (B·nh, Tq, L): M + s·Q Kᵀ
+        p = torch.softmax(scores, dim=-1)  # (B·nh, Tq, L): torch's one-pass softmax (the formula: _Softmax)
         ctx.save_for_backward(q3, k3, v3, p)
         ctx.scale, ctx.shapes = scale, (q.shape, k.shape)
         return torch.bmm(p, v3).view(B, nh, Tq, hs)
@@ -326,11 +323,9 @@ class _CrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, targets, weights):
-        z = logits - logits.amax(dim=-1, keepdim=True)  # (B, T, V)
-        p = z.exp()  # (B, T, V), unnormalised
-        s = p.sum(dim=-1, keepdim=True)  # (B, T, 1)
-        nll = s.log().squeeze(-1) - z.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        ctx.save_for_backward(p.div_(s), targets, weights)
+        logp = torch.log_softmax(logits, dim=-1)  # (B, T, V): z − log Σ_j exp z_j, in one pass
+        nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        ctx.save_for_backward(logp.exp_(), targets, weights)  # p = softmax(z)
         return (nll * weights).sum()
 
     @staticmethod

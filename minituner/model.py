@@ -71,14 +71,14 @@ class Linear(nn.Module):
 
 
 class Embedding(nn.Module):
-    """A lookup table: row idx of weight (num, C)."""
+    """A lookup table: row idx of weight (num, C), with a deterministic backward (F.embedding)."""
 
     def __init__(self, num: int, dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(num, dim))
 
     def forward(self, idx):
-        return self.weight[idx]  # (..., C)
+        return F.embedding(idx, self.weight)  # (..., C)
 
 
 class LayerNorm(nn.Module):

@@ -1,6 +1,7 @@
 """AdamW written out (Loshchilov & Hutter 2019), the article's §4 step 6.
 
-For each trainable tensor θ with gradient g, at step t (from 1):
+For each trainable tensor θ with gradient g, at its step t (from 1; a tensor that got no
+gradient this step is left alone and its t does not advance, as in torch.optim.AdamW):
     m ← β1·m + (1 − β1)·g                 first moment (a running mean of g)
     v ← β2·v + (1 − β2)·g²                second moment (a running mean of g²)
     m̂ = m / (1 − β1ᵗ),  v̂ = v / (1 − β2ᵗ)  bias correction: m, v start at 0
@@ -10,9 +11,19 @@ For each trainable tensor θ with gradient g, at step t (from 1):
 State: m and v, two tensors the size of each trainable tensor — 2 × trainable × 4
 bytes in float32. That is why parameter-efficient methods also save optimiser memory:
 the optimiser only ever sees the tensors that require gradients.
+
+The update is written for all tensors at once. m and v live in two flat buffers (each
+tensor's m and v are views into them); when every tensor got a gradient and all share
+the same t (every step of train()), the update runs on the flat buffers: the gradients
+and weights are gathered with one ``cat``, updated with a dozen whole-buffer ops and
+written back with one multi-tensor copy, instead of about ten small ops per tensor.
+Otherwise it runs tensor by tensor with PyTorch's multi-tensor ops (``torch._foreach_*``).
+tests/test_optim.py holds both paths equal to ``torch.optim.AdamW``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -27,9 +38,15 @@ class AdamW:
             raise ValueError(f"need lr > 0, eps > 0, weight_decay >= 0 and 0 <= betas < 1; got "
                              f"lr={lr}, eps={eps}, weight_decay={weight_decay}, betas={betas}")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.t = 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
+        if len({(p.dtype, p.device) for p in self.params}) > 1:
+            raise ValueError("AdamW needs every trained tensor on one device with one dtype, got "
+                             f"{sorted({(str(p.dtype), str(p.device)) for p in self.params})}")
+        self.t = [0] * len(self.params)  # each tensor's step count
+        self.sizes = [p.numel() for p in self.params]
+        self.m_flat = self.params[0].new_zeros(sum(self.sizes))  # (n,): every tensor's m, end to end
+        self.v_flat = torch.zeros_like(self.m_flat)
+        self.m = [m.view_as(p) for m, p in zip(self.m_flat.split(self.sizes), self.params)]  # views
+        self.v = [v.view_as(p) for v, p in zip(self.v_flat.split(self.sizes), self.params)]
 
     def zero_grad(self):
         for p in self.params:
@@ -37,18 +54,40 @@ class AdamW:
 
     @torch.no_grad()
     def step(self):
-        self.t += 1
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]  # tensors that got a gradient
+        for i in live:
+            self.t[i] += 1
+        if len(live) == len(self.params) and len(set(self.t)) == 1:
+            self._step_flat()
+        else:
+            self._step_each(live)
+
+    def _step_flat(self):
+        """The update on the flat buffers: one op per line of the formula for all tensors."""
+        b1, b2, t = *self.betas, self.t[0]
+        g = torch.cat([p.grad.reshape(-1) for p in self.params])  # (n,)
+        theta = torch.cat([p.reshape(-1) for p in self.params])  # (n,)
+        self.m_flat.lerp_(g, 1 - b1)  # m ← β1·m + (1 − β1)·g, as m + (1 − β1)·(g − m)
+        self.v_flat.mul_(b2).addcmul_(g, g, value=1 - b2)  # v ← β2·v + (1 − β2)·g²
+        theta.mul_(1 - self.lr * self.weight_decay)  # θ ← θ − lr·λ·θ
+        # θ ← θ − lr·m̂/(sqrt(v̂) + ε), with m̂ = m/(1 − β1ᵗ) and sqrt(v̂) = sqrt(v)/sqrt(1 − β2ᵗ)
+        denom = self.v_flat.sqrt().div_(math.sqrt(1 - b2**t)).add_(self.eps)
+        theta.addcdiv_(self.m_flat, denom, value=-self.lr / (1 - b1**t))
+        torch._foreach_copy_(self.params, [x.view_as(p) for x, p in zip(theta.split(self.sizes), self.params)])
+
+    def _step_each(self, live):
+        """The same update tensor by tensor (multi-tensor ops), each with its own t."""
         b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad
-            m.mul_(b1).add_(g, alpha=1 - b1)  # m ← β1·m + (1 − β1)·g
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)  # v ← β2·v + (1 − β2)·g²
-            m_hat = m / (1 - b1**self.t)
-            v_hat = v / (1 - b2**self.t)
-            p.mul_(1 - self.lr * self.weight_decay)  # θ ← θ − lr·λ·θ
-            p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+        params, grads = [self.params[i] for i in live], [self.params[i].grad for i in live]
+        m, v = [self.m[i] for i in live], [self.v[i] for i in live]
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        torch._foreach_mul_(params, 1 - self.lr * self.weight_decay)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, [math.sqrt(1 - b2 ** self.t[i]) for i in live])
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, m, denom, [-self.lr / (1 - b1 ** self.t[i]) for i in live])
 
     def state_bytes(self) -> int:
         """Bytes held by the moments m and v: 2 × (trainable elements) × element size."""

@@ -84,3 +84,84 @@ def test_cross_entropy_matches_torch(masked):
 def test_cross_entropy_rejects_an_empty_mask():
     with pytest.raises(ValueError, match="keeps no position"):
         F.cross_entropy(torch.randn(1, 3, 5), torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3))
+
+
+# ---------------------------------------------------------------- hand-written backward passes
+# Each Function's backward against autograd of the plain forward, in float64.
+
+
+def _f64(*shape, grad=True):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=grad)
+
+
+def test_plain_forwards_match_torch():
+    x, w, b = torch.randn(3, 5, 8), torch.randn(8), torch.randn(8)
+    torch.testing.assert_close(F.layer_norm_plain(x, w, b), TF.layer_norm(x, (8,), w, b, eps=1e-5))
+    torch.testing.assert_close(F.gelu_plain(x), TF.gelu(x, approximate="tanh"))
+    q, k, v = (torch.randn(2, 3, 6, 4) for _ in range(3))
+    torch.testing.assert_close(F.causal_attention_plain(q, k, v), TF.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+
+def test_layer_norm_backward_is_gradcheck_exact():
+    x, w, b = _f64(2, 3, 6), _f64(6), _f64(6)
+    assert torch.autograd.gradcheck(F.layer_norm, (x, w, b))
+    g = torch.randn(2, 3, 6, dtype=torch.float64)
+    fast = torch.autograd.grad(F.layer_norm(x, w, b), (x, w, b), g)
+    plain = torch.autograd.grad(F.layer_norm_plain(x, w, b), (x, w, b), g)
+    for a, e in zip(fast, plain):
+        torch.testing.assert_close(a, e)
+
+
+def test_layer_norm_backward_skips_frozen_weights():
+    x, w, b = _f64(4, 6), _f64(6, grad=False), _f64(6, grad=False)
+    assert torch.autograd.gradcheck(F.layer_norm, (x, w, b))
+
+
+def test_gelu_backward_is_gradcheck_exact():
+    x = (torch.randn(3, 17, dtype=torch.float64) * 3).requires_grad_()
+    assert torch.autograd.gradcheck(F.gelu, (x,))
+    g = torch.randn(3, 17, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(F.gelu(x), x, g)[0], torch.autograd.grad(F.gelu_plain(x), x, g)[0])
+
+
+@pytest.mark.parametrize("n_prefix, Tq, Tk", [(0, 5, 5), (2, 5, 5), (0, 2, 5), (3, 1, 4)])
+def test_attention_backward_is_gradcheck_exact(n_prefix, Tq, Tk):
+    """No prefix; a prefix; a cache (2 new queries against 5 keys); both (one new token)."""
+    q, k, v = _f64(2, 3, Tq, 4), _f64(2, 3, n_prefix + Tk, 4), _f64(2, 3, n_prefix + Tk, 4)
+    torch.testing.assert_close(F.causal_attention(q, k, v, n_prefix), F.causal_attention_plain(q, k, v, n_prefix))
+    assert torch.autograd.gradcheck(lambda a, b, c: F.causal_attention(a, b, c, n_prefix), (q, k, v))
+    g = torch.randn(2, 3, Tq, 4, dtype=torch.float64)
+    fast = torch.autograd.grad(F.causal_attention(q, k, v, n_prefix), (q, k, v), g)
+    plain = torch.autograd.grad(F.causal_attention_plain(q, k, v, n_prefix), (q, k, v), g)
+    for a, e in zip(fast, plain):
+        torch.testing.assert_close(a, e)
+
+
+def test_attention_mask_is_built_once_per_shape():
+    F._mask_bias.cache_clear()
+    q = torch.randn(1, 2, 5, 4)
+    for _ in range(3):
+        F.causal_attention(q, q, q)
+    assert F._mask_bias.cache_info().misses == 1 and F._mask_bias.cache_info().hits == 2
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_cross_entropy_backward_is_gradcheck_exact(masked):
+    z, y = _f64(2, 5, 7), torch.randint(0, 7, (2, 5))
+    mask = torch.tensor([[0, 1, 1, 0, 1], [1, 0, 0, 0, 1]]) if masked else None
+    torch.testing.assert_close(F.cross_entropy(z, y, mask), F.cross_entropy_plain(z, y, mask))
+    assert torch.autograd.gradcheck(lambda t: F.cross_entropy(t, y, mask), (z,))
+    (fast,) = torch.autograd.grad(F.cross_entropy(z, y, mask), z)
+    (plain,) = torch.autograd.grad(F.cross_entropy_plain(z, y, mask), z)
+    torch.testing.assert_close(fast, plain)
+    if masked:  # rows the mask drops get no gradient at all
+        assert fast[mask == 0].abs().max() == 0
+
+
+def test_embedding_backward_adds_repeated_rows():
+    W, idx = _f64(6, 3), torch.tensor([[0, 2, 2], [5, 0, 2]])
+    assert torch.autograd.gradcheck(lambda t: F.embedding(idx, t), (W,))
+    g = torch.randn(2, 3, 3, dtype=torch.float64)
+    (dW,) = torch.autograd.grad(F.embedding(idx, W), W, g)
+    torch.testing.assert_close(dW, torch.autograd.grad(W[idx], W, g)[0])
+    torch.testing.assert_close(dW[2], g[0, 1] + g[0, 2] + g[1, 2])

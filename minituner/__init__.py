@@ -44,3 +44,8 @@ __all__ = [
     "delete_adapter", "save_adapter", "load_adapter", "LoRALinear",
     "prompt_tuning", "prefix_tuning", "ptuning_v2", "PromptTuningModel", "PrefixTuningModel",
 ]
+
+# Real checkpoints and more than one process (issue 14)
+from .gpt2 import load_gpt2  # noqa: E402
+
+__all__ += ["load_gpt2"]

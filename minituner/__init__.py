@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 # Real checkpoints and more than one process (issue 14)
+from .bpe import BPETokenizer, train_bpe  # noqa: E402
 from .gpt2 import load_gpt2  # noqa: E402
 
-__all__ += ["load_gpt2"]
+__all__ += ["load_gpt2", "BPETokenizer", "train_bpe"]

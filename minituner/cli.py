@@ -50,6 +50,22 @@ def cmd_notebooks(args) -> int:
     return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
+def cmd_memory(args) -> int:
+    from .memory import estimate_memory, llama_factory_gb
+    from .report import markdown_table
+
+    est = estimate_memory(args.params, args.method, bits=args.bits, r=args.r, targets=tuple(args.targets.split(",")),
+                          num_virtual_tokens=args.num_virtual_tokens, trainable_layers=args.trainable_layers,
+                          batch_size=args.batch_size, seq_len=args.seq_len, pure=args.pure,
+                          checkpointing=args.checkpointing)
+    print(markdown_table([est.row()]))
+    theirs = llama_factory_gb(args.params, args.method, args.bits, args.pure)
+    print(f"\nestimate: {est.total / 1e9:.1f} GB; LLaMA-Factory's README table: "
+          + (f"{theirs:.1f} GB" if theirs is not None else "no row for this setting")
+          + " (see docs/memory.md for where the two differ)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="minituner", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +98,20 @@ def main(argv=None) -> int:
     p.add_argument("--no-execute", action="store_true", help="convert without running")
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
     p.set_defaults(fn=cmd_notebooks)
+
+    p = sub.add_parser("memory", help="estimate one training step's memory at any size (weights, grads, AdamW, activations)")
+    p.add_argument("--params", type=float, default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
+    p.add_argument("--method", default="lora", help="full, freeze, lora, qlora, prompt or prefix")
+    p.add_argument("--bits", type=int, default=16, help="bits of the stored weights: 32, 16, or 8/4 with qlora")
+    p.add_argument("--pure", action="store_true", help="bits 16 without fp32 master weights (pure bf16)")
+    p.add_argument("--r", type=int, default=8, help="LoRA rank")
+    p.add_argument("--targets", default="q_proj,v_proj", help="LoRA target matrices, comma-separated")
+    p.add_argument("--num-virtual-tokens", type=int, default=20, help="prompt / prefix length")
+    p.add_argument("--trainable-layers", type=int, default=2, help="freeze: the top blocks that train")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (LLaMA-Factory's default)")
+    p.set_defaults(fn=cmd_memory)
 
     args = parser.parse_args(argv)
     return args.fn(args)

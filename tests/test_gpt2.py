@@ -5,6 +5,9 @@ import json
 import pytest
 import torch
 
+import minituner
+from minituner.bpe import train_bpe
+from minituner.data import Dataset, corpus_sentences, encode_examples, make_world, task_examples
 from minituner.gpt2 import load_gpt2
 
 transformers = pytest.importorskip("transformers")
@@ -13,8 +16,8 @@ transformers = pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
     """A small random GPT2LMHeadModel saved as a Hugging Face folder (no download)."""
-    cfg = transformers.GPT2Config(vocab_size=97, n_positions=48, n_embd=32, n_layer=3, n_head=4,
-                                   bos_token_id=96, eos_token_id=96)
+    cfg = transformers.GPT2Config(vocab_size=300, n_positions=48, n_embd=32, n_layer=3, n_head=4,
+                                   bos_token_id=299, eos_token_id=299)
     torch.manual_seed(0)
     hf = transformers.GPT2LMHeadModel(cfg).eval()
     with torch.no_grad():  # random LayerNorms and biases too, so a swapped or untransposed tensor shows
@@ -29,8 +32,8 @@ def hf_folder(tmp_path_factory):
 def test_logits_and_greedy_generations_match_transformers(hf_folder):
     hf, folder = hf_folder
     model = load_gpt2(folder)
-    assert model.config.block_size == 48 and model.config.vocab_size == 97
-    idx = torch.randint(0, 97, (3, 20), generator=torch.Generator().manual_seed(1))
+    assert model.config.block_size == 48 and model.config.vocab_size == 300
+    idx = torch.randint(0, 300, (3, 20), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ours, theirs = model(idx), hf(idx).logits
     assert (ours - theirs).abs().max().item() <= 1e-4
@@ -86,3 +89,22 @@ def test_the_hubs_layout_loads_the_same(hf_folder, tmp_path):
     (tmp_path / "config.json").write_text((hf_folder[1] / "config.json").read_text())
     a, b = load_gpt2(hf_folder[1]).state_dict(), load_gpt2(tmp_path).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_folder):
+    base = load_gpt2(hf_folder[1])
+    world = make_world(0)
+    tok = train_bpe(corpus_sentences(world), num_merges=40)  # ids < 300, the checkpoint's vocabulary
+    pairs = task_examples(world, "classify")
+    data = Dataset("classify", encode_examples("train", pairs["train"], tok),
+                   encode_examples("test", pairs["test"], tok), tok, world)
+    x = data.test.x[:4]
+    for model in (minituner.lora(base, r=2), minituner.prompt_tuning(base, num_virtual_tokens=4)):
+        if hasattr(model, "prompt"):
+            assert model(x).shape == base(x).shape
+        else:
+            assert torch.equal(model(x), base(x))  # a fresh LoRA is its base: lora_B = 0
+        before = minituner.evaluate(model, data.train)["loss"]
+        minituner.train(model, data, steps=8, lr=1e-2, batch_size=16, seed=0, progress=False)
+        assert minituner.evaluate(model, data.train)["loss"] < before
+        assert isinstance(minituner.answer(model, tok, "it says meow, so it is the", max_new_tokens=3), str)

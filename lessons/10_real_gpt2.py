@@ -99,7 +99,7 @@ print(markdown_table(parameter_table(base, depth=1)))
 METHODS = {  # name: (the model it trains, how memory.estimate_memory names it)
     "full": (minituner.full(base), "full", {}),
     "freeze (top block)": (minituner.freeze(base, trainable_layers=1), "freeze", {"trainable_layers": 1}),
-    "LoRA r=8 q,v": (minituner.lora(base, r=8, alpha=16, targets=("q_proj", "v_proj")), "lora", {"r": 8}),
+    "LoRA r=8 q,v": (minituner.lora(base, r=8, lora_alpha=16, target_modules=("q_proj", "v_proj")), "lora", {"r": 8}),
     "prompt tuning k=20": (minituner.prompt_tuning(base, num_virtual_tokens=20), "prompt", {"num_virtual_tokens": 20}),
     "P-Tuning v2 k=20": (minituner.ptuning_v2(base, num_virtual_tokens=20), "prefix", {"num_virtual_tokens": 20}),
 }

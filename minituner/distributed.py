@@ -141,14 +141,14 @@ METHODS = ("full", "lora", "prompt_tuning")
 
 def build(method: str, base):
     """The model a method trains on base (the three whose all-reduce sizes the lesson compares)."""
-    from . import methods
+    from .methods.shortcuts import full, lora, prompt_tuning
 
     if method == "full":
-        return methods.full(base)
+        return full(base)
     if method == "lora":
-        return methods.lora(base, r=4, alpha=16)
+        return lora(base, r=4, lora_alpha=16)
     if method == "prompt_tuning":
-        return methods.prompt_tuning(base, num_virtual_tokens=4)
+        return prompt_tuning(base, num_virtual_tokens=4)
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 

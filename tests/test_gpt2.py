@@ -100,7 +100,7 @@ def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_f
                    encode_examples("test", pairs["test"], tok), tok, world)
     x = data.test.x[:4]
     for model in (minituner.lora(base, r=2), minituner.prompt_tuning(base, num_virtual_tokens=4)):
-        if hasattr(model, "prompt"):
+        if isinstance(model, minituner.PromptTuningModel):
             assert model(x).shape == base(x).shape
         else:
             assert torch.equal(model(x), base(x))  # a fresh LoRA is its base: lora_B = 0

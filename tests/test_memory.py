@@ -13,7 +13,7 @@ CASES = [  # (estimator method and options, the model that method builds)
     ("full", {}, lambda b: minituner.full(b)),
     ("freeze", {"trainable_layers": 2}, lambda b: minituner.freeze(b, trainable_layers=2)),
     ("lora", {"r": 4}, lambda b: minituner.lora(b, r=4)),
-    ("lora", {"r": 2, "targets": ALL}, lambda b: minituner.lora(b, r=2, targets=ALL)),
+    ("lora", {"r": 2, "targets": ALL}, lambda b: minituner.lora(b, r=2, target_modules=ALL)),
     ("prompt", {"num_virtual_tokens": 4}, lambda b: minituner.prompt_tuning(b, num_virtual_tokens=4)),
     ("prefix", {"num_virtual_tokens": 8}, lambda b: minituner.ptuning_v2(b, num_virtual_tokens=8)),
 ]

@@ -91,7 +91,7 @@ def test_the_hubs_layout_loads_the_same(hf_folder, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_folder):
+def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_folder, tmp_path):
     base = load_gpt2(hf_folder[1])
     world = make_world(0)
     tok = train_bpe(corpus_sentences(world), num_merges=40)  # ids < 300, the checkpoint's vocabulary
@@ -108,3 +108,6 @@ def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_f
         minituner.train(model, data, steps=8, lr=1e-2, batch_size=16, seed=0, progress=False)
         assert minituner.evaluate(model, data.train)["loss"] < before
         assert isinstance(minituner.answer(model, tok, "it says meow, so it is the", max_new_tokens=3), str)
+        model.save_pretrained(tmp_path / model.config.method)  # the adapter folder, checked against this base
+        again = minituner.PeftModel.from_pretrained(base, tmp_path / model.config.method)
+        assert torch.equal(again(x), model(x))

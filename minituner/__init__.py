@@ -56,3 +56,9 @@ __all__ = [
     "FullModel", "FreezeModel", "PromptTuningModel", "PrefixTuningModel", "LoraModel", "LoRALinear",
     "full", "freeze", "prompt_tuning", "prefix_tuning", "ptuning_v2", "lora",
 ]
+
+# Real checkpoints and more than one process (issue 14)
+from .bpe import BPETokenizer, train_bpe  # noqa: E402
+from .gpt2 import load_gpt2  # noqa: E402
+
+__all__ += ["load_gpt2", "BPETokenizer", "train_bpe"]

@@ -231,6 +231,22 @@ def cmd_notebooks(args) -> int:
     return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
+def cmd_memory(args) -> int:
+    from .memory import estimate_memory, llama_factory_gb
+    from .report import markdown_table
+
+    est = estimate_memory(args.params, args.method, bits=args.bits, r=args.r, targets=tuple(args.targets.split(",")),
+                          num_virtual_tokens=args.num_virtual_tokens, trainable_layers=args.trainable_layers,
+                          batch_size=args.batch_size, seq_len=args.seq_len, pure=args.pure,
+                          checkpointing=args.checkpointing)
+    print(markdown_table([est.row()]))
+    theirs = llama_factory_gb(args.params, args.method, args.bits, args.pure)
+    print(f"\nestimate: {est.total / 1e9:.1f} GB; LLaMA-Factory's README table: "
+          + (f"{theirs:.1f} GB" if theirs is not None else "no row for this setting")
+          + " (see docs/memory.md for where the two differ)")
+    return 0
+
+
 # ---------------------------------------------------------------- the parser
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows '(default: X)' after every option's help, unless it is required or its help says its default."""
@@ -360,6 +376,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
     p.add_argument("--no-execute", action="store_true", help="convert without running")
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
+    p = command("memory", "estimate one training step's memory at any size (weights, grads, AdamW, activations)",
+                cmd_memory)
+    p.add_argument("--params", type=positive_float, default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
+    p.add_argument("--method", default="lora", choices=("full", "freeze", "lora", "qlora", "prompt", "prefix"),
+                   help="the fine-tuning method")
+    p.add_argument("--bits", type=int, default=16, choices=(32, 16, 8, 4),
+                   help="bits of the stored weights: 32, 16, or 8/4 with qlora")
+    p.add_argument("--pure", action="store_true", help="bits 16 without fp32 master weights (pure bf16)")
+    p.add_argument("--r", type=positive_int, default=8, help="LoRA rank")
+    p.add_argument("--targets", default="q_proj,v_proj", help="LoRA target matrices, comma-separated")
+    p.add_argument("--num-virtual-tokens", type=positive_int, default=20, help="prompt / prefix length")
+    p.add_argument("--trainable-layers", type=positive_int, default=2, help="freeze: the top blocks that train")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="sequences per step")
+    p.add_argument("--seq-len", type=positive_int, default=512, help="tokens per sequence")
+    p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (LLaMA-Factory's default)")
     return parser
 
 

@@ -30,7 +30,7 @@ import torch
 
 from .checkpoint import ASSETS, atomic_write, load_base
 from .data import TASKS, make_task
-from .functional import cross_entropy
+from .memory import measure_step
 from .methods.shortcuts import freeze, full, lora, prefix_tuning, prompt_tuning, ptuning_v2
 from .model import GPT
 from .report import count_parameters, markdown_table, save_figure
@@ -154,24 +154,9 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
 
 
 def step_memory_bytes(model, batch) -> int:
-    """Bytes one training step holds on the CPU: weights, grads, AdamW moments, saved activations."""
-    seen, saved = set(), 0
-
-    def pack(t):
-        nonlocal saved
-        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        if key not in seen:
-            seen.add(key)
-            saved += key[1]
-        return t
-
-    x, y, m = batch
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = cross_entropy(model(x), y, m)
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    trainable, total = count_parameters(model)
-    return 4 * total + 4 * trainable * 3 + saved  # weights + grads + (m, v), float32
+    """Bytes one training step holds on the CPU: weights, grads, AdamW moments, saved activations
+    (memory.measure_step's parts; a weight autograd saves is counted once, as a weight)."""
+    return sum(measure_step(model, batch).values())
 
 
 def check_task(task: str) -> None:

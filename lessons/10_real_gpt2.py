@@ -1,0 +1,219 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # 10 · From the tiny world to a real GPT-2, more than one process, and 7B (真实模型)
+#
+# Every lesson so far fine-tuned a 208k-parameter character model. The same code runs on
+# a real checkpoint: minituner's `GPT` has GPT-2's layout, so `minituner.load_gpt2(dir)`
+# reads a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`) into it, and
+# `minituner.BPETokenizer` reads its `vocab.json` + `merges.txt`. Nothing is downloaded:
+# point `--gpt2 DIR` (or the environment variable `MINITUNER_GPT2`) at a folder you have.
+# Without one, the lesson builds a *randomly initialised* model of GPT-2 small's shape
+# (124M parameters) and a BPE vocabulary learned from the mini-world: the numbers about
+# size, time and memory are the same; only the answers are noise.
+#
+# Then three questions the article's §5 raises and never measures: what each method
+# costs at 124M on this machine; what travels between processes when fine-tuning is
+# split over several (data parallel, `torch.distributed`); and how much memory a 6B or
+# 7B model needs — the article says "more than 20 GB" (§5.2).
+#
+# Run it: `python lessons/10_real_gpt2.py [--gpt2 DIR]` (a minute or two on two CPU cores;
+# `--smoke` for the test preset, a tiny model).
+
+# %%
+import os
+import subprocess
+import sys
+
+import matplotlib.pyplot as plt
+import torch
+
+import minituner
+from minituner.bpe import train_bpe
+from minituner.data import Dataset, corpus_sentences, encode_examples, make_world, task_examples
+from minituner.distributed import allreduce_bytes
+from minituner.functional import cross_entropy
+from minituner.lesson import options
+from minituner.memory import (
+    compare_with_llama_factory,
+    estimate_memory,
+    gpt_shape,
+    llama_shape,
+    measure_step,
+)
+from minituner.model import GPT, GPTConfig
+from minituner.report import count_parameters, markdown_table, parameter_table, save_figure
+
+args = options("Lesson 10: a real GPT-2", smoke=dict(n_layer=2, n_embd=32, n_head=2, vocab=600, steps=2, ddp_steps=2),
+               out="runs/10_real_gpt2", gpt2=os.environ.get("MINITUNER_GPT2", ""), n_layer=12, n_embd=768,
+               n_head=12, vocab=50257, steps=3, batch_size=4, ddp_steps=10, seed=0)
+torch.manual_seed(args.seed)
+print(f"GPT-2 folder: {args.gpt2 or '(none: a random GPT-2-shaped model)'}; {args.steps} steps per method, "
+      f"batch {args.batch_size}")
+
+# %% [markdown]
+# ## 1. A GPT-2 and its tokenizer
+#
+# `load_gpt2` maps GPT-2's tensors onto minituner's names: `c_attn`, GPT-2's fused
+# (C, 3C) projection, is split into `q_proj`, `k_proj`, `v_proj`; every `Conv1D` weight is
+# stored (in, out) and is transposed to our `Linear`'s (out, in); the head stays tied to
+# `wte`. tests/test_gpt2.py checks the loaded model against transformers' own GPT-2:
+# the same logits (to 1e-4) and the same greedy generations.
+#
+# GPT-2's tokenizer is byte-level BPE (`minituner/bpe.py`): text becomes UTF-8 bytes, each
+# written as one printable character (a space is `Ġ`), cut into words by a regular
+# expression, and glued by the learned merges, lowest rank first. Any text, Chinese too,
+# encodes with no unknown token. A Chinese character is three UTF-8 bytes; a vocabulary
+# learned from English text has no merges for them, so each byte is a token of its own
+# (shown as GPT-2's stand-in characters). GPT-2's own vocabulary, learned mostly from
+# English web text, also spends more than one token on most Chinese characters.
+
+# %%
+if args.gpt2:
+    base = minituner.load_gpt2(args.gpt2)
+    tok = minituner.BPETokenizer.from_files(args.gpt2)
+else:
+    tok = train_bpe(corpus_sentences(make_world(0)), num_merges=300)  # a small vocabulary from the mini-world
+    config = GPTConfig(vocab_size=args.vocab, block_size=1024, n_layer=args.n_layer, n_head=args.n_head,
+                       n_embd=args.n_embd)  # GPT-2's vocabulary (50,257) and context; our BPE ids fit in it
+    base = GPT(config, seed=args.seed).eval()  # GPT-2's init: N(0, 0.02), residual outputs scaled down
+text = "it says meow and it eats fish, so it is the cat. 猫吃鱼。"
+ids = tok.encode(text)
+print(f"{tok.vocab_size:,} tokens in the vocabulary; {len(text)} characters -> {len(ids)} tokens:")
+print(" | ".join(tok.itos[i] for i in ids))
+print(f"decode(encode(text)) == text: {tok.decode(ids) == text}")
+
+# %% [markdown]
+# ## 2. The parameter table at 124M, and what each method trains
+#
+# GPT-2 small: 12 blocks of width 768, 12 heads, 50,257 tokens, 1,024 positions:
+# 124,439,808 parameters (the head is tied, so it adds none). Each method's trainable
+# count follows its closed form (lessons 02–06): LoRA r = 8 on `q_proj`, `v_proj` trains
+# 12 · 2 · 8 · (768 + 768) = 294,912; prompt tuning with 20 virtual tokens 20 · 768 = 15,360.
+
+# %%
+print(markdown_table(parameter_table(base, depth=1)))
+METHODS = {  # name: (the model it trains, how memory.estimate_memory names it)
+    "full": (minituner.full(base), "full", {}),
+    "freeze (top block)": (minituner.freeze(base, trainable_layers=1), "freeze", {"trainable_layers": 1}),
+    "LoRA r=8 q,v": (minituner.lora(base, r=8, lora_alpha=16, target_modules=("q_proj", "v_proj")), "lora", {"r": 8}),
+    "prompt tuning k=20": (minituner.prompt_tuning(base, num_virtual_tokens=20), "prompt", {"num_virtual_tokens": 20}),
+    "P-Tuning v2 k=20": (minituner.ptuning_v2(base, num_virtual_tokens=20), "prefix", {"num_virtual_tokens": 20}),
+}
+rows = []
+for name, (model, _, _) in METHODS.items():
+    trainable, total = count_parameters(model)
+    rows.append({"method": name, "trainable": trainable, "trainable %": 100 * trainable / total,
+                 "all-reduced per step (bytes)": allreduce_bytes(model)})
+print(markdown_table(rows))
+
+# %% [markdown]
+# ## 3. Each method on the model: step time and memory on this machine
+#
+# The task is the mini-world's `classify`, tokenised with the BPE tokenizer; the loss
+# counts the answer tokens only, as in every lesson. Each method trains a few steps
+# (what matters here is the cost, not the accuracy). Memory is what one float32 step on
+# the CPU holds: weights, gradients and AdamW's two moments of the trainable tensors,
+# and every tensor autograd saves for backward (`memory.measure_step`), beside
+# `memory.estimate_memory`'s count from first principles for the same shape.
+
+# %%
+world = make_world(0)
+pairs = task_examples(world, "classify")
+task = Dataset("classify", encode_examples("train", pairs["train"], tok), encode_examples("test", pairs["test"], tok),
+               tok, world)
+batch = task.train.batch(args.batch_size, torch.Generator().manual_seed(args.seed))
+B, T = batch[0].shape
+cost = []
+for name, (model, method, extra) in METHODS.items():
+    measured = measure_step(model, batch)
+    est = estimate_memory(gpt_shape(base.config), method, bits=32, batch_size=B, seq_len=T, **extra)
+    with torch.no_grad():
+        before = cross_entropy(model(batch[0]), batch[1], batch[2]).item()
+    hist = minituner.train(model, task, steps=args.steps, lr=1e-4, batch_size=args.batch_size, seed=args.seed,
+                           progress=False)
+    with torch.no_grad():
+        after = cross_entropy(model(batch[0]), batch[1], batch[2]).item()
+    cost.append({"method": name, "s / step": hist.seconds / args.steps,
+                 "measured MiB": sum(measured.values()) / 2**20, "estimated MiB": est.total / 2**20,
+                 "of which activations MiB": measured["activations"] / 2**20,
+                 "loss on the first batch": f"{before:.3f} -> {after:.3f}"})
+print(f"batch {B} × {T} tokens, {torch.get_num_threads()} threads")
+print(markdown_table(cost))
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.5))
+names = [c["method"] for c in cost]
+ax.barh(names, [c["measured MiB"] for c in cost], color="tab:blue", label="measured")
+ax.scatter([c["estimated MiB"] for c in cost], names, color="black", marker="|", s=300, label="estimated", zorder=3)
+ax.set_xlabel("MiB held by one float32 training step")
+ax.set_title(f"One step at {count_parameters(base)[1] / 1e6:.0f}M parameters")
+ax.legend()
+save_figure(fig, args.out / "step_memory.png")
+
+# %% [markdown]
+# ## 4. More than one process: what travels (数据并行)
+#
+# Data parallel: each process holds the whole model and takes part of every batch; after
+# backward the gradients are averaged across processes (an all-reduce), so every copy
+# takes the same step. Only trainable tensors have gradients, so only they travel: the
+# table above gives the bytes per step — all 124M floats for full fine-tuning, a few
+# hundred kilobytes for LoRA, 60 KB for a soft prompt. `minituner/distributed.py` wraps the
+# model in `DistributedDataParallel` (gloo on CPU, nccl on GPUs) and scales each process's
+# loss so that two processes with half the batch each take exactly the step one process
+# takes with the whole batch (tests/test_distributed.py checks the weights).
+#
+# Here `torchrun` starts two processes that fine-tune the shipped base with LoRA, each on
+# half of every batch of 8, and report the bytes their gradient buckets carried.
+
+# %%
+command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "minituner.distributed", "--method", "lora", "--steps", str(args.ddp_steps), "--batch-size", "8"]
+done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+print("torchrun --standalone --nproc_per_node 2 -m minituner.distributed --method lora ...")
+print(done.stdout.strip() if done.returncode == 0 else done.stderr[-2000:])
+
+# %% [markdown]
+# ## 5. Memory at 7B, beside LLaMA-Factory's table, and the article's "> 20 GB" (§5.2)
+#
+# `minituner memory` (and `memory.estimate_memory`) counts the same four parts for a
+# LLaMA-shaped model of any size (at 7e9 exactly LLaMA-7B's shape, 6.74B parameters),
+# with LLaMA-Factory's defaults: batch 1 × 512 tokens, gradient checkpointing, AdamW.
+# Per trainable parameter, mixed precision holds 18 bytes (fp32 weight, its 16-bit copy,
+# fp32 gradient, m and v); "pure bf16" 8; the frozen weights of LoRA 2 (16 bits), QLoRA
+# 1 or ½. LLaMA-Factory's README gives rules of thumb per x billion parameters: 18x, 8x,
+# 2x, x, x/2 GB. The two agree on full fine-tuning; LLaMA-Factory rounds the PEFT rows up
+# (it counts 7B, not 6.74B, and leaves room for the CUDA context, the allocator's spare
+# blocks and longer sequences). docs/memory.md has the whole comparison.
+
+# %%
+print(markdown_table(compare_with_llama_factory()[::4]))  # the 7B column; every size in docs/memory.md
+six = llama_shape(6e9)
+claims = []
+for label, method, bits, pure in [("full, mixed precision", "full", 16, False), ("full, pure bf16", "full", 16, True),
+                                  ("LoRA r=8, 16-bit base", "lora", 16, False), ("QLoRA, 4-bit base", "qlora", 4, False)]:
+    est = estimate_memory(six, method, bits=bits, pure=pure, checkpointing=True)
+    claims.append({"6B model": label, "GB": round(est.total / 1e9, 1), "> 20 GB": est.total > 20e9})
+print(f"\nthe article's 6B model ({six.n_params() / 1e9:.2f}B parameters, LLaMA-shaped):")
+print(markdown_table(claims))
+print(f"\n'> 20 GB' holds for full fine-tuning, {claims[0]['GB'] / 20:.1f} times over; LoRA on a 16-bit base "
+      f"needs {claims[2]['GB']} GB, QLoRA {claims[3]['GB']} GB.")
+
+# %%
+kinds = ["full", "freeze", "lora", "qlora", "prompt"]
+ests = [estimate_memory(7e9, m, bits=4 if m == "qlora" else 16, trainable_layers=2) for m in kinds]
+fig, ax = plt.subplots(figsize=(7, 3.5))
+left = [0.0] * len(kinds)
+for part in ("weights", "gradients", "optimizer", "activations"):
+    values = [getattr(e, part) / 1e9 for e in ests]
+    ax.barh(kinds, values, left=left, label=part)
+    left = [a + b for a, b in zip(left, values)]
+ax.axvline(20, color="black", linestyle="--", linewidth=1)
+ax.text(21, 4.3, "20 GB (article §5.2)", fontsize=8)
+ax.set_xlabel("GB for one training step, LLaMA-7B shape, batch 1 × 512, no checkpointing")
+ax.legend(fontsize=8)
+save_figure(fig, args.out / "memory_7b.png")

@@ -1,0 +1,182 @@
+"""Data-parallel fine-tuning on torch.distributed: several processes, one model, one batch split between them.
+
+Each of W processes (ranks) holds a whole copy of the model and takes 1/W of every batch.
+After backward, the gradients are averaged across the ranks (an all-reduce), so every
+rank applies the same AdamW update and the copies stay equal (Li et al. 2020, PyTorch
+Distributed; ``DistributedDataParallel`` does the all-reduce in buckets, overlapped with
+backward). The backend is gloo on CPUs and nccl where GPUs exist.
+
+What travels: only gradients, and only of the tensors that train. A frozen tensor has no
+gradient, so DDP leaves it out of its buckets:
+
+    bytes all-reduced per step = Σ over trainable tensors of numel × 4 (float32)
+
+Full fine-tuning sends every parameter each step, LoRA only lora_A and lora_B, prompt
+tuning only the k × d soft prompt: the PEFT saving in memory is also a saving in network.
+
+Same result as one process: the loss is a mean over the answer tokens of the *whole*
+batch, L = Σ_rank S_rank / n, with S_rank a rank's summed token losses and n the batch's
+answer tokens (all ranks together). Each rank computes L_rank = S_rank · W / n; DDP's
+average of the gradients, (1/W) Σ ∇L_rank = ∇(Σ S_rank / n) = ∇L, is the one-process
+gradient. (Averaging each rank's own mean, S_rank / n_rank, would weight a rank with
+short answers more: not the same gradient.) tests/test_distributed.py checks that two
+processes with half the batch each end with the weights of one process with the whole batch.
+
+Run it: ``torchrun --nproc_per_node 2 -m minituner.distributed --method lora --steps 50``.
+
+References: 1) Li et al. 2020, PyTorch Distributed: Experiences on Accelerating Data
+Parallel Training. 2) PyTorch, ``torch.nn.parallel.DistributedDataParallel``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
+
+from .functional import cross_entropy
+from .optim import AdamW
+from .train import History, lr_at
+
+
+def allreduce_bytes(model) -> int:
+    """Bytes of gradient one step all-reduces: every trainable tensor, once (float32: 4 bytes each)."""
+    seen, total = set(), 0
+    for p in model.parameters():
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel() * p.element_size()
+    return total
+
+
+def init(backend: str | None = None) -> tuple[int, int]:
+    """Join the process group torchrun (or spawn) describes in the environment; returns (rank, world size).
+    backend: 'nccl' when CUDA is available, else 'gloo' (CPU)."""
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
+              grad_clip: float = 1.0, warmup: int = 0, device: str = "cpu") -> History:
+    """train() on W processes: each rank takes rows [rank·b, (rank+1)·b) of the batch train() would
+    draw (b = batch_size / W), the loss scaled so the averaged gradient is the whole batch's.
+
+    Returns a History whose .losses are the whole batch's loss per step (the same on every
+    rank) and whose .allreduce_bytes counts what the step's gradient buckets carried.
+    """
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must split evenly over {world} processes")
+    b = batch_size // world
+    model.to(device)
+    model.train()
+    ddp = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    sent = []
+
+    def counting_hook(state, bucket):  # each bucket of gradients, counted, then the usual all-reduce
+        sent.append(bucket.buffer().numel() * bucket.buffer().element_size())
+        return allreduce_hook(state, bucket)
+
+    ddp.register_comm_hook(None, counting_hook)
+    opt = AdamW(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)  # every rank draws the same batch, then takes its rows
+    hist = History(optimizer_state_bytes=opt.state_bytes())
+    t0 = time.perf_counter()
+    for step in range(steps):
+        x, y, m = (t[rank * b:(rank + 1) * b].to(device) for t in data.train.batch(batch_size, gen))
+        n = m.sum()  # this rank's answer tokens
+        n_all = n.clone()
+        dist.all_reduce(n_all)  # the whole batch's answer tokens
+        mean = cross_entropy(ddp(x), y, m)  # S_rank / n_rank
+        loss = mean * n * world / n_all  # S_rank · W / n: DDP's average then gives ∇(Σ S / n)
+        opt.zero_grad()
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(opt.params, grad_clip)
+        opt.lr = lr_at(step, steps, lr, warmup)
+        opt.step()
+        whole = loss.detach() / world
+        dist.all_reduce(whole)  # Σ S_rank / n: the whole batch's mean loss
+        hist.losses.append(whole.item())
+    hist.seconds = time.perf_counter() - t0
+    hist.allreduce_bytes = sum(sent) // max(1, steps)
+    model.eval()
+    return hist
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a local process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, fn, args):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)  # one core per process: W processes share the machine
+    init("gloo")
+    try:
+        fn(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(fn, nproc: int = 2, args=()) -> None:
+    """Run fn(*args) in nproc CPU processes joined in a gloo group on 127.0.0.1 (what torchrun does,
+    from Python: for tests and notebooks). fn must be importable (a module-level function)."""
+    torch.multiprocessing.spawn(_worker, args=(nproc, free_port(), fn, args), nprocs=nproc, join=True)
+
+
+METHODS = ("full", "lora", "prompt_tuning")
+
+
+def build(method: str, base):
+    """The model a method trains on base (the three whose all-reduce sizes the lesson compares)."""
+    from .methods.shortcuts import full, lora, prompt_tuning
+
+    if method == "full":
+        return full(base)
+    if method == "lora":
+        return lora(base, r=4, lora_alpha=16)
+    if method == "prompt_tuning":
+        return prompt_tuning(base, num_virtual_tokens=4)
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def main(argv=None) -> int:
+    """``torchrun --nproc_per_node W -m minituner.distributed --method lora``: fine-tune the shipped base."""
+    from .checkpoint import load_base
+    from .data import make_task
+
+    p = argparse.ArgumentParser(prog="python -m minituner.distributed", description=main.__doc__)
+    p.add_argument("--method", default="lora", choices=METHODS)
+    p.add_argument("--task", default="classify")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=16, help="the whole batch, split over the processes")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    rank, world = init()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    model = build(args.method, load_base())
+    hist = train_ddp(model, make_task(args.task), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                     seed=args.seed, device=device)
+    if rank == 0:
+        print(f"{args.method}: {world} processes, batch {args.batch_size} ({args.batch_size // world} each), "
+              f"loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}, {hist.allreduce_bytes:,} bytes all-reduced "
+              f"per step, {hist.seconds:.1f} s")
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

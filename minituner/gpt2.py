@@ -1,0 +1,135 @@
+"""Real GPT-2 weights in minituner's own GPT: read a Hugging Face GPT-2 folder, nothing downloaded.
+
+A Hugging Face GPT-2 folder (what ``GPT2LMHeadModel.save_pretrained`` writes, or what the
+hub's ``openai-community/gpt2`` holds) has ``config.json`` and ``model.safetensors``
+(or shards listed in ``model.safetensors.index.json``). Its tensors map onto ours so:
+
+    HF GPT-2 (Radford et al. 2019)          minituner            note
+    wte.weight          (V, C)              wte.weight           the head is tied to it: no lm_head
+    wpe.weight          (n_positions, C)    wpe.weight           block_size = n_positions (1024)
+    h.i.ln_1 / ln_2 / ln_f                  same names           LayerNorm, ε = 1e-5
+    h.i.attn.c_attn.weight  (C, 3C)         h.i.attn.{q,k,v}_proj.weight (C, C) each
+    h.i.attn.c_proj.weight  (C, C)          h.i.attn.o_proj.weight
+    h.i.mlp.c_fc.weight     (C, 4C)         h.i.mlp.up_proj.weight  (4C, C)
+    h.i.mlp.c_proj.weight   (4C, C)         h.i.mlp.down_proj.weight (C, 4C)
+
+Two conversions: (1) GPT-2's ``Conv1D`` stores its weight as (in, out) and computes
+y = x W + b, where our ``Linear`` stores (out, in) and computes y = x Wᵀ + b, so every
+matrix is transposed; (2) ``c_attn`` is q, k and v side by side along its output:
+c_attn(x) = [q | k | v], so its (C, 3C) weight splits into three (C, C) column blocks
+(and its (3C,) bias into three (C,) pieces), in that order.
+
+GPT-2's nonlinearity is GELU's tanh form ("gelu_new") and its LayerNorm ε is 1e-5:
+both are what ``functional.gelu`` and ``functional.layer_norm`` already compute, so a
+config asking for anything else is refused rather than loaded into a different model.
+
+References: 1) Radford et al. 2019, Language Models are Unsupervised Multitask Learners
+(GPT-2). 2) Hugging Face transformers, ``modeling_gpt2.py`` (the tensor names and Conv1D).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .checkpoint import check_state
+from .model import GPT, GPTConfig
+
+# config.json values minituner's GPT computes exactly; any other value would silently change the model
+FIXED = {
+    "activation_function": ("gelu_new", "gelu_pytorch_tanh"),  # tanh GELU, as functional.gelu
+    "layer_norm_epsilon": (1e-5,),  # as functional.layer_norm's eps
+    "scale_attn_weights": (True,),  # scores / sqrt(hs)
+    "scale_attn_by_inverse_layer_idx": (False,),
+    "reorder_and_upcast_attn": (False,),
+    "add_cross_attention": (False,),
+    "n_inner": (None,),  # None means 4C, the width of our MLP
+    "tie_word_embeddings": (True,),
+}
+BUFFERS = (".attn.bias", ".attn.masked_bias")  # the causal mask old transformers saved; not weights
+
+
+def gpt2_config(folder) -> GPTConfig:
+    """GPTConfig of the GPT-2 in folder/config.json; a ValueError for other architectures."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: load_gpt2 needs a Hugging Face GPT-2 folder "
+                                "(config.json and model.safetensors, e.g. from save_pretrained)")
+    cfg = json.loads(path.read_text())
+    if cfg.get("model_type") != "gpt2":
+        raise ValueError(f"{path}: model_type is {cfg.get('model_type')!r}; load_gpt2 reads GPT-2 "
+                         f"checkpoints only (model_type 'gpt2', architectures like GPT2LMHeadModel)")
+    for key, allowed in FIXED.items():
+        if key in cfg and cfg[key] not in allowed:
+            raise ValueError(f"{path}: {key}={cfg[key]!r}, but minituner's GPT computes only "
+                             f"{' or '.join(map(repr, allowed))}")
+    return GPTConfig(vocab_size=cfg["vocab_size"], block_size=cfg["n_positions"], n_layer=cfg["n_layer"],
+                     n_head=cfg["n_head"], n_embd=cfg["n_embd"])
+
+
+def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of model.safetensors, or of the shards its index names."""
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        return load_file(str(single))
+    if index.is_file():
+        state = {}
+        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+            state.update(load_file(str(folder / shard)))
+        return state
+    found = sorted(p.name for p in folder.iterdir())
+    raise FileNotFoundError(f"{folder} has no model.safetensors (nor model.safetensors.index.json); "
+                            f"found {found[:8]}. pytorch_model.bin is not read: minituner never unpickles, "
+                            "save the model again with save_pretrained(..., safe_serialization=True)")
+
+
+def convert(hf: dict[str, torch.Tensor], config: GPTConfig) -> dict[str, torch.Tensor]:
+    """HF GPT-2 tensors (names with or without 'transformer.') -> minituner GPT's state dict."""
+    hf = {k.removeprefix("transformer."): v.float() for k, v in hf.items() if not k.endswith(BUFFERS)}
+    head = hf.pop("lm_head.weight", None)
+    if head is not None and not torch.equal(head, hf.get("wte.weight", head)):
+        raise ValueError("lm_head.weight differs from wte.weight: minituner's GPT ties the head "
+                         "to the token embedding, as GPT-2 does")
+    C = config.n_embd
+    out = {}
+    for name in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"):
+        out[name] = hf.pop(name, None)
+    for i in range(config.n_layer):
+        p = f"h.{i}."
+        for ln in ("ln_1", "ln_2"):
+            out[p + ln + ".weight"], out[p + ln + ".bias"] = hf.pop(p + ln + ".weight", None), hf.pop(p + ln + ".bias", None)
+        w, b = hf.pop(p + "attn.c_attn.weight", None), hf.pop(p + "attn.c_attn.bias", None)
+        if w is None or b is None:
+            raise ValueError(f"the checkpoint has no {p}attn.c_attn: not a GPT-2 with {config.n_layer} layers")
+        for j, name in enumerate(("q_proj", "k_proj", "v_proj")):  # c_attn(x) = [q | k | v]
+            out[p + f"attn.{name}.weight"] = w[:, j * C:(j + 1) * C].T  # (C, C): Conv1D (in, out) -> (out, in)
+            out[p + f"attn.{name}.bias"] = b[j * C:(j + 1) * C]  # (C,)
+        for hf_name, name in (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj")):
+            w = hf.pop(p + hf_name + ".weight", None)
+            out[p + name + ".weight"] = None if w is None else w.T  # Conv1D (in, out) -> Linear (out, in)
+            out[p + name + ".bias"] = hf.pop(p + hf_name + ".bias", None)
+    missing = sorted(k for k, v in out.items() if v is None)
+    if missing or hf:
+        raise ValueError(f"not a GPT-2 checkpoint of this config: missing {missing[:5]}, "
+                         f"unexpected {sorted(hf)[:5]}")
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def load_gpt2(folder) -> GPT:
+    """A Hugging Face GPT-2 folder (config.json + model.safetensors) -> minituner's GPT, in eval mode.
+
+    Weights are converted to float32. Nothing is downloaded: point it at a folder you have,
+    e.g. one written by transformers' ``GPT2LMHeadModel.save_pretrained``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; load_gpt2 needs a Hugging Face GPT-2 folder")
+    config = gpt2_config(folder)
+    state = convert(read_safetensors(folder), config)
+    model = GPT(config)
+    check_state(model.state_dict(), state, str(folder))
+    model.load_state_dict(state)
+    return model.eval()

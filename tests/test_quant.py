@@ -49,14 +49,14 @@ def test_pack_puts_the_first_code_in_the_high_nibble():
 @given(rows=st.integers(1, 40), cols=st.integers(1, 300), std=st.floats(1e-3, 10.0),
        double_quant=st.booleans(), seed=st.integers(0, 2**16))
 def test_round_trip_error_is_bounded(rows, cols, std, double_quant, seed):
-    """|w − ŵ| ≤ c·g/2 + |c − ĉ| for every weight, and that bound is itself small (≤ 0.14·c + scale error)."""
+    """|w − ŵ| ≤ c·g/2 + |c − ĉ| for every weight, and that bound is itself small (≤ 0.152·c + scale error)."""
     w = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed)) * std
     state = quantize_nf4(w, double_quant=double_quant)
     w_hat = dequantize_nf4(state)
     assert w_hat.shape == w.shape and w_hat.dtype == torch.float32
     bound = error_bound(w, state)
     assert ((w - w_hat).abs() <= bound * (1 + 1e-5) + 1e-7).all()
-    assert bound.max() <= 0.1386 * w.abs().max() + (0.0 if not double_quant else w.abs().max() / 127)
+    assert bound.max() <= 0.152 * w.abs().max() + (0.0 if not double_quant else w.abs().max() / 127)
 
 
 def test_normal_weights_keep_most_of_their_energy():

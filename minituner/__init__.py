@@ -15,10 +15,13 @@ from .checkpoint import fingerprint, load_base, load_model, save_model  # noqa: 
 from .data import make_corpus, make_fact_probe, make_task, make_world  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
+    BitFitConfig,
+    DoraConfig,
     FreezeConfig,
     FreezeModel,
     FullConfig,
     FullModel,
+    IA3Config,
     LoraConfig,
     LoRALinear,
     LoraModel,
@@ -27,16 +30,21 @@ from .methods import (  # noqa: E402
     PrefixTuningModel,
     PromptTuningConfig,
     PromptTuningModel,
+    QLoraConfig,
     get_peft_model,
 )
 from .methods.shortcuts import (  # noqa: E402
+    bitfit,
+    dora,
     freeze,
     full,
+    ia3,
     load_adapter,
     lora,
     prefix_tuning,
     prompt_tuning,
     ptuning_v2,
+    qlora,
 )
 from .model import GPT, GPTConfig  # noqa: E402
 from .optim import AdamW  # noqa: E402
@@ -54,4 +62,5 @@ __all__ = [
     "FullConfig", "FreezeConfig", "PromptTuningConfig", "PrefixTuningConfig", "LoraConfig",
     "FullModel", "FreezeModel", "PromptTuningModel", "PrefixTuningModel", "LoraModel", "LoRALinear",
     "full", "freeze", "prompt_tuning", "prefix_tuning", "ptuning_v2", "lora",
+    "BitFitConfig", "IA3Config", "DoraConfig", "QLoraConfig", "bitfit", "ia3", "dora", "qlora",
 ]

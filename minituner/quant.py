@@ -38,6 +38,9 @@ def nf4_code_book() -> torch.Tensor:
     return (q / q.abs().max()).float()
 
 
+NF4 = nf4_code_book()  # (16,) computed once; every quantise and dequantise reads it
+
+
 def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
     """x flattened, zero-padded to a multiple of size -> (n_blocks, size)."""
     x = x.reshape(-1)
@@ -70,7 +73,7 @@ def quantize_nf4(w: torch.Tensor, double_quant: bool = True) -> dict[str, torch.
     """
     if not w.is_floating_point() or w.numel() == 0:
         raise ValueError(f"quantize_nf4 needs a non-empty float tensor, got {w.dtype} of shape {tuple(w.shape)}")
-    q = nf4_code_book().to(w.device)
+    q = NF4.to(w.device)
     blocks = _blocks(w.float(), BLOCK)  # (n_blocks, 64)
     c = _absmax(blocks)  # (n_blocks,)
     codes = ((blocks / c[:, None])[..., None] - q).abs().argmin(dim=-1)  # (n_blocks, 64) in 0..15
@@ -97,7 +100,7 @@ def dequantize_nf4(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """ŵ = q[code] · ĉ, in float32 and w's shape."""
     shape = torch.Size(state["shape"].tolist())
     n = shape.numel()
-    q = nf4_code_book().to(state["packed"].device)
+    q = NF4.to(state["packed"].device)
     codes = unpack4(state["packed"], n)  # (n,)
     w = q[codes] * scales(state).repeat_interleave(BLOCK)[:n]  # (n,)
     return w.view(shape)
@@ -133,7 +136,7 @@ class Linear4bit(nn.Module):
 
 def error_bound(w: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
     """The largest |w − ŵ| NF4 may make, per weight (w's shape): c · g/2 + |c − ĉ| of its block."""
-    q = nf4_code_book().to(w.device)
+    q = NF4.to(w.device)
     c = _absmax(_blocks(w.float(), BLOCK))  # (n_blocks,) the exact scales
     bound = c * (q[1:] - q[:-1]).max() / 2 + (c - scales(state)).abs()  # (n_blocks,)
     return bound.repeat_interleave(BLOCK)[: w.numel()].view(w.shape)

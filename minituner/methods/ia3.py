@@ -45,7 +45,14 @@ class IA3Config(MethodConfig):
     feedforward_modules: tuple = ("down_proj",)
 
     def __post_init__(self):
-        self.target_modules, self.feedforward_modules = tuple(self.target_modules), tuple(self.feedforward_modules)
+        names = []
+        for t in (self.target_modules, self.feedforward_modules):  # a tuple, or a comma list as in LoRA
+            t = t.split(",") if isinstance(t, str) else t
+            if not isinstance(t, (list, tuple)) or not all(isinstance(s, str) and s.strip() for s in t):
+                raise ValueError(f"target_modules and feedforward_modules are module names such as "
+                                 f"('k_proj', 'v_proj', 'down_proj'), got {t!r}")
+            names.append(tuple(s.strip() for s in t))
+        self.target_modules, self.feedforward_modules = names
         if not self.target_modules or not set(self.feedforward_modules) <= set(self.target_modules):
             raise ValueError(f"target_modules must name at least one Linear and include every feedforward_module; "
                              f"got target_modules={self.target_modules}, feedforward_modules={self.feedforward_modules}")

@@ -59,7 +59,8 @@ class DoRALinear(LoRALinear):
 
     def remove(self, name: str):
         super().remove(name)
-        del self.magnitude[name]
+        if name in self.magnitude:
+            del self.magnitude[name]
 
     def dora_weight(self, name: str) -> torch.Tensor:
         """W′ = m · (W₀ + ΔW) / ‖W₀ + ΔW‖_c, (out, in); ΔW = (α/r)·B·A from LoRALinear."""

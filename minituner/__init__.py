@@ -16,10 +16,13 @@ from .data import make_corpus, make_fact_probe, make_task, make_world  # noqa: E
 from .dataset import Dataset, Split, from_pairs  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
+    BitFitConfig,
+    DoraConfig,
     FreezeConfig,
     FreezeModel,
     FullConfig,
     FullModel,
+    IA3Config,
     LoraConfig,
     LoRALinear,
     LoraModel,
@@ -28,16 +31,21 @@ from .methods import (  # noqa: E402
     PrefixTuningModel,
     PromptTuningConfig,
     PromptTuningModel,
+    QLoraConfig,
     get_peft_model,
 )
 from .methods.shortcuts import (  # noqa: E402
+    bitfit,
+    dora,
     freeze,
     full,
+    ia3,
     load_adapter,
     lora,
     prefix_tuning,
     prompt_tuning,
     ptuning_v2,
+    qlora,
 )
 from .model import GPT, GPTConfig  # noqa: E402
 from .optim import AdamW  # noqa: E402
@@ -55,6 +63,7 @@ __all__ = [
     "FullConfig", "FreezeConfig", "PromptTuningConfig", "PrefixTuningConfig", "LoraConfig",
     "FullModel", "FreezeModel", "PromptTuningModel", "PrefixTuningModel", "LoraModel", "LoRALinear",
     "full", "freeze", "prompt_tuning", "prefix_tuning", "ptuning_v2", "lora",
+    "BitFitConfig", "IA3Config", "DoraConfig", "QLoraConfig", "bitfit", "ia3", "dora", "qlora",
 ]
 
 # Real checkpoints and more than one process (issue 14)

@@ -10,6 +10,7 @@ new file and one line here. The short forms (``lora(base, r=4)``, ...) are in sh
 from __future__ import annotations
 
 from ..model import GPT
+from .bitfit import BitFitConfig, BitFitModel
 from .config import (
     FreezeConfig,
     FullConfig,
@@ -18,13 +19,16 @@ from .config import (
     PrefixTuningConfig,
     PromptTuningConfig,
 )
+from .dora import DoraConfig, DoraModel
 from .freeze import FreezeModel
 from .full import FullModel
+from .ia3 import IA3Config, IA3Model
 from .lora import LoraModel
 from .lora_layer import LoRALinear
 from .peft_model import PeftModel
 from .prefix import PrefixTuningModel
 from .prompt import PromptTuningModel
+from .qlora import QLoraConfig, QLoraModel
 
 METHODS: dict[str, tuple[type, type]] = {
     "full": (FullConfig, FullModel),
@@ -32,6 +36,10 @@ METHODS: dict[str, tuple[type, type]] = {
     "prompt_tuning": (PromptTuningConfig, PromptTuningModel),
     "prefix_tuning": (PrefixTuningConfig, PrefixTuningModel),
     "lora": (LoraConfig, LoraModel),
+    "bitfit": (BitFitConfig, BitFitModel),
+    "ia3": (IA3Config, IA3Model),
+    "dora": (DoraConfig, DoraModel),
+    "qlora": (QLoraConfig, QLoraModel),
 }
 
 
@@ -54,4 +62,6 @@ def get_peft_model(base: GPT, config: MethodConfig, adapter_name: str = "default
 
 __all__ = ["METHODS", "get_peft_model", "PeftModel", "LoRALinear", "FullModel", "FreezeModel", "PromptTuningModel",
            "PrefixTuningModel", "LoraModel", "FullConfig", "FreezeConfig", "PromptTuningConfig",
-           "PrefixTuningConfig", "LoraConfig", "MethodConfig"]
+           "PrefixTuningConfig", "LoraConfig", "MethodConfig",
+           "BitFitConfig", "BitFitModel", "IA3Config", "IA3Model", "DoraConfig", "DoraModel", "QLoraConfig",
+           "QLoraModel"]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from . import get_peft_model
+from .bitfit import BitFitConfig
 from .config import FreezeConfig, FullConfig, LoraConfig, PrefixTuningConfig, PromptTuningConfig
+from .dora import DoraConfig
+from .ia3 import IA3Config
 from .peft_model import PeftModel
+from .qlora import QLoraConfig
 
 
 def full(base, **kw):
@@ -31,6 +35,22 @@ def ptuning_v2(base, num_virtual_tokens: int = 8, **kw):
 
 def lora(base, r: int = 8, lora_alpha: float = 8, **kw):
     return get_peft_model(base, LoraConfig(r, lora_alpha, **kw))
+
+
+def bitfit(base, **kw):
+    return get_peft_model(base, BitFitConfig(**kw))
+
+
+def ia3(base, **kw):
+    return get_peft_model(base, IA3Config(**kw))
+
+
+def dora(base, r: int = 8, lora_alpha: float = 8, **kw):
+    return get_peft_model(base, DoraConfig(r, lora_alpha, **kw))
+
+
+def qlora(base, r: int = 8, lora_alpha: float = 8, **kw):
+    return get_peft_model(base, QLoraConfig(r, lora_alpha, **kw))
 
 
 def load_adapter(base, path, adapter_name: str = "default"):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # One module per part of the article, in the article's order.
-SECTIONS = ["linear", "prompt", "prefix", "lora", "freeze"]
+SECTIONS = ["linear", "prompt", "prefix", "lora", "freeze", "vectors", "dora", "qlora"]
 
 
 @dataclass

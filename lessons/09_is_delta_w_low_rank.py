@@ -1,0 +1,212 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # 09 · Is ΔW really low-rank? (低秩假设, the premise of article §3.2)
+#
+# The article builds LoRA on a premise it never tests (§3.2): the model is
+# over-parameterised, so the change fine-tuning makes has a low intrinsic rank, and
+# ΔW ≈ AB with a small r loses little. Here we measure it. Fine-tune every weight of the
+# shipped base (全量微调, as lesson 02), take **ΔW = W_tuned − W_base** for each of the
+# 24 matrices (q, k, v, o, up, down in 4 blocks) and look at its singular values
+# ΔW = U Σ Vᵀ, σ₁ ≥ σ₂ ≥ …:
+#
+# - **share(r)** = Σ_{i≤r} σᵢ² / Σ σᵢ², the part of ‖ΔW‖²_F the top r directions hold;
+# - **effective rank** exp(−Σ pᵢ log pᵢ) with pᵢ = σᵢ/Σσⱼ (Roy & Vetterli 2007): 1 for a
+#   rank-one matrix, 64 for a flat spectrum on a 64-wide matrix;
+# - a **random baseline**: a matrix of the same shape and norm with i.i.d. entries, whose
+#   spectrum is as flat as chance makes it. Low-rank means far above that baseline.
+#
+# Then the test that matters: cut every ΔW to rank r (the best rank-r matrix, Eckart–Young)
+# and measure accuracy, against LoRA trained from scratch at the same r on the same
+# matrices. Both have exactly r·(in + out) numbers per matrix.
+# The code lives in `minituner/analysis.py`; this lesson calls it.
+#
+# Run it: `python lessons/09_is_delta_w_low_rank.py` (`--smoke` for the test preset).
+# One seed and short runs: read trends, not the third digit.
+
+# %%
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+import minituner
+from minituner.analysis import (
+    delta_weights,
+    random_like,
+    spectrum_rows,
+    summarise,
+    truncated_model,
+    with_deltas,
+)
+from minituner.report import count_parameters, markdown_table, save_figure
+
+p = argparse.ArgumentParser(description="Lesson 09: is ΔW low-rank?")
+p.add_argument("--steps", type=int, default=120, help="full fine-tuning steps")
+p.add_argument("--lr", type=float, default=5e-4, help="full fine-tuning learning rate (as lesson 02)")
+p.add_argument("--lora-steps", type=int, default=40, help="steps of each LoRA run")
+p.add_argument("--lora-lr", type=float, default=1e-2)
+p.add_argument("--batch-size", type=int, default=8)
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--smoke", action="store_true", help="the test preset: a few steps, two ranks")
+p.add_argument("--out", default="runs/09_delta_w", help="folder for the figures")
+in_kernel = "ipykernel" in sys.modules  # a notebook's sys.argv is the kernel's: read MINITUNER_LESSON_ARGS
+args = p.parse_args(shlex.split(os.environ.get("MINITUNER_LESSON_ARGS", "")) if in_kernel else sys.argv[1:])
+RANKS = (1, 4) if args.smoke else (1, 2, 4, 8, 16)
+if args.smoke:
+    args.steps, args.lora_steps = 3, 2
+out = Path(args.out)
+torch.manual_seed(args.seed)
+base, task = minituner.load_base(), minituner.make_task("classify")
+
+
+def accuracy(model) -> dict:
+    """Exact-match accuracy on the validation and the test split."""
+    return {"val": minituner.evaluate(model, task.val)["accuracy"], "test": minituner.evaluate(model, task.test)["accuracy"]}
+
+
+print(f"full fine-tuning {args.steps} steps at lr {args.lr}; LoRA {args.lora_steps} steps at lr {args.lora_lr}; "
+      f"batch {args.batch_size}, seed {args.seed}; ranks {RANKS}")
+
+# %% [markdown]
+# ## 1. Full fine-tuning makes the ΔW to study
+#
+# Every tensor trains; afterwards every Linear's ΔW is read off. The table puts the base
+# beside the tuned model, and says how far each kind of matrix moved (‖ΔW‖/‖W‖).
+
+# %%
+tuned = minituner.full(base)
+hist = minituner.train(tuned, task, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                       progress=False)
+deltas = delta_weights(base, tuned.base)  # the GPT inside the fine-tuned model
+rows = spectrum_rows(deltas, base, ranks=RANKS, seed=args.seed)
+print(markdown_table([{"model": "base (no training)", **accuracy(base)},
+                      {"model": f"full fine-tuning, {args.steps} steps", **accuracy(tuned)}]))
+print()
+print(markdown_table(summarise(rows, "kind", ["‖ΔW‖/‖W‖"])))
+
+# %% [markdown]
+# ## 2. The singular values of every ΔW, beside a random matrix of the same norm
+#
+# One panel per kind of matrix, one line per layer: σᵢ/σ₁ on a log scale. The dashed
+# grey line is the random baseline of one matrix of that kind. A low-rank ΔW drops fast
+# after a few σ; a full-rank one stays near the dashed line.
+
+# %%
+kinds = list(dict.fromkeys(r["kind"] for r in rows))
+fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), sharey=True)
+for ax, kind in zip(axes.flat, kinds):
+    mine = [r for r in rows if r["kind"] == kind]
+    for r in mine:
+        ax.plot((r["σ"] / r["σ"][0]).numpy(), label=f"layer {r['layer']}")
+    s_rand = torch.linalg.svdvals(random_like(deltas[mine[0]["matrix"]], seed=args.seed))
+    ax.plot((s_rand / s_rand[0]).numpy(), "--", color="grey", label="random, same norm")
+    ax.set_yscale("log")
+    ax.set_title(f"{kind}_proj {mine[0]['shape'][0]}×{mine[0]['shape'][1]}")
+    ax.set_xlabel("i")
+    ax.grid(alpha=0.3)
+axes[0, 0].set_ylabel("σᵢ / σ₁")
+axes[1, 0].set_ylabel("σᵢ / σ₁")
+axes[0, 0].legend(fontsize=7)
+fig.suptitle("Singular values of ΔW = W_tuned − W_base after full fine-tuning")
+fig.tight_layout()
+save_figure(fig, out / "singular_values.png")
+
+# %% [markdown]
+# ## 3. How much of ‖ΔW‖² the top r directions hold, per kind and per layer
+#
+# "share r" is for ΔW, "random r" for the same-norm random matrix. "eff. rank" is Roy &
+# Vetterli's; "r for 90%" the smallest rank that keeps 90% of ‖ΔW‖² (of 64 possible).
+
+# %%
+cols = [f"share r={r}" for r in RANKS] + [f"random r={r}" for r in RANKS] + ["eff. rank", "eff. rank random",
+                                                                             "r for 90%"]
+print(markdown_table(summarise(rows, "kind", cols)))
+print()
+print(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in RANKS] + ["eff. rank", "r for 90%"])))
+
+# %% [markdown]
+# ## 4. Cut ΔW to rank r, or train LoRA at rank r?
+#
+# "truncated": the base plus every ΔW cut to its best rank-r matrix; the embeddings, biases
+# and LayerNorms stay the base's (LoRA does not train them either). "LoRA": trained from the
+# base at rank r on the same 24 matrices (`target_modules="all"`, α = 2r), the same number
+# of numbers. "random ΔW" adds the same-norm random matrices instead: how much damage an
+# update of that size does when it carries no information.
+
+# %%
+results = []
+for r in RANKS:
+    lora = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules="all", seed=args.seed)
+    minituner.train(lora, task, steps=args.lora_steps, lr=args.lora_lr, batch_size=args.batch_size,
+                    seed=args.seed, progress=False)
+    cut, trained = accuracy(truncated_model(base, deltas, r)), accuracy(lora)
+    results.append({"r": r, "numbers per model": count_parameters(lora)[0],
+                    "truncated val": cut["val"], "truncated test": cut["test"],
+                    "LoRA val": trained["val"], "LoRA test": trained["test"]})
+every, rand = accuracy(with_deltas(base, deltas)), accuracy(with_deltas(
+    base, {n: random_like(d, seed=args.seed + i) for i, (n, d) in enumerate(deltas.items())}))
+results.append({"r": "64 (all of ΔW)", "numbers per model": sum(d.numel() for d in deltas.values()),
+                "truncated val": every["val"], "truncated test": every["test"]})
+print(markdown_table(results))
+print(f"\nbase + random ΔW (same norms): val {rand['val']:.3f}, test {rand['test']:.3f}")
+
+fig, ax = plt.subplots(figsize=(6, 4))
+rs = [row["r"] for row in results[:-1]]
+ax.plot(rs, [row["truncated test"] for row in results[:-1]], "o-", label="full fine-tuning's ΔW cut to rank r")
+ax.plot(rs, [row["LoRA test"] for row in results[:-1]], "s-", label="LoRA trained at rank r")
+ax.axhline(every["test"], color="k", lw=0.8, label="all of ΔW (full fine-tuning)")
+ax.axhline(accuracy(base)["test"], color="grey", ls=":", label="base")
+ax.axhline(rand["test"], color="red", ls="--", lw=0.8, label="base + random ΔW")
+ax.set_xscale("log", base=2)
+ax.set_xlabel("rank r")
+ax.set_ylabel("test exact-match accuracy")
+ax.set_ylim(-0.02, 1.02)
+ax.grid(alpha=0.3)
+ax.legend(fontsize=8)
+save_figure(fig, out / "truncation_vs_lora.png")
+
+# %% [markdown]
+# ## 5. What this says about the premise
+#
+# The numbers the verdict rests on, computed from the tables above: how concentrated ΔW is
+# against the random baseline, and the smallest rank whose cut keeps (almost) all of full
+# fine-tuning's accuracy, beside LoRA at that rank.
+
+# %%
+mean = {c: sum(r[c] for r in rows) / len(rows) for c in ("eff. rank", "eff. rank random", "r for 90%")}
+r4 = RANKS[min(2, len(RANKS) - 1)]
+share, share_rand = (sum(r[f"{k} r={r4}"] for r in rows) / len(rows) for k in ("share", "random"))
+print(f"mean effective rank {mean['eff. rank']:.1f} of {rows[0]['full rank']} (random, same norm: "
+      f"{mean['eff. rank random']:.1f}); mean rank for 90% of ‖ΔW‖²: {mean['r for 90%']:.1f}")
+print(f"top {r4} directions hold {share:.0%} of ‖ΔW‖² (random: {share_rand:.0%}), {share / share_rand:.1f}× chance")
+enough = next((row for row in results[:-1] if row["truncated val"] >= every["val"] - 0.02), None)
+if enough is None:
+    print(f"no cut up to r = {RANKS[-1]} keeps full fine-tuning's validation accuracy ({every['val']:.2f})")
+else:
+    print(f"rank {enough['r']} keeps full fine-tuning's validation accuracy within 0.02 "
+          f"({enough['truncated val']:.2f} vs {every['val']:.2f}); LoRA trained at r = {enough['r']}: "
+          f"{enough['LoRA val']:.2f}")
+
+# %% [markdown]
+# How to read it:
+#
+# - **Is ΔW low-rank?** "share r" far above "random r" means the update is concentrated in a
+#   few directions; the effective rank says how far from full it is. A spectrum that decays
+#   but never stops is *approximately* low-rank: every cut throws something away.
+# - **Does low rank suffice?** Truncation compresses what full fine-tuning found; LoRA
+#   searches the rank-r set from the start. If a small cut keeps the accuracy of all of ΔW,
+#   the part of ΔW the task needs lives in r directions: the premise holds. If the cut falls
+#   below full fine-tuning while LoRA at the same r does not, full fine-tuning's ΔW carries
+#   much that the task did not need, yet a low-rank update that works *exists*: the premise
+#   holds for the task, not for ΔW itself.
+# - **Where it fails**: the random baseline changes the model by the same amount with no
+#   information; a cut of a spread-out ΔW keeps a small part of it.

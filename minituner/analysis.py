@@ -1,0 +1,130 @@
+"""Is ΔW low-rank? The update full fine-tuning makes, taken apart by its singular values (lesson 09).
+
+LoRA's premise (Hu et al. 2021, §4.1; Aghajanyan et al. 2021; the article's §3.2): the change
+fine-tuning makes, ΔW = W_tuned − W_base (out, in), has a low "intrinsic rank", so ΔW ≈ B·A with
+B (out, r), A (r, in). Measured here for every matrix, from its SVD ΔW = U Σ Vᵀ, σ₁ ≥ σ₂ ≥ …:
+
+    share(r)   = Σ_{i≤r} σᵢ² / Σᵢ σᵢ²         the part of ‖ΔW‖²_F the top r directions hold
+    eff. rank  = exp(−Σᵢ pᵢ log pᵢ), pᵢ = σᵢ / Σⱼ σⱼ   (Roy & Vetterli 2007): 1 for rank one,
+                 min(out, in) for a flat spectrum
+    [ΔW]_r     = U_r Σ_r V_rᵀ                  the best rank-r approximation (Eckart–Young 1936):
+                 share(r) of ‖ΔW‖² is kept, and it has r·(out + in) numbers, as LoRA at rank r
+
+The baseline: a random ΔW of the same Frobenius norm with i.i.d. normal entries. Its spectrum is
+flat-ish (Marchenko–Pastur), so share(r) ≈ r / min(out, in) grows slowly; a fine-tuning ΔW whose
+share(r) sits far above that line is low-rank in the sense LoRA needs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from .model import Linear
+from .quant import dequantize_nf4, quantize_nf4, state_bytes
+
+
+def kind_and_layer(name: str) -> tuple[str, int]:
+    """'h.2.attn.q_proj' -> ('q', 2); 'h.0.mlp.down_proj' -> ('down', 0)."""
+    return name.rsplit(".", 1)[-1].removesuffix("_proj"), int(name.split(".")[1])
+
+
+def linear_weights(model) -> dict[str, torch.Tensor]:
+    """{module name: W (out, in)} for every Linear of the model, in the model's order."""
+    return {n: m.weight.detach() for n, m in model.named_modules() if isinstance(m, Linear)}
+
+
+def delta_weights(base, tuned) -> dict[str, torch.Tensor]:
+    """{name: ΔW = W_tuned − W_base} for every Linear (out, in)."""
+    w0, w1 = linear_weights(base), linear_weights(tuned)
+    if w0.keys() != w1.keys():
+        raise ValueError("base and tuned model have different Linear modules; compare two models of one shape")
+    return {n: w1[n] - w0[n] for n in w0}
+
+
+def energy_share(s: torch.Tensor, r: int) -> float:
+    """Σ_{i≤r} σᵢ² / Σ σᵢ²: the share of ‖ΔW‖²_F in the top r singular directions."""
+    e = s.double() ** 2
+    return float(e[:r].sum() / e.sum())
+
+
+def effective_rank(s: torch.Tensor) -> float:
+    """exp of the entropy of σᵢ / Σσⱼ (Roy & Vetterli 2007)."""
+    p = s.double() / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def rank_for(s: torch.Tensor, share: float = 0.9) -> int:
+    """The smallest r whose top r directions hold `share` of ‖ΔW‖²."""
+    e = (s.double() ** 2).cumsum(0)
+    return int((e < share * e[-1]).sum()) + 1
+
+
+def truncate(dw: torch.Tensor, r: int) -> torch.Tensor:
+    """[ΔW]_r = U_r Σ_r V_rᵀ (out, in): the closest rank-r matrix to ΔW in ‖·‖_F."""
+    U, S, Vh = torch.linalg.svd(dw, full_matrices=False)  # (out, k), (k,), (k, in)
+    return (U[:, :r] * S[:r]) @ Vh[:r]
+
+
+def random_like(dw: torch.Tensor, seed: int) -> torch.Tensor:
+    """A matrix of ΔW's shape and Frobenius norm with i.i.d. N(0, 1) entries, rescaled."""
+    z = torch.randn(dw.shape, generator=torch.Generator().manual_seed(seed))
+    return z * (dw.norm() / z.norm())
+
+
+def spectrum_rows(deltas: dict[str, torch.Tensor], base, ranks=(1, 2, 4, 8, 16), seed: int = 0) -> list[dict]:
+    """One row per matrix: its kind and layer, ‖ΔW‖/‖W‖, share(r) for each r (ΔW and the random
+    baseline of the same norm), effective rank, and the rank holding 90% of ‖ΔW‖²."""
+    w0, rows = linear_weights(base), []
+    for i, (name, dw) in enumerate(deltas.items()):
+        s = torch.linalg.svdvals(dw)  # (min(out, in),)
+        s_rand = torch.linalg.svdvals(random_like(dw, seed + i))
+        kind, layer = kind_and_layer(name)
+        row = {"matrix": name, "kind": kind, "layer": layer, "shape": tuple(dw.shape),
+               "‖ΔW‖/‖W‖": float(dw.norm() / w0[name].norm())}
+        for r in ranks:
+            row[f"share r={r}"] = energy_share(s, r)
+            row[f"random r={r}"] = energy_share(s_rand, r)
+        row |= {"eff. rank": effective_rank(s), "eff. rank random": effective_rank(s_rand),
+                "r for 90%": rank_for(s), "full rank": min(dw.shape), "σ": s}
+        rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict], by: str, columns: list[str]) -> list[dict]:
+    """Mean of `columns` over the rows that share `by` ("kind" or "layer"), in first-seen order."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(r[by], []).append(r)
+    return [{by: key, "matrices": len(g), **{c: sum(r[c] for r in g) / len(g) for c in columns}}
+            for key, g in groups.items()]
+
+
+@torch.no_grad()
+def with_deltas(base, deltas: dict[str, torch.Tensor]):
+    """A copy of base with W ← W_base + ΔW for each named Linear; every other tensor is the base's."""
+    model = copy.deepcopy(base)
+    for name, dw in deltas.items():
+        model.get_submodule(name).weight += dw
+    return model
+
+
+def truncated_model(base, deltas: dict[str, torch.Tensor], r: int):
+    """The base plus every ΔW cut to rank r (the same r·(out + in) numbers per matrix as LoRA at rank r)."""
+    return with_deltas(base, {n: truncate(dw, r) for n, dw in deltas.items()})
+
+
+
+def quantization_rows(model) -> list[dict]:
+    """Per Linear of model: its bytes in fp32 and in NF4 (double-quantised), and the error NF4 makes,
+    ‖W − Ŵ‖_F / ‖W‖_F and max |W − Ŵ| (QLoRA's frozen base, minituner/quant.py)."""
+    rows = []
+    for name, w in linear_weights(model).items():
+        state = quantize_nf4(w)
+        err = w - dequantize_nf4(state)  # (out, in)
+        rows.append({"matrix": name, "shape": tuple(w.shape), "fp32 bytes": 4 * w.numel(),
+                     "nf4 bytes": state_bytes(state), "relative error": float(err.norm() / w.norm()),
+                     "max |error|": float(err.abs().max())})
+    return rows

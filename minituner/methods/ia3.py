@@ -1,0 +1,108 @@
+"""(IA)³: learned vectors that rescale keys, values and the MLP's hidden activations
+(Infused Adapter by Inhibiting and Amplifying Inner Activations; Liu et al. 2022, T-Few, §3.3).
+
+Paper's notation, three vectors per block, initialised to ones:
+    attention   softmax( Q (l_k ⊙ Kᵀ) / √d_k ) (l_v ⊙ V)        l_k, l_v ∈ R^d
+    MLP         (l_ff ⊙ γ(W₁ x)) W₂                              l_ff ∈ R^{4d}
+Article's notation (§1, Y = WX): each scaled layer becomes Y' = diag(l) (W X + b) for the
+keys and values (its output rescaled), and Y' = W diag(l) X + b for the MLP's down_proj (its
+input, the hidden activation, rescaled). With l = 1 both are Y = WX + b: a fresh model
+equals the base exactly.
+
+Merging: diag(l) is linear, so it folds into W at no cost at inference:
+    output side  W ← diag(l) W (each row i times l_i),  b ← l ⊙ b
+    input side   W ← W diag(l) (each column j times l_j)
+Shapes: ``ia3_l`` (out,) on k_proj and v_proj (output side), (in,) = (4d,) on down_proj.
+Trainable count (closed form, defaults, d = n_embd, L = n_layer):
+    per block d (keys) + d (values) + 4d (MLP hidden) = 6d;  total 6d·L
+(1,536 with d = 64, L = 4: 0.74% of the shipped base). A save holds the vectors only.
+
+Names follow PEFT's IA3Config: ``target_modules`` are the layers scaled, and those also in
+``feedforward_modules`` are scaled on their input (the MLP) instead of their output.
+
+References: 1) Liu et al. 2022, Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper
+than In-Context Learning (NeurIPS).  2) Hugging Face PEFT, ``peft.tuners.ia3``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+
+from ..model import GPT
+from .config import MethodConfig, peft_config
+from .lora_layer import resolve_targets
+from .peft_model import PeftModel
+
+
+@peft_config
+class IA3Config(MethodConfig):
+    method: ClassVar[str] = "ia3"
+    target_modules: tuple = ("k_proj", "v_proj", "down_proj")
+    feedforward_modules: tuple = ("down_proj",)
+
+    def __post_init__(self):
+        names = []
+        for t in (self.target_modules, self.feedforward_modules):  # a tuple, or a comma list as in LoRA
+            t = t.split(",") if isinstance(t, str) else t
+            if not isinstance(t, (list, tuple)) or not all(isinstance(s, str) and s.strip() for s in t):
+                raise ValueError(f"target_modules and feedforward_modules are module names such as "
+                                 f"('k_proj', 'v_proj', 'down_proj'), got {t!r}")
+            names.append(tuple(s.strip() for s in t))
+        self.target_modules, self.feedforward_modules = names
+        if not self.target_modules or not set(self.feedforward_modules) <= set(self.target_modules):
+            raise ValueError(f"target_modules must name at least one Linear and include every feedforward_module; "
+                             f"got target_modules={self.target_modules}, feedforward_modules={self.feedforward_modules}")
+
+
+class IA3Linear(nn.Module):
+    """``base_layer`` (frozen) with a learned scale vector: on its output, or (feedforward) on its input."""
+
+    def __init__(self, base_layer, feedforward: bool):
+        super().__init__()
+        self.base_layer, self.feedforward = base_layer, feedforward
+        n = base_layer.in_features if feedforward else base_layer.out_features
+        self.ia3_l = nn.Parameter(torch.ones(n).to(base_layer.weight))  # l = 1: the layer as it was
+
+    def forward(self, x):
+        if self.feedforward:
+            return self.base_layer(x * self.ia3_l)  # (..., out): (l_ff ⊙ h) W₂ᵀ + b
+        return self.base_layer(x) * self.ia3_l  # (..., out): l ⊙ (x Wᵀ + b)
+
+    @torch.no_grad()
+    def merged(self):
+        """A plain Linear with diag(l) folded into W (and into b on the output side)."""
+        lin = copy.deepcopy(self.base_layer)
+        if self.feedforward:
+            lin.weight.mul_(self.ia3_l)  # W diag(l): column j times l_j
+        else:
+            lin.weight.mul_(self.ia3_l[:, None])  # diag(l) W: row i times l_i
+            lin.bias.mul_(self.ia3_l)
+        return lin
+
+
+def ia3_layers(model) -> dict[str, IA3Linear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, IA3Linear)}
+
+
+class IA3Model(PeftModel):
+    """A frozen copy of a GPT (``.base``) whose targeted Linears are IA3Linear; only the l's train."""
+
+    def __init__(self, base: GPT, config: IA3Config, adapter_name: str = "default"):
+        super().__init__(base, config, adapter_name)
+        feedforward = set(resolve_targets(self.base, config.feedforward_modules)) if config.feedforward_modules else set()
+        for n in resolve_targets(self.base, config.target_modules):
+            parent, _, leaf = n.rpartition(".")
+            setattr(self.base.get_submodule(parent), leaf, IA3Linear(self.base.get_submodule(n), n in feedforward))
+
+    def merge_and_unload(self) -> GPT:
+        """A plain GPT with every diag(l) folded into its W (all tensors trainable, as a loaded base)."""
+        plain = copy.deepcopy(self.base)
+        for n, layer in ia3_layers(plain).items():
+            parent, _, leaf = n.rpartition(".")
+            setattr(plain.get_submodule(parent), leaf, layer.merged())
+        return plain.requires_grad_(True)
+

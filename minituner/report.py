@@ -134,19 +134,46 @@ def save_figure(fig, path) -> Path:
     return path
 
 
+def running_mean(values: list[float], k: int = 10) -> list[float]:
+    """The mean of the last k values at each position (fewer at the start)."""
+    k = max(1, min(k, len(values)))
+    return [sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1]) for i in range(len(values))]
+
+
+def _loss_axis(ax, curves: dict[str, list[float]], smooth: int):
+    for name, losses in curves.items():
+        ax.plot(range(1, len(losses) + 1), running_mean(losses, smooth), label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss (answer tokens, mean of {smooth} steps)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+
+
 def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 10):
     """One line per run: the training loss per step (a running mean over `smooth` steps)."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, losses in curves.items():
-        k = max(1, min(smooth, len(losses)))
-        running = [sum(losses[max(0, i - k + 1) : i + 1]) / len(losses[max(0, i - k + 1) : i + 1]) for i in range(len(losses))]
-        ax.plot(range(1, len(losses) + 1), running, label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (answer tokens)")
-    ax.set_yscale("log")
+    _loss_axis(ax, curves, smooth)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_curves(histories: dict, title: str, path, smooth: int = 10):
+    """Training and held-out curves of several runs side by side: left the training loss per step
+    (running mean), right the held-out loss at each evaluation (History.evals; train(eval_every=…))."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    _loss_axis(ax1, {name: h.losses for name, h in histories.items()}, smooth)
+    ax1.set_title("training loss")
+    for name, h in histories.items():
+        steps, losses = [e[0] for e in h.evals], [e[1] for e in h.evals]
+        ax2.plot(steps, losses, "o-", ms=3, label=name)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("held-out loss (answer tokens)")
+    ax2.set_yscale("log")
+    ax2.set_title("held-out loss")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7)
+    fig.suptitle(title)
     return save_figure(fig, path)
 
 

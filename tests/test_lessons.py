@@ -1,29 +1,117 @@
-"""Every lesson runs end to end in its --smoke preset, and its notebook matches it."""
+"""Every lesson runs as a script in its --smoke preset and shows each section's result under it.
 
-import importlib.util
+The convention every lesson (lessons/NN_*.py, jupytext percent format) follows:
+- Its presets are read once, at the top: `args = minituner.lesson.options(...)`. As a script
+  they come from the command line (`python lessons/NN_x.py --smoke --out DIR`); in a notebook
+  kernel they are the full lesson's defaults.
+- No `main()`: each section is a markdown cell with a `## ` heading, then code at the top level
+  of its cell that ends with what it shows (a printed table or check, a figure saved with
+  `minituner.report.save_figure`, which a notebook shows inline).
+- A code cell right under a `## ` heading must show something. At most MAX_SILENT such cells
+  may stay silent, each stating why on its first line: `# silent: <reason>`.
+- It draws at least one figure (a PNG written into args.out).
+
+Here each lesson runs cell by cell, in one namespace, exactly as `python lessons/NN_x.py
+--smoke --out DIR` would run it (same argv, `__name__ == "__main__"`); a cell's output is what
+it prints, a figure it writes, or the value of its last expression (as a notebook shows it).
+"""
+
+import ast
+import contextlib
+import io
+import json
+import sys
 from pathlib import Path
 
+import jupytext
 import pytest
 
-from minituner.notebooks import lessons, out_of_sync
+from minituner.notebooks import NOTEBOOKS, lessons, out_of_sync
 
 LESSONS = lessons()
+MAX_SILENT = 2
 
 
-def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # defines the lesson's functions; runs nothing (not __main__)
-    return module
+def is_section(markdown: str) -> bool:
+    return any(line.startswith("## ") for line in markdown.splitlines())
+
+
+def silent_cells(cells) -> tuple[list[str], int]:
+    """cells: (kind, source, shows) in order -> (headings whose first code cell shows nothing, allowed silences)."""
+    bad, allowed, heading = [], 0, None
+    for kind, source, shows in cells:
+        if kind == "markdown":
+            heading = next((line for line in source.splitlines() if line.startswith("## ")), None)
+            continue
+        if heading and not shows:
+            if source.lstrip().startswith("# silent:"):
+                allowed += 1
+            else:
+                bad.append(heading)
+        heading = None
+    return bad, allowed
+
+
+def run_cells(path: Path, argv: list[str]) -> list[tuple[str, str, bool]]:
+    """Execute the lesson's code cells in order, as a script; (kind, source, showed something) per cell."""
+    out_dir = Path(argv[argv.index("--out") + 1])
+    namespace = {"__name__": "__main__", "__file__": str(path)}
+    result, old_argv = [], sys.argv
+    sys.argv = [str(path), *argv]
+    try:
+        for cell in jupytext.read(path).cells:
+            if cell.cell_type != "code":
+                result.append((cell.cell_type, cell.source, False))
+                continue
+            pngs = set(out_dir.rglob("*.png")) if out_dir.exists() else set()
+            tree = ast.parse(cell.source)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                exec(compile(tree, str(path), "exec"), namespace)
+                if last is not None:  # a notebook displays the last expression's value
+                    value = eval(compile(ast.Expression(last.value), str(path), "eval"), namespace)
+                    if value is not None:
+                        print(repr(value))
+            new_png = out_dir.exists() and set(out_dir.rglob("*.png")) - pngs
+            result.append(("code", cell.source, bool(buffer.getvalue().strip() or new_png)))
+            sys.stdout.write(buffer.getvalue())
+    finally:
+        sys.argv = old_argv
+    return result
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_in_smoke_mode_and_draws(path, tmp_path, capsys):
-    load(path).main(["--smoke", "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert "Step 1" in out
-    pngs = list(tmp_path.glob("*.png"))
-    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+def test_lesson_runs_as_a_script_and_shows_each_section(path, tmp_path):
+    cells = run_cells(path, ["--smoke", "--out", str(tmp_path)])
+    bad, allowed = silent_cells(cells)
+    assert not bad, f"{path.name}: these sections' code shows nothing under them: {bad}"
+    assert allowed <= MAX_SILENT, f"{path.name}: {allowed} silent section cells, at most {MAX_SILENT}"
+    pngs = list(tmp_path.rglob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs), f"{path.name} drew no figure into --out"
+
+
+def test_silent_cells_are_found():
+    cells = [("markdown", "## 1. A", False), ("code", "x = 1", False),
+             ("markdown", "## 2. B", False), ("code", "# silent: defines\nf = 1", False),
+             ("markdown", "## 3. C", False), ("code", "print(1)", True), ("code", "y = 2", False)]
+    assert silent_cells(cells) == (["## 1. A"], 1)
+
+
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+STALE = set(out_of_sync())  # lesson names whose notebook is missing or no longer generated from them
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_executed_notebook_shows_each_section_under_its_heading(path):
+    cells = json.loads(path.read_text())["cells"]
+    if not any(c.get("outputs") for c in cells if c["cell_type"] == "code"):
+        pytest.skip(f"{path.name} has not been executed")
+    if path.stem + ".py" in STALE:
+        pytest.skip(f"{path.name} is older than its lesson (test_notebooks_are_generated_from_the_lessons says so)")
+    bad, allowed = silent_cells([(c["cell_type"], "".join(c["source"]), bool(c.get("outputs"))) for c in cells])
+    assert not bad, f"{path.name}: no output under {bad}"
+    assert allowed <= MAX_SILENT
 
 
 def test_notebooks_are_generated_from_the_lessons():

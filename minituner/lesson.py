@@ -1,0 +1,87 @@
+"""What every lesson shares: its presets, and the one train-then-evaluate row its tables are made of.
+
+A lesson (lessons/NN_*.py) runs top to bottom, as a script, in the test harness and as a
+notebook. Its presets are read once, at the top:
+
+    args = minituner.lesson.options("Lesson 02", smoke=dict(steps=3), out="runs/02", steps=100, lr=5e-4)
+
+As a script (`python lessons/02_full_finetune.py --smoke --out DIR`) they come from the
+command line. In a notebook kernel sys.argv belongs to the kernel, so they are the full
+lesson's defaults (or, for a quick run of the notebooks, the words in the environment
+variable MINITUNER_LESSON_ARGS, e.g. "--smoke").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+LESSON_ARGS = "MINITUNER_LESSON_ARGS"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (the process was started by ipykernel_launcher)."""
+    return "ipykernel" in sys.modules and Path(sys.argv[0]).name.startswith("ipykernel")
+
+
+def _parser_type(value):
+    if isinstance(value, bool):
+        raise TypeError("a lesson flag is a number, a string or a tuple of ints; --smoke is the only switch")
+    if isinstance(value, tuple):
+        return lambda s: tuple(int(v) for v in s.split(","))  # "1,4,16" -> (1, 4, 16)
+    return type(value)
+
+
+def options(description: str, *, smoke: dict, out: str, argv: list[str] | None = None, **defaults):
+    """The lesson's presets: `defaults` (one --flag each), `--smoke` (which applies `smoke` on top),
+    `--out` (the folder for figures and files). argv: the words to read; None reads the command
+    line, or in a notebook the variable MINITUNER_LESSON_ARGS (empty: the full lesson)."""
+    unknown = set(smoke) - set(defaults)
+    if unknown:
+        raise ValueError(f"smoke sets {sorted(unknown)}, which are not presets of this lesson: {sorted(defaults)}")
+    p = argparse.ArgumentParser(description=description)
+    for name, value in defaults.items():
+        p.add_argument("--" + name.replace("_", "-"), type=_parser_type(value), default=value,
+                       help=f"default {value}")
+    p.add_argument("--smoke", action="store_true", help=f"the quick preset of the tests: {smoke}")
+    p.add_argument("--out", default=out, help="folder for the figures and files this lesson writes")
+    if argv is None:
+        argv = shlex.split(os.environ.get(LESSON_ARGS, "")) if in_notebook() else sys.argv[1:]
+    args = p.parse_args(argv)
+    if args.smoke:
+        for name, value in smoke.items():
+            setattr(args, name, value)
+    args.out = Path(args.out)
+    return args
+
+
+def run(name: str, model, data, steps: int, lr: float | None = None, batch_size: int = 16, seed: int = 0,
+        eval_every: int = 0, **train_kwargs):
+    """Train `model` (its trainable tensors) on data.train, then one table row about it; (row, History).
+
+    steps=0 trains nothing (the row of a model as it is, e.g. the base). The row: trainable count
+    and share, lr, steps, "train loss" (mean of the last ten steps' losses, or the split's loss
+    when untrained), accuracy on the training split, loss and accuracy on the held-out split,
+    seconds of training. eval_every > 0 records the held-out curve in the History.
+    """
+    from .report import count_parameters
+    from .train import evaluate, train
+
+    trainable, total = count_parameters(model)
+    hist = None
+    if steps:
+        if lr is None:
+            raise ValueError(f"run {name!r} trains {steps} steps: give it a learning rate lr")
+        hist = train(model, data, steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_every=eval_every,
+                     progress=False, **train_kwargs)
+    ev_train, ev_test = evaluate(model, data.train), evaluate(model, data.test)
+    last = hist.losses[-10:] if hist else []
+    row = {"run": name, "trainable": trainable, "trainable %": 100 * trainable / total,
+           "lr": lr if steps else "", "steps": steps,
+           "train loss": sum(last) / len(last) if last else ev_train["loss"],
+           "train acc": ev_train["accuracy"], "test loss": ev_test["loss"], "test acc": ev_test["accuracy"],
+           "s": hist.seconds if hist else 0.0}
+    return row, hist

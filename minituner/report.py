@@ -95,15 +95,19 @@ CJK_PROBE = "微调损失"  # characters a font must draw for a figure to carry 
 
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """The family name of an installed font (in matplotlib's font list) that draws Chinese, or None."""
+    """The family name of an installed font (in matplotlib's font list) that draws Chinese, or None:
+    a font with its own glyph for each character of CJK_PROBE."""
     from matplotlib import font_manager, ft2font
 
     for entry in font_manager.fontManager.ttflist:
         try:
-            charmap = ft2font.FT2Font(entry.fname).get_charmap()
+            charmap = ft2font.FT2Font(entry.fname).get_charmap()  # {code point: glyph index}
         except (OSError, RuntimeError):  # a font file matplotlib lists but FreeType cannot open
             continue
-        if all(ord(c) in charmap for c in CJK_PROBE):
+        glyphs = {charmap.get(ord(c)) for c in CJK_PROBE}
+        # one distinct glyph per character: a fallback font such as matplotlib's own "Last Resort"
+        # maps every Chinese character to the same box
+        if None not in glyphs and len(glyphs) == len(CJK_PROBE):
             return entry.name
     return None
 

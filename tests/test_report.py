@@ -112,3 +112,14 @@ def test_label_uses_a_cjk_font_as_a_fallback_only(monkeypatch):
         assert report.label("step", "步数") == "step (步数)"
         assert report.label("loss", "损失") == "loss (损失)"
         assert plt.rcParams["font.family"] == [*before, "Some CJK Sans"]  # appended once, after the default
+
+
+def test_a_font_that_draws_every_character_as_one_box_is_not_chinese():
+    from matplotlib import font_manager
+
+    from minituner.report import cjk_font
+
+    boxes = [f.name for f in font_manager.fontManager.ttflist if f.name.startswith("Last Resort")]
+    if not boxes:
+        pytest.skip("this matplotlib ships no Last Resort font")
+    assert cjk_font() not in boxes  # it has a "glyph" for every code point: the same box

@@ -30,9 +30,6 @@ import torch
 
 import minituner
 from minituner.functional import cross_entropy
-from minituner.methods.lora import merge_and_unload
-from minituner.methods.prefix import prefix_tuning
-from minituner.methods.prompt import prompt_tuning
 from minituner.optim import AdamW
 from minituner.report import count_parameters, markdown_table
 
@@ -68,10 +65,10 @@ def ours(name, base):
     if name == "full":
         return minituner.full(base)
     if name == "lora":
-        return minituner.lora(base, r=4, alpha=8, targets=("q_proj", "k_proj", "v_proj"))
+        return minituner.lora(base, r=4, lora_alpha=8, target_modules=("q_proj", "k_proj", "v_proj"))
     if name == "prompt":
-        return prompt_tuning(base, num_virtual_tokens=16)
-    return prefix_tuning(base, num_virtual_tokens=8, reparameterize=True, hidden=64)
+        return minituner.prompt_tuning(base, num_virtual_tokens=16)
+    return minituner.prefix_tuning(base, num_virtual_tokens=8, prefix_projection=True, encoder_hidden_size=64)
 
 
 def step_fn(model, batch, hf: bool):
@@ -127,7 +124,7 @@ def main(argv=None):
                      "minituner step ms": 1000 * t_m, "HF+PEFT step ms": 1000 * t_h, "ratio": t_m / t_h})
         print(rows[-1])
     x = batch[0]
-    merged = merge_and_unload(minituner.lora(base, r=4, alpha=8, targets="all"))
+    merged = minituner.lora(base, r=4, lora_alpha=8, target_modules="all").merge_and_unload()
     with torch.no_grad():
         t_merged, t_base = alternate(lambda: merged(x), lambda: base(x), args.rounds * 4)
     inference = [{"model": "merged LoRA (all projections) vs base", "merged ms": 1000 * t_merged,

@@ -104,7 +104,7 @@ def accuracy_row(name, model, task):
 def step5_to_7(base, task, args, out):
     model = minituner.full(base)
     minituner.print_trainable_parameters(model)
-    print(markdown_table(parameter_table(model, depth=1)))
+    print(markdown_table(parameter_table(model.base, depth=1)))
     trainable = minituner.count_parameters(model)[0]
     state = AdamW(model.parameters(), lr=args.lr).state_bytes()
     print(f"\nStep 6 — AdamW at lr {args.lr} ({args.pretrain_lr / args.lr:.0f}× smaller than pretraining's "
@@ -199,7 +199,7 @@ def main(argv=None):
           "to the base as shipped")
     relabel = minituner.make_task("relabel")
     print(f"\nRelabel — the fine-tuned model trains {args.relabel_steps} more steps on cat <-> dog")
-    swapped = minituner.full(model)
+    swapped = minituner.full(model.base)
     minituner.train(swapped, relabel, steps=args.relabel_steps, lr=args.lr, batch_size=args.batch_size,
                     seed=args.seed)
     seen, unseen = relabel_report(model, swapped, task, relabel)

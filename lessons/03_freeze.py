@@ -62,7 +62,7 @@ def parse(argv):
 def show_one(base):
     model = minituner.freeze(base, trainable_layers=1)
     minituner.print_trainable_parameters(model)
-    print(markdown_table(parameter_table(model, depth=1)))
+    print(markdown_table(parameter_table(model.base, depth=1)))
 
 
 # %% [markdown]

@@ -20,7 +20,7 @@
 #
 # **P-Tuning v2** (Liu et al. 2022) is "deep prompt tuning": the same trainable keys and
 # values at every layer, trained directly, without the MLP that Li & Liang put in front of
-# them. In code it *is* `prefix_tuning(..., reparameterize=False)`. Against prompt tuning
+# them. In code it *is* `prefix_tuning(..., prefix_projection=False)`. Against prompt tuning
 # (lesson 04), whose k vectors enter only at the bottom and must pass through every
 # frozen layer, the deep prompts reach each layer directly, with 2·L times as many numbers.
 #
@@ -138,9 +138,9 @@ def step2(base, k):
     d, L, h = c.n_embd, c.n_layer, c.n_embd
     rows = []
     for name, model, closed, formula in [
-        ("prefix tuning (MLP)", minituner.prefix_tuning(base, k, hidden=h), prefix_parameter_count(k, d, L, h),
+        ("prefix tuning (MLP)", minituner.prefix_tuning(base, k, encoder_hidden_size=h), prefix_parameter_count(k, d, L, h),
          f"k·d + (d·h + h) + (h·2Ld + 2Ld), h={h}"),
-        ("prefix tuning, folded", minituner.prefix_tuning(base, k, hidden=h).fold(), prefix_parameter_count(k, d, L),
+        ("prefix tuning, folded", minituner.prefix_tuning(base, k, encoder_hidden_size=h).fold(), prefix_parameter_count(k, d, L),
          "2·L·k·d"),
         ("P-Tuning v2", minituner.ptuning_v2(base, k), prefix_parameter_count(k, d, L), "2·L·k·d"),
     ]:

@@ -79,8 +79,8 @@ def full_copy(base):
 
 # %%
 def anatomy(base, task, r):
-    model = minituner.lora(base, r=r, alpha=2 * r, targets=("q_proj", "v_proj"))
-    layer = model.h[0].attn.q_proj
+    model = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules=("q_proj", "v_proj"))
+    layer = model.base.h[0].attn.q_proj
     A_article, B_article = layer.lora_B["default"], layer.lora_A["default"]  # article's A = lora_B, B = lora_A
     m, n = layer.weight.shape
     print(f"W of h.0.attn.q_proj is {m}×{n}; the article's A = lora_B is {tuple(A_article.shape)} (m×r), "
@@ -89,15 +89,15 @@ def anatomy(base, task, r):
         B_article.normal_()  # pretend-trained values, on a throwaway copy, to check the mapping
         A_article.normal_()
         x = torch.randn(6, n)
-        Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ x.T + layer.bias[:, None]  # (m, 6)
+        Y = (layer.weight + layer.scale["default"] * A_article @ B_article) @ x.T + layer.base_layer.bias[:, None]  # (m, 6)
         print(f"max |layer(x) − ((W + A·B) X + b)ᵀ| = {(layer(x) - Y.T).abs().max().item():.2e}  (article form, letters mapped)")
-    fresh = minituner.lora(base, r=r, alpha=2 * r)
+    fresh = minituner.lora(base, r=r, lora_alpha=2 * r)
     x = task.test.x[:16]
     print(f"fresh LoRA vs base, max |Δlogits| = {(fresh(x) - base(x)).abs().max().item():.1e}  (lora_B = 0, so ΔW = 0)")
     d, L = base.config.n_embd, base.config.n_layer
     analytic = r * (d + d) * 2 * L  # r·(in + out) · 2 targets · L blocks
     print(f"trainable: r·(in + out)·2·L = {r}·({d} + {d})·2·{L} = {analytic:,}; counted {count_parameters(fresh)[0]:,}")
-    minituner.print_trainable_parameters(fresh)
+    fresh.print_trainable_parameters()
 
 
 # %% [markdown]
@@ -134,7 +134,7 @@ def run(name, model, task, args, lr):
 
 
 def lora_run(base, task, args, r, targets=("q_proj", "v_proj"), name=None):
-    model = minituner.lora(base, r=r, alpha=args.alpha, targets=targets, seed=args.seed)
+    model = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=targets, seed=args.seed)
     label = name or f"LoRA r={r} {'q,v' if targets == ('q_proj', 'v_proj') else targets}"
     return run(label, model, task, args, args.lr)
 
@@ -241,19 +241,19 @@ def merge_and_size(base, model, task):
         with CountMatmuls() as c:
             before = m(x)
         counts[name] = c.n
-    minituner.merge(model)
+    model.merge_adapter()
     with CountMatmuls() as c:
         after = model(x)
     counts["LoRA, merged"] = c.n
     print(f"max |merged − unmerged logits| = {(after - before).abs().max().item():.2e}")
     print("matrix products per forward: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"merged accuracy {minituner.evaluate(model, task.test)['accuracy']:.2f} (the same answers)")
-    minituner.unmerge(model)
+    model.unmerge_adapter()
     with tempfile.TemporaryDirectory() as d:
-        adapter = minituner.save_adapter(model, Path(d) / "adapter")
+        adapter = Path(model.save_pretrained(Path(d) / "adapter")) / "adapter_model.safetensors"
         base_file = minituner.save_model(base, Path(d) / "base")
         a, b = adapter.stat().st_size, base_file.stat().st_size
-    print(f"adapter file {a:,} bytes ({len(lora_layers(model)) * 2} tensors) vs base {b:,} bytes: {a / b:.1%}")
+    print(f"adapter file {a:,} bytes ({len(lora_layers(model.base)) * 2} tensors) vs base {b:,} bytes: {a / b:.1%}")
 
 
 # %% [markdown]
@@ -268,13 +268,13 @@ def merge_and_size(base, model, task):
 # one matrix product: there is no separate `q_proj` to name, so the target is the fused
 # matrix, and one LoRA pair then adapts q, k and v together (rank r shared by all three,
 # r·(C + 3C) parameters instead of 2·r·(C + C)). minituner's GPT keeps the projections
-# split, as LLaMA does, so `targets=("q_proj", "v_proj")` means exactly what it means
+# split, as LLaMA does, so `target_modules=("q_proj", "v_proj")` means exactly what it means
 # there, and an unknown name is a ValueError that lists the names this model has.
 
 # %%
 def fused_names(base):
     try:
-        minituner.lora(base, targets=("query_key_value",))
+        minituner.lora(base, target_modules=("query_key_value",))
     except ValueError as e:
         print(f"ValueError: {e}")
 

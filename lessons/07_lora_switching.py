@@ -20,7 +20,7 @@
 #    two extra matrix products.
 # 2. **merged, the article's way**: W ← W + ΔW once, then each switch W ← W − ΔW + ΔW′
 #    in place. No extra cost at inference, but every switch rounds W again.
-# 3. **merged, from an untouched copy** (`merge(model, keep_copy=True)`): each switch sets
+# 3. **merged, from an untouched copy** (`model.merge_adapter(keep_copy=True)`): each switch sets
 #    W ← W_base + ΔW′ from a kept copy of W_base. Exact (one rounding), at the price of
 #    a second copy of every adapted matrix in memory.
 #
@@ -69,20 +69,20 @@ def parse(argv):
 # of a new labelling (§4 step 3: what was recognised as a cat is now to be called a dog),
 # the same descriptions with cat and dog swapped. Each adapter is trained from the same
 # base and saved with
-# `save_adapter`: the LoRA tensors only, plus a JSON config that records r, α, the target
-# modules and the fingerprint of the base, so it refuses to load onto another model.
+# `model.save_pretrained(folder)`: the LoRA tensors only (`adapter_model.safetensors`), plus
+# `adapter_config.json` that records r, α, the target modules and the fingerprint of the base, so it refuses to load onto another model.
 
 # %%
 def train_adapters(base, args, folder):
     paths, rows = {}, []
     for i, name in enumerate(TASKS):
         task = minituner.make_task(name)
-        model = minituner.lora(base, r=args.r, alpha=args.alpha, targets=("q_proj", "v_proj"), seed=args.seed + i)
+        model = minituner.lora(base, r=args.r, lora_alpha=args.alpha, target_modules=("q_proj", "v_proj"), seed=args.seed + i)
         hist = minituner.train(model, task, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                                seed=args.seed, warmup=min(10, args.steps // 5), progress=False)
-        paths[name] = minituner.save_adapter(model, folder / f"adapter_{name}")
+        paths[name] = Path(model.save_pretrained(folder / f"adapter_{name}"))
         rows.append({"adapter": name, "test acc": minituner.evaluate(model, task.test)["accuracy"],
-                     "file bytes": paths[name].stat().st_size, "train s": hist.seconds})
+                     "file bytes": (paths[name] / "adapter_model.safetensors").stat().st_size, "train s": hist.seconds})
     base_file = minituner.save_model(base, folder / "base")
     rows.append({"adapter": "(the base itself)", "test acc": float("nan"), "file bytes": base_file.stat().st_size,
                  "train s": float("nan")})
@@ -93,8 +93,8 @@ def train_adapters(base, args, folder):
 # %% [markdown]
 # ## 2. One base, both adapters, switched unmerged
 #
-# `load_adapter(base, path, name=…)` puts the first adapter on a copy of the base (the
-# base itself stays untouched); loading the second into that model adds it under its own
+# `load_adapter(base, path, adapter_name=…)` puts the first adapter on a copy of the base (the
+# base itself stays untouched); `model.load_adapter(path, adapter_name=…)` adds the second under its own
 # name. `set_adapter` chooses which one runs. The same descriptions of a cat and a dog
 # (from the training split), two adapters: each answers with its own labels.
 
@@ -109,7 +109,7 @@ def answers(model, tok, prompts):
 
 def show_answers(model, tok, prompts):
     for name in TASKS:
-        minituner.set_adapter(model, name)
+        model.set_adapter(name)
         for prompt, a in zip(prompts, answers(model, tok, prompts), strict=True):
             print(f"  adapter {name:8s} {prompt!r} -> {a!r}")
 
@@ -126,13 +126,13 @@ def show_answers(model, tok, prompts):
 @torch.no_grad()
 def merged_switching(model, reference, tasks, prompts, n):
     tok = tasks[TASKS[0]].tokenizer
-    minituner.set_adapter(model, TASKS[0])
-    minituner.merge(model)  # W + ΔW
+    model.set_adapter(TASKS[0])
+    model.merge_adapter()  # W + ΔW
     rows = []
     for i in range(n):
         name = TASKS[(i + 1) % 2]
-        minituner.set_adapter(model, name)  # (W + ΔW) − ΔW + ΔW′, in place
-        minituner.set_adapter(reference, name)  # unmerged: exact by construction
+        model.set_adapter(name)  # (W + ΔW) − ΔW + ΔW′, in place
+        reference.set_adapter(name)  # unmerged: exact by construction
         x = tasks[name].test.x
         got = answers(model, tok, prompts)
         rows.append({"switch": i + 1, "active": name,
@@ -162,19 +162,19 @@ def drift(base, paths, checkpoints):
     for label, dtype, exact in (("float32, in place", torch.float32, False),
                                 ("float64, in place", torch.float64, False),
                                 ("float32, from W_base", torch.float32, True)):
-        model = minituner.load_adapter(base, paths[TASKS[0]], name=TASKS[0])
-        minituner.load_adapter(model, paths[TASKS[1]], name=TASKS[1])
+        model = minituner.load_adapter(base, paths[TASKS[0]], adapter_name=TASKS[0])
+        model.load_adapter(paths[TASKS[1]], adapter_name=TASKS[1])
         model.to(dtype)  # base and adapters alike (the fingerprint check happened in float32)
-        minituner.set_adapter(model, TASKS[0])
-        layers = lora_layers(model)
+        model.set_adapter(TASKS[0])
+        layers = lora_layers(model.base)
         a = TASKS[0]
         truth = {n: base.get_submodule(n).weight.double()  # W_base + ΔW, computed once in float64
                  + l.scale[a] * l.lora_B[a].double() @ l.lora_A[a].double() for n, l in layers.items()}
-        minituner.merge(model, keep_copy=exact)
+        model.merge_adapter(keep_copy=exact)
         errs, done = [], 0
         for N in checkpoints:
             for i in range(done, N):
-                minituner.set_adapter(model, TASKS[(i + 1) % 2])
+                model.set_adapter(TASKS[(i + 1) % 2])
             done = N
             errs.append(max((l.weight.double() - truth[n]).abs().max().item() for n, l in layers.items()))
         results[label] = errs
@@ -210,8 +210,8 @@ def main(argv=None):
         print(f"Step 1 — train one adapter per task ({args.steps} steps, r={args.r}, α={args.alpha}) and save it")
         paths = train_adapters(base, args, folder)
         print("\nStep 2 — one base, two adapters, switched unmerged")
-        model = minituner.load_adapter(base, paths[TASKS[0]], name=TASKS[0])
-        minituner.load_adapter(model, paths[TASKS[1]], name=TASKS[1])
+        model = minituner.load_adapter(base, paths[TASKS[0]], adapter_name=TASKS[0])
+        model.load_adapter(paths[TASKS[1]], adapter_name=TASKS[1])
         minituner.print_trainable_parameters(model)
         show_answers(model, tok, prompts)
         reference = copy.deepcopy(model)

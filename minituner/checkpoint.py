@@ -1,13 +1,20 @@
 """Saving and loading models: safetensors for tensors, JSON for the config. Never pickle.
 
-A checkpoint is two files side by side, written atomically (a temporary file in the
+A base model is two files side by side, each written atomically (a temporary file in the
 same folder, then ``os.replace``), so a crash never leaves half a file behind:
 
     NAME.safetensors   every tensor by its parameter name
     NAME.json          {"config": GPTConfig fields, "metadata": {...}}
 
-``fingerprint(model)`` is a short hash of a model's tensors; adapters record the
-fingerprint of the base they were trained on so they refuse to load onto another.
+A method's model (``model.save_pretrained(DIR)``) is a folder, PEFT's layout, written into a
+temporary folder that is renamed into place, so the pair is never torn:
+
+    DIR/adapter_config.json        {"method", "config", "base_fingerprint", "tensors_sha256", "minituner_version"}
+    DIR/adapter_model.safetensors  the method's tensors (``model.adapter_state_dict()``)
+
+``fingerprint(model)`` is a short hash of a model's tensors; a saved method records the
+fingerprint of the base it was trained on and refuses to load onto another, and the
+sha256 of its own tensors, so a flipped byte is found on load.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,9 +40,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -55,14 +61,19 @@ def save_json(obj: dict, path) -> None:
     atomic_write(Path(path), write)
 
 
-def fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over every tensor's name, shape and bytes (first 16 hex digits)."""
+def tensors_sha256(tensors: dict) -> str:
+    """sha256 over every tensor's name, shape, dtype and bytes, in name order (64 hex digits)."""
     h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
+    for name, t in sorted(tensors.items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """The first 16 hex digits of tensors_sha256 over the model's state_dict."""
+    return tensors_sha256(model.state_dict())[:16]
 
 
 def save_model(model: GPT, path, metadata: dict | None = None) -> Path:
@@ -99,6 +110,66 @@ def load_model(path) -> tuple[GPT, dict]:
     model.load_state_dict(state)
     model.eval()
     return model, info.get("metadata", {})
+
+
+ADAPTER_CONFIG, ADAPTER_TENSORS = "adapter_config.json", "adapter_model.safetensors"
+
+
+def save_folder(path, info: dict, tensors: dict) -> Path:
+    """Write info (+ the tensors' sha256) and tensors into a temporary folder, then rename it to path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"save path {path} is an existing file; give a folder name (it will hold "
+                         f"{ADAPTER_CONFIG} and {ADAPTER_TENSORS})")
+    if path.is_dir() and set(os.listdir(path)) - {ADAPTER_CONFIG, ADAPTER_TENSORS}:
+        raise ValueError(f"save path {path} is a folder with other files in it; give a new or empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # what a killed save left behind
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(tensors, str(tmp / ADAPTER_TENSORS))
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(dict(info, tensors_sha256=tensors_sha256(tensors)),
+                                                     indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the usual permissions
+        if path.is_dir():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+            os.replace(path, old / "old")  # the old pair leaves as a whole, the new one arrives as a whole
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_folder(path) -> tuple[dict, dict]:
+    """(info, tensors) of a folder written by save_folder; a ValueError if a file is missing,
+    does not parse, or the tensors' sha256 differs from the one recorded."""
+    path = Path(path)
+    cfg, st = path / ADAPTER_CONFIG, path / ADAPTER_TENSORS
+    for f in (cfg, st):
+        if not f.is_file():
+            raise ValueError(f"{path} is not a saved model folder: {f.name} is missing")
+    try:
+        info = json.loads(cfg.read_text())
+        tensors = load_file(str(st))
+    except Exception as e:  # JSON or safetensors that do not parse
+        raise ValueError(f"{path}: cannot read the saved files ({type(e).__name__}: {e})") from None
+    if not isinstance(info, dict) or not {"method", "config", "base_fingerprint", "tensors_sha256"} <= set(info):
+        raise ValueError(f"{cfg}: needs the keys method, config, base_fingerprint, tensors_sha256")
+    if tensors_sha256(tensors) != info["tensors_sha256"]:
+        raise ValueError(f"{st}: the tensors' sha256 differs from the one recorded in {ADAPTER_CONFIG}; "
+                         "the file is damaged or belongs to another save")
+    return info, tensors
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 ASSETS = Path(__file__).parent / "assets"

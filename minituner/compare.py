@@ -24,9 +24,7 @@ import torch
 from .checkpoint import load_base
 from .data import TASKS, make_task
 from .functional import cross_entropy
-from .methods import freeze, full, lora, save_adapter
-from .methods.prefix import prefix_tuning, ptuning_v2
-from .methods.prompt import prompt_tuning
+from .methods.shortcuts import freeze, full, lora, prefix_tuning, prompt_tuning, ptuning_v2
 from .model import GPT
 from .report import count_parameters, markdown_table, plot_losses, save_figure
 from .train import evaluate, train
@@ -53,7 +51,7 @@ def methods(seed: int = 0) -> list[Method]:
                "k=8, MLP reparam"),
         Method("P-Tuning v2", lambda b: ptuning_v2(b, num_virtual_tokens=8, init="text", init_text=PHRASE[:8]), 2e-2,
                "k=8 per layer, text init"),
-        Method("LoRA", lambda b: lora(b, r=4, alpha=16, targets=("q_proj", "v_proj"), seed=seed), 3e-3,
+        Method("LoRA", lambda b: lora(b, r=4, lora_alpha=16, target_modules=("q_proj", "v_proj"), seed=seed), 3e-3,
                "r=4, α=16, q,v"),
     ]
 
@@ -83,8 +81,8 @@ def adapter_bytes(model, name: str) -> int | str:
     """Bytes of what must be saved to keep this fine-tune: the LoRA file itself, else the trainable tensors."""
     if name == "LoRA":
         with tempfile.TemporaryDirectory() as d:
-            save_adapter(model, Path(d) / "adapter")
-            return sum(p.stat().st_size for p in Path(d).iterdir())
+            model.save_pretrained(Path(d) / "adapter")
+            return sum(p.stat().st_size for p in (Path(d) / "adapter").iterdir())
     return 4 * count_parameters(model)[0]
 
 

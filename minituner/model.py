@@ -166,7 +166,8 @@ class KVCache:
 
 class LanguageModel(nn.Module):
     """What train(), evaluate() and generate() need: ``model(idx, kv_cache=None) -> logits``
-    and a ``config``. GPT and every method's model share it."""
+    and ``gpt_config``, the GPTConfig of the network inside (a method's model keeps its own
+    config in ``.config``). GPT and every method's model share it."""
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
@@ -181,11 +182,11 @@ class LanguageModel(nn.Module):
         """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
-            raise ValueError(f"top_k must be in 1..{self.config.vocab_size}, got {top_k}")
+        if top_k is not None and not 1 <= top_k <= self.gpt_config.vocab_size:
+            raise ValueError(f"top_k must be in 1..{self.gpt_config.vocab_size}, got {top_k}")
         was_training = self.training
         self.eval()
-        cache = KVCache(self.config.n_layer) if use_cache else None
+        cache = KVCache(self.gpt_config.n_layer) if use_cache else None
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         step_input = idx
         for _ in range(max_new_tokens):
@@ -218,6 +219,10 @@ class GPT(LanguageModel):
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = LayerNorm(config.n_embd)
         self.reset_parameters(seed)
+
+    @property
+    def gpt_config(self) -> GPTConfig:
+        return self.config
 
     def reset_parameters(self, seed: int = 0):
         """GPT-2's init: N(0, 0.02) weights, zero biases, residual outputs scaled by 1/sqrt(2·n_layer)."""

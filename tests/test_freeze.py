@@ -57,21 +57,21 @@ def test_trainable_count_matches_the_closed_form(tiny, N, emb, head):
 
 
 def test_the_top_blocks_train_and_the_bottom_ones_freeze(tiny):
-    names = {n for n, p in freeze(tiny, trainable_layers=1).named_parameters() if p.requires_grad}
+    names = {n for n, p in freeze(tiny, trainable_layers=1).base.named_parameters() if p.requires_grad}
     assert names and all(n.startswith(("h.1.", "ln_f.")) for n in names)
     assert {"ln_f.weight", "ln_f.bias", "h.1.attn.q_proj.weight", "h.1.mlp.down_proj.bias"} <= names
-    both = {n for n, p in freeze(tiny, trainable_layers=2).named_parameters() if p.requires_grad}
+    both = {n for n, p in freeze(tiny, trainable_layers=2).base.named_parameters() if p.requires_grad}
     assert both == {n for n, _ in tiny.named_parameters()} - {"wte.weight", "wpe.weight"}
 
 
 def test_train_head_trains_the_tied_wte_and_embeddings_add_wpe(tiny):
     head = freeze(tiny, trainable_layers=0, train_head=True)
-    assert [n for n, p in head.named_parameters() if p.requires_grad] == ["wte.weight"]
+    assert [n for n, p in head.base.named_parameters() if p.requires_grad] == ["wte.weight"]
     emb = freeze(tiny, trainable_layers=0, train_embeddings=True)
-    assert [n for n, p in emb.named_parameters() if p.requires_grad] == ["wte.weight", "wpe.weight"]
+    assert [n for n, p in emb.base.named_parameters() if p.requires_grad] == ["wte.weight", "wpe.weight"]
     x = torch.randint(2, tiny.config.vocab_size, (2, 5))  # token 0 never appears in the input
     with torch.no_grad():
-        head.wte.weight[0] = 0.0  # so this row acts only as the head's row for token 0
+        head.base.wte.weight[0] = 0.0  # so this row acts only as the head's row for token 0
     logits = head(x)  # (2, 5, V)
     assert torch.all(logits[..., 0] == 0) and torch.all(logits[..., 1:] != 0)  # the head *is* wte
 
@@ -111,7 +111,7 @@ def test_the_optimiser_holds_state_only_for_trainable_tensors(tiny, classify, N)
 
 @pytest.mark.parametrize("N", [-1, 3, 10])
 def test_a_depth_outside_0_to_n_layer_is_refused_naming_the_depth(tiny, N):
-    with pytest.raises(ValueError, match=r"n_layer=2.*got " + str(N)):
+    with pytest.raises(ValueError, match=r"trainable_layers must be an integer.*got " + str(N)):
         freeze(tiny, trainable_layers=N)
 
 

@@ -1,4 +1,4 @@
-"""LoRA: a fresh adapter is the base, only A and B learn, merge/unmerge/switch, adapter files."""
+"""LoRA: a fresh adapter is the base, only A and B learn, merge/unmerge/switch, adapter folders."""
 
 import json
 
@@ -9,20 +9,11 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 from torch.overrides import TorchFunctionMode
 
-from minituner import (
-    add_adapter,
-    delete_adapter,
-    disabled,
-    fingerprint,
-    load_adapter,
-    lora,
-    merge,
-    merge_and_unload,
-    save_adapter,
-    set_adapter,
-    unmerge,
-)
-from minituner.methods.lora import LoRALinear, lora_layers
+import minituner
+from minituner import LoraConfig, LoraModel, PeftModel, fingerprint, load_adapter, lora
+from minituner.checkpoint import tensors_sha256
+from minituner.methods.lora import lora_layers
+from minituner.methods.lora_layer import LoRALinear
 from minituner.model import GPT, Linear
 from minituner.report import count_parameters
 from minituner.train import train
@@ -32,7 +23,7 @@ def fill_B(model, seed, std=0.1, name=None):
     """A nonzero lora_B, as after training (a fresh one is zero, which hides most bugs)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for layer in lora_layers(model).values():
+        for layer in lora_layers(model.base).values():
             B = layer.lora_B[name or layer.active]
             B.copy_(torch.randn(B.shape, generator=g) * std)
     return model
@@ -61,7 +52,7 @@ class CountMatmuls(TorchFunctionMode):
 @pytest.mark.parametrize("targets", [("q_proj", "v_proj"), "all", "q_proj,k_proj", ("h.1.mlp.up_proj",)])
 @pytest.mark.parametrize("use_rslora", [False, True])
 def test_a_fresh_lora_equals_the_base_exactly(tiny, targets, use_rslora):
-    model = lora(tiny, r=2, alpha=4, targets=targets, dropout=0.1, use_rslora=use_rslora)
+    model = lora(tiny, r=2, lora_alpha=4, target_modules=targets, lora_dropout=0.1, use_rslora=use_rslora)
     x = ids()
     assert torch.equal(model(x), tiny(x))  # B = 0, so ΔW = B·A = 0
     model.train()  # dropout on the LoRA path does not touch the base path either
@@ -72,7 +63,7 @@ def test_a_fresh_lora_equals_the_base_exactly(tiny, targets, use_rslora):
 @pytest.mark.parametrize("targets,per_block", [(("q_proj", "v_proj"), lambda d: 2 * (d + d)),
                                                ("all", lambda d: 4 * 2 * d + 2 * (d + 4 * d))])
 def test_trainable_count_is_r_times_in_plus_out_per_target(tiny, r, targets, per_block):
-    model = lora(tiny, r=r, alpha=8, targets=targets)
+    model = lora(tiny, r=r, lora_alpha=8, target_modules=targets)
     d, L = tiny.config.n_embd, tiny.config.n_layer
     trainable, total = count_parameters(model)
     assert trainable == r * per_block(d) * L
@@ -81,30 +72,30 @@ def test_trainable_count_is_r_times_in_plus_out_per_target(tiny, r, targets, per
 
 
 def test_shapes_init_and_scaling(tiny):
-    model = lora(tiny, r=4, alpha=8)
-    layer = model.h[0].attn.q_proj
-    assert isinstance(layer, LoRALinear) and isinstance(model.h[0].attn.k_proj, Linear)
-    assert not isinstance(model.h[0].attn.k_proj, LoRALinear)
+    model = lora(tiny, r=4, lora_alpha=8)
+    layer = model.base.h[0].attn.q_proj
+    assert isinstance(layer, LoRALinear) and isinstance(model.base.h[0].attn.k_proj, Linear)
+    assert not isinstance(model.base.h[0].attn.k_proj, LoRALinear)
     assert layer.lora_A["default"].shape == (4, 16) and layer.lora_B["default"].shape == (16, 4)
     assert layer.lora_A["default"].abs().sum() > 0 and layer.lora_B["default"].abs().sum() == 0
     assert layer.scale["default"] == 8 / 4
-    assert lora(tiny, r=4, alpha=8, use_rslora=True).h[0].attn.q_proj.scale["default"] == 8 / 2  # α/√r
+    assert lora(tiny, r=4, lora_alpha=8, use_rslora=True).base.h[0].attn.q_proj.scale["default"] == 8 / 2  # α/√r
     # the same seed gives the same A; another seed another A
-    assert torch.equal(lora(tiny, r=4, seed=3).h[0].attn.q_proj.lora_A["default"],
-                       lora(tiny, r=4, seed=3).h[0].attn.q_proj.lora_A["default"])
-    assert not torch.equal(lora(tiny, r=4, seed=3).h[0].attn.q_proj.lora_A["default"],
-                           lora(tiny, r=4, seed=4).h[0].attn.q_proj.lora_A["default"])
+    assert torch.equal(lora(tiny, r=4, seed=3).base.h[0].attn.q_proj.lora_A["default"],
+                       lora(tiny, r=4, seed=3).base.h[0].attn.q_proj.lora_A["default"])
+    assert not torch.equal(lora(tiny, r=4, seed=3).base.h[0].attn.q_proj.lora_A["default"],
+                           lora(tiny, r=4, seed=4).base.h[0].attn.q_proj.lora_A["default"])
 
 
 def test_the_article_letters_map_to_lora_B_and_lora_A(tiny):
     """Article: ΔW = AB, A m×r, B r×n. Ours: ΔW = scale·lora_B·lora_A. A_article = lora_B, B_article = lora_A."""
-    layer = fill_B(lora(tiny, r=3, alpha=3, targets=("up_proj",)), seed=0).h[0].mlp.up_proj
+    layer = fill_B(lora(tiny, r=3, lora_alpha=3, target_modules=("up_proj",)), seed=0).base.h[0].mlp.up_proj
     m, n = layer.weight.shape  # (out, in) = (64, 16)
     A_article, B_article = layer.lora_B["default"], layer.lora_A["default"]
     assert A_article.shape == (m, 3) and B_article.shape == (3, n)
-    assert torch.equal(layer.delta_weight(), 1.0 * (A_article @ B_article))  # scale α/r = 1
+    assert torch.equal(layer.get_delta_weight("default"), 1.0 * (A_article @ B_article))  # scale α/r = 1
     x = torch.randn(5, n)
-    Y = (layer.weight + A_article @ B_article) @ x.T + layer.bias[:, None]  # Y = (W + ΔW)X, X columns
+    Y = (layer.weight + A_article @ B_article) @ x.T + layer.base_layer.bias[:, None]  # Y = (W + ΔW)X, X columns
     torch.testing.assert_close(layer(x), Y.T)
 
 
@@ -118,33 +109,53 @@ def test_bad_rank_is_a_value_error(tiny, r):
 
 
 def test_rank_bound_is_per_module(tiny):
-    lora(tiny, r=16, targets="all")  # min(in, out) = 16 for every module of the tiny model
+    lora(tiny, r=16, target_modules="all")  # min(in, out) = 16 for every module of the tiny model
     with pytest.raises(ValueError, match="min\\(in, out\\) = 16 of h.0.mlp.up_proj"):
-        lora(tiny, r=17, targets=("up_proj",))  # 16→64: 17 > 16
+        lora(tiny, r=17, target_modules=("up_proj",))  # 16→64: 17 > 16
 
 
 def test_an_unknown_target_lists_the_modules_that_exist(tiny):
     with pytest.raises(ValueError) as e:
-        lora(tiny, targets=("query_key_value",))
+        lora(tiny, target_modules=("query_key_value",))
     for name in ("query_key_value", "q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "all"):
         assert name in str(e.value)
-    with pytest.raises(ValueError, match="at least one target"):
-        lora(tiny, targets=())
+    with pytest.raises(ValueError, match="at least one module"):
+        lora(tiny, target_modules=())
 
 
-def test_lora_functions_on_a_plain_model_say_what_is_missing(tiny, tmp_path):
-    for fn in (merge, unmerge, lambda m: set_adapter(m, "default"), lambda m: save_adapter(m, tmp_path / "a"),
-               lambda m: add_adapter(m, "x")):
-        with pytest.raises(ValueError, match="no LoRA adapter"):
-            fn(tiny)
-    with pytest.raises(ValueError, match="already has LoRA layers"):
-        lora(lora(tiny))
+def test_methods_do_not_stack(tiny):
+    model = lora(tiny)
+    for stack in (lambda: lora(model), lambda: minituner.full(model), lambda: minituner.prefix_tuning(model),
+                  lambda: minituner.prompt_tuning(model, 4)):
+        with pytest.raises(ValueError, match="methods do not stack.*merge_and_unload"):
+            stack()
+    with pytest.raises(ValueError, match="LoRA layers inside"):
+        lora(model.base)
+    with pytest.raises(ValueError, match="methods do not stack"):
+        lora(minituner.prompt_tuning(tiny, 4))
+
+
+@pytest.mark.parametrize("alpha", [0, -1.0, float("nan"), float("inf")])
+def test_alpha_must_be_finite_and_positive(tiny, alpha):
+    with pytest.raises(ValueError, match="lora_alpha must be a finite number > 0"):
+        lora(tiny, lora_alpha=alpha)
+
+
+def test_training_a_merged_model_says_unmerge_first(tiny, classify):
+    model = fill_B(lora(tiny, r=4), seed=0)
+    model.merge_adapter()
+    with pytest.raises(ValueError, match="unmerge_adapter\\(\\) before training"):
+        train(model, classify, steps=1, lr=1e-3, batch_size=4, progress=False)
+    with torch.no_grad():
+        model(ids())  # inference on a merged model is what merging is for
+    model.unmerge_adapter()
+    train(model, classify, steps=1, lr=1e-3, batch_size=4, progress=False)
 
 
 @pytest.mark.parametrize("dropout", [-0.1, 1.0])
 def test_bad_dropout_is_a_value_error(tiny, dropout):
     with pytest.raises(ValueError, match="dropout"):
-        lora(tiny, dropout=dropout)
+        lora(tiny, lora_dropout=dropout)
 
 
 # ------------------------------------------------------------------ training
@@ -152,7 +163,7 @@ def test_bad_dropout_is_a_value_error(tiny, dropout):
 
 def test_only_lora_gets_gradients_and_the_base_never_moves(tiny, classify):
     fp = fingerprint(tiny)
-    model = lora(tiny, r=4, alpha=8, targets="all")
+    model = lora(tiny, r=4, lora_alpha=8, target_modules="all")
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     train(model, classify, steps=3, lr=1e-2, batch_size=8, weight_decay=0.1, progress=False)
@@ -166,12 +177,12 @@ def test_only_lora_gets_gradients_and_the_base_never_moves(tiny, classify):
 
 def test_dropout_is_seeded_and_only_in_training(tiny, classify):
     def run(seed):
-        return train(lora(tiny, r=4, dropout=0.5, seed=seed), classify, steps=4, lr=1e-2,
+        return train(lora(tiny, r=4, lora_dropout=0.5, seed=seed), classify, steps=4, lr=1e-2,
                      batch_size=8, progress=False).losses
 
     assert run(0) == run(0)
     assert run(0) != run(1)
-    model = fill_B(lora(tiny, r=4, dropout=0.5), seed=0)
+    model = fill_B(lora(tiny, r=4, lora_dropout=0.5), seed=0)
     x = ids()
     model.eval()
     assert torch.equal(model(x), model(x))
@@ -183,28 +194,28 @@ def test_dropout_is_seeded_and_only_in_training(tiny, classify):
 
 
 def test_merge_equals_unmerged_and_unmerge_restores_w(tiny):
-    model = fill_B(lora(tiny, r=4, alpha=8, targets="all"), seed=1)
+    model = fill_B(lora(tiny, r=4, lora_alpha=8, target_modules="all"), seed=1)
     x = ids()
-    W = {n: l.weight.detach().clone() for n, l in lora_layers(model).items()}
+    W = {n: l.weight.detach().clone() for n, l in lora_layers(model.base).items()}
     before = model(x)
-    merge(model)
+    model.merge_adapter()
     torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-6)
-    assert all(not torch.equal(l.weight, W[n]) for n, l in lora_layers(model).items())
+    assert all(not torch.equal(l.weight, W[n]) for n, l in lora_layers(model.base).items())
     with pytest.raises(ValueError, match="already merged"):
-        merge(model)
-    unmerge(model)
-    for n, l in lora_layers(model).items():
+        model.merge_adapter()
+    model.unmerge_adapter()
+    for n, l in lora_layers(model.base).items():
         torch.testing.assert_close(l.weight, W[n], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="not merged"):
-        unmerge(model)
+        model.unmerge_adapter()
 
 
 def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny):
-    model = fill_B(lora(tiny, r=4, alpha=8, targets="all"), seed=2)
+    model = fill_B(lora(tiny, r=4, lora_alpha=8, target_modules="all"), seed=2)
     x = ids()
     counts = {}
-    for name, make in (("base", lambda: tiny), ("lora", lambda: model), ("merged", lambda: merge(model)),
-                       ("unloaded", lambda: merge_and_unload(model))):
+    for name, make in (("base", lambda: tiny), ("lora", lambda: model), ("merged", lambda: model.merge_adapter() or model),
+                       ("unloaded", lambda: model.merge_and_unload())):
         m = make()
         with CountMatmuls() as c:
             m(x)
@@ -215,26 +226,26 @@ def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny):
 
 
 def test_merge_and_unload_gives_the_base_s_structure(tiny):
-    model = fill_B(lora(tiny, r=4, alpha=8), seed=3)
+    model = fill_B(lora(tiny, r=4, lora_alpha=8), seed=3)
     x = ids()
-    plain = merge_and_unload(model)
+    plain = model.merge_and_unload()
     assert not lora_layers(plain) and type(plain) is type(tiny)
     assert {n: t.shape for n, t in plain.state_dict().items()} == {n: t.shape for n, t in tiny.state_dict().items()}
     torch.testing.assert_close(plain(x), model(x), rtol=1e-5, atol=1e-6)
-    assert not model.lora_merged  # the LoRA model itself is left as it was
+    assert not model.merged  # the LoRA model itself is left as it was
 
 
 def test_disabled_runs_the_base_and_keeps_the_adapter(tiny):
-    model = fill_B(lora(tiny, r=4, alpha=8), seed=4)
+    model = fill_B(lora(tiny, r=4, lora_alpha=8), seed=4)
     x = ids()
     with_adapter = model(x)
-    with disabled(model):
+    with model.disable_adapter():
         assert torch.equal(model(x), tiny(x))
     assert torch.equal(model(x), with_adapter)
-    merge(model)
-    with disabled(model):  # a merged model is unmerged inside the block
+    model.merge_adapter()
+    with model.disable_adapter():  # a merged model is unmerged inside the block
         torch.testing.assert_close(model(x), tiny(x), rtol=1e-5, atol=1e-6)
-    assert model.lora_merged
+    assert model.merged
     torch.testing.assert_close(model(x), with_adapter, rtol=1e-5, atol=1e-6)
 
 
@@ -257,14 +268,12 @@ def test_merge_equivalence_for_any_shape(n_in, n_out, r_frac, alpha, rs, rows, s
     x = torch.randn(rows, n_in, generator=g)
     unmerged = layer(x)
     W0 = layer.weight.detach().clone()
-    with torch.no_grad():
-        layer.weight += layer.delta_weight()
-    layer.merged = "a"
+    layer.merge("a")
     merged = layer(x)
     scale = alpha / r**0.5 if rs else alpha / r
     big = 1 + scale * layer.lora_B["a"].abs().max().item()
     torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5 * big * n_in)
-    torch.testing.assert_close(merged, x @ (W0 + scale * layer.lora_B["a"] @ layer.lora_A["a"]).T + layer.bias)
+    torch.testing.assert_close(merged, x @ (W0 + scale * layer.lora_B["a"] @ layer.lora_A["a"]).T + layer.base_layer.bias)
 
 
 # ------------------------------------------------------------------ several adapters
@@ -273,14 +282,15 @@ def test_merge_equivalence_for_any_shape(n_in, n_out, r_frac, alpha, rs, rows, s
 def expected_weight(base, n, layer, name):
     """W_base + ΔW of adapter `name` (W_base alone where that adapter has no matrices)."""
     W = base.get_submodule(n).weight
-    return W + layer.delta_weight(name) if name in layer.lora_A else W
+    return W + layer.get_delta_weight(name) if name in layer.lora_A else W
 
 
 def two_adapters(tiny):
-    model = fill_B(lora(tiny, r=4, alpha=8), seed=5)
-    fill_B(add_adapter(model, "other", r=2, alpha=4, targets="all", seed=1), seed=6)
-    single = {"default": fill_B(lora(tiny, r=4, alpha=8), seed=5),
-              "other": fill_B(lora(tiny, r=2, alpha=4, targets="all", seed=1), seed=6)}
+    model = fill_B(lora(tiny, r=4, lora_alpha=8), seed=5)
+    model.add_adapter("other", LoraConfig(r=2, lora_alpha=4, target_modules="all", seed=1))
+    fill_B(model, seed=6)
+    single = {"default": fill_B(lora(tiny, r=4, lora_alpha=8), seed=5),
+              "other": fill_B(lora(tiny, r=2, lora_alpha=4, target_modules="all", seed=1), seed=6)}
     return model, single
 
 
@@ -291,44 +301,44 @@ def test_add_switch_and_remove_named_adapters(tiny):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith(".other") for n in trainable)
     for name in ("default", "other", "default"):  # unmerged switching is exact
-        set_adapter(model, name)
+        model.set_adapter(name)
         assert torch.equal(model(x), single[name](x))
         assert all(n.endswith("." + name) for n, p in model.named_parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="no adapter named 'nope'"):
-        set_adapter(model, "nope")
+        model.set_adapter("nope")
     with pytest.raises(ValueError, match="already has an adapter named 'other'"):
-        add_adapter(model, "other")
-    delete_adapter(model, "default")
-    assert list(model.lora_config) == ["other"] and model.active_adapter == "other"
+        model.add_adapter("other", LoraConfig())
+    model.delete_adapter("default")
+    assert list(model.peft_config) == ["other"] and model.active_adapter == "other"
     assert not any(".default" in n for n in model.state_dict())
     assert torch.equal(model(x), single["other"](x))
     with pytest.raises(ValueError, match="only adapter"):
-        delete_adapter(model, "other")
+        model.delete_adapter("other")
 
 
 def test_the_article_s_switch_on_merged_weights(tiny):
     """(W + ΔW) − ΔW + ΔW′ = W + ΔW′: in place to float32 rounding; exactly from an untouched copy."""
     model, single = two_adapters(tiny)
     x = ids()
-    set_adapter(model, "default")
-    merge(model)
+    model.set_adapter("default")
+    model.merge_adapter()
     for name in ("other", "default", "other"):
-        set_adapter(model, name)  # in place: W ← W − ΔW + ΔW′
+        model.set_adapter(name)  # in place: W ← W − ΔW + ΔW′
         torch.testing.assert_close(model(x), single[name](x), rtol=1e-5, atol=1e-5)
-        for n, layer in lora_layers(model).items():
+        for n, layer in lora_layers(model.base).items():
             torch.testing.assert_close(layer.weight, expected_weight(tiny, n, layer, name), rtol=0, atol=1e-6)
-    unmerge(model)
-    merge(model, keep_copy=True)  # the exact way: W ← W_base + ΔW′ from an untouched copy
-    for n, layer in lora_layers(model).items():  # the copy is of the (once-rounded) unmerged W
+    model.unmerge_adapter()
+    model.merge_adapter(keep_copy=True)  # the exact way: W ← W_base + ΔW′ from an untouched copy
+    for n, layer in lora_layers(model.base).items():  # the copy is of the (once-rounded) unmerged W
         torch.testing.assert_close(layer.w_base, tiny.get_submodule(n).weight, rtol=0, atol=1e-6)
-    w_base = {n: layer.w_base.clone() for n, layer in lora_layers(model).items()}
+    w_base = {n: layer.w_base.clone() for n, layer in lora_layers(model.base).items()}
     for name in ("default", "other", "default", "other"):
-        set_adapter(model, name)
-        for n, layer in lora_layers(model).items():
-            expected = w_base[n] + layer.delta_weight(name) if name in layer.lora_A else w_base[n]
+        model.set_adapter(name)
+        for n, layer in lora_layers(model.base).items():
+            expected = w_base[n] + layer.get_delta_weight(name) if name in layer.lora_A else w_base[n]
             assert torch.equal(layer.weight, expected)
-    unmerge(model)
-    assert all(torch.equal(layer.weight, w_base[n]) and layer.w_base is None for n, layer in lora_layers(model).items())
+    model.unmerge_adapter()
+    assert all(torch.equal(layer.weight, w_base[n]) and layer.w_base is None for n, layer in lora_layers(model.base).items())
 
 
 def test_in_place_switching_drifts_less_in_float64(tiny):
@@ -337,70 +347,79 @@ def test_in_place_switching_drifts_less_in_float64(tiny):
     for dtype in (torch.float32, torch.float64):
         base = tiny.to(dtype)
         model, _ = two_adapters(base)
-        set_adapter(model, "default")
-        merge(model)
+        model.set_adapter("default")
+        model.merge_adapter()
         for i in range(200):
-            set_adapter(model, ("other", "default")[i % 2])
+            model.set_adapter(("other", "default")[i % 2])
         drift[dtype] = max((layer.weight - expected_weight(base, n, layer, "default")).abs().max().item()
-                           for n, layer in lora_layers(model).items())
+                           for n, layer in lora_layers(model.base).items())
     tiny.to(torch.float32)
     assert 0 < drift[torch.float32] < 1e-5
     assert drift[torch.float64] < drift[torch.float32] * 1e-6
     model, _ = two_adapters(tiny)  # the exact way: no drift at all, however many switches
-    set_adapter(model, "default")
-    merge(model, keep_copy=True)
+    model.set_adapter("default")
+    model.merge_adapter(keep_copy=True)
     for i in range(200):
-        set_adapter(model, ("other", "default")[i % 2])
+        model.set_adapter(("other", "default")[i % 2])
     assert all(torch.equal(layer.weight, expected_weight(tiny, n, layer, "default"))
-               for n, layer in lora_layers(model).items())
+               for n, layer in lora_layers(model.base).items())
 
 
 # ------------------------------------------------------------------ adapter files
 
 
 def test_save_and_load_an_adapter(tiny, tmp_path):
-    model = fill_B(lora(tiny, r=4, alpha=8, targets="q_proj,v_proj"), seed=7)
+    model = fill_B(lora(tiny, r=4, lora_alpha=8, target_modules="q_proj,v_proj"), seed=7)
     x = ids()
-    path = save_adapter(model, tmp_path / "classify")
-    assert path == tmp_path / "classify.safetensors" and (tmp_path / "classify.json").exists()
-    config = json.loads((tmp_path / "classify.json").read_text())
-    assert config["r"] == 4 and config["alpha"] == 8 and config["base_fingerprint"] == fingerprint(tiny)
-    assert config["targets"] == ["h.0.attn.q_proj", "h.0.attn.v_proj", "h.1.attn.q_proj", "h.1.attn.v_proj"]
-    tensors = load_file(str(path))
-    assert sorted(tensors) == sorted(f"{n}.{ab}" for n in config["targets"] for ab in ("lora_A", "lora_B"))
+    path = tmp_path / "classify"
+    assert model.save_pretrained(path) == str(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classify"]  # no temporary leftovers
+    info = json.loads((path / "adapter_config.json").read_text())
+    assert info["method"] == "lora" and info["base_fingerprint"] == fingerprint(tiny)
+    assert info["config"]["r"] == 4 and info["config"]["lora_alpha"] == 8
+    assert info["config"]["target_modules"] == ["q_proj", "v_proj"]
+    tensors = load_file(str(path / "adapter_model.safetensors"))
+    names = [f"h.{i}.attn.{t}" for i in (0, 1) for t in ("q_proj", "v_proj")]
+    assert sorted(tensors) == sorted(f"{n}.{ab}" for n in names for ab in ("lora_A", "lora_B"))
     assert sum(t.numel() for t in tensors.values()) == count_parameters(model)[0]  # the LoRA tensors only
-    loaded = load_adapter(tiny, tmp_path / "classify")
-    assert torch.equal(loaded(x), model(x))
+    loaded = load_adapter(tiny, path)
+    assert isinstance(loaded, LoraModel) and torch.equal(loaded(x), model(x))
     assert not lora_layers(tiny)  # the base stays plain
     # into a LoRA model of the same base, as a second named adapter
     other = lora(tiny, r=2)
-    load_adapter(other, tmp_path / "classify", name="classify")
+    other.load_adapter(path, adapter_name="classify")
     assert other.active_adapter == "classify" and torch.equal(other(x), model(x))
+    assert other.list_adapters() == ["default", "classify"]
 
 
 def test_an_adapter_refuses_another_base(tiny, tmp_path):
-    save_adapter(lora(tiny, r=4), tmp_path / "a")
+    lora(tiny, r=4).save_pretrained(tmp_path / "a")
     other = GPT(tiny.config, seed=1)
     with pytest.raises(ValueError, match="trained on the base with fingerprint"):
-        load_adapter(other, tmp_path / "a")
+        PeftModel.from_pretrained(other, tmp_path / "a")
     with pytest.raises(ValueError, match="trained on the base with fingerprint"):
-        load_adapter(lora(other, r=4), tmp_path / "a", name="x")
+        lora(other, r=4).load_adapter(tmp_path / "a", adapter_name="x")
 
 
 @pytest.mark.parametrize("tamper", ["missing", "extra", "shape"])
 def test_an_adapter_file_with_wrong_tensors_is_refused(tiny, tmp_path, tamper):
-    path = save_adapter(lora(tiny, r=4), tmp_path / "a")
-    tensors = load_file(str(path))
+    lora(tiny, r=4).save_pretrained(tmp_path / "a")
+    st_path, cfg_path = tmp_path / "a" / "adapter_model.safetensors", tmp_path / "a" / "adapter_config.json"
+    tensors = load_file(str(st_path))
     if tamper == "missing":
         tensors.pop("h.1.attn.v_proj.lora_B")
     elif tamper == "extra":
         tensors["h.1.attn.k_proj.lora_A"] = torch.zeros(4, 16)
     else:
         tensors["h.1.attn.v_proj.lora_B"] = torch.zeros(16, 5)
-    save_file(tensors, str(path))
+    save_file(tensors, str(st_path))
+    with pytest.raises(ValueError, match="sha256 differs"):  # the recorded hash catches it first
+        PeftModel.from_pretrained(tiny, tmp_path / "a")
+    info = json.loads(cfg_path.read_text())
+    cfg_path.write_text(json.dumps(dict(info, tensors_sha256=tensors_sha256(tensors))))  # a consistent forgery
     target = lora(tiny, r=2)
     with pytest.raises(ValueError, match="missing tensors|unexpected tensors|has shape"):
-        load_adapter(target, tmp_path / "a", name="b")
-    assert list(target.lora_config) == ["default"]  # nothing half-added
-    with pytest.raises(ValueError):
-        load_adapter(tiny, tmp_path / "a")
+        target.load_adapter(tmp_path / "a", adapter_name="b")
+    assert target.list_adapters() == ["default"] and target.active_adapter == "default"  # nothing half-added
+    with pytest.raises(ValueError, match="missing tensors|unexpected tensors|has shape"):
+        PeftModel.from_pretrained(tiny, tmp_path / "a")

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 import minituner
 from minituner import fingerprint, prefix_tuning, ptuning_v2
 from minituner import functional as F
-from minituner.methods.prefix import prefix_parameter_count, text_keys_values
+from minituner.methods.prefix import prefix_parameter_count
+from minituner.methods.virtual_tokens import text_keys_values
 from minituner.report import count_parameters
 from minituner.train import train
 from minituner.verify import prefix as checks
@@ -84,7 +85,7 @@ def test_real_tokens_keep_positions_0_to_T_minus_1(tiny):
 
 @pytest.mark.parametrize("k,hidden", [(1, 16), (4, 8), (6, 32)])
 def test_fold_keeps_the_logits_and_leaves_2Lkd_parameters(tiny, k, hidden):
-    model = prefix_tuning(tiny, k, hidden=hidden, seed=2)
+    model = prefix_tuning(tiny, k, encoder_hidden_size=hidden, seed=2)
     c = tiny.config
     d, L = c.n_embd, c.n_layer
     assert count_parameters(model)[0] == prefix_parameter_count(k, d, L, hidden) \
@@ -112,7 +113,7 @@ def test_ptuning_v2_count_and_names(tiny, k):
 @pytest.mark.parametrize("reparameterize", [True, False])
 def test_text_init_starts_at_the_phrases_own_keys_and_values(tiny, reparameterize):
     phrase = "is the"
-    model = prefix_tuning(tiny, 6, reparameterize=reparameterize, init="text", init_text=phrase)
+    model = prefix_tuning(tiny, 6, prefix_projection=reparameterize, init="text", init_text=phrase)
     x = tiny.wte.weight[torch.tensor(TOK.encode(phrase))] + tiny.wpe.weight[:6]  # (k, C)
     with torch.no_grad():
         for i, block in enumerate(tiny.h):  # by hand: layer i's keys and values of the phrase
@@ -175,9 +176,9 @@ def test_seeds_reproduce(tiny):
     (prefix_tuning, dict(num_virtual_tokens=0), "num_virtual_tokens"),
     (ptuning_v2, dict(num_virtual_tokens=96), "num_virtual_tokens"),
     (prefix_tuning, dict(init="vocab"), "random, text"),
-    (prefix_tuning, dict(hidden=0), "hidden must be a positive integer"),
-    (prefix_tuning, dict(reparameterize=False, hidden=8), "needs reparameterize=True"),
-    (prefix_tuning, dict(num_virtual_tokens=8, hidden=4, init="text", init_text="the cat."), "hidden >= num_virtual_tokens"),
+    (prefix_tuning, dict(encoder_hidden_size=0), "encoder_hidden_size must be an integer >= 1"),
+    (prefix_tuning, dict(prefix_projection=False, encoder_hidden_size=8), "needs prefix_projection=True"),
+    (prefix_tuning, dict(num_virtual_tokens=8, encoder_hidden_size=4, init="text", init_text="the cat."), "encoder_hidden_size >= num_virtual_tokens"),
     (ptuning_v2, dict(num_virtual_tokens=4, init="text", init_text="cat"), "exactly num_virtual_tokens=4"),
     (ptuning_v2, dict(num_virtual_tokens=4, init="text", init_text="cat\t"), "unknown character"),
     (ptuning_v2, dict(num_virtual_tokens=4, init="text"), "needs init_text"),
@@ -191,7 +192,7 @@ def test_bad_arguments_are_value_errors(tiny, fn, kwargs, match):
 def test_prefix_from_text_learns_on_the_real_base(base, classify, reparameterize, lr):
     """Started from the base's own keys and values: the answer loss falls (rounded, not exact floats).
     The MLP form at 3e-3, the direct form (P-Tuning v2) at 3e-2: the rates lesson 05 uses."""
-    model = prefix_tuning(base, 8, reparameterize=reparameterize, init="text", init_text="he dog.\n")
+    model = prefix_tuning(base, 8, prefix_projection=reparameterize, init="text", init_text="he dog.\n")
     before = minituner.evaluate(model, classify.train)["loss"]
     train(model, classify, steps=40, lr=lr, batch_size=16, progress=False)
     assert minituner.evaluate(model, classify.train)["loss"] < 0.8 * before

@@ -149,6 +149,8 @@ def test_bad_arguments_are_value_errors(tiny, kwargs, match):
 
 def test_a_non_gpt_is_refused(tiny):
     with pytest.raises(TypeError, match="needs a GPT"):
+        prompt_tuning(tiny.h[0].attn.q_proj, 2)
+    with pytest.raises(ValueError, match="methods do not stack"):
         prompt_tuning(prompt_tuning(tiny, 2), 2)
 
 

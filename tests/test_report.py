@@ -42,7 +42,7 @@ def test_one_row_per_block_at_depth_1(c):
 
 @pytest.mark.parametrize("c", CONFIGS, ids=["d16", "d24"])
 def test_the_table_splits_trainable_from_frozen(c):
-    model = freeze(GPT(c), trainable_layers=1, train_head=True)
+    model = freeze(GPT(c), trainable_layers=1, train_head=True).base  # the GPT inside, by its own names
     top = f"h.{c.n_layer - 1}."
     for r in parameter_table(model)[:-1]:
         trains = r["module"].startswith(top) or r["module"] in ("ln_f", "wte")
@@ -58,7 +58,7 @@ def test_the_tied_head_is_counted_once(tiny):
 
 
 def test_markdown_form_and_bad_depth(tiny, capsys):
-    md = parameter_table(freeze(tiny, trainable_layers=1), markdown=True)
+    md = parameter_table(freeze(tiny, trainable_layers=1).base, markdown=True)
     lines = md.splitlines()
     assert lines[0] == "| module | trainable | frozen | total |" and lines[-1].startswith("| all |")
     assert len(lines) == 2 + len(parameter_table(tiny))

@@ -15,7 +15,8 @@ What trains, for a GPT of depth L (blocks h.0 at the bottom … h.{L-1} at the t
     train_head             the output head. GPT-2 ties the head to wte (logits = ln_f(x) @ wteᵀ),
                            so there is no separate head tensor: train_head trains wte, the
                            same tensor as the token embedding, and wpe stays frozen.
-N = 0 trains only what the flags allow; if that is nothing, a ValueError.
+N = 0 trains only what the flags allow; if that is nothing, a ValueError. A save holds the
+trainable tensors only, by their names in the model.
 
 Trainable count (closed form, d = n_embd, V = vocab_size, T = block_size, [·] is 1 or 0):
     N·(12d² + 13d) + [N > 0]·2d + [train_embeddings or train_head]·V·d + [train_embeddings]·T·d
@@ -31,26 +32,23 @@ References: 1) Yosinski et al. 2014, How transferable are features in deep neura
 
 from __future__ import annotations
 
-import copy
+from ..model import GPT
+from .config import FreezeConfig
+from .peft_model import PeftModel
 
 
-def freeze(base, trainable_layers: int = 1, train_embeddings: bool = False, train_head: bool = False):
-    """A deep copy of base with all but the top `trainable_layers` blocks (and the flagged parts) frozen."""
-    depth = base.config.n_layer
-    N = trainable_layers
-    if isinstance(N, bool) or not isinstance(N, int) or not 0 <= N <= depth:
-        raise ValueError(f"trainable_layers must be an integer from 0 to the model's depth "
-                         f"n_layer={depth}, got {N!r}")
-    if N == 0 and not (train_embeddings or train_head):
-        raise ValueError("trainable_layers=0 with train_embeddings=False and train_head=False leaves "
-                         "nothing to train; allow at least one block or one of the two flags")
-    model = copy.deepcopy(base)  # train the copy: the base's tensors stay as they are
-    for p in model.parameters():
-        p.requires_grad_(False)  # 冻结: everything starts frozen
-    top = list(model.h[depth - N :]) + ([model.ln_f] if N > 0 else [])  # the top N blocks, then ln_f
-    top += [model.wte, model.wpe] if train_embeddings else []
-    top += [model.wte] if train_head else []  # the head *is* wte (tied)
-    for module in top:
-        for p in module.parameters():
-            p.requires_grad_(True)
-    return model
+class FreezeModel(PeftModel):
+    """A copy of a GPT (``.base``) with all but the top ``trainable_layers`` blocks (and the flagged parts) frozen."""
+
+    def __init__(self, base: GPT, config: FreezeConfig, adapter_name: str = "default"):
+        depth, N = base.config.n_layer, config.trainable_layers
+        if N > depth:
+            raise ValueError(f"trainable_layers must be an integer from 0 to the model's depth "
+                             f"n_layer={depth}, got {N!r}")
+        super().__init__(base, config, adapter_name)  # 冻结: the copy starts frozen
+        m = self.base
+        top = list(m.h[depth - N :]) + ([m.ln_f] if N > 0 else [])  # the top N blocks, then ln_f
+        top += [m.wte, m.wpe] if config.train_embeddings else []
+        top += [m.wte] if config.train_head else []  # the head *is* wte (tied)
+        for module in top:
+            module.requires_grad_(True)

@@ -9,10 +9,9 @@ Trainable count (closed form, d = n_embd, L = n_layer, V = vocab_size, T = block
     V·d + T·d + L·(12d² + 13d) + 2d        (= every parameter; the head is tied to wte)
     per block: attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d.
 
-The copy is what trains: the base object is never modified (tests hash it before and
-after). The optimiser keeps m and v for every tensor: 2 × all × 4 bytes (see optim.py).
-Small learning rates matter here: at lr 1e-3 the tiny base fits its training split and
-loses much of its test accuracy; lesson 02 uses lr 5e-4, 1/6 of the pretraining rate.
+The copy (``FullModel.base``) is what trains: the base object is never modified (tests hash
+it before and after). The optimiser keeps m and v for every tensor: 2 × all × 4 bytes (see
+optim.py). A save holds every tensor: the whole model, by the base's own names.
 
 References: 1) Howard & Ruder 2018, Universal Language Model Fine-tuning (ULMFiT)
 2) Devlin et al. 2019, BERT  3) Radford et al. 2018, GPT-1 (generative pretraining, then fine-tuning)
@@ -20,12 +19,17 @@ References: 1) Howard & Ruder 2018, Universal Language Model Fine-tuning (ULMFiT
 
 from __future__ import annotations
 
-import copy
+from ..model import GPT
+from .config import FullConfig
+from .peft_model import PeftModel
 
 
-def full(base):
-    """A deep copy of base with every parameter trainable (requires_grad=True)."""
-    model = copy.deepcopy(base)  # train the copy: the base's tensors stay as they are
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
+class FullModel(PeftModel):
+    """A copy of a GPT (``.base``) with every parameter trainable (requires_grad=True)."""
+
+    def __init__(self, base: GPT, config: FullConfig, adapter_name: str = "default"):
+        super().__init__(base, config, adapter_name)
+        self.base.requires_grad_(True)
+
+    def adapter_state_dict(self):
+        return self.base.state_dict(keep_vars=True)  # every tensor, named as in the base

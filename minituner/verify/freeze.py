@@ -7,7 +7,7 @@ import torch
 from ..checkpoint import load_base
 from ..data import make_task
 from ..functional import cross_entropy
-from ..methods.freeze import freeze
+from ..methods.shortcuts import freeze
 from ..optim import AdamW
 from ..train import train
 from . import check

@@ -13,7 +13,7 @@ import torch
 
 from .. import functional as F
 from ..checkpoint import load_base
-from ..methods.prefix import prefix_tuning, ptuning_v2
+from ..methods.shortcuts import prefix_tuning, ptuning_v2
 from . import check
 from .prompt import task_rows
 
@@ -79,7 +79,7 @@ def zero_prefix_takes_a_share(base=None):
 @check("§3.2", "prefix tuning: fold() P = MLP(E) into plain prefixes, same logits")
 @torch.no_grad()
 def folded_prefix_same_logits(base=None):
-    model = prefix_tuning(base or load_base(), num_virtual_tokens=6, reparameterize=True, seed=1)
+    model = prefix_tuning(base or load_base(), num_virtual_tokens=6, seed=1)
     idx = task_rows()
     before = model(idx)  # (B, T, V) through the MLP
     return (model.fold()(idx) - before).abs().max().item(), 1e-5

@@ -11,7 +11,7 @@ import torch
 
 from ..checkpoint import load_base
 from ..data import make_task
-from ..methods.prompt import prompt_tuning
+from ..methods.shortcuts import prompt_tuning
 from . import check
 
 

@@ -1,0 +1,148 @@
+"""LoRALinear: a frozen Linear plus trainable low-rank ΔW's (Hu et al. 2021), the article's §3.2.
+
+Article (column vectors):  Y = (W + ΔW) X,  ΔW = A B,  ΔW m×n, A m×r, B r×n, r ≪ m, n.
+Paper and PEFT (our code):  h = W x + ΔW x = W x + B A x,  A r×in (random), B out×r (zero).
+Row form, the line in ``LoRALinear.forward``:
+
+    y = linear(x, W, b) + scale * (x @ A.T) @ B.T        scale = α / r   (α / √r with rsLoRA)
+
+Names: the code uses the paper's and PEFT's names, so the article's letters swap places.
+The article's A (m×r) is our ``lora_B`` (out×r); the article's B (r×n) is our ``lora_A``
+(r×in): ΔW = A_article · B_article = lora_B · lora_A (α is PEFT's ``lora_alpha``).
+
+Shapes (in, out of the wrapped Linear; r the rank):
+    lora_A (r, in)   random, seeded: uniform in ±1/√in (PEFT's Kaiming-uniform default)
+    lora_B (out, r)  zeros, so ΔW = B·A = 0 and a fresh LoRA model equals its base exactly
+Trainable count: r · (in + out) per targeted Linear.
+
+Merging: W ← W + scale·B·A makes the adapter free at inference; unmerging subtracts it,
+(W + ΔW) − ΔW, or, when ``merge(keep_copy=True)`` kept an untouched copy W_base, restores
+W ← W_base exactly. A switch on merged weights is unmerge then merge: the article's
+(W + ΔW) − ΔW + ΔW′ in place, or W_base + ΔW′ from the kept copy.
+
+References: 1) Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models.
+2) Kalajdzievski 2023, rsLoRA (scale α/√r). 3) Hugging Face PEFT, ``peft.tuners.lora``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ..model import Linear
+
+
+class LoRALinear(nn.Module):
+    """``base_layer`` (a frozen Linear, the very same tensors) plus named low-rank adapters.
+
+    Each adapter `name` has lora_A[name] (r, in), lora_B[name] (out, r) and a scale; one
+    adapter is active at a time. ``merged`` is the name whose ΔW is inside W, or None;
+    ``w_base`` is the untouched copy of W that ``merge(keep_copy=True)`` keeps (else None).
+    """
+
+    def __init__(self, base_layer: Linear):
+        super().__init__()
+        self.base_layer = base_layer
+        self.in_features, self.out_features = base_layer.in_features, base_layer.out_features
+        self.lora_A, self.lora_B = nn.ParameterDict(), nn.ParameterDict()
+        self.scale, self.dropout, self.generators = {}, {}, {}
+        self.active: str | None = None
+        self.merged: str | None = None
+        self.w_base: torch.Tensor | None = None
+        self.enabled = True
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.base_layer.weight  # W (out, in)
+
+    def add(self, name: str, r: int, alpha: float, dropout: float, use_rslora: bool, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        bound = 1.0 / math.sqrt(self.in_features)  # PEFT's default: kaiming_uniform_(a=√5) on A
+        A = (torch.rand(r, self.in_features, generator=g) * 2 - 1) * bound  # (r, in)
+        self.lora_A[name] = nn.Parameter(A.to(self.weight))
+        self.lora_B[name] = nn.Parameter(torch.zeros(self.out_features, r).to(self.weight))  # (out, r)
+        self.scale[name] = alpha / math.sqrt(r) if use_rslora else alpha / r
+        self.dropout[name] = dropout
+        self.generators[name] = g  # dropout masks come from here: the same seed, the same masks
+
+    def remove(self, name: str):
+        if name in self.lora_A:
+            del self.lora_A[name], self.lora_B[name]
+            del self.scale[name], self.dropout[name], self.generators[name]
+
+    def get_delta_weight(self, name: str) -> torch.Tensor:
+        """ΔW = scale · B · A, (out, in): the article's ΔW = A·B with its A = lora_B, its B = lora_A."""
+        return self.scale[name] * (self.lora_B[name] @ self.lora_A[name])  # (out, r) @ (r, in)
+
+    @torch.no_grad()
+    def merge(self, name: str, keep_copy: bool = False):
+        """W ← W + ΔW of adapter `name` (keep_copy: first keep W_base, so unmerge is exact)."""
+        if keep_copy and self.w_base is None:
+            self.w_base = self.weight.detach().clone()
+        if name in self.lora_A:
+            self.weight.add_(self.get_delta_weight(name))  # W ← W + ΔW
+            self.merged = name
+
+    @torch.no_grad()
+    def unmerge(self, drop_copy: bool = True):
+        """W ← W − ΔW, (W + ΔW) − ΔW in float32; or W ← W_base when a copy was kept."""
+        if self.w_base is not None:
+            self.weight.copy_(self.w_base)  # W ← W_base, from the untouched copy
+        elif self.merged is not None:
+            self.weight.sub_(self.get_delta_weight(self.merged))  # W ← (W + ΔW) − ΔW
+        self.merged = None
+        self.w_base = None if drop_copy else self.w_base
+
+    def forward(self, x):
+        y = self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
+        name = self.active
+        if name is None or not self.enabled or self.merged is not None or name not in self.lora_A:
+            return y
+        A, B = self.lora_A[name], self.lora_B[name]
+        p = self.dropout[name]
+        if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator
+            keep = torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p
+            x = x * keep / (1 - p)
+        return y + self.scale[name] * (x @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
+
+
+def lora_layers(model) -> dict[str, LoRALinear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def resolve_targets(model, targets) -> list[str]:
+    """target_modules -> the full names of the Linear modules they match (by last name part)."""
+    names = [n for n, m in model.named_modules()
+             if isinstance(m, LoRALinear) or (isinstance(m, Linear) and not n.endswith(".base_layer"))]
+    if targets == "all":
+        return names
+    kinds = sorted({n.rsplit(".", 1)[-1] for n in names})
+    chosen = set()
+    for t in targets:
+        hit = [n for n in names if n == t or n.endswith("." + t)]
+        if not hit:
+            raise ValueError(f"unknown LoRA target {t!r}; the model's Linear modules are "
+                             f"{', '.join(kinds)} (or full names such as {names[0]!r}), or 'all'")
+        chosen.update(hit)
+    return [n for n in names if n in chosen]  # in the model's order
+
+
+def inject(model, name: str, config) -> None:
+    """Put adapter `name` (a LoraConfig) on config.target_modules, wrapping each in a LoRALinear once."""
+    modules, r = resolve_targets(model, config.target_modules), config.r
+    for n in modules:
+        lin = model.get_submodule(n)
+        if r > min(lin.in_features, lin.out_features):
+            raise ValueError(f"LoRA rank r={r} is larger than min(in, out) = "
+                             f"{min(lin.in_features, lin.out_features)} of {n} ({lin.in_features}→"
+                             f"{lin.out_features}); a rank above that is no longer low (use r ≤ it)")
+    for i, n in enumerate(modules):
+        layer = model.get_submodule(n)
+        if not isinstance(layer, LoRALinear):
+            layer = LoRALinear(layer)
+            parent, _, leaf = n.rpartition(".")
+            setattr(model.get_submodule(parent), leaf, layer)
+        layer.add(name, r, config.lora_alpha, config.lora_dropout, config.use_rslora,
+                  seed=config.seed * 100_003 + i)  # a seed per layer

@@ -1,0 +1,170 @@
+"""The one API of every method: configs, get_peft_model, save_pretrained / from_pretrained folders."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import minituner
+from minituner import GPT, GPTConfig, PeftModel, get_peft_model
+from minituner.methods import (
+    METHODS,
+    FullConfig,
+    LoraConfig,
+    PrefixTuningConfig,
+    PromptTuningConfig,
+)
+
+TINY = "GPT(GPTConfig(vocab_size=35, block_size=96, n_layer=2, n_head=2, n_embd=16), seed=0)"
+CONFIGS = {
+    "full": "FullConfig()",
+    "freeze": "FreezeConfig(trainable_layers=1)",
+    "prompt": "PromptTuningConfig(num_virtual_tokens=4, init='vocab')",
+    "prefix": "PrefixTuningConfig(num_virtual_tokens=4, prefix_projection=True, encoder_hidden_size=8)",
+    "ptuning_v2": "PrefixTuningConfig(num_virtual_tokens=4)",
+    "lora": "LoraConfig(r=2, lora_alpha=4, target_modules='all')",
+}
+
+
+def tiny_base():
+    return eval(TINY, {"GPT": GPT, "GPTConfig": GPTConfig})
+
+
+def test_the_same_five_lines_train_save_reload_in_a_fresh_process_and_generate(tmp_path, classify):
+    base, idx = tiny_base(), classify.test.x[:2, :10]
+    expected = {}
+    for name, cfg in CONFIGS.items():
+        model = get_peft_model(base, eval(cfg, vars(minituner)))
+        minituner.train(model, classify, steps=2, lr=1e-2, batch_size=4, seed=0, progress=False)
+        model.save_pretrained(tmp_path / name)
+        expected[name] = model.generate(idx, 6).tolist()
+    script = (f"import json, sys, torch, minituner\nfrom minituner import GPT, GPTConfig\nbase = {TINY}\n"
+              f"idx = torch.tensor({idx.tolist()})\nout = {{}}\n"
+              f"for name in {list(CONFIGS)}:\n"
+              f"    again = minituner.PeftModel.from_pretrained(base, sys.argv[1] + '/' + name)\n"
+              f"    out[name] = [type(again).__name__, again.generate(idx, 6).tolist()]\nprint(json.dumps(out))\n")
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(Path(minituner.__file__).parents[1])))
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    for name, cfg in CONFIGS.items():
+        assert got[name][1] == expected[name], name
+        assert got[name][0] == METHODS[eval(cfg, vars(minituner)).method][1].__name__
+
+
+def test_configs_have_peft_defaults_round_trip_and_reject_unknown_names():
+    assert (LoraConfig().r, LoraConfig().lora_alpha, LoraConfig().lora_dropout) == (8, 8, 0.0)
+    assert PrefixTuningConfig().prefix_projection is False  # PEFT's default: that is P-Tuning v2
+    for config_cls, _ in METHODS.values():
+        c = config_cls()
+        assert config_cls.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+        with pytest.raises(ValueError, match="unknown argument.*alpha.*accepted: "):
+            config_cls(alpha=16)
+    with pytest.raises(ValueError, match="accepted: r, lora_alpha, target_modules"):
+        LoraConfig(targets=("q_proj",))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(r=0), "rank r"), (dict(r=2.0), "rank r"), (dict(lora_dropout=1.0), "lora_dropout"),
+    (dict(lora_alpha=0), "lora_alpha"), (dict(lora_alpha=float("nan")), "lora_alpha"),
+    (dict(target_modules=()), "at least one module"),
+])
+def test_lora_config_values_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LoraConfig(**kwargs)
+
+
+def test_get_peft_model_refuses_what_it_cannot_build(tiny):
+    with pytest.raises(TypeError, match="config must be one of"):
+        get_peft_model(tiny, {"method": "lora"})
+    with pytest.raises(TypeError, match="needs a GPT"):
+        get_peft_model(torch.nn.Linear(2, 2), FullConfig())
+    with pytest.raises(ValueError, match="methods do not stack"):
+        minituner.full(minituner.lora(tiny))
+
+
+def test_a_module_is_never_shadowed_by_a_function():
+    import minituner.methods.lora as lora_module
+
+    assert callable(lora_module.lora_layers) and callable(minituner.lora)
+    for f in Path(lora_module.__file__).parent.glob("*.py"):
+        assert len(f.read_text().splitlines()) <= 150, f.name
+
+
+def test_a_folded_prefix_saves_2Lnd_numbers_and_loads_as_a_direct_prefix(tiny, tmp_path):
+    model = minituner.prefix_tuning(tiny, 4, encoder_hidden_size=8).fold()
+    model.save_pretrained(tmp_path / "p")
+    tensors = load_file(str(tmp_path / "p" / "adapter_model.safetensors"))
+    assert sum(t.numel() for t in tensors.values()) == 2 * 2 * 4 * 16  # 2·L·n·d
+    again = PeftModel.from_pretrained(tiny, tmp_path / "p")
+    x = torch.randint(2, 35, (2, 5))
+    assert not again.reparameterized and torch.equal(again(x), model(x))
+
+
+def test_a_full_save_holds_every_tensor(tiny, tmp_path):
+    minituner.full(tiny).save_pretrained(tmp_path / "f")
+    tensors = load_file(str(tmp_path / "f" / "adapter_model.safetensors"))
+    assert tensors.keys() == tiny.state_dict().keys()
+
+
+def test_flipped_bytes_another_method_and_a_torn_pair_are_refused(tiny, tmp_path):
+    minituner.prompt_tuning(tiny, 4).save_pretrained(tmp_path / "a")
+    st = tmp_path / "a" / "adapter_model.safetensors"
+    raw = bytearray(st.read_bytes())
+    raw[-3] ^= 0x01  # one bit of the last tensor
+    st.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="sha256 differs"):
+        PeftModel.from_pretrained(tiny, tmp_path / "a")
+    minituner.prompt_tuning(tiny, 4).save_pretrained(tmp_path / "b")
+    with pytest.raises(ValueError, match="holds a 'prompt_tuning' model, not a LoraModel"):
+        minituner.LoraModel.from_pretrained(tiny, tmp_path / "b")
+    minituner.lora(tiny).save_pretrained(tmp_path / "c")
+    (tmp_path / "b" / "adapter_config.json").write_bytes((tmp_path / "c" / "adapter_config.json").read_bytes())
+    with pytest.raises(ValueError, match="sha256 differs"):  # a json of one save with the tensors of another
+        PeftModel.from_pretrained(tiny, tmp_path / "b")
+    (tmp_path / "c" / "adapter_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read"):
+        PeftModel.from_pretrained(tiny, tmp_path / "c")
+    with pytest.raises(ValueError, match="adapter_config.json is missing"):
+        PeftModel.from_pretrained(tiny, tmp_path / "nothing")
+
+
+def test_save_paths_dotted_names_a_file_and_a_crash(tiny, tmp_path, monkeypatch):
+    x = torch.randint(2, 35, (1, 4))
+    one, two = minituner.prompt_tuning(tiny, 4, seed=1), minituner.prompt_tuning(tiny, 4, seed=2)
+    one.save_pretrained(tmp_path / "adapter.v1")
+    two.save_pretrained(tmp_path / "adapter.v2")  # dots are part of the name, not a suffix
+    assert torch.equal(PeftModel.from_pretrained(tiny, tmp_path / "adapter.v1")(x), one(x))
+    assert torch.equal(PeftModel.from_pretrained(tiny, tmp_path / "adapter.v2")(x), two(x))
+    two.save_pretrained(tmp_path / "adapter.v1")  # an existing save is replaced as a whole
+    assert torch.equal(PeftModel.from_pretrained(tiny, tmp_path / "adapter.v1")(x), two(x))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is an existing file"):
+        one.save_pretrained(tmp_path / "file")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("minituner.checkpoint.save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        one.save_pretrained(tmp_path / "adapter.v1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter.v1", "adapter.v2", "file"]  # no *.tmp
+    assert torch.equal(PeftModel.from_pretrained(tiny, tmp_path / "adapter.v1")(x), two(x))  # the old pair intact
+
+
+def test_from_pretrained_refuses_another_base(tiny, tmp_path):
+    minituner.freeze(tiny).save_pretrained(tmp_path / "f")
+    with pytest.raises(ValueError, match="trained on the base with fingerprint"):
+        PeftModel.from_pretrained(GPT(tiny.config, seed=1), tmp_path / "f")
+
+
+def test_prompt_config_checks(tiny):
+    with pytest.raises(ValueError, match="num_virtual_tokens must be an integer in 1..95"):
+        get_peft_model(tiny, PromptTuningConfig(num_virtual_tokens=96))
+    with pytest.raises(ValueError, match="tensor 'prompt' has shape"):
+        minituner.prompt_tuning(tiny, 4).load_adapter_state_dict({"prompt": torch.zeros(3, 16)})

@@ -24,15 +24,20 @@
 # preset). In a notebook the full lesson runs.
 
 # %%
-import matplotlib.pyplot as plt
+import tempfile
+from pathlib import Path
 
+import matplotlib.pyplot as plt
+import torch
+
+import minituner
 import minituner.compare as cmp
 from minituner import lesson
-from minituner.report import label, markdown_table, save_figure
+from minituner.report import count_parameters, label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
-args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=5), out="runs/08_compare_all",
-                      task="classify", steps=250)
+args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=5, time_steps=2),
+                      out="runs/08_compare_all", task="classify", steps=250, time_steps=20)
 steps, out = args.steps, args.out
 MB = 1e6
 
@@ -47,8 +52,7 @@ MB = 1e6
 # %%
 print(f"{steps} steps of each method on `{args.task}`")
 rows = cmp.compare(task=args.task, steps=steps, out=out, progress=True)
-by_name = {r["method"].split(" (")[0]: r for r in rows}  # "full (全量微调)" -> "full"
-full = by_name["full"]
+short = {r["method"]: r["method"].split(" (")[0] for r in rows}  # "full (全量微调)" -> "full"
 
 # %% [markdown]
 # ## 2. What each method trains, and what it buys (训练了什么,换来了什么)
@@ -57,45 +61,48 @@ full = by_name["full"]
 # `trainable%`); *test acc* is the exact-match accuracy of the greedy answer on the test split.
 
 # %%
-print(markdown_table(rows, ["method", "setting", "lr", "trainable params", "trainable %",
-                            "train acc", "test loss", "test acc"]))
+columns = ["method", "setting", "lr", "trainable params", "trainable %", "val acc", "test loss", "test acc"]
+print(markdown_table(rows, [c for c in columns if c in rows[0]]))
 
 # %% [markdown]
 # ## 3. Memory, read for the student (内存:每一列是什么意思)
 #
-# What one training step must hold, split in two (`minituner.compare.step_memory_bytes`):
-# - **weights, gradients and AdamW state**: every weight (4 bytes each, float32), plus a
-#   gradient and AdamW's two moments (m, v) for each *trainable* number — this is where PEFT
-#   saves: the optimizer's state shrinks with the trainable count;
+# Each method's model again, as the comparison built it, and what one training step of it holds
+# (`minituner.compare.step_memory_bytes`), split in two:
+# - **weights, gradients and AdamW state**: every weight (4 bytes, float32), plus a gradient and
+#   AdamW's two moments (m, v) for each *trainable* number: 4·all + 3·4·trainable bytes. This is
+#   where PEFT saves: the optimizer's state is 2 × 4 bytes per trainable number (a `minituner
+#   verify` row checks it against the optimizer's own count);
 # - **saved activations**: the tensors autograd keeps from the forward pass for the backward
 #   pass. They depend on how far back the gradient must travel, not on how many numbers train.
 #   Prompt tuning trains the fewest numbers, but its gradient must reach the input, through
 #   every layer, so it keeps almost every activation; freezing all but the top block stops the
-#   backward pass there and keeps only that block's.
+#   backward pass there.
 #
-# *trainable tensor bytes* is 4 × the trainable count: what must be stored to keep the result
-# (for prefix tuning, with its training-time MLP; `fold()` shrinks it to the prefixes alone).
+# What is kept after training is measured the same way for every method: the folder
+# `save_pretrained` writes (the trainable tensors, 4 bytes each, plus a small JSON; for full
+# fine-tuning, the whole model).
 
 # %%
-memory = []
-for name, r in by_name.items():
-    total = r["trainable params"] * 100 / r["trainable %"]  # all parameters of the model
-    params = 4 * total + 3 * 4 * r["trainable params"]  # weights + gradients + (m, v), float32
-    memory.append({
-        "method": name, "trainable params": r["trainable params"],
-        "AdamW state MB": r["optimizer state bytes"] / MB,
-        "weights+grads+AdamW MB": params / MB,
-        "saved activations MB": (r["step memory bytes"] - params) / MB,
-        "step memory MB": r["step memory bytes"] / MB,
-        "step memory ÷ full": r["step memory bytes"] / full["step memory bytes"],
-        "trainable tensor bytes": 4 * r["trainable params"],
-    })
-print(markdown_table(memory))
+base, data = minituner.load_base(), minituner.make_task(args.task)
+built = {short[m.name]: (m.build(base), m.lr) for m in cmp.methods()}  # name -> (model, learning rate)
+batch = data.train.batch(16, torch.Generator().manual_seed(0))
+memory = {}
+with tempfile.TemporaryDirectory() as tmp:
+    for name, (model, _) in built.items():
+        trainable, total = count_parameters(model)
+        step = cmp.step_memory_bytes(model, batch)
+        params = 4 * total + 3 * 4 * trainable  # weights + gradients + (m, v), float32
+        folder = Path(model.save_pretrained(Path(tmp) / name.replace(" ", "_")))
+        memory[name] = {"method": name, "trainable params": trainable, "AdamW state MB": 8 * trainable / MB,
+                        "weights+grads+AdamW MB": params / MB, "saved activations MB": (step - params) / MB,
+                        "step memory MB": step / MB, "saved folder bytes": sum(f.stat().st_size for f in folder.iterdir())}
+print(markdown_table(list(memory.values())))
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
-names = [m["method"] for m in memory]
-params_mb = [m["weights+grads+AdamW MB"] for m in memory]
-acts_mb = [m["saved activations MB"] for m in memory]
+names = list(memory)
+params_mb = [memory[n]["weights+grads+AdamW MB"] for n in names]
+acts_mb = [memory[n]["saved activations MB"] for n in names]
 ax.barh(names, params_mb, label=label("weights, gradients, AdamW state", "权重、梯度、优化器状态"))
 ax.barh(names, acts_mb, left=params_mb, label=label("activations saved for the backward pass", "反向传播保存的激活值"))
 ax.invert_yaxis()
@@ -109,23 +116,26 @@ save_figure(fig, out / "memory.png")
 #
 # The article (§3.2) says PEFT lowers the computational complexity. The forward pass still runs
 # the whole frozen model (plus the adapter), and the backward pass still runs through every layer
-# above the lowest trained tensor; only the gradients of frozen weights are skipped. So the time
-# of a step falls much less than the trainable count — [errata 8](../docs/errata.md). Times are
-# this run's (whole training loop, one seed, on a CPU shared with whatever else runs): a ratio
-# near 1 means "the same cost".
+# above the lowest trained tensor; only the gradients of frozen weights are skipped. Here each
+# model trains a few more steps on the same batches, timed alone (the CPU may be shared with
+# other work, so read ratios, not milliseconds) — see [errata 8](../docs/errata.md).
 
 # %%
-cost = [{"method": name, "trainable ÷ full": r["trainable params"] / full["trainable params"],
-         "AdamW state ÷ full": r["optimizer state bytes"] / full["optimizer state bytes"],
-         "step memory ÷ full": r["step memory bytes"] / full["step memory bytes"],
-         "ms per step": 1000 * r["train s"] / steps,
-         "time ÷ full": r["train s"] / full["train s"]} for name, r in by_name.items()]
-print(markdown_table(cost))
+cost = []
+for name, (model, lr) in built.items():
+    hist = minituner.train(model, data, steps=args.time_steps, lr=lr, batch_size=16, progress=False)
+    cost.append({"method": name, "ms per step": 1000 * hist.seconds / args.time_steps,
+                 "trainable": memory[name]["trainable params"], "step memory MB": memory[name]["step memory MB"]})
+full = next(c for c in cost if c["method"] == "full")
+for c in cost:
+    c |= {"trainable ÷ full": c["trainable"] / full["trainable"], "memory ÷ full": c["step memory MB"] / full["step memory MB"],
+          "time ÷ full": c["ms per step"] / full["ms per step"]}
+print(markdown_table(cost, ["method", "ms per step", "trainable ÷ full", "memory ÷ full", "time ÷ full"]))
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 xs = range(len(cost))
 for i, (key, name) in enumerate([("trainable ÷ full", label("trainable", "可训练参数")),
-                                 ("step memory ÷ full", label("step memory", "每步内存")),
+                                 ("memory ÷ full", label("step memory", "每步内存")),
                                  ("time ÷ full", label("time per step", "每步时间"))]):
     ax.bar([x + (i - 1) * 0.27 for x in xs], [c[key] for c in cost], width=0.27, label=name)
 ax.set_xticks(list(xs), [c["method"] for c in cost], rotation=20, fontsize=8)
@@ -140,20 +150,21 @@ save_figure(fig, out / "cost.png")
 # %% [markdown]
 # ## Conclusions (小结)
 #
-# Read from this run's rows (one seed: differences of a few test rows are noise):
+# Read from this run (one seed: a difference of one or two test rows is noise):
 
 # %%
-ranked = sorted(rows, key=lambda r: r["test acc"], reverse=True)
-scratch = by_name["from scratch"]
-print("- Test accuracy, best first: " + ", ".join(f"{r['method'].split(' (')[0]} {r['test acc']:.2f}" for r in ranked) + ".")
-print(f"- From scratch reaches {scratch['test acc']:.2f} on the test split (train {scratch['train acc']:.2f}): "
-      f"the test asks facts only pretraining taught; every method that starts from the base beats it.")
-lora, prompt, freeze = by_name["LoRA"], by_name["prompt tuning"], by_name["freeze"]
-print(f"- LoRA trains {lora['trainable %']:.1f}% of the parameters and scores {lora['test acc']:.2f} "
-      f"against full fine-tuning's {full['test acc']:.2f}; its AdamW state is "
-      f"{full['optimizer state bytes'] / lora['optimizer state bytes']:.0f}× smaller.")
-print(f"- Memory per step is dominated by saved activations: prompt tuning trains {prompt['trainable params']:,} numbers "
-      f"yet holds {prompt['step memory bytes'] / full['step memory bytes']:.0%} of full fine-tuning's step memory; "
-      f"freezing holds {freeze['step memory bytes'] / full['step memory bytes']:.0%} because its backward pass stops at the top block.")
-print("- Time per step, ÷ full: " + ", ".join(f"{c['method']} {c['time ÷ full']:.2f}" for c in cost)
-      + ": PEFT saves memory far more than time.")
+acc = {short[r["method"]]: r["test acc"] for r in rows}
+share = {short[r["method"]]: r["trainable %"] for r in rows}
+by = {c["method"]: c for c in cost}
+print("- Test accuracy, best first: " + ", ".join(f"{n} {a:.2f}" for n, a in sorted(acc.items(), key=lambda x: -x[1])) + ".")
+print(f"- From scratch reaches {acc['from scratch']:.2f}: the test asks facts only pretraining taught; "
+      f"{sum(a > acc['from scratch'] for n, a in acc.items() if n != 'from scratch')} of {len(acc) - 1} methods "
+      f"that start from the base do better.")
+print(f"- LoRA trains {share['LoRA']:.1f}% of the parameters and scores {acc['LoRA']:.2f} against full fine-tuning's "
+      f"{acc['full']:.2f}; its AdamW state is {memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f}× "
+      f"smaller and its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
+print(f"- Saved activations dominate a step's memory: prompt tuning trains {memory['prompt tuning']['trainable params']:,} "
+      f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing holds "
+      f"{by['freeze']['memory ÷ full']:.0%}, because its backward pass stops at the top block.")
+print("- Time per step ÷ full: " + ", ".join(f"{c['method']} {c['time ÷ full']:.2f}" for c in cost)
+      + ". PEFT saves memory far more than time.")

@@ -108,7 +108,7 @@ ax.barh(names, acts_mb, left=params_mb, label=label("activations saved for the b
 ax.invert_yaxis()
 ax.set_xlabel(label("MB one training step holds", "每个训练步占用的内存 (MB)"))
 ax.set_title(label("Where a step's memory goes", "一步的内存花在哪里"))
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
 save_figure(fig, out / "memory.png")
 
 # %% [markdown]
@@ -142,9 +142,9 @@ ax.set_xticks(list(xs), [c["method"] for c in cost], rotation=20, fontsize=8)
 ax.set_yscale("log")
 ax.axhline(1, color="grey", ls=":")
 ax.set_ylabel(label("÷ full fine-tuning (log)", "相对全量微调(对数)"))
-ax.set_title(label("PEFT trains far fewer numbers; a step costs about the same",
-                   "PEFT 训练的参数少得多,每步的开销却差不多"))
-ax.legend(fontsize=8)
+ax.set_title(label("PEFT trains far fewer numbers; a step's memory and time fall far less",
+                   "PEFT 训练的参数少得多,每步的内存和时间却少得不多"))
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 save_figure(fig, out / "cost.png")
 
 # %% [markdown]
@@ -167,4 +167,4 @@ print(f"- Saved activations dominate a step's memory: prompt tuning trains {memo
       f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing holds "
       f"{by['freeze']['memory ÷ full']:.0%}, because its backward pass stops at the top block.")
 print("- Time per step ÷ full: " + ", ".join(f"{c['method']} {c['time ÷ full']:.2f}" for c in cost)
-      + ". PEFT saves memory far more than time.")
+      + ": a step's time falls far less than the trainable count.")

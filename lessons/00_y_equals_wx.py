@@ -31,6 +31,7 @@ import torch
 import minituner
 from minituner import functional as F
 from minituner import lesson
+from minituner.data import FORWARD
 from minituner.report import label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
@@ -152,8 +153,8 @@ save_figure(fig, out / "gelu.png")
 #
 # The model's last output is one score per character of the vocabulary (the head is `wte`
 # transposed), turned into probabilities by softmax. After "the cat " the base spreads its
-# probability over the first letters of the four kinds of facts it knows about every animal
-# (eats, is, lives, says). Greedy decoding takes the most likely character, appends it and runs
+# probability over the first letters of the facts the world states about the cat (printed below,
+# from `minituner.data`). Greedy decoding takes the most likely character, appends it and runs
 # again: the base finishes facts it learned in pretraining.
 
 # %%
@@ -161,6 +162,8 @@ prompts = ["the cat says", "the animal that says woof is the", "the owl lives in
 answers = {p: minituner.answer(base, tok, p) for p in prompts}
 print(markdown_table([{"prompt": p, "greedy answer": a} for p, a in answers.items()]))
 
+print("the world's sentences about the cat:", [FORWARD[kind].format(a="cat", v=v)
+                                                for kind, v in minituner.make_world().facts["cat"].items()])
 context = "the cat "
 with torch.no_grad():
     probs = torch.softmax(base(torch.tensor([tok.encode(context)]))[0, -1], dim=-1)  # (V,): Y, as probabilities
@@ -188,4 +191,5 @@ print(f"- Two matrices without GELU are one matrix (difference {collapse['W₂(W
       f"LayerNorm and softmax fail the doubling test by {collapse['LN(2x) vs 2·LN(x)']:.0%} and "
       f"{collapse['softmax(2s) vs 2·softmax(s)']:.0%}: Y = WX is each layer's core, not the whole model.")
 print(f"- The stack has learned the world: {next(iter(answers))!r} → {next(iter(answers.values()))!r}; "
-      f"after {context!r} the four most likely characters hold {top.values[:4].sum():.0%} of the probability.")
+      f"after {context!r} the next character is one of {', '.join(repr(tok.decode([i])) for i in top.indices[:4].tolist())} "
+      f"with probability {top.values[:4].sum():.0%}: the first letters of what the cat does.")

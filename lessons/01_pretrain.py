@@ -7,97 +7,125 @@
 # %% [markdown]
 # # 01 · Where a pretrained model comes from (预训练模型, article §4 step 1)
 #
-# Step 1 of the article's fine-tuning recipe is *choose a pretrained model*: "the
-# mother of the model", trained on a large data set without labels. Here that data
-# set is the mini-world corpus (`minituner.make_corpus`): plain sentences stating
-# every fact of a small world of animals, in both directions
-# ("the cat eats carrots." and "the animal that eats carrots is the cat.").
+# Step 1 of the article's fine-tuning recipe is *choose a pretrained model*: "the mother of
+# the model", trained on a large data set without labels. Here that data set is the mini-world
+# corpus (`minituner.make_corpus`): plain sentences stating every fact of a small world of
+# animals, in both directions ("the cat eats carrots." and "the animal that eats carrots is
+# the cat.") and in two paraphrases.
 #
-# Pretraining is language modelling: predict each next character, loss =
-# cross-entropy over every position. This lesson runs a *short* pretraining — the
-# same code as `minituner pretrain`, for a few hundred steps — and compares it with
-# the shipped base, which ran the full recipe once (its metadata records how).
+# Pretraining (预训练) is language modelling: predict each next character; the loss
+# (损失函数) is the cross-entropy (交叉熵) at every position. This lesson runs a *short*
+# pretraining — the same code as `minituner pretrain`, with fewer steps — and compares it with
+# the shipped base, which ran the full recipe once (its metadata records how). How many steps
+# and how long they take are printed by the code below.
 #
-# Run it: `python lessons/01_pretrain.py` (about a minute; `--smoke` for the test preset).
+# Run it: `python lessons/01_pretrain.py` (`--steps N` to change the short run, `--smoke` for
+# the test preset). In a notebook the full lesson runs.
 
 # %%
-import argparse
-import sys
-from pathlib import Path
+import math
 
+import matplotlib.pyplot as plt
 import torch
 
 import minituner
+from minituner import lesson
 from minituner.checkpoint import base_metadata
 from minituner.pretrain import pretrain
-from minituner.report import markdown_table, plot_losses
+from minituner.report import label, markdown_table, save_figure
 
-PROMPTS = ["the cat eats", "the animal that says woof is the", "the owl lives in the"]
+# presets: from the command line in a script, the full lesson's defaults in a notebook
+args = lesson.options("Lesson 01: pretraining", smoke=dict(steps=10, evals=2, prompts=1), out="runs/01_pretrain",
+                      steps=150, evals=10, prompts=3)
+steps, out = args.steps, args.out
+PROMPTS = ["the cat eats", "the animal that says woof is the", "the owl lives in the"][: args.prompts]
 
-
-def parse(argv):
-    p = argparse.ArgumentParser(description="Lesson 01: pretraining")
-    p.add_argument("--steps", type=int, default=150, help="pretraining steps of the short run")
-    p.add_argument("--smoke", action="store_true", help="tiny preset for tests (10 steps)")
-    p.add_argument("--out", default="runs/01_pretrain", help="folder for the figure")
-    return p.parse_args(argv)
-
-
-# %% [markdown]
-# ## 1. Before: a model that knows nothing
-#
-# A freshly initialised GPT of the same shape writes noise: every character is about
-# equally likely, so its loss is near ln(V), the log of the vocabulary size.
-
-# %%
-def samples(model, tok, prompts):
-    return {p: minituner.answer(model, tok, p, max_new_tokens=16) for p in prompts}
-
+torch.manual_seed(0)
+tok = minituner.CharTokenizer()
+base = minituner.load_base()
+meta = base_metadata()
+probe = minituner.make_fact_probe()  # every fact asked both ways, in the corpus's words
+print(f"vocabulary: {tok.vocab_size} characters; {len(probe)} fact questions")
 
 # %% [markdown]
-# ## 2. Pretrain, briefly, and compare with the shipped base
+# ## 1. Before: a model that knows nothing (预训练之前)
 #
-# The short run's loss falls fast at first (spelling, spaces, the sentence frames),
-# then slowly (the facts themselves: which animal eats what). The shipped base ran the
-# full recipe; `fact accuracy` asks every fact both ways, in the corpus's words.
+# A freshly initialised GPT of the same shape writes noise: every character is about equally
+# likely, so its loss is near ln V, the log of the vocabulary size.
 
 # %%
-def compare(short, base, probe, corpus, meta):
-    rows = []
-    for name, m in (("short run", short), ("shipped base", base)):
-        rows.append({"model": name, "held-out loss": minituner.evaluate(m, corpus.test)["loss"],
-                     "facts answered both ways": minituner.evaluate(m, probe)["accuracy"]})
-    print(markdown_table(rows))
-    r = meta["recipe"]
-    print(f"\nthe shipped base: {r['steps']} steps, lr {r['lr']}, batch {r['batch_size']}, seed {r['seed']}, "
-          f"{meta['seconds']} s when it was made")
+fresh = minituner.GPT(minituner.GPTConfig(), seed=0)
+# the held-out rows pretraining never trains on: the same 256 rows `pretrain()` scores the base on
+corpus = minituner.make_corpus(n_train=1, length=fresh.config.block_size + 1)
+fresh_loss = minituner.evaluate(fresh, corpus.test)["loss"]
+ln_v = math.log(tok.vocab_size)
+print(f"held-out loss {fresh_loss:.3f}, ln V = {ln_v:.3f}")
+print(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh, tok, p, max_new_tokens=16)}
+                      for p in PROMPTS]))
 
-
-def main(argv=None):
-    args = parse(argv)
-    steps = 10 if args.smoke else args.steps
-    torch.manual_seed(0)
-    tok = minituner.CharTokenizer()
-    fresh = minituner.GPT(minituner.GPTConfig(), seed=0)
-    corpus = minituner.make_corpus(n_train=200, n_test=64, length=fresh.config.block_size + 1)
-    print("Step 1 — before pretraining")
-    print(f"held-out loss {minituner.evaluate(fresh, corpus.test)['loss']:.3f} (ln V = {torch.log(torch.tensor(float(tok.vocab_size))):.3f})")
-    for p, a in samples(fresh, tok, PROMPTS[:1]).items():
-        print(f"  {p!r} -> {a!r}")
-    print(f"\nStep 2 — pretraining for {steps} steps (the same code as `minituner pretrain --steps {steps}`)")
-    short, hist, meta = pretrain(steps=steps, progress=True, n_train=2000)
-    print(f"{hist.seconds:.1f} s, final training loss {meta['final_train_loss']}")
-    fig = plot_losses({f"pretraining, {steps} steps": hist.losses}, "Pretraining loss (all characters)",
-                      Path(args.out) / "pretrain_loss.png")
-    print(f"figure: {fig}")
-    base = minituner.load_base()
-    compare(short, base, minituner.make_fact_probe(), corpus, base_metadata())
-    print("\nStep 3 — what each model writes")
-    for name, m in (("short run", short), ("shipped base", base)):
-        for p, a in samples(m, tok, PROMPTS[: 1 if args.smoke else 3]).items():
-            print(f"  {name:12s} {p!r} -> {a!r}")
-
+# %% [markdown]
+# ## 2. Pretrain, briefly (预训练:只跑几步)
+#
+# `pretrain()` is the function that made the shipped base; here it runs for the number of steps
+# printed below, on 2,000 rows of the corpus, with the base's own recipe (AdamW, lr 3e-3 with
+# warm-up and cosine decay, batch 32). The held-out loss is measured every few steps on 256 rows
+# the run never trains on (the same rows the shipped base's metadata scores). The loss falls fast at first (spelling, spaces, the sentence
+# frames), then slowly (the facts themselves: which animal eats what).
 
 # %%
-if __name__ == "__main__":
-    main(None if "ipykernel" not in sys.modules else [])
+short, hist, short_meta = pretrain(steps=steps, progress=True, n_train=2000, eval_every=max(1, steps // args.evals))
+ms_per_step = 1000 * hist.seconds / steps
+print(f"{steps} steps in {hist.seconds:.1f} s ({ms_per_step:.0f} ms a step on this machine, "
+      f"{len(hist.evals)} held-out evaluations included); training loss of the last steps {short_meta['final_train_loss']}")
+
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(range(1, steps + 1), hist.losses, alpha=0.6, label=label("training loss (each step)", "训练损失"))
+ax.plot([s for s, _, _ in hist.evals], [loss for _, loss, _ in hist.evals], "o-",
+        label=label("held-out loss", "留出集损失"))
+ax.axhline(ln_v, color="grey", ls=":", label=label("ln V: knowing nothing", "ln V:一无所知"))
+ax.axhline(meta["held_out_loss"], color="green", ls="--",
+           label=label(f"shipped base ({meta['recipe']['steps']:,} steps)", "发布的基座模型"))
+ax.set_yscale("log")
+ax.set_xlabel(label("step", "步"))
+ax.set_ylabel(label("loss per character (nats, every position)", "每个字符的损失"))
+ax.set_title(label(f"Pretraining, {steps} steps", f"预训练 {steps} 步"))
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3)
+save_figure(fig, out / "pretrain_loss.png")
+
+# %% [markdown]
+# ## 3. The short run against the shipped base (短训练 vs 发布的基座模型)
+#
+# Held-out loss says how well each model predicts the world's text; "facts answered both
+# ways" asks every fact forwards and backwards and counts exact greedy answers.
+
+# %%
+results = {name: {"held-out loss": minituner.evaluate(m, corpus.test)["loss"],
+                  "facts answered both ways": minituner.evaluate(m, probe)["accuracy"]}
+           for name, m in (("short run", short), ("shipped base", base))}
+r = meta["recipe"]
+print(markdown_table([{"model": name, "steps": n, **v} for (name, v), n in zip(results.items(), (steps, r["steps"]))]))
+print(f"the shipped base: {r['steps']:,} steps, lr {r['lr']}, batch {r['batch_size']}, seed {r['seed']}: "
+      f"{meta['seconds']} s when it was made ({1000 * meta['seconds'] / r['steps']:.0f} ms a step, "
+      f"on a shared 2-core CPU)")
+
+# %% [markdown]
+# ## 4. What each model writes (各自写出什么)
+
+# %%
+print(markdown_table([{"prompt": p, "short run": minituner.answer(short, tok, p, max_new_tokens=16),
+                       "shipped base": minituner.answer(base, tok, p, max_new_tokens=16)} for p in PROMPTS]))
+
+# %% [markdown]
+# ## Conclusions (小结)
+#
+# Read from the results above:
+
+# %%
+short_r, base_r = results["short run"], results["shipped base"]
+print(f"- Untrained, the model's loss is {fresh_loss:.2f}, close to ln V = {ln_v:.2f}: it knows nothing.")
+print(f"- {steps} steps took {hist.seconds:.0f} s here and brought the held-out loss to {short_r['held-out loss']:.3f}; "
+      f"it answers {short_r['facts answered both ways']:.0%} of the facts both ways.")
+print(f"- The shipped base ran {r['steps'] // steps}× as many steps: held-out loss {base_r['held-out loss']:.3f}, "
+      f"{base_r['facts answered both ways']:.0%} of the facts. Pretraining is the expensive part; "
+      f"fine-tuning (the next lessons) starts from its result.")

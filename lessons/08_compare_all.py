@@ -7,11 +7,12 @@
 # %% [markdown]
 # # 08 · Every method side by side (全量微调, 冻结, 提示微调, 前缀微调, P-Tuning v2, LoRA)
 #
-# The article (§3) sorts fine-tuning into three families: full fine-tuning, prompt-style
-# tuning (prompt tuning, prefix tuning, P-Tuning v2) and LoRA; §4 adds freezing. This
-# lesson trains each of them from the same shipped base, on the same task, with the
-# same data order and seed, and one more row from a random initialisation (the floor:
-# what the task alone teaches). It is the same code as `minituner compare`.
+# The article (§3) sorts fine-tuning into full fine-tuning (§3.1) and parameter-efficient
+# fine-tuning (参数高效微调, PEFT, §3.2: prompt tuning, prefix tuning, LoRA); §4 step 5 adds
+# freezing and §5.1 names P-Tuning v2. This lesson trains each of them from the same shipped
+# base, on the same task, with the same data order and seed, plus one row from a random
+# initialisation: the floor, what the task alone teaches. It is the same code as
+# `minituner compare` (`minituner/compare.py`).
 #
 # Each method gets the settings `minituner sweep` chose for it on the validation split
 # (learning rate, and k or r; `minituner/assets/selected.json`); training early-stops on
@@ -20,47 +21,152 @@
 # Validation and test ask facts that the task's training split never shows, so the test
 # accuracy measures how much of the pretrained knowledge each method can put to use.
 #
-# Run it: `python lessons/08_compare_all.py` (`--smoke` for the test preset).
+# Run it: `python lessons/08_compare_all.py` (`--steps N`, `--task`, `--smoke` for the test
+# preset). In a notebook the full lesson runs.
 
 # %%
-import argparse
-import sys
+import tempfile
+from pathlib import Path
 
+import matplotlib.pyplot as plt
+import torch
+
+import minituner
 import minituner.compare as cmp
-from minituner.report import markdown_table
+from minituner import lesson
+from minituner.report import count_parameters, label, markdown_table, save_figure
 
-
-def parse(argv):
-    p = argparse.ArgumentParser(description="Lesson 08: every method on one base")
-    p.add_argument("--task", default="classify", choices=["classify", "relabel", "qa"])
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--smoke", action="store_true", help="tiny preset for tests (5 steps per method)")
-    p.add_argument("--out", default="runs/08_compare_all", help="folder for the table and figures")
-    return p.parse_args(argv)
-
+# presets: from the command line in a script, the full lesson's defaults in a notebook
+args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=5, time_steps=2),
+                      out="runs/08_compare_all", task="classify", steps=250, time_steps=20)
+steps, out = args.steps, args.out
+MB = 1e6
 
 # %% [markdown]
-# ## The comparison
+# ## 1. Train every method (训练每一种方法)
 #
-# Columns: what is trained (count and share of the model), the optimiser's memory
-# (AdamW keeps two numbers per trainable parameter), the held-out loss and exact-match
-# accuracy, the training time, the memory one step holds, and what must be saved to
-# keep the result (a LoRA adapter file is a few kB; full fine-tuning saves a whole model).
+# One line per method as it finishes; then two figures: the training-loss curves of all of them
+# (a running mean over 10 steps, log scale), and the trade-off — each method's trainable share
+# (log scale) against its test accuracy. Up and to the left is better: more accuracy for fewer
+# trained numbers.
 
 # %%
-def main(argv=None):
-    args = parse(argv)
-    steps = 5 if args.smoke else args.steps
-    print(f"Step 1 — train every method for {steps} steps on `{args.task}`")
-    rows = cmp.compare(task=args.task, steps=steps, out=args.out, progress=True)
-    print("\nStep 2 — the table")
-    print(markdown_table(rows, ["method", "setting", "trainable params", "trainable %",
-                                "val acc", "test loss", "test acc", "train s"]))
-    print("\nStep 3 — memory")
-    print(markdown_table(rows, ["method", "step memory bytes"]))
-    print(f"\nfigures: {args.out}/curves.png, {args.out}/tradeoff.png")
+print(f"{steps} steps of each method on `{args.task}`")
+rows = cmp.compare(task=args.task, steps=steps, out=out, progress=True)
+short = {r["method"]: r["method"].split(" (")[0] for r in rows}  # "full (全量微调)" -> "full"
 
+# %% [markdown]
+# ## 2. What each method trains, and what it buys (训练了什么,换来了什么)
+#
+# *trainable %* is the share of the model's parameters the method trains (PEFT's
+# `trainable%`); *test acc* is the exact-match accuracy of the greedy answer on the test split.
 
 # %%
-if __name__ == "__main__":
-    main(None if "ipykernel" not in sys.modules else [])
+columns = ["method", "setting", "trainable params", "trainable %", "val acc", "test loss", "test acc"]
+print(markdown_table(rows, [c for c in columns if c in rows[0]]))
+
+# %% [markdown]
+# ## 3. Memory, read for the student (内存:每一列是什么意思)
+#
+# Each method's model again, as the comparison built it, and what one training step of it holds
+# (`minituner.compare.step_memory_bytes`), split in two:
+# - **weights, gradients and AdamW state**: every weight (4 bytes, float32), plus a gradient and
+#   AdamW's two moments (m, v) for each *trainable* number: 4·all + 3·4·trainable bytes. This is
+#   where PEFT saves: the optimizer's state is 2 × 4 bytes per trainable number (a `minituner
+#   verify` row checks it against the optimizer's own count);
+# - **saved activations**: the tensors autograd keeps from the forward pass for the backward
+#   pass. They depend on how far back the gradient must travel, not on how many numbers train.
+#   Prompt tuning trains the fewest numbers, but its gradient must reach the input, through
+#   every layer, so it keeps almost every activation; freezing all but the top block stops the
+#   backward pass there.
+#
+# What is kept after training is measured the same way for every method: the folder
+# `save_pretrained` writes (the trainable tensors, 4 bytes each, plus a small JSON; for full
+# fine-tuning, the whole model).
+
+# %%
+base, data = minituner.load_base(), minituner.make_task(args.task)
+chosen = cmp.selected_settings()[args.task]  # the sweep's choice per method, made on validation
+built = {short[m.name]: (m.build(base, chosen[m.key], seed=0), chosen[m.key]["lr"]) for m in cmp.METHODS}
+batch = data.train.batch(16, torch.Generator().manual_seed(0))
+memory = {}
+with tempfile.TemporaryDirectory() as tmp:
+    for name, (model, _) in built.items():
+        trainable, total = count_parameters(model)
+        step = cmp.step_memory_bytes(model, batch)
+        params = 4 * total + 3 * 4 * trainable  # weights + gradients + (m, v), float32
+        folder = Path(model.save_pretrained(Path(tmp) / name.replace(" ", "_")))
+        memory[name] = {"method": name, "trainable params": trainable, "AdamW state MB": 8 * trainable / MB,
+                        "weights+grads+AdamW MB": params / MB, "saved activations MB": (step - params) / MB,
+                        "step memory MB": step / MB, "saved folder bytes": sum(f.stat().st_size for f in folder.iterdir())}
+print(markdown_table(list(memory.values())))
+
+fig, ax = plt.subplots(figsize=(7, 3.8))
+names = list(memory)
+params_mb = [memory[n]["weights+grads+AdamW MB"] for n in names]
+acts_mb = [memory[n]["saved activations MB"] for n in names]
+ax.barh(names, params_mb, label=label("weights, gradients, AdamW state", "权重、梯度、优化器状态"))
+ax.barh(names, acts_mb, left=params_mb, label=label("activations saved for the backward pass", "反向传播保存的激活值"))
+ax.invert_yaxis()
+ax.set_xlabel(label("MB one training step holds", "每个训练步占用的内存 (MB)"))
+ax.set_title(label("Where a step's memory goes", "一步的内存花在哪里"))
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+save_figure(fig, out / "memory.png")
+
+# %% [markdown]
+# ## 4. Does PEFT reduce compute? (PEFT 能减少计算量吗?)
+#
+# The article (§3.2) says PEFT lowers the computational complexity. The forward pass still runs
+# the whole frozen model (plus the adapter), and the backward pass still runs through every layer
+# above the lowest trained tensor; only the gradients of frozen weights are skipped. Here each
+# model trains a few more steps on the same batches, timed alone (the CPU may be shared with
+# other work, so read ratios, not milliseconds) — see [errata 8](../docs/errata.md).
+
+# %%
+cost = []
+for name, (model, lr) in built.items():
+    hist = minituner.train(model, data, steps=args.time_steps, lr=lr, batch_size=16, progress=False)
+    cost.append({"method": name, "ms per step": 1000 * hist.seconds / args.time_steps,
+                 "trainable": memory[name]["trainable params"], "step memory MB": memory[name]["step memory MB"]})
+full = next(c for c in cost if c["method"] == "full")
+for c in cost:
+    c |= {"trainable ÷ full": c["trainable"] / full["trainable"], "memory ÷ full": c["step memory MB"] / full["step memory MB"],
+          "time ÷ full": c["ms per step"] / full["ms per step"]}
+print(markdown_table(cost, ["method", "ms per step", "trainable ÷ full", "memory ÷ full", "time ÷ full"]))
+
+fig, ax = plt.subplots(figsize=(7, 3.8))
+xs = range(len(cost))
+for i, (key, name) in enumerate([("trainable ÷ full", label("trainable", "可训练参数")),
+                                 ("memory ÷ full", label("step memory", "每步内存")),
+                                 ("time ÷ full", label("time per step", "每步时间"))]):
+    ax.bar([x + (i - 1) * 0.27 for x in xs], [c[key] for c in cost], width=0.27, label=name)
+ax.set_xticks(list(xs), [c["method"] for c in cost], rotation=20, fontsize=8)
+ax.set_yscale("log")
+ax.axhline(1, color="grey", ls=":")
+ax.set_ylabel(label("÷ full fine-tuning (log)", "相对全量微调(对数)"))
+ax.set_title(label("PEFT trains far fewer numbers; a step's memory and time fall far less",
+                   "PEFT 训练的参数少得多,每步的内存和时间却少得不多"))
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+save_figure(fig, out / "cost.png")
+
+# %% [markdown]
+# ## Conclusions (小结)
+#
+# Read from this run (one seed: a difference of one or two test rows is noise):
+
+# %%
+acc = {short[r["method"]]: r["test acc"] for r in rows}
+share = {short[r["method"]]: r["trainable %"] for r in rows}
+by = {c["method"]: c for c in cost}
+print("- Test accuracy, best first: " + ", ".join(f"{n} {a:.2f}" for n, a in sorted(acc.items(), key=lambda x: -x[1])) + ".")
+print(f"- From scratch reaches {acc['from scratch']:.2f}: the test asks facts only pretraining taught; "
+      f"{sum(a > acc['from scratch'] for n, a in acc.items() if n != 'from scratch')} of {len(acc) - 1} methods "
+      f"that start from the base do better.")
+print(f"- LoRA trains {share['LoRA']:.1f}% of the parameters and scores {acc['LoRA']:.2f} against full fine-tuning's "
+      f"{acc['full']:.2f}; its AdamW state is {memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f}× "
+      f"smaller and its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
+print(f"- Saved activations dominate a step's memory: prompt tuning trains {memory['prompt tuning']['trainable params']:,} "
+      f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing holds "
+      f"{by['freeze']['memory ÷ full']:.0%}, because its backward pass stops at the top block.")
+print("- Time per step ÷ full: " + ", ".join(f"{c['method']} {c['time ÷ full']:.2f}" for c in cost)
+      + ": a step's time falls far less than the trainable count.")

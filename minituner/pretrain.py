@@ -36,8 +36,12 @@ def check_config(config: GPTConfig, world_seed: int = 0) -> None:
 
 def pretrain(steps: int = RECIPE["steps"], lr: float = RECIPE["lr"], batch_size: int = RECIPE["batch_size"],
              seed: int = RECIPE["seed"], world_seed: int = RECIPE["world_seed"], config: GPTConfig | None = None,
-             device: str = "cpu", progress: bool = True, n_train: int = 20000):
-    """Train a fresh GPT on the corpus; returns (model, history, metadata)."""
+             device: str = "cpu", progress: bool = True, n_train: int = 20000, eval_every: int = 0):
+    """Train a fresh GPT on the corpus; returns (model, history, metadata).
+
+    eval_every > 0 records the corpus's validation loss every that many steps in the history
+    (lesson 01's curve).
+    """
     config = config or GPTConfig()
     check_config(config, world_seed)
     torch.manual_seed(seed)
@@ -45,7 +49,7 @@ def pretrain(steps: int = RECIPE["steps"], lr: float = RECIPE["lr"], batch_size:
     model = GPT(config, seed=seed)
     warmup = min(RECIPE["warmup"], max(1, steps // 10))
     hist = train(model, corpus, steps=steps, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                 warmup=warmup, grad_clip=RECIPE["grad_clip"], progress=progress)
+                 warmup=warmup, grad_clip=RECIPE["grad_clip"], eval_every=eval_every, progress=progress)
     model.to("cpu")
     held_out = evaluate(model, corpus.test)["loss"]
     facts = evaluate(model, make_fact_probe(world_seed))["accuracy"]

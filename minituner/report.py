@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -87,6 +88,44 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+CJK_PROBE = "微调损失"  # characters a font must draw for a figure to carry Chinese labels
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The family name of an installed font (in matplotlib's font list) that draws Chinese, or None:
+    a font with its own glyph for each character of CJK_PROBE."""
+    from matplotlib import font_manager, ft2font
+
+    for entry in font_manager.fontManager.ttflist:
+        try:
+            charmap = ft2font.FT2Font(entry.fname).get_charmap()  # {code point: glyph index}
+        except (OSError, RuntimeError):  # a font file matplotlib lists but FreeType cannot open
+            continue
+        glyphs = {charmap.get(ord(c)) for c in CJK_PROBE}
+        # one distinct glyph per character: a fallback font such as matplotlib's own "Last Resort"
+        # maps every Chinese character to the same box
+        if None not in glyphs and len(glyphs) == len(CJK_PROBE):
+            return entry.name
+    return None
+
+
+def label(en: str, zh: str) -> str:
+    """A figure's text in both languages, "en (zh)", where a font that draws Chinese is installed;
+    else `en` alone, since matplotlib would draw each missing glyph as an empty box.
+
+    With such a font, it is appended to matplotlib's font families as a fallback: Latin text
+    keeps the default font, Chinese characters come from the CJK one.
+    """
+    font = cjk_font()
+    if font is None:
+        return en
+    families = list(plt.rcParams["font.family"])
+    if font not in families:
+        plt.rcParams["font.family"] = [*families, font]
+    return f"{en} ({zh})"
 
 
 def save_figure(fig, path) -> Path:

@@ -22,3 +22,20 @@ def test_verify_command_prints_a_table_and_exits_zero(capsys):
     assert main(["verify"]) == 0
     out = capsys.readouterr().out
     assert "Y = WX" in out and f"{len(CHECKS)} of {len(CHECKS)} formulas hold" in out
+
+
+def test_each_check_says_whether_the_article_states_it(capsys):
+    from minituner.cli import main
+    from minituner.verify import check
+
+    sources = {c.formula: c.source for c in CHECKS}
+    assert set(sources.values()) == {"article", "added"}
+    assert sources["Y = WX (a layer's output is its matrix times the input)"] == "article"
+    assert sources["prompt tuning with k = 0 virtual tokens is the base, exactly"] == "added"
+    with pytest.raises(ValueError, match="source"):
+        check("§1", "a check with no source", source="paper")
+    main(["verify"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["article", "source", "formula"]
+    n_article = sum(s == "article" for s in sources.values())
+    assert f"({n_article} stated by the article, {len(CHECKS) - n_article} added by minituner)" in lines[-1]

@@ -66,3 +66,60 @@ def test_markdown_form_and_bad_depth(tiny, capsys):
     assert line in capsys.readouterr().out and line.startswith("trainable params: ")
     with pytest.raises(ValueError, match="depth"):
         parameter_table(tiny, depth=0)
+
+
+def missing_glyph_warnings(text: str) -> list[str]:
+    """Draw `text` off-screen and return matplotlib's 'Glyph … missing' warnings (empty boxes)."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title(text)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    plt.close(fig)
+    return [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+def test_figure_labels_never_draw_boxes():
+    import matplotlib
+
+    from minituner.report import cjk_font, label
+
+    with matplotlib.rc_context():
+        text = label("training loss", "训练损失")
+        assert missing_glyph_warnings(text) == []
+        if cjk_font() is None:  # no font draws Chinese here: English only, and raw Chinese would be boxes
+            assert text == "training loss"
+            assert missing_glyph_warnings("训练损失")
+        else:
+            assert text == "training loss (训练损失)"
+
+
+def test_label_uses_a_cjk_font_as_a_fallback_only(monkeypatch):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from minituner import report
+
+    with matplotlib.rc_context():
+        monkeypatch.setattr(report, "cjk_font", lambda: None)
+        before = list(plt.rcParams["font.family"])
+        assert report.label("step", "步数") == "step" and plt.rcParams["font.family"] == before
+        monkeypatch.setattr(report, "cjk_font", lambda: "Some CJK Sans")
+        assert report.label("step", "步数") == "step (步数)"
+        assert report.label("loss", "损失") == "loss (损失)"
+        assert plt.rcParams["font.family"] == [*before, "Some CJK Sans"]  # appended once, after the default
+
+
+def test_a_font_that_draws_every_character_as_one_box_is_not_chinese():
+    from matplotlib import font_manager
+
+    from minituner.report import cjk_font
+
+    boxes = [f.name for f in font_manager.fontManager.ttflist if f.name.startswith("Last Resort")]
+    if not boxes:
+        pytest.skip("this matplotlib ships no Last Resort font")
+    assert cjk_font() not in boxes  # it has a "glyph" for every code point: the same box

@@ -18,7 +18,7 @@ def _frozen_top_block():
     return freeze(load_base(), trainable_layers=1), make_task("classify")
 
 
-@check("§4 step 5", "frozen θ after training = θ before (bit-identical)")
+@check("§4 step 5", "frozen θ after training = θ before (bit-identical)", source="article")
 def frozen_unchanged():
     """Train the top block a few steps; the largest change of any frozen element must be 0."""
     model, task = _frozen_top_block()
@@ -28,7 +28,7 @@ def frozen_unchanged():
     return max((after[n] - t).abs().max().item() for n, t in before.items()), 0.0
 
 
-@check("§4 step 5", "∂L/∂θ_frozen is never computed (grad is None)")
+@check("§4 step 5", "∂L/∂θ_frozen is never computed (grad is None)", source="added")
 def frozen_no_gradient():
     """One backward pass: count the elements of frozen tensors that received a gradient."""
     model, task = _frozen_top_block()
@@ -39,7 +39,7 @@ def frozen_no_gradient():
     return float(leaked + missing), 0.0
 
 
-@check("§4 step 6", "optimiser state = 2 × trainable × 4 bytes (m and v, float32)")
+@check("§4 step 6", "optimiser state = 2 × trainable × 4 bytes (m and v, float32)", source="added")
 def optimizer_state():
     """AdamW keeps m and v only for the tensors that require grad."""
     model, _ = _frozen_top_block()

@@ -10,7 +10,7 @@ from ..data import make_task
 from . import check
 
 
-@check("§1", "Y = WX (a layer's output is its matrix times the input)")
+@check("§1", "Y = WX (a layer's output is its matrix times the input)", source="article")
 def y_equals_wx():
     """Every Linear of the base, applied to real activations, against the article's column form."""
     base = load_base()
@@ -26,7 +26,7 @@ def y_equals_wx():
     return worst, 1e-5
 
 
-@check("§1", "model = stack of W: Σ matrix sizes = parameter count")
+@check("§1", "model = stack of W: Σ matrix sizes = parameter count", source="article")
 def parameter_count():
     """The analytic count of the GPT's tensors against PyTorch's own count."""
     base = load_base()

@@ -35,7 +35,7 @@ def _inputs(n: int = 8):
     return make_task("classify").val.x[:n]  # (n, T) real prompts
 
 
-@check("§3.2", "fresh LoRA: ΔW = B·A = 0, so (W + ΔW)X = WX exactly")
+@check("§3.2", "fresh LoRA: ΔW = B·A = 0, so (W + ΔW)X = WX exactly", source="added")
 def fresh_equals_base():
     base = load_base()
     x = _inputs()
@@ -43,7 +43,7 @@ def fresh_equals_base():
     return (model(x) - base(x)).abs().max().item(), 0.0
 
 
-@check("§3.2", "ΔW = AB: article's A (m×r) = lora_B, its B (r×n) = lora_A")
+@check("§3.2", "ΔW = AB: article's A (m×r) = lora_B, its B (r×n) = lora_A", source="article")
 def article_mapping():
     """The layer's output against the article's column form Y = (W + A·B) X (+ b), letters mapped."""
     model = _fill_B(lora(load_base(), r=4, lora_alpha=4, target_modules=("q_proj",)), seed=1)
@@ -57,7 +57,7 @@ def article_mapping():
     return (layer(x).T - Y).abs().max().item(), 1e-5
 
 
-@check("§3.2", "only A and B learn: ∂L/∂W is never computed")
+@check("§3.2", "only A and B learn: ∂L/∂W is never computed", source="article")
 def gradients_reach_only_lora():
     model, task = _fill_B(lora(load_base(), r=4, lora_alpha=8), seed=2), make_task("classify")
     x, y, m = task.train.batch(8, torch.Generator().manual_seed(0))
@@ -69,7 +69,7 @@ def gradients_reach_only_lora():
     return float(wrong), 0.0
 
 
-@check("§3.2", "trainable = r·(in + out) · targets · layers")
+@check("§3.2", "trainable = r·(in + out) · targets · layers", source="added")
 def trainable_count():
     base = load_base()
     c, r = base.config, 4
@@ -83,7 +83,7 @@ def trainable_count():
     return float(worst), 0.0
 
 
-@check("§3.2", "merge: (W + ΔW)X with W ← W + ΔW equals WX + ΔWX")
+@check("§3.2", "merge: (W + ΔW)X with W ← W + ΔW equals WX + ΔWX", source="article")
 def merged_equals_unmerged():
     model = _fill_B(lora(load_base(), r=4, lora_alpha=8, target_modules="all"), seed=3)
     x = _inputs()
@@ -92,7 +92,7 @@ def merged_equals_unmerged():
     return (model(x) - before).abs().max().item(), 1e-4
 
 
-@check("§3.2", "unmerge: (W + ΔW) − ΔW = W (float32 rounding)")
+@check("§3.2", "unmerge: (W + ΔW) − ΔW = W (float32 rounding)", source="article")
 def merge_unmerge_restores_w():
     model = _fill_B(lora(load_base(), r=4, lora_alpha=8, target_modules="all"), seed=4)
     W = {n: layer.weight.detach().clone() for n, layer in lora_layers(model.base).items()}
@@ -101,7 +101,7 @@ def merge_unmerge_restores_w():
     return max((layer.weight - W[n]).abs().max().item() for n, layer in lora_layers(model.base).items()), 1e-6
 
 
-@check("§3.2", "switch: (W + ΔW) − ΔW + ΔW′ = W + ΔW′")
+@check("§3.2", "switch: (W + ΔW) − ΔW + ΔW′ = W + ΔW′", source="article")
 def switch_formula():
     base = load_base()
     model = _fill_B(lora(base, r=4, lora_alpha=8), seed=5)
@@ -117,7 +117,7 @@ def switch_formula():
     return worst, 1e-6
 
 
-@check("§3.2", "a disabled adapter runs the base alone: WX")
+@check("§3.2", "a disabled adapter runs the base alone: WX", source="added")
 def disabled_is_base():
     base = load_base()
     model = _fill_B(lora(base, r=4, lora_alpha=8), seed=7)
@@ -126,7 +126,7 @@ def disabled_is_base():
         return (model(x) - base(x)).abs().max().item(), 0.0
 
 
-@check("§3.2", "adapter file round trip: same A, B, same logits")
+@check("§3.2", "adapter file round trip: same A, B, same logits", source="added")
 def save_load_round_trip():
     base = load_base()
     model = _fill_B(lora(base, r=4, lora_alpha=8), seed=8)
@@ -137,10 +137,26 @@ def save_load_round_trip():
     return (loaded(x) - model(x)).abs().max().item(), 0.0
 
 
-@check("§3.2", "W is frozen: base tensors bit-identical after training")
+@check("§3.2", "W is frozen: base tensors bit-identical after training", source="article")
 def base_unchanged_by_training():
     model, task = lora(load_base(), r=4, lora_alpha=8), make_task("classify")
     before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     train(model, task, steps=3, lr=1e-3, batch_size=8, weight_decay=0.1, progress=False)
     after = dict(model.named_parameters())
     return max((after[n] - t).abs().max().item() for n, t in before.items()), 0.0
+
+
+@check("§3.2", "a LoRA update ΔW = BA moves every entry of W (rank ≤ r, not a subset)", source="added")
+def delta_is_dense():
+    """docs/errata.md 4: LoRA picks no "key subset" of W's entries. After a few training steps from a
+    fresh adapter (ΔW = 0), the share of ΔW's entries still exactly 0, plus how far rank(ΔW) exceeds r:
+    0 when ΔW is a dense m×n matrix of rank ≤ r."""
+    r = 4
+    model = lora(load_base(), r=r, lora_alpha=8, target_modules=("q_proj", "v_proj"))
+    train(model, make_task("classify"), steps=3, lr=1e-2, batch_size=8, progress=False)
+    worst = 0.0
+    for layer in lora_layers(model.base).values():
+        delta = layer.get_delta_weight("default")  # (out, in)
+        untouched = (delta == 0).float().mean().item()
+        worst = max(worst, untouched + max(0, torch.linalg.matrix_rank(delta).item() - r))
+    return worst, 0.0

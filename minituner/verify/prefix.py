@@ -37,7 +37,7 @@ def attention_by_hand(attn, x: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor)
     return A.transpose(1, 2).reshape(B, T, C) @ attn.o_proj.weight.T + attn.o_proj.bias  # (B, T, C)
 
 
-@check("§3.2", "prefix tuning: attention(Q, [P_k; K], [P_v; V]) = the same by hand, every layer")
+@check("§3.2", "prefix tuning: attention(Q, [P_k; K], [P_v; V]) = the same by hand, every layer", source="article")
 @torch.no_grad()
 def prefix_is_concatenation(base=None):
     model = ptuning_v2(base or load_base(), num_virtual_tokens=6, seed=1)
@@ -51,7 +51,7 @@ def prefix_is_concatenation(base=None):
     return worst, 1e-5
 
 
-@check("§3.2", "prefix tuning with k = 0 (P_k, P_v empty) is the base, exactly")
+@check("§3.2", "prefix tuning with k = 0 (P_k, P_v empty) is the base, exactly", source="added")
 @torch.no_grad()
 def empty_prefix_is_base(base=None):
     base = base or load_base()
@@ -60,7 +60,7 @@ def empty_prefix_is_base(base=None):
     return (base(idx, prefixes=[(empty, empty)] * base.config.n_layer) - base(idx)).abs().max().item(), 0.0
 
 
-@check("§3.2", "a zero prefix is no no-op: each row's weights shrink by Z / (Z + k)")
+@check("§3.2", "a zero prefix is no no-op: each row's weights shrink by Z / (Z + k)", source="added")
 @torch.no_grad()
 def zero_prefix_takes_a_share(base=None):
     """k zero keys score 0 and zero values add nothing, so softmax([0]*k, s) · [0; V] = (softmax(s) · V) · Z / (Z + k),
@@ -77,7 +77,7 @@ def zero_prefix_takes_a_share(base=None):
     return (with_zeros - F.causal_attention(q, key, v) * share).abs().max().item(), 1e-5
 
 
-@check("§3.2", "prefix tuning: fold() P = MLP(E) into plain prefixes, same logits")
+@check("§3.2", "prefix tuning: fold() P = MLP(E) into plain prefixes, same logits", source="added")
 @torch.no_grad()
 def folded_prefix_same_logits(base=None):
     model = prefix_tuning(base or load_base(), num_virtual_tokens=6, seed=1)
@@ -86,9 +86,26 @@ def folded_prefix_same_logits(base=None):
     return (model.fold()(idx) - before).abs().max().item(), 1e-5
 
 
-@check("§3.2", "prefix tuning: generate() with the KV cache = without it (same tokens)")
+@check("§3.2", "prefix tuning: generate() with the KV cache = without it (same tokens)", source="added")
 def prefix_cache_same_tokens(base=None):
     """Greedy continuations of real prompts; the residual counts the tokens that differ."""
     model = prefix_tuning(base or load_base(), num_virtual_tokens=6, seed=1)
     idx = task_rows()[:, :20]  # (B, 20)
     return float((model.generate(idx, 12, use_cache=True) != model.generate(idx, 12, use_cache=False)).sum().item()), 0.0
+
+
+@check("§3.2", "prefix tuning adds no rows to any W: same weights, same output shape", source="added")
+@torch.no_grad()
+def no_rows_added_to_w(base=None):
+    """docs/errata.md 5: W' = [Wp; W] read as algebra would make W taller and Y longer. Every tensor of
+    the base keeps its name, shape and values, the logits keep their shape (B, T, V), and what trains is
+    one (P_k, P_v) pair of k rows per layer. Returns the number of mismatches."""
+    base = base or load_base()
+    model = ptuning_v2(base, num_virtual_tokens=6, seed=1)
+    idx = task_rows()
+    ours, theirs = base.state_dict(), model.base.state_dict()
+    mismatches = len(set(ours) ^ set(theirs)) + sum(not torch.equal(t, theirs[n]) for n, t in ours.items() if n in theirs)
+    mismatches += model(idx).shape != base(idx).shape
+    C = base.config.n_embd
+    mismatches += sum((pk.shape, pv.shape) != ((6, C), (6, C)) for pk, pv in model.prefixes())
+    return float(mismatches), 0.0

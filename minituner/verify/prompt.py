@@ -27,7 +27,7 @@ def head(base, x: torch.Tensor) -> torch.Tensor:
     return base.ln_f(x) @ base.wte.weight.T  # (B, T, V)
 
 
-@check("§3.2", "prompt tuning: f([P; X]) = the base run on [P; X] built by hand")
+@check("§3.2", "prompt tuning: f([P; X]) = the base run on [P; X] built by hand", source="article")
 @torch.no_grad()
 def prompt_is_concatenation(base=None):
     """As PEFT on GPT-2: P_i gets wpe[i], the real tokens positions k..k+T-1; only the T real rows are predicted."""
@@ -41,7 +41,7 @@ def prompt_is_concatenation(base=None):
     return (model(idx) - by_hand).abs().max().item(), 1e-5
 
 
-@check("§3.2", "prompt tuning with k = 0 virtual tokens is the base, exactly")
+@check("§3.2", "prompt tuning with k = 0 virtual tokens is the base, exactly", source="added")
 @torch.no_grad()
 def empty_prompt_is_base(base=None):
     base = base or load_base()
@@ -50,7 +50,7 @@ def empty_prompt_is_base(base=None):
     return (base(idx, prompt=empty) - base(idx)).abs().max().item(), 0.0
 
 
-@check("§3.2", "prompt tuning: generate() with the KV cache = without it (same tokens)")
+@check("§3.2", "prompt tuning: generate() with the KV cache = without it (same tokens)", source="added")
 def prompt_cache_same_tokens(base=None):
     """Greedy continuations of real prompts; the residual counts the tokens that differ."""
     model = prompt_tuning(base or load_base(), num_virtual_tokens=8, init="vocab", seed=1)

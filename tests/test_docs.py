@@ -1,0 +1,42 @@
+"""The READMEs, the errata and the glossary link to files and headings that exist (as GitHub renders them)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped (letters of any script kept), spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # a '#' in a code block is no heading
+    return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_relative_link_and_anchor_resolves(page):
+    assert page.exists(), f"{page.relative_to(ROOT)} is missing"
+    bad = []
+    for target in LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            bad.append(f"{target}: no such file")
+        elif anchor and anchor not in anchors(dest):
+            bad.append(f"{target}: no heading with that anchor")
+    assert not bad, "\n".join(bad)
+
+
+def test_slug_matches_github():
+    assert slug("### 3. ΔW = AB in the article, ΔW = BA in the paper (§3.2, LoRA)".lstrip("# ")) == \
+        "3-δw--ab-in-the-article-δw--ba-in-the-paper-32-lora"
+    assert slug("全文对照表") == "全文对照表"

@@ -29,12 +29,6 @@
 # One seed and short runs: read trends, not the third digit.
 
 # %%
-import argparse
-import os
-import shlex
-import sys
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import torch
 
@@ -47,23 +41,14 @@ from minituner.analysis import (
     truncated_model,
     with_deltas,
 )
+from minituner.lesson import options
 from minituner.report import count_parameters, markdown_table, save_figure
 
-p = argparse.ArgumentParser(description="Lesson 09: is ΔW low-rank?")
-p.add_argument("--steps", type=int, default=120, help="full fine-tuning steps")
-p.add_argument("--lr", type=float, default=5e-4, help="full fine-tuning learning rate (as lesson 02)")
-p.add_argument("--lora-steps", type=int, default=40, help="steps of each LoRA run")
-p.add_argument("--lora-lr", type=float, default=1e-2)
-p.add_argument("--batch-size", type=int, default=8)
-p.add_argument("--seed", type=int, default=0)
-p.add_argument("--smoke", action="store_true", help="the test preset: a few steps, two ranks")
-p.add_argument("--out", default="runs/09_delta_w", help="folder for the figures")
-in_kernel = "ipykernel" in sys.modules  # a notebook's sys.argv is the kernel's: read MINITUNER_LESSON_ARGS
-args = p.parse_args(shlex.split(os.environ.get("MINITUNER_LESSON_ARGS", "")) if in_kernel else sys.argv[1:])
+# presets: from the command line in a script, the full lesson's defaults in a notebook
+args = options("Lesson 09: is ΔW low-rank?", smoke=dict(steps=3, lora_steps=2), out="runs/09_delta_w",
+               steps=120, lr=5e-4, lora_steps=40, lora_lr=1e-2, batch_size=8, seed=0)
 RANKS = (1, 4) if args.smoke else (1, 2, 4, 8, 16)
-if args.smoke:
-    args.steps, args.lora_steps = 3, 2
-out = Path(args.out)
+out = args.out
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify")
 

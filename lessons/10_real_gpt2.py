@@ -124,7 +124,7 @@ print(markdown_table(rows))
 # %%
 world = make_world(0)
 pairs = task_examples(world, "classify")
-task = Dataset("classify", encode_examples("train", pairs["train"], tok), encode_examples("test", pairs["test"], tok),
+task = Dataset("classify", *(encode_examples(split, pairs[split], tok) for split in ("train", "val", "test")),
                tok, world)
 batch = task.train.batch(args.batch_size, torch.Generator().manual_seed(args.seed))
 B, T = batch[0].shape

@@ -96,8 +96,8 @@ def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_f
     world = make_world(0)
     tok = train_bpe(corpus_sentences(world), num_merges=40)  # ids < 300, the checkpoint's vocabulary
     pairs = task_examples(world, "classify")
-    data = Dataset("classify", encode_examples("train", pairs["train"], tok),
-                   encode_examples("test", pairs["test"], tok), tok, world)
+    data = Dataset("classify", *(encode_examples(split, pairs[split], tok) for split in ("train", "val", "test")),
+                   tok, world)
     x = data.test.x[:4]
     for model in (minituner.lora(base, r=2), minituner.prompt_tuning(base, num_virtual_tokens=4)):
         if isinstance(model, minituner.PromptTuningModel):

@@ -76,11 +76,11 @@ print(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh
 short, hist, short_meta = pretrain(steps=steps, progress=True, n_train=2000, eval_every=max(1, steps // args.evals))
 ms_per_step = 1000 * hist.seconds / steps
 print(f"{steps} steps in {hist.seconds:.1f} s ({ms_per_step:.0f} ms a step on this machine, "
-      f"{len(hist.evals)} held-out evaluations included); training loss of the last steps {short_meta['final_train_loss']}")
+      f"{len(hist.val)} held-out evaluations included); training loss of the last steps {short_meta['final_train_loss']}")
 
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(range(1, steps + 1), hist.losses, alpha=0.6, label=label("training loss (each step)", "训练损失"))
-ax.plot([s for s, _, _ in hist.evals], [loss for _, loss, _ in hist.evals], "o-",
+ax.plot([s for s, _, _ in hist.val], [loss for _, loss, _ in hist.val], "o-",
         label=label("held-out loss", "留出集损失"))
 ax.axhline(ln_v, color="grey", ls=":", label=label("ln V: knowing nothing", "ln V:一无所知"))
 ax.axhline(meta["held_out_loss"], color="green", ls="--",

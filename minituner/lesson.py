@@ -93,7 +93,7 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
 class MatmulCounter:
     """Count matrix products while a block runs: `with MatmulCounter() as c: model(x)`, then c.n.
 
-    Counts calls of torch.matmul and the @ operator (minituner's linear is `x @ W.T`), through
+    Counts calls of torch.matmul, the @ operator and addmm/bmm (minituner's linear is `b + x Wᵀ`), through
     torch's function-override mode, so nothing in the model has to change to be counted.
     """
 
@@ -104,7 +104,7 @@ class MatmulCounter:
 
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                counter.n += getattr(func, "__name__", "") in ("__matmul__", "matmul")
+                counter.n += getattr(func, "__name__", "") in ("__matmul__", "matmul", "addmm", "bmm", "baddbmm")
                 return func(*args, **(kwargs or {}))
 
         self.n, self._mode = 0, Mode()

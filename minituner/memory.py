@@ -176,8 +176,8 @@ def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, l
     N, Tk = B * T1, T1 + k_prefix  # tokens; keys each query attends to
     n = 0.0
 
-    def norm(g, trained):  # x − mean twice and the std when x needs a gradient; x̂ when the weight trains
-        return (2 * N * C + N if g else 0) + (N * C if trained else 0)
+    def norm(g, trained):  # LayerNorm's hand-written backward keeps x̂ and 1/σ (functional._LayerNorm)
+        return N * C + N if g or trained else 0
 
     def linear_in(width, members):  # one saved input for the matrices that read it and train
         trained = [m for m in members if m in train or m in lora]
@@ -188,12 +188,8 @@ def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, l
     g1 = g or "ln" in train
     gq, gk, gv = (g1 or m in train or m in lora for m in ("q_proj", "k_proj", "v_proj"))
     gk, gv = gk or k_prefix > 0, gv or k_prefix > 0  # trained prefixes join the keys and values
-    n += (N + B * k_prefix) * C if gq else 0  # kᵀ, for q's gradient
-    n += N * C if gk else 0  # q, for k's gradient
-    if gq or gk or gv:
-        n += B * nh * T1 * Tk  # the softmax output: its own backward and v's gradient need it
-    if gq or gk:
-        n += T1 * Tk / 4 + (N + B * k_prefix) * C  # the causal mask (bool), and v for the softmax output's gradient
+    if gq or gk or gv:  # functional._CausalAttention keeps q, k, v (heads as the batch) and the probabilities
+        n += N * C + 2 * (N + B * k_prefix) * C + B * nh * T1 * Tk
     g_att = gq or gk or gv
     n += linear_in(C, ("o_proj",))
     g = g or g_att or "o_proj" in train or "o_proj" in lora  # the residual stream after attention
@@ -202,7 +198,7 @@ def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, l
     n += linear_in(C, mlp_in)
     g2 = g or "ln" in train or any(m in train or m in lora for m in mlp_in)
     if g2:
-        n += (3 if shape.gated else 4) * N * H  # GELU: x, x³, tanh, 1 + tanh; SwiGLU: gate, silu, up
+        n += (3 if shape.gated else 2) * N * H  # GELU: x and σ(2u) (functional._GELU); SwiGLU: gate, silu, up
     n += linear_in(H, ("down_proj",))
     return n, g or g2 or "down_proj" in train or "down_proj" in lora
 
@@ -251,9 +247,9 @@ def estimate_memory(model: Shape | float, method: str = "lora", bits: int = 16, 
         per_block.append(n)
         grad = grad or grad_out
     N, V = batch_size * seq_len, shape.vocab_size
-    head = 2 * N * C + N + (N * C if method in ("full", "freeze") else 0)  # ln_f (x̂ when it trains)
+    head = N * C + N  # ln_f: x̂ and 1/σ
     head += N * C if method == "full" else 0  # the head's input, for wte's gradient (tied or not)
-    head += 3 * N * V + 3 * N + (2 * N if method == "full" else 0)  # the loss; token ids (int64) for wte
+    head += N * V + 3 * N + (2 * N if method == "full" else 0)  # the loss: p, targets (int64), weights; ids for wte
     if checkpointing:  # each block a gradient passes keeps its input; one block is recomputed at a time
         elements = sum(N * C for n in per_block if n) + max(per_block) + head
     else:

@@ -245,7 +245,7 @@ def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> 
                          f"(block_size={block_size}); use a shorter prompt")
     n = room if max_new_tokens is None else max_new_tokens
     _int("max_new_tokens", n, 1)
-    end_id = tokenizer.stoi[END]
+    (end_id,) = tokenizer.encode(END)  # the marker is one token (a character, or GPT-2's byte 'Ċ')
     out = model.generate(idx, min(n, room), stop_id=end_id)[0, idx.size(1):].tolist()
     if end_id in out:
         return tokenizer.decode(out[: out.index(end_id)])

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
     """A small random GPT2LMHeadModel saved as a Hugging Face folder (no download)."""
-    cfg = transformers.GPT2Config(vocab_size=300, n_positions=48, n_embd=32, n_layer=3, n_head=4,
+    cfg = transformers.GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=3, n_head=4,
                                    bos_token_id=299, eos_token_id=299)
     torch.manual_seed(0)
     hf = transformers.GPT2LMHeadModel(cfg).eval()
@@ -32,7 +32,7 @@ def hf_folder(tmp_path_factory):
 def test_logits_and_greedy_generations_match_transformers(hf_folder):
     hf, folder = hf_folder
     model = load_gpt2(folder)
-    assert model.config.block_size == 48 and model.config.vocab_size == 300
+    assert model.config.block_size == 64 and model.config.vocab_size == 300
     idx = torch.randint(0, 300, (3, 20), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ours, theirs = model(idx), hf(idx).logits

@@ -52,7 +52,7 @@ def test_pretrain_command_writes_a_loadable_base_with_its_recipe(tmp_path, capsy
     from minituner.cli import main
 
     assert main(["pretrain", "--steps", "3", "--out", str(tmp_path / "b"), "--quiet"]) == 0
-    model, meta = load_model(tmp_path / "b")
+    model, meta = load_model(tmp_path / "b" / "base")  # the folder holds base.safetensors + base.json
     assert meta["recipe"]["steps"] == 3 and meta["held_out_loss"] > 0
     assert meta["fingerprint"] == minituner.fingerprint(model)
     assert "held-out loss" in capsys.readouterr().out

@@ -96,10 +96,18 @@ def check_state(expected: dict, got: dict, what: str) -> None:
                              f"the model needs {tuple(t.shape)}")
 
 
+def read_json(path: Path) -> dict:
+    """The JSON object in path; a ValueError naming the file (and the line) when it does not parse."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
 def load_model(path) -> tuple[GPT, dict]:
     """Load a GPT saved by save_model; returns (model, metadata)."""
     path = Path(path).with_suffix("")
-    info = json.loads(path.with_suffix(".json").read_text())
+    info = read_json(path.with_suffix(".json"))
     try:
         config = GPTConfig(**info["config"])
     except TypeError as e:
@@ -153,11 +161,11 @@ def load_folder(path) -> tuple[dict, dict]:
     for f in (cfg, st):
         if not f.is_file():
             raise ValueError(f"{path} is not a saved model folder: {f.name} is missing")
+    info, tensors = read_json(cfg), None
     try:
-        info = json.loads(cfg.read_text())
         tensors = load_file(str(st))
-    except Exception as e:  # JSON or safetensors that do not parse
-        raise ValueError(f"{path}: cannot read the saved files ({type(e).__name__}: {e})") from None
+    except Exception as e:  # safetensors that do not parse
+        raise ValueError(f"{st}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     if not isinstance(info, dict) or not {"method", "config", "base_fingerprint", "tensors_sha256"} <= set(info):
         raise ValueError(f"{cfg}: needs the keys method, config, base_fingerprint, tensors_sha256")
     if tensors_sha256(tensors) != info["tensors_sha256"]:

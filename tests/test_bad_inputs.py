@@ -5,9 +5,6 @@ the exception it must raise and patterns its message must contain. Command-line 
 run ``minituner.cli.main`` in-process: they must exit with status 2 and one line on stderr,
 never a traceback. ``tests/sweep_bad_inputs.py`` runs the same table on any checkout and
 counts the outcomes (clear / obscure / silent).
-
-Cases marked ``pending`` are implemented on another branch (the method API or the
-data protocol); they are xfail (not strict) until it is merged.
 """
 
 from __future__ import annotations
@@ -144,12 +141,11 @@ class Case:
     run: object  # a callable that must raise
     error: type[BaseException] | tuple
     names: tuple[str, ...]  # regular expressions the message must match
-    pending: str | None = None  # the branch that implements it, while not merged
     needs_no_cuda: bool = False
 
 
-def C(id, run, error, *names, pending=None, needs_no_cuda=False):
-    return Case(id, run, error, names, pending, needs_no_cuda)
+def C(id, run, error, *names, needs_no_cuda=False):
+    return Case(id, run, error, names, needs_no_cuda)
 
 
 V = mt.CharTokenizer().vocab_size
@@ -250,10 +246,10 @@ CASES = [
     C("load-torn-pair", torn_pair, ValueError, r"hash|sha256"),
     C("load-other-base", lambda: mt.PeftModel.from_pretrained(GPT(tiny().config, seed=1), saved_lora()), ValueError,
       "fingerprint"),
-    C("load-config-does-not-parse", garbled_config, ValueError, "adapter_config.json", pending="api"),
+    C("load-config-does-not-parse", garbled_config, ValueError, "adapter_config.json"),
     C("load-missing-folder", lambda: mt.PeftModel.from_pretrained(tiny(), tmp() / "no_adapter"),
       (FileNotFoundError, ValueError), "no_adapter"),
-    C("load-model-json-does-not-parse", garbled_checkpoint, ValueError, r"garbled\.json", pending="api"),
+    C("load-model-json-does-not-parse", garbled_checkpoint, ValueError, r"garbled\.json"),
     # ------------------------------------------------ the command line: exit 2, one line, no traceback
     C("cli-no-command", cli(), CliError, "COMMAND"),
     C("cli-unknown-command", cli("tune"), CliError, "tune"),
@@ -312,8 +308,6 @@ CASES = [
 
 def marks(case: Case):
     m = []
-    if case.pending:
-        m.append(pytest.mark.xfail(strict=False, reason=f"implemented on branch {case.pending!r}, not merged yet"))
     if case.needs_no_cuda:
         m.append(pytest.mark.skipif(not NO_CUDA, reason="a GPU is present: CUDA is available"))
     return m

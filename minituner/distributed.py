@@ -43,7 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .functional import cross_entropy
 from .optim import AdamW
-from .train import History, lr_at
+from .train import History, lr_at, update
 
 
 def allreduce_bytes(model) -> int:
@@ -98,12 +98,7 @@ def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int =
         dist.all_reduce(n_all)  # the whole batch's answer tokens
         mean = cross_entropy(ddp(x), y, m)  # S_rank / n_rank
         loss = mean * n * world / n_all  # S_rank · W / n: DDP's average then gives ∇(Σ S / n)
-        opt.zero_grad()
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(opt.params, grad_clip)
-        opt.lr = lr_at(step, steps, lr, warmup)
-        opt.step()
+        update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
         whole = loss.detach() / world
         dist.all_reduce(whole)  # Σ S_rank / n: the whole batch's mean loss
         hist.losses.append(whole.item())

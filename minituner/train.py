@@ -134,6 +134,17 @@ def progress_bar(total: int, desc: str, enabled: bool):
                 file=sys.stderr, dynamic_ncols=True)
 
 
+def update(opt: AdamW, loss: torch.Tensor, grad_clip: float, lr: float) -> None:
+    """One optimiser step (article §4 step 6): gradients of the loss, clipped to norm grad_clip
+    (0: no clipping), then AdamW at learning rate lr."""
+    opt.zero_grad()
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(opt.params, grad_clip)
+    opt.lr = lr
+    opt.step()
+
+
 def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: int = 32,
           seed: int = 0, device: str = "cpu", weight_decay: float = 0.0, grad_clip: float | None = 1.0,
           warmup: int = 0, eval_every: int = 0, patience: int | None = None,
@@ -164,12 +175,7 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
         if not torch.isfinite(loss):
             raise RuntimeError(f"the loss became {loss.item()} at step {step}: lower the learning rate "
                                f"(now {lr}) or keep gradient clipping on")
-        opt.zero_grad()
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(opt.params, grad_clip)
-        opt.lr = lr_at(step, steps, lr, warmup)
-        opt.step()
+        update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
         hist.losses.append(loss.item())
         if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
             ev = evaluate(model, data.val)

@@ -128,7 +128,7 @@ def test_flipped_bytes_another_method_and_a_torn_pair_are_refused(tiny, tmp_path
     with pytest.raises(ValueError, match="sha256 differs"):  # a json of one save with the tensors of another
         PeftModel.from_pretrained(tiny, tmp_path / "b")
     (tmp_path / "c" / "adapter_config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="adapter_config.json: not valid JSON"):
         PeftModel.from_pretrained(tiny, tmp_path / "c")
     with pytest.raises(ValueError, match="adapter_config.json is missing"):
         PeftModel.from_pretrained(tiny, tmp_path / "nothing")

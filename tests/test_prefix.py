@@ -14,8 +14,8 @@ from minituner.methods.prefix import prefix_parameter_count
 from minituner.methods.virtual_tokens import text_keys_values
 from minituner.report import count_parameters
 from minituner.train import train
+from minituner.verify import inputs
 from minituner.verify import prefix as checks
-from minituner.verify.prompt import task_rows
 
 TOK = minituner.CharTokenizer()
 METHODS = {
@@ -61,13 +61,13 @@ def test_a_zero_prefix_is_not_a_no_op(tiny):
     model = ptuning_v2(tiny, 4)
     with torch.no_grad():
         model.prefix.zero_()
-        idx = task_rows()
+        idx = inputs(4)
         assert (model(idx) - tiny(idx)).abs().max() > 1e-4
 
 
 def test_real_tokens_are_numbered_from_k_as_peft_does(tiny):
     model = ptuning_v2(tiny, 5, seed=1)
-    idx = task_rows(2)
+    idx = inputs(2)
     T = idx.size(1)
 
     def by_hand(first):
@@ -90,7 +90,7 @@ def test_fold_keeps_the_logits_and_leaves_2Lkd_parameters(tiny, k, hidden):
     d, L = c.n_embd, c.n_layer
     assert count_parameters(model)[0] == prefix_parameter_count(k, d, L, hidden) \
         == k * d + (d * hidden + hidden) + (hidden * 2 * L * d + 2 * L * d)
-    idx = task_rows()
+    idx = inputs(4)
     with torch.no_grad():
         before = model(idx)
         model.fold()
@@ -149,7 +149,7 @@ def test_training_moves_every_trainable_tensor_and_never_the_base(tiny, classify
 @pytest.mark.parametrize("name", list(METHODS))
 def test_generate_with_and_without_cache_gives_the_same_tokens(tiny, name):
     model = METHODS[name](tiny, seed=1)
-    idx = task_rows(3)[:, :18]
+    idx = inputs(3)[:, :18]
     a, b = model.generate(idx, 12, use_cache=True), model.generate(idx, 12, use_cache=False)
     assert a.shape == (3, 30) and torch.equal(a, b)
     with torch.no_grad():

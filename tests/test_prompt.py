@@ -12,6 +12,7 @@ from minituner.methods.prompt import prompt_parameter_count
 from minituner.model import GPT, GPTConfig
 from minituner.report import count_parameters
 from minituner.train import train
+from minituner.verify import inputs
 from minituner.verify import prompt as checks
 
 TOK = minituner.CharTokenizer()
@@ -32,7 +33,7 @@ def test_forward_is_the_base_on_the_concatenation_built_by_hand(tiny):
     residual, tol = checks.prompt_is_concatenation(tiny)
     assert residual <= tol
     model = prompt_tuning(tiny, 5, init="vocab", seed=3)
-    idx = checks.task_rows()
+    idx = inputs(4)
     with torch.no_grad():
         assert torch.allclose(model(idx), by_hand(model.base, idx, model.prompt), atol=1e-6)
         # the other convention (real tokens from 0, no wpe on P) is a different function
@@ -85,7 +86,7 @@ def test_k_plus_T_may_not_exceed_block_size(tiny):
 def test_generate_works_and_the_cache_changes_nothing(tiny, use_cache):
     assert checks.prompt_cache_same_tokens(tiny) == (0.0, 0.0)
     model = prompt_tuning(tiny, 4, init="vocab", seed=2)
-    idx = checks.task_rows(2)[:, :15]
+    idx = inputs(2)[:, :15]
     out = model.generate(idx, 10, use_cache=use_cache)
     assert out.shape == (2, 25) and torch.equal(out[:, :15], idx)
     with torch.no_grad():  # each generated token is the argmax of the uncached forward on what came before

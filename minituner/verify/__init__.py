@@ -34,6 +34,13 @@ SOURCES = ("article", "added")
 CHECKS: list[Check] = []
 
 
+def inputs(n: int = 8):
+    """n real prompts (n, T) of the classify task's validation split: the inputs the checks run on."""
+    from ..data import make_task
+
+    return make_task("classify").val.x[:n]
+
+
 def check(section: str, formula: str, source: str = "added"):
     """Register a check: the decorated function returns (residual, tolerance).
     source: "article" if the article states it, "added" if the project adds it."""

@@ -6,8 +6,8 @@ from ..checkpoint import load_base
 from ..methods.dora import DoraConfig
 from ..methods.lora_layer import lora_layers
 from ..report import count_parameters
-from . import check
-from .vectors import inputs, perturb
+from . import check, inputs
+from .vectors import perturb
 
 CONFIG = DoraConfig(r=4, lora_alpha=8, target_modules=("q_proj", "v_proj", "up_proj"))
 

@@ -18,7 +18,7 @@ from ..methods import LoraConfig, PeftModel
 from ..methods.lora import lora_layers
 from ..methods.shortcuts import lora
 from ..train import train
-from . import check
+from . import check, inputs
 
 
 def _fill_B(model, seed: int, std: float = 0.05):
@@ -31,14 +31,10 @@ def _fill_B(model, seed: int, std: float = 0.05):
     return model
 
 
-def _inputs(n: int = 8):
-    return make_task("classify").val.x[:n]  # (n, T) real prompts
-
-
 @check("§3.2", "fresh LoRA: ΔW = B·A = 0, so (W + ΔW)X = WX exactly", source="added")
 def fresh_equals_base():
     base = load_base()
-    x = _inputs()
+    x = inputs()
     model = lora(base, r=4, lora_alpha=8, target_modules="all")
     return (model(x) - base(x)).abs().max().item(), 0.0
 
@@ -86,7 +82,7 @@ def trainable_count():
 @check("§3.2", "merge: (W + ΔW)X with W ← W + ΔW equals WX + ΔWX", source="article")
 def merged_equals_unmerged():
     model = _fill_B(lora(load_base(), r=4, lora_alpha=8, target_modules="all"), seed=3)
-    x = _inputs()
+    x = inputs()
     before = model(x)
     model.merge_adapter()
     return (model(x) - before).abs().max().item(), 1e-4
@@ -121,7 +117,7 @@ def switch_formula():
 def disabled_is_base():
     base = load_base()
     model = _fill_B(lora(base, r=4, lora_alpha=8), seed=7)
-    x = _inputs()
+    x = inputs()
     with model.disable_adapter():
         return (model(x) - base(x)).abs().max().item(), 0.0
 
@@ -130,7 +126,7 @@ def disabled_is_base():
 def save_load_round_trip():
     base = load_base()
     model = _fill_B(lora(base, r=4, lora_alpha=8), seed=8)
-    x = _inputs()
+    x = inputs()
     with tempfile.TemporaryDirectory() as d:
         model.save_pretrained(f"{d}/adapter")
         loaded = PeftModel.from_pretrained(base, f"{d}/adapter")

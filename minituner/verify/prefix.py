@@ -14,8 +14,7 @@ import torch
 from .. import functional as F
 from ..checkpoint import load_base
 from ..methods.shortcuts import prefix_tuning, ptuning_v2
-from . import check
-from .prompt import task_rows
+from . import check, inputs
 
 
 def heads(t: torch.Tensor, nh: int) -> torch.Tensor:
@@ -41,8 +40,8 @@ def attention_by_hand(attn, x: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor)
 @torch.no_grad()
 def prefix_is_concatenation(base=None):
     model = ptuning_v2(base or load_base(), num_virtual_tokens=6, seed=1)
-    T = task_rows().size(1)
-    x = model.base.wte(task_rows()) + model.base.wpe(torch.arange(6, 6 + T))  # (B, T, C): positions k..k+T-1
+    T = inputs(4).size(1)
+    x = model.base.wte(inputs(4)) + model.base.wpe(torch.arange(6, 6 + T))  # (B, T, C): positions k..k+T-1
     worst = 0.0
     for block, (pk, pv) in zip(model.base.h, model.prefixes()):
         h = block.ln_1(x)  # (B, T, C): this layer's attention input
@@ -55,7 +54,7 @@ def prefix_is_concatenation(base=None):
 @torch.no_grad()
 def empty_prefix_is_base(base=None):
     base = base or load_base()
-    idx = task_rows()
+    idx = inputs(4)
     empty = torch.zeros(0, base.config.n_embd)  # (0, C)
     return (base(idx, prefixes=[(empty, empty)] * base.config.n_layer) - base(idx)).abs().max().item(), 0.0
 
@@ -66,7 +65,7 @@ def zero_prefix_takes_a_share(base=None):
     """k zero keys score 0 and zero values add nothing, so softmax([0]*k, s) · [0; V] = (softmax(s) · V) · Z / (Z + k),
     Z = Σ_j exp(s_j) over the positions a query sees. Checked on the first layer's real queries."""
     base, k = base or load_base(), 4
-    x = base.wte(task_rows()) + base.wpe(torch.arange(task_rows().size(1)))  # (B, T, C)
+    x = base.wte(inputs(4)) + base.wpe(torch.arange(inputs(4).size(1)))  # (B, T, C)
     attn, h = base.h[0].attn, base.h[0].ln_1(x)
     q, key, v = (heads(p(h), attn.n_head) for p in (attn.q_proj, attn.k_proj, attn.v_proj))  # (B, nh, T, hs)
     zeros = torch.zeros_like(key[:, :, :k])  # (B, nh, k, hs)
@@ -81,7 +80,7 @@ def zero_prefix_takes_a_share(base=None):
 @torch.no_grad()
 def folded_prefix_same_logits(base=None):
     model = prefix_tuning(base or load_base(), num_virtual_tokens=6, seed=1)
-    idx = task_rows()
+    idx = inputs(4)
     before = model(idx)  # (B, T, V) through the MLP
     return (model.fold()(idx) - before).abs().max().item(), 1e-5
 
@@ -90,7 +89,7 @@ def folded_prefix_same_logits(base=None):
 def prefix_cache_same_tokens(base=None):
     """Greedy continuations of real prompts; the residual counts the tokens that differ."""
     model = prefix_tuning(base or load_base(), num_virtual_tokens=6, seed=1)
-    idx = task_rows()[:, :20]  # (B, 20)
+    idx = inputs(4)[:, :20]  # (B, 20)
     return float((model.generate(idx, 12, use_cache=True) != model.generate(idx, 12, use_cache=False)).sum().item()), 0.0
 
 
@@ -102,7 +101,7 @@ def no_rows_added_to_w(base=None):
     one (P_k, P_v) pair of k rows per layer. Returns the number of mismatches."""
     base = base or load_base()
     model = ptuning_v2(base, num_virtual_tokens=6, seed=1)
-    idx = task_rows()
+    idx = inputs(4)
     ours, theirs = base.state_dict(), model.base.state_dict()
     mismatches = len(set(ours) ^ set(theirs)) + sum(not torch.equal(t, theirs[n]) for n, t in ours.items() if n in theirs)
     mismatches += model(idx).shape != base(idx).shape

@@ -10,14 +10,8 @@ from __future__ import annotations
 import torch
 
 from ..checkpoint import load_base
-from ..data import make_task
 from ..methods.shortcuts import prompt_tuning
-from . import check
-
-
-def task_rows(n: int = 4) -> torch.Tensor:
-    """n real inputs (B, T) of the classify task's test split."""
-    return make_task("classify").val.x[:n]
+from . import check, inputs
 
 
 def head(base, x: torch.Tensor) -> torch.Tensor:
@@ -32,7 +26,7 @@ def head(base, x: torch.Tensor) -> torch.Tensor:
 def prompt_is_concatenation(base=None):
     """As PEFT on GPT-2: P_i gets wpe[i], the real tokens positions k..k+T-1; only the T real rows are predicted."""
     model = prompt_tuning(base or load_base(), num_virtual_tokens=8, init="vocab", seed=1)
-    idx = task_rows()  # (B, T)
+    idx = inputs(4)  # (B, T)
     B, T = idx.shape
     P, k, base = model.prompt, model.num_virtual_tokens, model.base
     x = base.wte.weight[idx] + base.wpe.weight[k : k + T]  # (B, T, C): X, positions k..k+T-1
@@ -45,7 +39,7 @@ def prompt_is_concatenation(base=None):
 @torch.no_grad()
 def empty_prompt_is_base(base=None):
     base = base or load_base()
-    idx = task_rows()
+    idx = inputs(4)
     empty = torch.zeros(0, base.config.n_embd)  # (0, C)
     return (base(idx, prompt=empty) - base(idx)).abs().max().item(), 0.0
 
@@ -54,7 +48,7 @@ def empty_prompt_is_base(base=None):
 def prompt_cache_same_tokens(base=None):
     """Greedy continuations of real prompts; the residual counts the tokens that differ."""
     model = prompt_tuning(base or load_base(), num_virtual_tokens=8, init="vocab", seed=1)
-    idx = task_rows()[:, :20]  # (B, 20): the start of each description
+    idx = inputs(4)[:, :20]  # (B, 20): the start of each description
     cached = model.generate(idx, 12, use_cache=True)
     uncached = model.generate(idx, 12, use_cache=False)
     return float((cached != uncached).sum().item()), 0.0

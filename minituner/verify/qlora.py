@@ -11,8 +11,8 @@ from ..functional import cross_entropy
 from ..methods.qlora import QLoraConfig
 from ..quant import dequantize_nf4, error_bound, nf4_code_book, quantize_nf4
 from ..train import train
-from . import check
-from .vectors import inputs, perturb
+from . import check, inputs
+from .vectors import perturb
 
 # QLoRA, Appendix E: the 16 values of the NF4 data type as the paper lists them.
 PAPER_NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,

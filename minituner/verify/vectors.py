@@ -6,11 +6,10 @@ from __future__ import annotations
 import torch
 
 from ..checkpoint import load_base
-from ..data import make_task
 from ..methods.bitfit import BitFitConfig
 from ..methods.ia3 import IA3Config
 from ..report import count_parameters
-from . import check
+from . import check, inputs
 
 
 def perturb(model, seed: int, std: float = 0.1):
@@ -23,10 +22,6 @@ def perturb(model, seed: int, std: float = 0.1):
     return model
 
 
-def inputs(n: int = 8):
-    return make_task("classify").test.x[:n]  # (n, T) real prompts
-
-
 def _build(config):
     from ..methods import get_peft_model
 
@@ -34,11 +29,16 @@ def _build(config):
     return base, get_peft_model(base, config)
 
 
+def _fresh_residual(config) -> float:
+    """Largest |logit difference| between a fresh model of this config and its base."""
+    base, model = _build(config)
+    x = inputs()
+    return (model(x) - base(x)).abs().max().item()
+
+
 @check("BitFit", "fresh model = base: W₀ frozen, b starts at b₀")
 def bitfit_fresh():
-    base, model = _build(BitFitConfig())
-    x = inputs()
-    return (model(x) - base(x)).abs().max().item(), 0.0
+    return _fresh_residual(BitFitConfig()), 0.0
 
 
 @check("BitFit", "trainable = 11d·L + d (q,k,v,o,up,down, ln_1, ln_2 biases; ln_f)")
@@ -51,9 +51,7 @@ def bitfit_count():
 
 @check("(IA)³", "l = 1: softmax(Q(l_k ⊙ Kᵀ)/√d)(l_v ⊙ V), (l_ff ⊙ h)W₂ = the base")
 def ia3_fresh():
-    base, model = _build(IA3Config())
-    x = inputs()
-    return (model(x) - base(x)).abs().max().item(), 0.0
+    return _fresh_residual(IA3Config()), 0.0
 
 
 @check("(IA)³", "merge: W ← diag(l) W (k, v), W ← W diag(l) (down): the same logits")

@@ -201,7 +201,7 @@ def cmd_compare(args) -> int:
     from .report import markdown_table
 
     kw = dict(seeds=args.seeds, seed=args.seed, device=str(check_device(args.device)), out=args.out,
-              selected=args.selected, steps=args.steps)
+              selected=args.selected, steps=args.steps, jobs=args.jobs)
     results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
     cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
     for task, rows in results.items():
@@ -218,7 +218,7 @@ def cmd_sweep(args) -> int:
     from .device import check_device
 
     chosen = sweep(task=args.task, seed=args.seed, device=str(check_device(args.device)), out=args.out,
-                   steps=args.steps, methods=args.methods)
+                   steps=args.steps, methods=args.methods, jobs=args.jobs)
     for key, hp in chosen.items():
         print(f"{key:12s} {hp}")
     print(f"\nsweep table and selected.json in {args.out}/ (sweep_{args.task}.md)")
@@ -328,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
 
     from .compare import BY_KEY, SELECTED, STEPS
+    from .jobs import default_jobs
+
+    steps_help = f"training steps per run at most (default per task: {STEPS})"
+    jobs_help = f"runs side by side, one thread each (default: one per core, here {default_jobs()})"
 
     def method_keys(text: str) -> list[str]:
         keys = [k.strip() for k in text.split(",") if k.strip()]
@@ -339,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="classify", choices=(*TASKS, "all"), help="the task, or all of them")
     p.add_argument("--seeds", type=positive_int, default=1, help="runs per method, mean ± std reported")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="the first seed")
-    p.add_argument("--steps", type=positive_int, default=STEPS, help="training steps per run (at most)")
+    p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
+    p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--selected", type=existing_file, default=SELECTED, help="settings chosen by `minituner sweep`")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
     p.add_argument("--out", type=output_dir, default=Path("runs/compare"), help="folder for the tables and figures")
@@ -347,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sweep", "choose each method's settings (lr, k, r) on the validation split", cmd_sweep)
     p.add_argument("--task", default="classify", choices=TASKS, help="the task")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="the seed of every run")
-    p.add_argument("--steps", type=positive_int, default=STEPS, help="training steps per run (at most)")
+    p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
+    p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--methods", type=method_keys, default=None,
                    help=f"comma-separated subset of {','.join(BY_KEY)} (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")

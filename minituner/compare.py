@@ -9,7 +9,16 @@ early-stops on validation, and only then scores the test split, once per run, re
 mean ± std over the seeds. Nothing here reads the test split before the final score.
 
 A from-scratch row (same shape, random init, all trainable) is the floor: the article's
-reason to fine-tune at all.
+reason to fine-tune at all. After the article's six methods come four that followed it:
+BitFit, (IA)³, DoRA and LoRA on a 4-bit NF4 base (QLoRA), on the same protocol.
+
+On `relabel` (the article's §4 step 3: cats are now to be called dogs and dogs cats) the
+table also says where the swap landed: on the cat/dog descriptions the training split
+shows, on the test split's unseen cat/dog descriptions (new name, or still the old one),
+and on the other animals, whose labels did not change.
+
+The runs go to `jobs` single-thread worker processes (minituner/jobs.py); the results do
+not depend on how many.
 
 Memory: on a GPU, the allocator's peak. On the CPU there is no per-run allocator peak, so
 the column counts what one training step must hold: weights, gradients of the trainable
@@ -19,6 +28,7 @@ tensors, AdamW's two moments, and every tensor autograd saves for the backward p
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import statistics
@@ -30,15 +40,18 @@ import torch
 
 from .checkpoint import ASSETS, atomic_write, load_base
 from .data import TASKS, make_task
+from .jobs import default_jobs, run_all
 from .memory import measure_step
-from .methods.shortcuts import freeze, full, lora, prefix_tuning, prompt_tuning, ptuning_v2
+from .methods import shortcuts
 from .model import GPT
+from .quant import Linear4bit
 from .report import count_parameters, markdown_table, save_figure
 from .train import evaluate, train
 
 PHRASE = "the animal that is "  # a real sentence start: text init for P-Tuning v2's prefixes
 SELECTED = ASSETS / "selected.json"  # the sweep's choices, per task and method (shipped)
-STEPS, BATCH, EVAL_EVERY, PATIENCE = 250, 16, 25, 4  # the comparison's budget per run
+BATCH, EVAL_EVERY, PATIENCE = 16, 25, 4  # the comparison's budget per run ...
+STEPS = {"classify": 250, "relabel": 250, "qa": 500}  # ... and its steps at most (qa's best steps lie at 200-400)
 
 
 @dataclass(frozen=True)
@@ -51,26 +64,33 @@ class Method:
         """The model to train, from the base, at setting hp; seed: the adapter's init."""
         torch.manual_seed(seed)
         if self.key == "scratch":
-            return full(GPT(base.config, seed=seed + 1))
+            return shortcuts.full(GPT(base.config, seed=seed + 1))
         if self.key == "full":
-            return full(base)
+            return shortcuts.full(base)
         if self.key == "freeze":
-            return freeze(base, trainable_layers=hp["layers"])
+            return shortcuts.freeze(base, trainable_layers=hp["layers"])
         if self.key == "prompt":
-            return prompt_tuning(base, num_virtual_tokens=hp["k"], seed=seed)
+            return shortcuts.prompt_tuning(base, num_virtual_tokens=hp["k"], seed=seed)
         if self.key == "prefix":
-            return prefix_tuning(base, num_virtual_tokens=hp["k"], seed=seed)
+            return shortcuts.prefix_tuning(base, num_virtual_tokens=hp["k"], seed=seed)
         if self.key == "ptuning_v2":
-            return ptuning_v2(base, num_virtual_tokens=hp["k"], init="text", init_text=(PHRASE * 4)[: hp["k"]],
+            return shortcuts.ptuning_v2(base, num_virtual_tokens=hp["k"], init="text", init_text=(PHRASE * 4)[: hp["k"]],
                               seed=seed)
-        return lora(base, r=hp["r"], lora_alpha=4 * hp["r"], target_modules=("q_proj", "v_proj"), seed=seed)
+        if self.key == "bitfit":
+            return shortcuts.bitfit(base)
+        if self.key == "ia3":
+            return shortcuts.ia3(base)
+        low_rank = {"lora": shortcuts.lora, "dora": shortcuts.dora, "qlora": shortcuts.qlora}[self.key]
+        return low_rank(base, r=hp["r"], lora_alpha=4 * hp["r"], target_modules=("q_proj", "v_proj"), seed=seed)
 
     def setting(self, hp: dict) -> str:
         """hp in words for the table, e.g. 'r=4, α=16, q,v, lr=0.003'."""
         extra = {"scratch": "random init", "full": "all trainable", "freeze": f"top {hp.get('layers')} block(s)",
                  "prompt": f"k={hp.get('k')}", "prefix": f"k={hp.get('k')}, MLP reparam",
                  "ptuning_v2": f"k={hp.get('k')} per layer, text init",
-                 "lora": f"r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v"}[self.key]
+                 "lora": f"r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v", "bitfit": "every bias",
+                 "ia3": "k, v and MLP hidden scaled", "dora": f"r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v",
+                 "qlora": f"NF4 base, r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v"}[self.key]
         return f"{extra}, lr={hp['lr']:g}"
 
 
@@ -82,6 +102,10 @@ METHODS = [
     Method("prefix", "prefix tuning (前缀微调)", {"k": [8], "lr": [3e-3, 1e-2, 3e-2]}),
     Method("ptuning_v2", "P-Tuning v2", {"k": [8], "lr": [1e-2, 3e-2, 1e-1]}),
     Method("lora", "LoRA", {"r": [4, 8], "lr": [3e-3, 1e-2]}),
+    Method("bitfit", "BitFit", {"lr": [1e-3, 3e-3, 1e-2]}),
+    Method("ia3", "(IA)³", {"lr": [3e-3, 1e-2, 3e-2]}),
+    Method("dora", "DoRA", {"r": [8], "lr": [3e-3, 1e-2]}),
+    Method("qlora", "QLoRA", {"r": [8], "lr": [3e-3, 1e-2]}),
 ]
 BY_KEY = {m.key: m for m in METHODS}
 
@@ -104,17 +128,69 @@ def selected_settings(path=SELECTED) -> dict:
 
 
 def run(method: Method, hp: dict, base: GPT, data, seed: int, device: str = "cpu", progress: bool = False,
-        steps: int = STEPS, batch_size: int = BATCH):
-    """Train one method at one setting with one seed, early-stopping on validation.
-    Returns (model, history, validation scores); the test split is not touched."""
+        steps: int | None = None, batch_size: int = BATCH):
+    """Train one method at one setting with one seed, early-stopping on validation (steps: at most,
+    default the task's STEPS). Returns (model, history, validation scores); the test split is not touched."""
     model = method.build(base, hp, seed)
-    hist = train(model, data, steps=steps, lr=hp["lr"], batch_size=batch_size, seed=seed, device=device,
-                 eval_every=EVAL_EVERY, patience=PATIENCE, progress=progress)
+    hist = train(model, data, steps=steps or STEPS.get(data.name, 250), lr=hp["lr"], batch_size=batch_size,
+                 seed=seed, device=device, eval_every=EVAL_EVERY, patience=PATIENCE, progress=progress)
     return model, hist, evaluate(model, data.val)
 
 
+@functools.cache
+def _loaded(task: str):
+    """The base and the task, once per process (the methods copy the base; nothing changes it)."""
+    return load_base(), make_task(task)
+
+
+def job(task: str, key: str, hp: dict, seed: int, steps: int | None, device: str, score: bool) -> dict:
+    """One run (in a worker process): train, score validation; with score, also the test split
+    (once), the parameter counts, the step memory, and on relabel where the swap landed."""
+    base, data = _loaded(task)
+    model, hist, val = run(BY_KEY[key], hp, base, data, seed, device, steps=steps)
+    out = {"val acc": val["accuracy"], "val loss": val["loss"], "best step": hist.best_step,
+           "train s": hist.seconds, "curve": hist.val}
+    if score:  # the one look at test, after training and selection
+        test = evaluate(model, data.test)
+        out |= {"test acc": test["accuracy"], "test loss": test["loss"]}
+        if task == "relabel":
+            out |= relabel_scores(model, data)
+        model.to("cpu")
+        out["trainable"], out["total"] = parameter_counts(model)
+        out["step memory bytes"] = step_memory_bytes(model, data.train.batch(BATCH, torch.Generator().manual_seed(0)))
+    return out
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) elements; a 4-bit weight counts as its in × out elements, as PEFT counts it."""
+    trainable, total = count_parameters(model)
+    return trainable, total + sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, Linear4bit))
+
+
+def relabel_scores(model, data) -> dict:
+    """Where relabelling landed (article §4 step 3: cat <-> dog). Accuracy on the cat/dog rows of
+    the training split ("swap, seen": the new name on descriptions it trained on), of the test split
+    ("swap, unseen": the new name on descriptions it never saw; "old name, unseen": still the old
+    one, scored against classify's answers to the same prompts), and on the other animals' test rows
+    ("others, test": labels that did not change: what the swap cost)."""
+    old = make_task("classify").test
+    swapped = {" cat.", " dog."}  # in relabel only cat and dog rows answer cat or dog
+
+    def acc(split, rows, truth=None):
+        correct = evaluate(model, truth or split)["correct"]
+        picked = [c for c, r in zip(correct, rows) if r]
+        return sum(picked) / len(picked)
+
+    seen = [a in swapped for _, a in data.train.examples]
+    unseen = [a in swapped for _, a in data.test.examples]
+    assert [p for p, _ in old.examples] == [p for p, _ in data.test.examples]  # the same prompts, in order
+    return {"swap, seen": acc(data.train, seen), "swap, unseen": acc(data.test, unseen),
+            "old name, unseen": acc(data.test, unseen, truth=old),
+            "others, test": acc(data.test, [not u for u in unseen])}
+
+
 def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/sweep", progress: bool = True,
-          methods: list[str] | None = None, steps: int = STEPS) -> dict:
+          methods: list[str] | None = None, steps: int | None = None, jobs: int | None = None) -> dict:
     """Train every method at every setting of its grid on `task`; choose, per method, the
     setting with the best validation accuracy (then the lower validation loss). Writes
     sweep_<task>.md and selected.json (merged with what is there) into `out`; returns
@@ -125,27 +201,33 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
         raise ValueError(f"unknown method(s) {unknown}; the methods are {', '.join(BY_KEY)}")
     out = Path(out)
     check_out_dir(out)
-    base, data = load_base(), make_task(task)
-    rows, chosen = [], {}
-    for method in [BY_KEY[k] for k in methods] if methods else METHODS:
-        best = None
-        for hp in grid_settings(method):
-            _, hist, ev = run(method, hp, base, data, seed, device, steps=steps)
-            rows.append({"method": method.name, "setting": method.setting(hp), "val acc": ev["accuracy"],
-                         "val loss": ev["loss"], "best step": hist.best_step, "train s": hist.seconds})
-            if best is None or (ev["accuracy"], -ev["loss"]) > best[0]:
-                best = ((ev["accuracy"], -ev["loss"]), hp, len(rows) - 1)
-            if progress:
-                print(f"{method.name:28s} {method.setting(hp):38s} val acc {ev['accuracy']:.3f} "
-                      f"val loss {ev['loss']:.4f}")
-        chosen[method.key] = best[1]
-        rows[best[2]]["chosen"] = "✓"
-    header = (f"Sweep on `{task}`: every setting trained once (seed {seed}, {steps} steps of batch {BATCH}, "
-              f"validation every {EVAL_EVERY} steps, patience {PATIENCE}); chosen (✓): the best validation "
-              f"accuracy, ties broken by the lower validation loss. The test split is not used.\n\n")
+    steps = steps or STEPS[task]
+    chosen_methods = [BY_KEY[k] for k in methods] if methods else METHODS
+    settings = [(m, hp) for m in chosen_methods for hp in grid_settings(m)]
+
+    def report(i, r):
+        if progress:
+            m, hp = settings[i]
+            print(f"{m.name:28s} {m.setting(hp):38s} val acc {r['val acc']:.3f} val loss {r['val loss']:.4f}",
+                  flush=True)
+
+    results = run_all(job, [(task, m.key, hp, seed, steps, device, False) for m, hp in settings],
+                      jobs or default_jobs(), report)
+    rows, chosen, best = [], {}, {}
+    for (m, hp), r in zip(settings, results):
+        rows.append({"method": m.name, "setting": m.setting(hp), "val acc": r["val acc"], "val loss": r["val loss"],
+                     "best step": r["best step"], "train s": r["train s"], "chosen": ""})
+        key = (r["val acc"], -r["val loss"])
+        if m.key not in best or key > best[m.key][0]:
+            best[m.key] = (key, hp, len(rows) - 1)
+    for k, (_, hp, i) in best.items():
+        chosen[k] = hp
+        rows[i]["chosen"] = "✓"
+    header = (f"Sweep on `{task}`: every setting trained once (seed {seed}, at most {steps} steps of batch {BATCH}, "
+              f"validation every {EVAL_EVERY} steps, patience {PATIENCE}, keeping the best validation accuracy); "
+              f"chosen (✓): the best validation accuracy, ties broken by the lower validation loss. The test "
+              f"split is not used. train s: one thread per run, runs side by side.\n\n")
     cols = ["method", "setting", "val acc", "val loss", "best step", "train s", "chosen"]
-    for r in rows:
-        r.setdefault("chosen", "")
     atomic_write(out / f"sweep_{task}.md", lambda tmp: Path(tmp).write_text(header + markdown_table(rows, cols) + "\n"))
     merged = selected_settings(out / "selected.json") if (out / "selected.json").exists() else {}
     merged[task] = merged.get(task, {}) | chosen
@@ -165,7 +247,7 @@ def check_task(task: str) -> None:
 
 
 def compare_all(seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/compare", selected=SELECTED,
-                progress: bool = True, steps: int = STEPS) -> dict[str, list[dict]]:
+                progress: bool = True, steps: int | None = None, jobs: int | None = None) -> dict[str, list[dict]]:
     """compare() on every task (each with its own selected settings) into out/<task>/, and
     out/tasks.png: test accuracy by method and task (mean ± std over the seeds)."""
     out = Path(out)
@@ -173,12 +255,18 @@ def compare_all(seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/co
     missing = [t for t in TASKS if t not in selected_settings(selected)]
     if missing:
         raise ValueError(f"{selected} has no settings for {missing}; run `minituner sweep --task ...` for each")
-    results = {t: compare(t, seeds, seed, device, out / t, selected, progress, steps) for t in TASKS}
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / len(TASKS)
-    names = [m.name.split(" (")[0] for m in METHODS]
+    results = {t: compare(t, seeds, seed, device, out / t, selected, progress, steps, jobs) for t in TASKS}
+    plot_tasks(results, seeds, out / "tasks.png")
+    return results
+
+
+def plot_tasks(results: dict[str, list[dict]], seeds: int, path) -> None:
+    """Test accuracy by method (bars grouped) and task (colours), mean ± std over the seeds."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / len(results)
+    names = [r["method"].split(" (")[0] for r in next(iter(results.values()))]
     for i, (task, rows) in enumerate(results.items()):
-        xs = [j + (i - (len(TASKS) - 1) / 2) * width for j in range(len(rows))]
+        xs = [j + (i - (len(results) - 1) / 2) * width for j in range(len(rows))]
         ax.bar(xs, [r["test acc"] for r in rows], width, yerr=[r["test acc std"] for r in rows], capsize=2,
                label=task)
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
@@ -187,8 +275,7 @@ def compare_all(seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/co
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Every method on every task, settings chosen per task on validation")
-    save_figure(fig, out / "tasks.png")
-    return results
+    save_figure(fig, path)
 
 
 def check_out_dir(out: Path) -> None:
@@ -202,7 +289,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/compare",
-            selected=SELECTED, progress: bool = True, steps: int = STEPS) -> list[dict]:
+            selected=SELECTED, progress: bool = True, steps: int | None = None, jobs: int | None = None) -> list[dict]:
     """Train every method at its selected setting for seeds seed..seed+seeds-1; write table.md,
     results.json, curves.png and tradeoff.png into `out`; return the rows (mean ± std)."""
     check_task(task)
@@ -213,30 +300,39 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
     settings = selected_settings(selected)
     if task not in settings:
         raise ValueError(f"{selected} has no settings for task {task!r}; run `minituner sweep --task {task}`")
-    base, data = load_base(), make_task(task)
+    missing = [m.key for m in METHODS if m.key not in settings[task]]
+    if missing:
+        raise ValueError(f"{selected} has no {task!r} settings for {missing}; run "
+                         f"`minituner sweep --task {task} --methods {','.join(missing)}`")
+    steps = steps or STEPS[task]
+    calls = [(task, m.key, settings[task][m.key], s, steps, device, True) for m in METHODS
+             for s in range(seed, seed + seeds)]
+
+    def report(i, r):
+        if progress:
+            name, s = BY_KEY[calls[i][1]].name, calls[i][3]
+            print(f"{name:28s} seed {s}: val acc {r['val acc']:.3f}  test acc {r['test acc']:.3f}  "
+                  f"({r['train s']:.1f} s)", flush=True)
+
+    results = run_all(job, calls, jobs or default_jobs(), report)
     rows, curves = [], {}
-    for method in METHODS:
-        hp = settings[task][method.key]
-        runs = []
-        for s in range(seed, seed + seeds):
-            model, hist, val = run(method, hp, base, data, s, device, progress, steps=steps)
-            test = evaluate(model, data.test)  # the one look at test, after training and selection
-            runs.append({"val acc": val["accuracy"], "test acc": test["accuracy"], "test loss": test["loss"],
-                         "train s": hist.seconds, "curve": hist.val})
-            if progress:
-                print(f"{method.name:28s} seed {s}: val acc {val['accuracy']:.3f}  test acc {test['accuracy']:.3f}"
-                      f"  ({hist.seconds:.1f} s)")
-        trainable, total = count_parameters(model)
-        row = {"method": method.name, "setting": method.setting(hp), "trainable params": trainable,
-               "trainable %": 100 * trainable / total}
-        for col in ("val acc", "test acc", "test loss", "train s"):
+    for j, method in enumerate(METHODS):
+        runs = results[j * seeds:(j + 1) * seeds]
+        first = runs[0]
+        row = {"method": method.name, "setting": method.setting(settings[task][method.key]),
+               "trainable params": first["trainable"], "trainable %": 100 * first["trainable"] / first["total"]}
+        for col in ("val acc", "test acc", "test loss", "train s", *RELABEL_COLS * (task == "relabel")):
             row[col], row[col + " std"] = mean_std([r[col] for r in runs])
-        row["step memory bytes"] = step_memory_bytes(model.to("cpu"), data.train.batch(BATCH, torch.Generator().manual_seed(0)))
-        row["runs"] = [{k: v for k, v in r.items() if k != "curve"} for r in runs]
+        row["step memory bytes"] = first["step memory bytes"]
+        row["runs"] = [{k: v for k, v in r.items() if k in ("val acc", "test acc", "test loss", "train s", *RELABEL_COLS)}
+                       for r in runs]
         rows.append(row)
         curves[method.name.split(" (")[0]] = [r["curve"] for r in runs]  # English labels: no CJK font needed
     write_report(rows, curves, task, seeds, seed, device, steps, out)
     return rows
+
+
+RELABEL_COLS = ("swap, seen", "swap, unseen", "old name, unseen", "others, test")
 
 
 def pm(row: dict, col: str, digits: int = 3) -> str:
@@ -250,10 +346,17 @@ def write_report(rows, curves, task, seeds, seed, device, steps, out: Path) -> N
               "trainable %": r["trainable %"], "val acc": pm(r, "val acc"), "test acc": pm(r, "test acc"),
               "test loss": pm(r, "test loss"), "train s": f"{r['train s']:.1f}",
               "step memory bytes": r["step memory bytes"]} for r in rows]
-    header = (f"Task `{task}`: {seeds} seed(s) from {seed}, {steps} steps of batch {BATCH}, early stopping on "
-              f"validation (every {EVAL_EVERY} steps, patience {PATIENCE}), device {device}; settings chosen on "
-              f"validation by `minituner sweep`; mean ± std over the seeds.\n\n")
-    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(header + markdown_table(table) + "\n"))
+    header = (f"Task `{task}`: {seeds} seed(s) from {seed}, at most {steps} steps of batch {BATCH}, early stopping "
+              f"on validation accuracy (every {EVAL_EVERY} steps, patience {PATIENCE}), device {device}; settings "
+              f"chosen on validation by `minituner sweep`; mean ± std over the seeds. train s: one thread per run, "
+              f"runs side by side.\n\n")
+    body = markdown_table(table)
+    if task == "relabel":
+        swap = [{"method": r["method"], **{c: pm(r, c) for c in RELABEL_COLS}} for r in rows]
+        body += ("\n\nWhere the swap landed (accuracy; seen: the cat/dog descriptions of the training split; "
+                 "unseen: the test split's cat/dog rows, with the new name or still the old one; others: the "
+                 "other animals' test rows, whose labels did not change):\n\n" + markdown_table(swap))
+    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(header + body + "\n"))
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(json.dumps(
         {"task": task, "seeds": seeds, "seed": seed, "rows": rows}, indent=1, default=float) + "\n"))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))

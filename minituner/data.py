@@ -21,14 +21,17 @@ From it:
                  "q: which animal eats fish?\na:" -> " the cat eats fish.",
                  a question format the corpus never uses.
 
-Three disjoint splits (article §4 steps 2, 7 and 8): every animal has two "seen" fact
-kinds (the 15 pairs of kinds dealt in turn) and four held-out kinds. ``train`` shows
-the seen kinds of every animal (classify/relabel: 2 single-fact and 2 two-fact
-descriptions per animal, 128 rows; qa: 4 questions per animal, 128 rows). The held-out
-kinds are asked only in ``val`` and ``test``, split by animal: every third animal of a
-seeded shuffle (10 of 32) is a validation animal, the other 22 test animals
-(classify/relabel: 4 singles + 12 ordered pairs per animal, so val 160 rows, test 352;
-qa: val 80, test 176). Validation is thus drawn from the same distribution as test
+Three disjoint splits (article §4 steps 2, 7 and 8): every animal has "seen" fact kinds
+(classify and relabel: two, the 15 pairs of kinds dealt in turn; qa: four, the 15
+quadruples) and held-out kinds (the other four; for qa two). ``train`` shows the seen
+kinds of every animal (classify/relabel: 2 single-fact and 2 two-fact descriptions per
+animal, 128 rows; qa: each of 4 facts asked both ways, 256 rows). The held-out kinds are
+asked only in ``val`` and ``test``, split by animal: every third animal of a seeded
+shuffle (10 of 32) is a validation animal, the other 22 test animals (classify/relabel:
+4 singles + 12 ordered pairs per animal, so val 160 rows, test 352; qa: val 40, test 88).
+qa shows four kinds because two were too few to learn its format: full fine-tuning on
+128 rows (2 kinds) reached 0.05 validation accuracy, on 256 rows (4 kinds) 0.55
+(``benchmarks/qa_rows.py`` measures the curve). Validation is thus drawn from the same distribution as test
 (facts the training split never shows, answerable only from pretraining), and the two
 share no fact. With 352 rows one seed's test accuracy p has standard error
 sqrt(p(1-p)/352): 0.016 at p = 0.9, 0.027 at worst (p = 0.5).
@@ -103,12 +106,13 @@ QUESTION_BACK = {"sound": "q: which animal says {v}?\na:", "food": "q: which ani
                  "home": "q: which animal lives in the {v}?\na:", "colour": "q: which animal is {v}?\na:",
                  "toy": "q: which animal plays with a {v}?\na:", "owner": "q: which animal belongs to {v}?\na:"}
 TASKS = ("classify", "relabel", "qa")
+SHOWN = {"classify": 2, "relabel": 2, "qa": 4}  # fact kinds per animal that a task's training split shows
 VAL_EVERY = 3  # every third animal (in the world's shuffled order) is a validation animal
 
 
 @dataclass
 class World:
-    """facts[animal][kind] = value; seen[animal] = the two fact kinds a task's training split shows;
+    """facts[animal][kind] = value; seen[animal] = the fact kinds a task's training split shows;
     val_animals: the animals whose other facts are asked in validation (the rest: in test)."""
 
     facts: dict
@@ -124,20 +128,24 @@ class World:
         return tuple(k for k in KINDS if k not in self.seen[animal])
 
 
-def make_world(seed: int = 0) -> World:
+def make_world(seed: int = 0, shown: int = 2) -> World:
     """A world from a seed: each kind's values dealt to the animals (one value per animal),
-    per animal the two fact kinds the tasks' training splits show (all 15 pairs of kinds
-    dealt in turn, so each kind is shown for about a third of the animals), and which
-    animals are validation animals (every third in a shuffled order) or test animals."""
+    per animal the `shown` fact kinds the tasks' training splits show (all combinations of
+    `shown` kinds dealt in turn, so each kind is shown for about shown/6 of the animals), and
+    which animals are validation animals (every third in a shuffled order) or test animals.
+    The facts do not depend on `shown`, and neither do the validation animals for shown 2
+    and 4 (both have 15 combinations to shuffle)."""
+    if shown not in range(1, len(KINDS)):
+        raise ValueError(f"shown must be 1..{len(KINDS) - 1} fact kinds per animal, got {shown!r}")
     rng = random.Random(seed)
     names = list(ANIMALS)
     dealt = {kind: rng.sample(pool, len(names)) for kind, pool in POOLS.items()}
-    pairs = list(itertools.combinations(KINDS, 2))  # 15 pairs of kinds
-    rng.shuffle(pairs)
+    groups = list(itertools.combinations(KINDS, shown))  # e.g. the 15 pairs of kinds
+    rng.shuffle(groups)
     facts, seen = {}, {}
     for i, a in enumerate(names):
         facts[a] = {"sound": ANIMALS[a]} | {kind: dealt[kind][i] for kind in POOLS}
-        seen[a] = pairs[i % len(pairs)]
+        seen[a] = groups[i % len(groups)]
     order = rng.sample(names, len(names))
     val = tuple(a for i, a in enumerate(order) if i % VAL_EVERY == VAL_EVERY - 1)
     return World(facts, seen, val)
@@ -216,9 +224,12 @@ def task_examples(world: World, task: str) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def make_task(task: str = "classify", world_seed: int = 0) -> Dataset:
-    """A downstream task: train, val and test splits that share no prompt and no fact."""
-    tok, world = CharTokenizer(), make_world(world_seed)
+def make_task(task: str = "classify", world_seed: int = 0, shown: int | None = None) -> Dataset:
+    """A downstream task: train, val and test splits that share no prompt and no fact.
+    shown: fact kinds per animal in the training split (default SHOWN[task])."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
+    tok, world = CharTokenizer(), make_world(world_seed, SHOWN[task] if shown is None else shown)
     ex = task_examples(world, task)
     return Dataset(task, *(encode_examples(s, ex[s], tok) for s in ("train", "val", "test")), tok, world)
 

@@ -3,8 +3,11 @@ and 8 (evaluate on the test set, once).
 
 train() trains on ``data.train`` and looks at ``data.val`` only: every ``eval_every``
 steps it scores the validation split, and with ``patience`` it stops once the
-validation loss has not improved for that many evaluations and puts back the weights
-of the best one (early stopping). It never reads ``data.test``; whoever reports calls
+validation score has not improved for that many evaluations and puts back the weights
+of the best one (early stopping). The score is what the project reports: exact-match
+accuracy first, the lower loss breaking ties. Loss alone misleads on answers of many
+tokens: on `qa` the validation loss rose from 0.23 to 0.33 while accuracy rose from
+0.01 to 0.05 (the model grows sure of the words it gets right and of a few wrong ones). It never reads ``data.test``; whoever reports calls
 ``evaluate(model, data.test)`` once, at the end.
 
 Accuracy is exact match of the greedy answer. It is computed in one batched,
@@ -36,7 +39,8 @@ from .tokenizer import END
 @dataclass(repr=False)
 class History:
     """What a run did: the training loss per step, the validation curve
-    ``val`` = [(step, val loss, val accuracy), ...], the best step (lowest val loss),
+    ``val`` = [(step, val loss, val accuracy), ...], the best step (best_score: the highest
+    val accuracy, ties to the lower loss),
     whether it stopped early, and the seconds it took."""
 
     losses: list[float] = field(default_factory=list)
@@ -50,8 +54,8 @@ class History:
         out = f"History({len(self.losses)} steps, {self.seconds:.1f} s, final train loss {self.losses[-1]:.4f}" \
             if self.losses else "History(0 steps"
         if self.val:
-            step, loss, acc = min(self.val, key=lambda e: e[1])
-            out += f"; best val loss {loss:.4f} (accuracy {acc:.3f}) at step {step}"
+            step, loss, acc = max(self.val, key=best_score)
+            out += f"; best val accuracy {acc:.3f} (loss {loss:.4f}) at step {step}"
             out += ", stopped early" if self.stopped_early else ""
         return out + ")"
 
@@ -155,8 +159,9 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     (freezing, prompts, prefixes, LoRA) decides what is trained. Weight decay, when given,
     applies to all of them alike (soft prompts and LoRA matrices included).
     eval_every > 0 scores data.val every that many steps (and at the last step);
-    patience stops after that many evaluations without a lower validation loss and
-    restores the trainable tensors of the best evaluation.
+    patience stops after that many evaluations without a better validation score
+    (best_score: higher accuracy, ties to the lower loss) and restores the trainable tensors
+    of the best evaluation.
     A non-finite loss stops training with a RuntimeError naming the step.
     """
     check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience)
@@ -166,7 +171,7 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     opt = AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     hist = History(optimizer_state_bytes=opt.state_bytes())
-    best_loss, best_state, bad_evals = math.inf, None, 0
+    best, best_state, bad_evals = (-math.inf, -math.inf), None, 0
     t0 = time.perf_counter()
     bar = progress_bar(steps, f"train {data.name}", progress)
     for step in bar:
@@ -182,8 +187,8 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
             model.train()
             hist.val.append((step + 1, ev["loss"], ev["accuracy"]))
             bar.set_postfix(loss=f"{loss.item():.4f}", val_loss=f"{ev['loss']:.4f}", val_acc=f"{ev['accuracy']:.3f}")
-            if ev["loss"] < best_loss:
-                best_loss, hist.best_step, bad_evals = ev["loss"], step + 1, 0
+            if best_score(hist.val[-1]) > best:
+                best, hist.best_step, bad_evals = best_score(hist.val[-1]), step + 1, 0
                 if patience is not None:
                     best_state = [p.detach().clone() for p in opt.params]
             else:
@@ -194,13 +199,19 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
     bar.close()
-    if best_state is not None:  # early stopping: back to the best validation loss
+    if best_state is not None:  # early stopping: back to the best validation score
         with torch.no_grad():
             for p, best in zip(opt.params, best_state, strict=True):
                 p.copy_(best)
     hist.seconds = time.perf_counter() - t0
     model.eval()
     return hist
+
+
+def best_score(evaluation: tuple[int, float, float]) -> tuple[float, float]:
+    """The order of validation evaluations (step, loss, accuracy): higher accuracy, then lower loss."""
+    _, loss, accuracy = evaluation
+    return accuracy, -loss
 
 
 def model_device(model) -> torch.device:

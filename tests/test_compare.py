@@ -7,6 +7,9 @@ import pytest
 
 from minituner import compare as cmp
 from minituner.cli import main
+from minituner.data import make_task
+from minituner.jobs import run_all
+from minituner.train import evaluate
 
 
 @pytest.fixture
@@ -14,7 +17,8 @@ def settings(tmp_path):
     """A selected.json with one cheap setting per method."""
     hp = {"scratch": {"lr": 1e-3}, "full": {"lr": 1e-4}, "freeze": {"layers": 1, "lr": 1e-3},
           "prompt": {"k": 4, "lr": 3e-2}, "prefix": {"k": 4, "lr": 1e-2}, "ptuning_v2": {"k": 4, "lr": 3e-2},
-          "lora": {"r": 2, "lr": 3e-3}}
+          "lora": {"r": 2, "lr": 3e-3}, "bitfit": {"lr": 1e-3}, "ia3": {"lr": 1e-2}, "dora": {"r": 2, "lr": 3e-3},
+          "qlora": {"r": 2, "lr": 3e-3}}
     path = tmp_path / "selected.json"
     path.write_text(json.dumps({"classify": hp}))
     return path
@@ -29,7 +33,9 @@ def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch)
         return data
 
     monkeypatch.setattr(cmp, "make_task", no_test)
-    chosen = cmp.sweep("classify", out=tmp_path, methods=["lora", "full"], steps=4, progress=False)
+    cmp._loaded.cache_clear()
+    chosen = cmp.sweep("classify", out=tmp_path, methods=["lora", "full"], steps=4, progress=False, jobs=1)
+    cmp._loaded.cache_clear()
     assert set(chosen) == {"lora", "full"} and chosen["lora"] in cmp.grid_settings(cmp.BY_KEY["lora"])
     table = (tmp_path / "sweep_classify.md").read_text()
     body = table.split("\n\n", 1)[1]  # the header explains the ✓; the rows carry two
@@ -37,6 +43,29 @@ def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch)
     assert json.loads((tmp_path / "selected.json").read_text())["classify"] == chosen
     with pytest.raises(ValueError, match="unknown method"):
         cmp.sweep("classify", out=tmp_path, methods=["lorra"])
+
+
+def test_runs_in_one_thread_workers_give_the_same_bits_as_in_this_process():
+    call = ("classify", "lora", {"r": 2, "lr": 3e-3}, 0, 6, "cpu", False)
+    here = cmp.job(*call)  # this process, its threads
+    there = run_all(cmp.job, [call, call[:3] + (1,) + call[4:]], jobs=2)  # two workers, one thread each
+    assert there[0]["curve"] == here["curve"] and there[0]["val loss"] == here["val loss"]
+    assert there[1]["curve"] != here["curve"]  # the seed is honoured
+    with pytest.raises(ValueError, match="jobs must be an int >= 1"):
+        run_all(cmp.job, [call], jobs=0)
+
+
+def test_relabel_scores_split_the_cat_and_dog_answers_from_the_rest(base):
+    from minituner.methods.shortcuts import full
+
+    relabel, classify = make_task("relabel"), make_task("classify")
+    scores = cmp.relabel_scores(full(base), relabel)
+    assert scores["swap, unseen"] + scores["old name, unseen"] <= 1  # one answer per row
+    assert scores["swap, seen"] < 0.2 and scores["old name, unseen"] > scores["swap, unseen"]  # the base: old names
+    cd = [a in {" cat.", " dog."} for _, a in classify.test.examples]
+    correct = evaluate(full(base), classify.test)["correct"]
+    others = [c for c, x in zip(correct, cd) if not x]
+    assert scores["others, test"] == pytest.approx(sum(others) / len(others))  # unchanged labels score alike
 
 
 def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, settings, capsys):
@@ -49,7 +78,7 @@ def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, 
         assert len(accs) == 2 and r["test acc"] == pytest.approx(sum(accs) / 2)
         assert r["test acc std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
     pct = {r["method"]: r["trainable %"] for r in results["rows"]}
-    assert pct["full (全量微调)"] == 100 and pct["LoRA"] < 3
+    assert pct["full (全量微调)"] == 100 and pct["LoRA"] < 3 and pct["QLoRA"] < 3  # a 4-bit weight counts in full
     assert "±" in (out / "table.md").read_text()
     assert (out / "curves.png").stat().st_size > 1000 and (out / "tradeoff.png").stat().st_size > 1000
     assert "test acc" in capsys.readouterr().out
@@ -66,7 +95,7 @@ def test_compare_refuses_a_file_as_out_before_training(tmp_path, settings):
 
 def test_shipped_selection_names_every_method_with_every_hyper_parameter_of_its_grid():
     shipped = cmp.selected_settings()
-    assert "classify" in shipped
+    assert set(shipped) == {"classify", "relabel", "qa"}
     for task, chosen in shipped.items():
         assert set(chosen) == set(cmp.BY_KEY), task
         for key, hp in chosen.items():

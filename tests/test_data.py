@@ -71,6 +71,17 @@ def test_split_sizes_give_a_test_standard_error_of_at_most_0_02_at_p_0_85():
         assert 5 <= sum(kind in world.seen[a] for a in world.animals) <= 16
 
 
+def test_qa_shows_four_kinds_per_animal_with_the_same_validation_animals():
+    qa, classify = make_task("qa"), make_task("classify")
+    assert (len(qa.train), len(qa.val), len(qa.test)) == (256, 40, 88)  # each fact asked both ways
+    assert qa.world.val_animals == classify.world.val_animals and qa.world.facts == classify.world.facts
+    assert all(len(qa.world.seen[a]) == 4 and set(classify.world.seen[a]) for a in qa.world.animals)
+    test_facts = {a for p, a in qa.test.examples}
+    assert not test_facts & {a for p, a in qa.train.examples}  # no answer (a stated fact) of test is trained on
+    with pytest.raises(ValueError, match="shown must be 1..5"):
+        make_world(0, shown=6)
+
+
 def test_mask_covers_exactly_the_answer():
     task = make_task("classify")
     tok = task.tokenizer

@@ -8,7 +8,7 @@ import torch
 import minituner
 from minituner.checkpoint import load_model, save_model
 from minituner.dataset import Dataset, encode_examples
-from minituner.train import History, evaluate, train
+from minituner.train import History, best_score, evaluate, train
 
 
 def test_same_seed_gives_bit_identical_losses(tiny, classify):
@@ -70,10 +70,15 @@ def test_train_scores_val_only_and_patience_restores_the_best_weights(tiny):
     data = conflicting(minituner.CharTokenizer())
     hist = train(tiny, data, steps=60, lr=1e-2, batch_size=4, eval_every=5, patience=2, progress=False)
     assert hist.stopped_early and len(hist.losses) < 60
-    best = min(hist.val, key=lambda e: e[1])
+    best = max(hist.val, key=best_score)  # val accuracy stays 0 here: the lower loss decides
     assert hist.best_step == best[0] and hist.val[-1][1] > best[1]
     assert evaluate(tiny, data.val)["loss"] == pytest.approx(best[1], abs=1e-6)  # the best weights are back
     assert "stopped early" in repr(hist) and f"at step {best[0]}" in repr(hist) and len(repr(hist)) < 200
+
+
+def test_best_score_puts_accuracy_before_loss():
+    evals = [(5, 0.20, 0.10), (10, 0.30, 0.50), (15, 0.25, 0.50), (20, 0.10, 0.40)]
+    assert max(evals, key=best_score)[0] == 15  # highest accuracy; of the two at 0.5 the lower loss
 
 
 def test_history_plot_draws_the_train_and_validation_curves(tiny, classify):

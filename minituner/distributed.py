@@ -103,7 +103,8 @@ def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int =
     draw (b = batch_size / W), the loss scaled so the averaged gradient is the whole batch's.
 
     Returns a History whose .losses are the whole batch's loss per step (the same on every
-    rank) and whose .allreduce_bytes counts what the step's gradient buckets carried.
+    rank) and whose .allreduce_bytes counts what the step's gradient buckets carried. There is no
+    validation curve or early stopping (train()'s eval_every, patience): the weights are the last step's.
     """
     check_train_args(data, steps, lr, batch_size, 0.0, grad_clip, warmup, 0, None)
     rank, world = dist.get_rank(), dist.get_world_size()

@@ -1,6 +1,7 @@
 """The ``minituner`` command: finetune your own pairs, generate, compare, sweep, pretrain, verify, notebooks.
 
     minituner finetune --method lora --data pairs.jsonl --out runs/mine
+    minituner finetune --method lora --data pairs.jsonl --out runs/mine --nproc 2   # 2 processes, half the batch each
     minituner generate --adapter runs/mine "it says meow, so it is the"
 
 Every number is range-checked and every device checked before any work starts; a bad
@@ -21,6 +22,7 @@ METHODS = ("lora", "prompt", "prefix", "ptuning-v2", "freeze", "full")
 METHOD_LR = {"lora": 3e-3, "prompt": 3e-2, "prefix": 1e-2, "ptuning-v2": 2e-2, "freeze": 1e-3, "full": 2e-4}
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 PRETRAIN_OUT = Path("runs/pretrain")
+EVAL_EVERY, PATIENCE = 25, 4  # finetune's validation with one process (--nproc 1)
 
 
 # ---------------------------------------------------------------- argparse type functions
@@ -123,27 +125,68 @@ def method_config(args):
     return mt.FullConfig()
 
 
-def cmd_finetune(args) -> int:
+def prepare(args):
+    """The finetune command's data and model, built from its options (a bad one raises here)."""
     import minituner as mt
 
-    from .device import check_device
-
-    device = check_device(args.device)
     data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase)
-    model = mt.get_peft_model(base_model(args.base), method_config(args))
-    model.print_trainable_parameters()
+    return data, mt.get_peft_model(base_model(args.base), method_config(args))
+
+
+def finetune(args) -> None:
+    """The finetune command's work in one process: all of it, or with --nproc N > 1 one rank's share
+    (train_ddp on 1/N of every batch; rank 0 alone evaluates, prints and saves)."""
+    import torch.distributed as dist
+
+    import minituner as mt
+
+    from .distributed import train_ddp
+
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    data, model = prepare(args)
+    if rank == 0:
+        model.print_trainable_parameters()
     lr = args.lr or METHOD_LR[args.method]
-    hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
-                    device=device, eval_every=args.eval_every, patience=args.patience)
+    if world == 1:
+        hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
+                        device=args.device, eval_every=args.eval_every or EVAL_EVERY,
+                        patience=args.patience or PATIENCE)
+        how = (f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else "") + \
+            f"best validation loss at step {hist.best_step}"
+    else:
+        device = f"cuda:{rank}" if dist.get_backend() == "nccl" else "cpu"  # nccl: process r on GPU r
+        hist = train_ddp(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
+                         device=device)
+        how = (f"{world} processes with {args.batch_size // world} rows each, {hist.allreduce_bytes:,} bytes "
+               f"all-reduced per step; no validation with --nproc > 1: the last step's weights")
+    if rank:
+        return
     ev = mt.evaluate(model, data.test)
-    stop = f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else ""
-    print(f"trained {len(hist.losses)} steps at lr {lr:g} in {hist.seconds:.1f} s ({stop}best validation loss "
-          f"at step {hist.best_step}); test ({len(data.test)} pairs): loss {ev['loss']:.4f}, "
-          f"accuracy {ev['accuracy']:.3f}")
+    print(f"trained {len(hist.losses)} steps at lr {lr:g} in {hist.seconds:.1f} s ({how}); "
+          f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
     model.save_pretrained(args.out)
     base = f" --base {shlex.quote(str(args.base))}" if args.base else ""
     print(f"saved {args.out}; try: minituner generate --adapter {shlex.quote(str(args.out))}{base} "
           f"{shlex.quote(data.test.examples[0][0])}")
+
+
+def cmd_finetune(args) -> int:
+    from .device import check_device
+    from .distributed import backend_for, spawn
+
+    device = check_device(args.device)
+    if args.nproc == 1:
+        finetune(args)
+        return 0
+    backend = backend_for(args.nproc, args.batch_size, device)
+    refused = [opt for opt, given in (("--eval-every", args.eval_every), ("--patience", args.patience),
+                                      ("--lora-dropout", args.lora_dropout)) if given]
+    if refused:
+        raise ValueError(f"--nproc {args.nproc} cannot honour {', '.join(refused)}: the processes train without "
+                         f"validation or early stopping, and LoRA's seeded dropout would give every process the "
+                         f"same masks; drop {', '.join(refused)}, or use --nproc 1")
+    prepare(args)  # every input checked here, before any process starts: a bad one is one line, not N tracebacks
+    spawn(finetune, nproc=args.nproc, args=(args,), backend=backend)
     return 0
 
 
@@ -299,9 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default: the method's own: "
                         + ", ".join(f"{m} {lr:g}" for m, lr in METHOD_LR.items()) + ")")
-    g.add_argument("--eval-every", type=positive_int, default=25, help="steps between validation checks")
-    g.add_argument("--patience", type=positive_int, default=4,
-                   help="stop after this many validation checks without improvement (the best weights are kept)")
+    g.add_argument("--eval-every", type=positive_int, default=None,
+                   help=f"steps between validation checks (default: {EVAL_EVERY}; not with --nproc > 1)")
+    g.add_argument("--patience", type=positive_int, default=None,
+                   help="stop after this many validation checks without improvement, the best weights kept "
+                        f"(default: {PATIENCE}; not with --nproc > 1)")
+    g.add_argument("--nproc", type=positive_int, default=1, metavar="N",
+                   help="processes training together (data parallel, torch.distributed): each takes "
+                        "--batch-size / N rows of every batch; gloo on CPUs (N <= cores), nccl with --device cuda "
+                        "(N <= GPUs); trains without validation, so not with --eval-every, --patience or --lora-dropout")
     g = p.add_argument_group("lora")
     g.add_argument("--r", type=positive_int, default=4, help="LoRA rank")
     g.add_argument("--lora-alpha", type=positive_float, default=16.0, help="LoRA scale α (ΔW is scaled by α/r)")

@@ -22,7 +22,9 @@ gradient. (Averaging each rank's own mean, S_rank / n_rank, would weight a rank 
 short answers more: not the same gradient.) tests/test_distributed.py checks that two
 processes with half the batch each end with the weights of one process with the whole batch.
 
-Run it: ``torchrun --nproc_per_node 2 -m minituner.distributed --method lora --steps 50``.
+Run it: ``minituner finetune --nproc 2 --method lora --data pairs.jsonl --out runs/mine`` (your
+pairs; the command spawns the processes, trains without validation, rank 0 saves), or
+``torchrun --nproc_per_node 2 -m minituner.distributed --method lora --steps 50`` (a mini-world task).
 
 References: 1) Li et al. 2020, PyTorch Distributed: Experiences on Accelerating Data
 Parallel Training. 2) PyTorch, ``torch.nn.parallel.DistributedDataParallel``.
@@ -43,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .functional import cross_entropy
 from .optim import AdamW
-from .train import History, lr_at, update
+from .train import History, check_train_args, lr_at, update
 
 
 def allreduce_bytes(model) -> int:
@@ -65,14 +67,46 @@ def init(backend: str | None = None) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def backend_for(nproc: int, batch_size: int, device="cpu") -> str:
+    """The torch.distributed backend for nproc processes on device: 'gloo' on CPUs (at most one process
+    per core), 'nccl' on GPUs (device 'cuda', process r on cuda:r, at most one process per GPU).
+    The batch must split evenly. Anything else: a ValueError saying what is allowed."""
+    if isinstance(nproc, bool) or not isinstance(nproc, int):
+        raise TypeError(f"nproc must be an int, got {type(nproc).__name__} {nproc!r}")
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1 (the number of processes), got {nproc}")
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        cores = os.cpu_count() or 1
+        if nproc > cores:
+            raise ValueError(f"nproc {nproc} is more than this machine's {cores} CPU cores; each process "
+                             f"trains on one core, so use at most {cores}")
+        backend = "gloo"
+    elif dev.type == "cuda":
+        if dev.index is not None:
+            raise ValueError(f"with several processes give device 'cuda', not {str(device)!r}: process r uses cuda:r")
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise ValueError(f"nproc {nproc} is more than the {gpus} GPU(s) this machine has (nccl takes one "
+                             f"process per GPU); use at most {gpus}, or device cpu")
+        backend = "nccl"
+    else:
+        raise ValueError(f"torch.distributed has no backend for {dev.type!r}; use device cpu (gloo) or cuda (nccl)")
+    if batch_size % nproc:
+        raise ValueError(f"batch_size {batch_size} must split evenly over {nproc} processes: use a multiple of {nproc}")
+    return backend
+
+
 def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
               grad_clip: float = 1.0, warmup: int = 0, device: str = "cpu") -> History:
     """train() on W processes: each rank takes rows [rank·b, (rank+1)·b) of the batch train() would
     draw (b = batch_size / W), the loss scaled so the averaged gradient is the whole batch's.
 
     Returns a History whose .losses are the whole batch's loss per step (the same on every
-    rank) and whose .allreduce_bytes counts what the step's gradient buckets carried.
+    rank) and whose .allreduce_bytes counts what the step's gradient buckets carried. There is no
+    validation curve or early stopping (train()'s eval_every, patience): the weights are the last step's.
     """
+    check_train_args(data, steps, lr, batch_size, 0.0, grad_clip, warmup, 0, None)
     rank, world = dist.get_rank(), dist.get_world_size()
     if batch_size % world:
         raise ValueError(f"batch_size {batch_size} must split evenly over {world} processes")
@@ -98,9 +132,11 @@ def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int =
         dist.all_reduce(n_all)  # the whole batch's answer tokens
         mean = cross_entropy(ddp(x), y, m)  # S_rank / n_rank
         loss = mean * n * world / n_all  # S_rank · W / n: DDP's average then gives ∇(Σ S / n)
-        update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
         whole = loss.detach() / world
-        dist.all_reduce(whole)  # Σ S_rank / n: the whole batch's mean loss
+        dist.all_reduce(whole)  # Σ S_rank / n: the whole batch's mean loss, the same on every rank
+        if not torch.isfinite(whole):  # so every rank stops here together
+            raise RuntimeError(f"the loss became {whole.item()} at step {step}: lower the learning rate (now {lr})")
+        update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
         hist.losses.append(whole.item())
     hist.seconds = time.perf_counter() - t0
     hist.allreduce_bytes = sum(sent) // max(1, steps)
@@ -115,20 +151,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, fn, args):
+def _worker(rank: int, world: int, port: int, fn, args, backend: str):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)  # one core per process: W processes share the machine
-    init("gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(rank)  # process r on GPU r
+    init(backend)
     try:
         fn(*args)
     finally:
         dist.destroy_process_group()
 
 
-def spawn(fn, nproc: int = 2, args=()) -> None:
-    """Run fn(*args) in nproc CPU processes joined in a gloo group on 127.0.0.1 (what torchrun does,
-    from Python: for tests and notebooks). fn must be importable (a module-level function)."""
-    torch.multiprocessing.spawn(_worker, args=(nproc, free_port(), fn, args), nprocs=nproc, join=True)
+def spawn(fn, nproc: int = 2, args=(), backend: str = "gloo") -> None:
+    """Run fn(*args) in nproc processes joined in a process group on 127.0.0.1 (what torchrun does,
+    from Python: for `minituner finetune --nproc`, tests and notebooks): gloo on CPUs, or nccl with
+    process r on GPU r. fn must be importable (a module-level function)."""
+    torch.multiprocessing.spawn(_worker, args=(nproc, free_port(), fn, args, backend), nprocs=nproc, join=True)
 
 
 METHODS = ("full", "lora", "prompt_tuning")

@@ -118,13 +118,29 @@ def truncated_model(base, deltas: dict[str, torch.Tensor], r: int):
 
 
 def quantization_rows(model) -> list[dict]:
-    """Per Linear of model: its bytes in fp32 and in NF4 (double-quantised), and the error NF4 makes,
-    ‖W − Ŵ‖_F / ‖W‖_F and max |W − Ŵ| (QLoRA's frozen base, minituner/quant.py)."""
+    """Per Linear of model (QLoRA's frozen base, minituner/quant.py): its kind and layer, its bytes in
+    fp32 and in NF4, and the error NF4 makes, ‖W − Ŵ‖_F / ‖W‖_F and max |W − Ŵ|; each NF4 column
+    twice, with the scales c kept in fp32 and with them double-quantised ("DQ")."""
     rows = []
     for name, w in linear_weights(model).items():
-        state = quantize_nf4(w)
-        err = w - dequantize_nf4(state)  # (out, in)
-        rows.append({"matrix": name, "shape": tuple(w.shape), "fp32 bytes": 4 * w.numel(),
-                     "nf4 bytes": state_bytes(state), "relative error": float(err.norm() / w.norm()),
-                     "max |error|": float(err.abs().max())})
+        kind, layer = kind_and_layer(name)
+        row = {"matrix": name, "kind": kind, "layer": layer, "shape": tuple(w.shape), "fp32 bytes": 4 * w.numel()}
+        for tag, double_quant in (("NF4", False), ("NF4 DQ", True)):
+            state = quantize_nf4(w, double_quant=double_quant)
+            err = w - dequantize_nf4(state)  # (out, in)
+            row |= {f"{tag} bytes": state_bytes(state), f"{tag} ‖W−Ŵ‖/‖W‖": float(err.norm() / w.norm()),
+                    f"{tag} max|W−Ŵ|": float(err.abs().max())}
+        rows.append(row)
     return rows
+
+
+def magnitude_direction(w0: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
+    """How far W moved from W₀, split as DoRA's analysis splits it (Liu et al. 2024, §3.2), one norm
+    per output row (our (out, in) layout; the paper's columns):
+        ΔM = mean_i |‖W_i‖ − ‖W₀_i‖|        ΔD = mean_i (1 − cos(W_i, W₀_i))
+    A pure rescaling of rows moves only ΔM, a rotation that keeps lengths only ΔD."""
+    if w0.shape != w.shape or w0.dim() != 2:
+        raise ValueError(f"need two matrices of one shape, got {tuple(w0.shape)} and {tuple(w.shape)}")
+    dm = (w.norm(dim=1) - w0.norm(dim=1)).abs().mean()  # (out,) -> ()
+    dd = (1 - torch.nn.functional.cosine_similarity(w, w0, dim=1)).mean()  # (out,) -> ()
+    return float(dm), float(dd)

@@ -1,9 +1,12 @@
 """BitFit, (IA)³, DoRA and QLoRA: the shape every method has, their formulas, merging, and the frozen 4-bit base."""
 
+import math
+
 import pytest
 import torch
 
 from minituner import fingerprint
+from minituner.analysis import magnitude_direction
 from minituner.functional import cross_entropy
 from minituner.methods import PeftModel, get_peft_model
 from minituner.methods.bitfit import BitFitConfig
@@ -133,3 +136,20 @@ def test_qlora_trains_lora_only_and_never_moves_the_codes(tiny, classify):
     assert b["nf4"] < b["fp32"] / 7
     trainable = count_parameters(model)[0]  # the 4-bit weights count as frozen parameters, one per weight
     assert f"all params: {count_parameters(tiny)[1] + trainable:,} " in model.print_trainable_parameters()
+
+
+def test_magnitude_direction_separates_rescaling_from_rotation():
+    """Rows scaled by s: ΔM = mean |s_i − 1|·‖W₀_i‖, ΔD = 0; rows rotated (lengths kept): ΔM = 0, ΔD = 1 − cos θ."""
+    w0 = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    s = torch.linspace(0.5, 1.5, 6)
+    dm, dd = magnitude_direction(w0, s[:, None] * w0)
+    assert dm == pytest.approx(float(((s - 1).abs() * w0.norm(dim=1)).mean()), rel=1e-5) and dd == pytest.approx(0, abs=1e-6)
+    theta = 0.3
+    c, s_ = math.cos(theta), math.sin(theta)
+    rot = torch.eye(8)
+    rot[:2, :2] = torch.tensor([[c, -s_], [s_, c]])  # turns the plane of the first two coordinates by θ
+    w0[:, 2:] = 0  # every row in the plane the rotation turns
+    dm, dd = magnitude_direction(w0, w0 @ rot.T)
+    assert dm == pytest.approx(0, abs=1e-6) and dd == pytest.approx(1 - math.cos(theta), rel=1e-4)
+    with pytest.raises(ValueError, match="one shape"):
+        magnitude_direction(w0, w0.T)

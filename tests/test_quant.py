@@ -1,10 +1,13 @@
 """NF4 (QLoRA's NormalFloat-4): the code book, packing, the round-trip bound, the bytes, the frozen layer."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minituner.analysis import linear_weights, quantization_rows
 from minituner.model import Linear
 from minituner.quant import (
     Linear4bit,
@@ -99,3 +102,21 @@ def test_linear4bit_holds_codes_not_parameters():
     torch.testing.assert_close(y, x @ dequantize_nf4(q.quant_state()).T + lin.bias)
     y.sum().backward()  # the gradient flows through the dequantised weight to the input
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_quantization_rows_bytes_and_errors(tiny):
+    """One row per Linear (q, k, v, o, up, down per block); bytes: n/2 codes + 4 per block of 64 (fp32
+    scales), or + 1 per block, 4 per 256 blocks and μ (DQ); every error within error_bound, and above 0."""
+    rows, weights = quantization_rows(tiny), linear_weights(tiny)
+    kinds = ("q", "k", "v", "o", "up", "down")
+    assert [(r["kind"], r["layer"]) for r in rows] == [(k, i) for i in range(tiny.config.n_layer) for k in kinds]
+    for row in rows:
+        w = weights[row["matrix"]]
+        n = w.numel()
+        blocks = math.ceil(n / 64)
+        assert (row["fp32 bytes"], row["NF4 bytes"]) == (4 * n, n // 2 + 4 * blocks)
+        assert row["NF4 DQ bytes"] == n // 2 + blocks + 4 * math.ceil(blocks / 256) + 4
+        for tag, double_quant in (("NF4", False), ("NF4 DQ", True)):
+            bound = error_bound(w, quantize_nf4(w, double_quant=double_quant))
+            assert 0 < row[f"{tag} max|W−Ŵ|"] <= bound.max() * (1 + 1e-5)
+            assert 0 < row[f"{tag} ‖W−Ŵ‖/‖W‖"] <= bound.norm() / w.norm() * (1 + 1e-5)

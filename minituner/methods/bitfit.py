@@ -2,7 +2,8 @@
 
 Article's notation (§1, Y = WX): every layer computes Y = WX + b; BitFit keeps every W
 frozen at W₀ and trains only the b's. Paper's notation: for each layer ℓ, the bias vectors
-b^ℓ_{q,k,v}, b^ℓ_{m1}, b^ℓ_{m2} (attention and MLP) and the LayerNorm shifts b^ℓ_{LN} train;
+b^ℓ_{q,k,v} (attention), b^ℓ_{m1} (its output projection), b^ℓ_{m2}, b^ℓ_{m3} (the MLP's two
+layers) and the LayerNorm shifts b^ℓ_{LN1}, b^ℓ_{LN2} train;
 θ = (W₀ frozen, b trainable), minimise L(W₀, b). The paper also reports a smaller variant
 that trains only b_q and b_{m2}: ``bias_modules=("q_proj", "up_proj")`` here (our up_proj is
 its m2, the MLP's first, widening layer).

@@ -1,0 +1,385 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # 11 · After the article: BitFit, (IA)³, DoRA and QLoRA (文章之后的方法)
+#
+# The article stops at the methods of 2021: prompt tuning, prefix tuning, P-Tuning v2 and
+# LoRA. Four methods that came after are now in `minituner/methods/`, each in the shape
+# every method has (a config, a wrapper, save and load, `print_trainable_parameters`):
+#
+# - **BitFit** (Ben Zaken et al. 2022): train only the biases b of Y = WX + b.
+# - **(IA)³** (Liu et al. 2022): learned vectors that rescale the keys, the values and the
+#   MLP's hidden activations.
+# - **DoRA** (Liu et al. 2024): LoRA split into a length and a direction per row of W.
+# - **QLoRA** (Dettmers et al. 2023): LoRA in float32 on top of a base held in 4 bits.
+#
+# Each section writes the formula in the article's notation (Y = WX, ΔW = AB, §1 and §3.2)
+# and the paper's, prints the closed-form trainable count beside `print_trainable_parameters`,
+# checks the formula numerically, and trains the method on the `classify` task, printing its
+# validation curve (the last section draws every method's training and validation curves in
+# one figure). The QLoRA sections measure what 4 bits cost:
+# bytes, the error per matrix, and the accuracy before and after LoRA. The last table puts
+# all four next to LoRA.
+#
+# Every run starts from the same shipped base with the same seed and data order and trains
+# all its steps (no early stopping), so the validation split chooses nothing here: each
+# validation accuracy is the final model's. One seed: read differences of a few rows of the
+# validation split as noise.
+#
+# Run it: `python lessons/11_after_the_article.py` (`--smoke` for the test preset).
+
+# %%
+import tempfile
+from pathlib import Path
+
+import torch
+
+import minituner
+from minituner.analysis import magnitude_direction, quantization_rows, summarise
+from minituner.compare import selected_settings
+from minituner.lesson import options
+from minituner.methods.lora_layer import lora_layers
+from minituner.methods.shortcuts import bitfit, dora, ia3, lora, qlora
+from minituner.quant import BLOCK, NF4, SCALE_BLOCK
+from minituner.report import count_parameters, markdown_table, plot_curves
+
+args = options("Lesson 11: after the article", smoke=dict(steps=2, eval_every=2), out="runs/11_after_the_article",
+               steps=80, eval_every=20, batch_size=16, seed=0)
+torch.manual_seed(args.seed)
+base, task = minituner.load_base(), minituner.make_task("classify")
+d, L = base.config.n_embd, base.config.n_layer
+x = task.val.x[:16]  # the prompts every numerical check runs on
+
+# The settings: the sweep's choice (minituner/assets/selected.json) where it has one for a method,
+# else a default, said so in the table. DoRA and QLoRA default to LoRA's chosen r and lr (α = 4r, q and v,
+# as in `minituner compare`), so that they differ from LoRA in one thing only.
+chosen = selected_settings().get("classify", {})
+defaults = {"bitfit": {"lr": 1e-2}, "ia3": {"lr": 1e-2},
+            "dora": {"r": chosen["lora"]["r"], "lr": chosen["lora"]["lr"]},
+            "qlora": {"r": chosen["lora"]["r"], "lr": chosen["lora"]["lr"]}}
+hp = {"lora": chosen["lora"]} | {k: chosen.get(k, v) for k, v in defaults.items()}
+source = {k: "selected.json (swept on validation)" if k in chosen else "default, not swept" for k in hp}
+print(f"{args.steps} steps of batch {args.batch_size}, validation every {args.eval_every} steps, seed {args.seed}")
+print(markdown_table([{"method": k, "setting": ", ".join(f"{n}={v:g}" for n, v in s.items()), "from": source[k]}
+                      for k, s in hp.items()]))
+
+
+def counted(model) -> int:
+    """print_trainable_parameters' line (printed), and the trainable count read back from it."""
+    line = model.print_trainable_parameters()
+    return int(line.split("||")[0].split(":")[1].replace(",", ""))
+
+
+def adapter_bytes(model) -> int:
+    """The size of what save_pretrained writes: adapter_model.safetensors."""
+    with tempfile.TemporaryDirectory() as folder:
+        return (Path(model.save_pretrained(f"{folder}/adapter")) / "adapter_model.safetensors").stat().st_size
+
+
+def fit(name: str, model, setting: dict):
+    """Train all args.steps steps at setting["lr"] (no patience: the model stays the last step's, which
+    train() scores on validation last); print the validation curve; (table row, History)."""
+    hist = minituner.train(model, task, steps=args.steps, lr=setting["lr"], batch_size=args.batch_size,
+                           seed=args.seed, eval_every=args.eval_every, progress=False)
+    print(f"{name}, validation accuracy by step: " + ", ".join(f"{step}: {acc:.3f}" for step, _, acc in hist.val))
+    _, loss, acc = hist.val[-1]  # the final model's (the last evaluation is at step args.steps)
+    return {"method": name, "setting": ", ".join(f"{n}={v:g}" for n, v in setting.items()),
+            "trainable": count_parameters(model)[0], "train loss": sum(hist.losses[-10:]) / len(hist.losses[-10:]),
+            "val acc": acc, "val loss": loss,
+            "adapter bytes": adapter_bytes(model)}, hist
+
+
+def lora_like(build, setting: dict, **kw):
+    """LoRA, DoRA or QLoRA on q_proj and v_proj at rank r with α = 4r, as `minituner compare` builds LoRA."""
+    r = setting["r"]
+    return build(base, r=r, lora_alpha=4 * r, target_modules=("q_proj", "v_proj"), seed=args.seed, **kw)
+
+# %% [markdown]
+# ## 1. The reference: LoRA at the comparison's setting (参照: LoRA)
+#
+# Lesson 06's method: Y = (W + ΔW)X + b with ΔW = AB (the article's letters; in code
+# ΔW = (α/r)·`lora_B`·`lora_A`), on the query and value projections. Every method below is
+# read against this row.
+
+# %%
+rows, hists = {}, {}
+lora_model = lora_like(lora, hp["lora"])
+rows["LoRA"], hists["LoRA"] = fit("LoRA", lora_model, hp["lora"])
+print(markdown_table([rows["LoRA"]]))
+
+# %% [markdown]
+# ## 2. BitFit: train only the biases (偏置微调 BitFit)
+#
+# **Article's notation** (§1): every layer computes Y = WX + b. BitFit keeps every W frozen
+# at W₀ and trains only the b's. **Paper's notation** (Ben Zaken et al. 2022, §2): per layer ℓ
+# the biases b_q, b_k, b_v of the attention, b_m1 of its output projection, b_m2 and b_m3 of the
+# MLP's two layers and the LayerNorms' shifts train; every W stays. Ours per block: q, k, v, o
+# (d each), up (4d), down (d) and two LayerNorm shifts (d each), plus the final LayerNorm's:
+#
+#     trainable = 11d·L + d
+#
+# The forward is the base's own, so a fresh model *is* the base: the difference of their logits
+# must be exactly 0. Afterwards: which biases moved most. The paper finds b_q and b_m2 (our
+# q_proj and up_proj) move most. Expect b_k to barely move: a key bias adds q·b_k to every
+# score of one query alike, and softmax ignores what is added to all scores alike, so b_k gets
+# no gradient beyond rounding.
+
+# %%
+model = bitfit(base)
+fresh = {"BitFit": (model(x) - base(x)).abs().max().item()}
+print(f"fresh BitFit vs base: max |Δlogits| = {fresh['BitFit']:.1e}")
+closed, n = 11 * d * L + d, counted(model)
+print(f"closed form 11d·L + d = 11·{d}·{L} + {d} = {closed:,}; print_trainable_parameters: {n:,} (equal: {closed == n})")
+rows["BitFit"], hists["BitFit"] = fit("BitFit", model, hp["bitfit"])
+b0 = dict(base.named_parameters())
+moved = summarise([{"bias of": n.split(".")[-2], "mean |b − b₀|": (p - b0[n.removeprefix("base.")]).abs().mean().item()}
+                   for n, p in model.named_parameters() if p.requires_grad], "bias of", ["mean |b − b₀|"])
+moved.sort(key=lambda row: -row["mean |b − b₀|"])
+print(markdown_table([rows["BitFit"]]))
+print(markdown_table(moved))
+
+# %% [markdown]
+# ## 3. (IA)³: learned scales on keys, values and the MLP (激活缩放 (IA)³)
+#
+# **Paper's notation** (Liu et al. 2022, §3.3), three vectors per block, all starting at ones:
+#
+#     attention  softmax( Q (l_k ⊙ Kᵀ) / √d_k ) (l_v ⊙ V)        l_k, l_v ∈ R^d
+#     MLP        (l_ff ⊙ γ(W₁ x)) W₂                              l_ff ∈ R^{4d}
+#
+# **Article's notation**: the key and value layers become Y = diag(l)(WX + b) (their output
+# rescaled), the MLP's second layer Y = W diag(l) X + b (its input rescaled). With l = 1 both
+# are the base. diag(l) is linear, so it **merges** into W: W ← diag(l)W, b ← l ⊙ b on the
+# output side, W ← W diag(l) on the input side; the merged plain GPT must give the same logits.
+#
+#     trainable = (d + d + 4d)·L = 6d·L
+
+# %%
+model = ia3(base)
+fresh["(IA)³"] = (model(x) - base(x)).abs().max().item()
+print(f"fresh (IA)³ vs base (l = 1): max |Δlogits| = {fresh['(IA)³']:.1e}")
+closed, n = 6 * d * L, counted(model)
+print(f"closed form 6d·L = 6·{d}·{L} = {closed:,}; print_trainable_parameters: {n:,} (equal: {closed == n})")
+rows["(IA)³"], hists["(IA)³"] = fit("(IA)³", model, hp["ia3"])
+with torch.no_grad():
+    ia3_merge = (model.merge_and_unload()(x) - model(x)).abs().max().item()
+    ls = torch.cat([p.flatten() for p in model.parameters() if p.requires_grad])
+print(f"after training: l in [{ls.min().item():.3f}, {ls.max().item():.3f}]; merged into W (a plain GPT) vs "
+      f"unmerged: max |Δlogits| = {ia3_merge:.1e}")
+print(markdown_table([rows["(IA)³"]]))
+
+# %% [markdown]
+# ## 4. DoRA: a length and a direction per row (权重分解 DoRA)
+#
+# **Paper's notation** (Liu et al. 2024, Eq. 5):
+#
+#     W′ = m · (W₀ + BA) / ‖W₀ + BA‖_c
+#
+# with B = 0 and A random as in LoRA, and a trainable magnitude m, one per weight vector. The
+# paper's W is d×k with one norm per column; in our (out, in) layout that is one norm per
+# output row, so m has `out` entries. **Article's notation** (§3.2):
+# Y = diag(m / ‖W + ΔW‖_c)(W + ΔW)X + b with ΔW = AB: ΔW turns each row, m sets its length.
+#
+# Checks: with m = ‖W₀‖_c and B = 0, W′ = W₀ and the model is the base (up to one float
+# rounding of the norm and the division); after training, merging W ← W′ gives the same logits.
+#
+#     trainable = (r·(d + d) + d) per targeted matrix = (2rd + d)·2L on q and v
+#
+# The paper's analysis splits any change of W into ΔM, the mean change of the rows' lengths,
+# and ΔD, the mean 1 − cos between each row and its old self (`minituner.analysis.magnitude_direction`);
+# the second table below compares DoRA's with LoRA's, averaged over the adapted matrices.
+
+# %%
+r = hp["dora"]["r"]
+model = lora_like(dora, hp["dora"])
+fresh["DoRA"] = (model(x) - base(x)).abs().max().item()
+print(f"fresh DoRA vs base (m = ‖W₀‖_c, B = 0): max |Δlogits| = {fresh['DoRA']:.1e}")
+closed, n = (2 * r * d + d) * 2 * L, counted(model)
+print(f"closed form (2rd + d)·2L = (2·{r}·{d} + {d})·2·{L} = {closed:,}; print_trainable_parameters: {n:,} "
+      f"(equal: {closed == n})")
+rows["DoRA"], hists["DoRA"] = fit("DoRA", model, hp["dora"])
+with torch.no_grad():
+    before = model(x)
+    model.merge_adapter()
+    dora_merge = (model(x) - before).abs().max().item()
+    model.unmerge_adapter()
+print(f"after training: merged (W ← W′) vs unmerged: max |Δlogits| = {dora_merge:.1e}")
+with torch.no_grad():
+    split = {name: [magnitude_direction(layer.weight, w(layer)) for layer in lora_layers(m.base).values()]
+             for name, m, w in (("LoRA", lora_model, lambda lay: lay.weight + lay.get_delta_weight("default")),
+                                ("DoRA", model, lambda lay: lay.dora_weight("default")))}
+md = [{"method": name, "ΔM (mean |Δ‖W_i‖|)": sum(p[0] for p in v) / len(v), "ΔD (mean 1 − cos)": sum(p[1] for p in v) / len(v)}
+      for name, v in split.items()]
+print(markdown_table([rows["DoRA"]]))
+print(markdown_table(md))
+
+# %% [markdown]
+# ## 5. QLoRA, part 1: a 4-bit base, its bytes and its error (4 比特量化: 字节与误差)
+#
+# **Paper's notation** (Dettmers et al. 2023, Eq. 5–6), one layer:
+#
+#     Y = X · doubleDequant(c₁^FP32, c₂^k-bit, W^NF4) + X L₁ L₂
+#
+# W^NF4 holds each weight as one of 16 NormalFloat values q_i (quantiles of N(0, 1) scaled to
+# [−1, 1], with an exact 0), in blocks of 64 weights with one absmax scale c per block:
+# code = argmin_i |w/c − q_i|, ŵ = q[code]·c. **Double quantisation** stores the scales c
+# themselves in 8 bits (centred by their mean, absmax in blocks of 256, one fp32 c₂ each).
+# L₁L₂ is LoRA's AᵀBᵀ, trained in float32 (the paper computes in BF16). **Article's notation**
+# (§3.2): Y = (Ŵ + ΔW)X + b, ΔW = AB as in LoRA, where Ŵ is W rounded to 16 levels per block
+# and rebuilt from the codes in every forward pass. Every Linear of the base (q, k, v, o, up,
+# down) is quantised; the embeddings (the tied head), biases and LayerNorms stay float32.
+#
+# First the code book and the bytes: bits per weight from the formula, bytes measured from the
+# tensors that hold them (`minituner.analysis.quantization_rows`). Then the error per kind of
+# matrix, ‖W − Ŵ‖_F/‖W‖_F and max |W − Ŵ|, with fp32 scales and with double-quantised ones.
+# Then the usual checks: the trainable count, and a fresh QLoRA (B = 0) is the NF4 base, not
+# the float32 one.
+
+# %%
+print("NF4 code book q_i: " + ", ".join(f"{v:.4f}" for v in NF4.tolist()))
+qrows = quantization_rows(base)
+n_linear = sum(row["fp32 bytes"] for row in qrows) // 4  # weights held in the Linear matrices
+rest = 4 * (count_parameters(base)[1] - n_linear)  # embeddings, biases, LayerNorms: fp32 in every form
+forms = [("fp32", 32.0, "fp32 bytes"), ("NF4, fp32 scales", 4 + 32 / BLOCK, "NF4 bytes"),
+         ("NF4, double-quantised scales", 4 + 8 / BLOCK + 32 / (BLOCK * SCALE_BLOCK), "NF4 DQ bytes")]
+nf4_bytes = {name: sum(row[col] for row in qrows) for name, _, col in forms}
+bytes_rows = [{"form": name, "bits per weight (formula)": bits, "Linear weights, bytes": nf4_bytes[name],
+               "÷ fp32": nf4_bytes[name] / nf4_bytes["fp32"], "whole base, bytes": nf4_bytes[name] + rest,
+               "whole ÷ fp32": (nf4_bytes[name] + rest) / (nf4_bytes["fp32"] + rest)} for name, bits, _ in forms]
+print(f"{len(qrows)} Linear matrices, {n_linear:,} weights; the rest of the base (fp32 in every form): {rest:,} bytes")
+print(markdown_table(bytes_rows))
+kinds = summarise(qrows, "kind", ["NF4 ‖W−Ŵ‖/‖W‖", "NF4 DQ ‖W−Ŵ‖/‖W‖", "NF4 max|W−Ŵ|", "NF4 DQ max|W−Ŵ|"])
+print(markdown_table(kinds))
+worst = max(qrows, key=lambda row: row["NF4 DQ ‖W−Ŵ‖/‖W‖"])
+best = min(qrows, key=lambda row: row["NF4 DQ ‖W−Ŵ‖/‖W‖"])
+print(f"per matrix (DQ): ‖W−Ŵ‖/‖W‖ from {best['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({best['matrix']}) "
+      f"to {worst['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({worst['matrix']})")
+
+r = hp["qlora"]["r"]
+model = lora_like(qlora, hp["qlora"])
+print(f"QLoraModel.base_bytes(): fp32 {model.base_bytes()['fp32']:,}, NF4 {model.base_bytes()['nf4']:,} "
+      f"(the table's DQ row: {model.base_bytes()['nf4'] == nf4_bytes['NF4, double-quantised scales']})")
+closed, n = r * 2 * d * 2 * L, counted(model)
+print(f"closed form r·(d + d)·2L = {r}·{2 * d}·2·{L} = {closed:,}; print_trainable_parameters (each 4-bit weight "
+      f"one frozen parameter): {n:,} (equal: {closed == n})")
+with torch.no_grad():
+    logits, logits_w = model(x), base(x)
+    to_nf4 = (logits - model.merge_and_unload()(x)).abs().max().item()
+    to_fp32 = (logits - logits_w).abs()
+    same = (logits.argmax(-1) == logits_w.argmax(-1)).float().mean().item()
+print(f"fresh QLoRA (B = 0) vs the NF4 base Ŵ as a float32 GPT: max |Δlogits| = {to_nf4:.1e}; vs the float32 "
+      f"base W: mean |Δlogits| {to_fp32.mean().item():.3f}, max {to_fp32.max().item():.2f}, the same greedy next "
+      f"character at {same:.1%} of {x.numel():,} positions")
+
+# %% [markdown]
+# ## 6. QLoRA, part 2: accuracy before and after LoRA (量化基座的准确率)
+#
+# The validation accuracy of the base in float32 and in NF4 (both forms of the scales), before
+# any training; QLoRA after training; LoRA on the float32 base at the same setting (same r, α,
+# targets, learning rate, steps, seed and data order). One more row separates the two effects:
+# QLoRA's trained adapter moved onto the float32 base, i.e. what the adapter learned without
+# the rounding of W under it.
+
+# %%
+rows["QLoRA"], hists["QLoRA"] = fit("QLoRA", model, hp["qlora"])
+if hp["qlora"] == hp["lora"]:
+    fp32_lora = rows["LoRA"]
+else:  # selected.json chose differently for QLoRA: train fp32 LoRA at QLoRA's setting too
+    fp32_lora, hists["LoRA at QLoRA's setting"] = fit("LoRA at QLoRA's setting", lora_like(lora, hp["qlora"]), hp["qlora"])
+on_fp32 = lora_like(lora, hp["qlora"])  # the same adapter tensors, on the float32 W
+on_fp32.load_adapter_state_dict(model.adapter_state_dict())
+
+
+def val(m) -> dict:
+    ev = minituner.evaluate(m, task.val)
+    return {"val acc": ev["accuracy"], "val loss": ev["loss"]}
+
+
+acc_rows = [{"model": "fp32 base, untrained", **val(base)},
+            {"model": "NF4 base (fp32 scales), untrained", **val(lora_like(qlora, hp["qlora"], bnb_4bit_use_double_quant=False))},
+            {"model": "NF4 base (DQ), untrained", **val(lora_like(qlora, hp["qlora"]))},
+            {"model": "QLoRA: NF4 base (DQ) + LoRA, trained", "val acc": rows["QLoRA"]["val acc"], "val loss": rows["QLoRA"]["val loss"]},
+            {"model": "fp32 LoRA, same setting, trained", "val acc": fp32_lora["val acc"], "val loss": fp32_lora["val loss"]},
+            {"model": "the QLoRA adapter, on the fp32 base", **val(on_fp32)}]
+print(f"setting: {rows['QLoRA']['setting']}, α = 4r, q and v; validation: {len(task.val)} rows "
+      f"(one row = {1 / len(task.val):.4f})")
+print(markdown_table(acc_rows))
+
+# %% [markdown]
+# ## 7. All four next to LoRA (对比)
+#
+# One row per method, each at its setting above: what it trains, its training loss (the mean of
+# the last 10 steps), the final model's validation accuracy and loss, the bytes `save_pretrained` writes (the adapter alone), and the bytes of
+# the base it needs beside it (float32, or NF4 with double quantisation for QLoRA). The figure:
+# left, each run's training loss (a running mean over 10 steps); right, its validation loss at
+# each evaluation.
+
+# %%
+total = count_parameters(base)[1]
+base_held = {"QLoRA": nf4_bytes["NF4, double-quantised scales"] + rest}
+final = [{**row, "from": source[key], "% of the base": 100 * row["trainable"] / total,
+          "base bytes": base_held.get(row["method"], nf4_bytes["fp32"] + rest)}
+         for key, row in zip(("lora", "bitfit", "ia3", "dora", "qlora"), rows.values())]
+print(markdown_table(final, ["method", "setting", "from", "trainable", "% of the base", "train loss", "val acc", "val loss",
+                             "adapter bytes", "base bytes"]))
+plot_curves(hists, f"classify, {args.steps} steps: LoRA and the methods after the article", args.out / "curves.png")
+
+# %% [markdown]
+# ## Conclusions (结论)
+#
+# Each line is printed from the tables above.
+
+# %%
+ref = rows["LoRA"]
+for name in ("BitFit", "(IA)³", "DoRA", "QLoRA"):
+    row = rows[name]
+    print(f"- {name} trains {row['trainable']:,} numbers ({row['trainable'] / ref['trainable']:.2f}× LoRA's "
+          f"{ref['trainable']:,}), adapter {row['adapter bytes']:,} bytes; validation accuracy {row['val acc']:.3f} "
+          f"vs LoRA's {ref['val acc']:.3f} ({round((row['val acc'] - ref['val acc']) * len(task.val)):+d} of "
+          f"{len(task.val)} rows).")
+print(f"- BitFit's biases moved most in {moved[0]['bias of']} and {moved[1]['bias of']}, least in "
+      f"{moved[-1]['bias of']} ({moved[-1]['mean |b − b₀|'] / moved[0]['mean |b − b₀|']:.2f}× the most).")
+print("- A fresh model against its base, max |Δlogits|: " + ", ".join(f"{k} {v:.0e}" for k, v in fresh.items())
+      + f"; merged against unmerged after training: (IA)³ {ia3_merge:.0e}, DoRA {dora_merge:.0e}.")
+dm = {row["method"]: (row["ΔM (mean |Δ‖W_i‖|)"], row["ΔD (mean 1 − cos)"]) for row in md}
+print(f"- DoRA vs LoRA on the same matrices: ΔM {dm['DoRA'][0]:.4f} vs {dm['LoRA'][0]:.4f}, ΔD {dm['DoRA'][1]:.4f} vs "
+      f"{dm['LoRA'][1]:.4f}; ΔM per unit of ΔD {dm['DoRA'][0] / dm['DoRA'][1]:.2f} vs {dm['LoRA'][0] / dm['LoRA'][1]:.2f}.")
+dq = bytes_rows[2]
+print(f"- NF4 with double quantisation holds the Linear weights in {dq['Linear weights, bytes']:,} bytes instead of "
+      f"{bytes_rows[0]['Linear weights, bytes']:,} ({dq['÷ fp32']:.3f}×; fp32 scales: {bytes_rows[1]['÷ fp32']:.3f}×); "
+      f"the whole base {dq['whole ÷ fp32']:.3f}×, the fp32 embeddings, biases and LayerNorms now its "
+      f"{rest / (dq['whole base, bytes']):.0%}.")
+print(f"- Rounding costs ‖W−Ŵ‖/‖W‖ of {min(k['NF4 DQ ‖W−Ŵ‖/‖W‖'] for k in kinds):.3f}–"
+      f"{max(k['NF4 DQ ‖W−Ŵ‖/‖W‖'] for k in kinds):.3f} per kind of matrix; double quantisation changes it by at most "
+      f"{max(abs(k['NF4 DQ ‖W−Ŵ‖/‖W‖'] - k['NF4 ‖W−Ŵ‖/‖W‖']) for k in kinds):.1e}.")
+acc = {row["model"]: row["val acc"] for row in acc_rows}
+q, f, w = (acc[k] for k in ("QLoRA: NF4 base (DQ) + LoRA, trained", "fp32 LoRA, same setting, trained",
+                            "the QLoRA adapter, on the fp32 base"))
+print(f"- Validation accuracy before training: fp32 base {acc['fp32 base, untrained']:.3f}, NF4 base "
+      f"{acc['NF4 base (DQ), untrained']:.3f}. After LoRA: {q:.3f} on the NF4 base, {f:.3f} on the fp32 base "
+      f"({round((q - f) * len(task.val)):+d} rows); QLoRA's adapter moved onto the fp32 base: {w:.3f} "
+      f"({round((w - f) * len(task.val)):+d} rows against fp32 LoRA). Training loss {rows['QLoRA']['train loss']:.4f} "
+      f"vs {fp32_lora['train loss']:.4f}, validation loss {rows['QLoRA']['val loss']:.3f} vs {fp32_lora['val loss']:.3f}.")
+
+# %% [markdown]
+# How to read it:
+#
+# - **Vectors or matrices.** BitFit and (IA)³ train vectors only (biases; scales), so their
+#   adapters are the smallest in the table; LoRA and DoRA train matrices. Read each accuracy
+#   difference as the number of validation rows it amounts to (printed above): with one seed,
+#   a few rows is noise.
+# - **DoRA** is LoRA plus one length per row of W. ΔM and ΔD say whether it used that freedom
+#   to change lengths and directions differently from LoRA; the paper reports that LoRA's
+#   changes of length and direction rise together while DoRA's (and full fine-tuning's) do not.
+# - **QLoRA** mixes two effects in one row: the rounding of W (the untrained NF4 rows against the
+#   fp32 base) and training LoRA on top of a rounded W (QLoRA against fp32 LoRA). QLoRA's adapter
+#   moved onto the fp32 base separates them: near fp32 LoRA, the adapter is as good and the loss
+#   is the rounding under it; near QLoRA, the adapter itself learned less. The training loss
+#   tells where the loss shows: the validation split asks facts the training split never shows,
+#   which only the base's weights can supply, so a QLoRA run that fits the training split like
+#   LoRA but scores lower on validation has lost what the rounded W recalls. The paper's finding
+#   that NF4 with LoRA matches 16-bit fine-tuning was measured on models with billions of
+#   parameters and LoRA on every Linear layer; here LoRA adapts q and v of a tiny model.

@@ -5,14 +5,15 @@
 # ---
 
 # %% [markdown]
-# # 08 · Every method side by side (全量微调, 冻结, 提示微调, 前缀微调, P-Tuning v2, LoRA)
+# # 08 · Every method side by side (全量微调, 冻结, 提示微调, 前缀微调, P-Tuning v2, LoRA, and after)
 #
 # The article (§3) sorts fine-tuning into full fine-tuning (§3.1) and parameter-efficient
 # fine-tuning (参数高效微调, PEFT, §3.2: prompt tuning, prefix tuning, LoRA); §4 step 5 adds
 # freezing and §5.1 names P-Tuning v2. This lesson trains each of them from the same shipped
 # base, on the same task, with the same data order and seed, plus one row from a random
-# initialisation: the floor, what the task alone teaches. It is the same code as
-# `minituner compare` (`minituner/compare.py`).
+# initialisation: the floor, what the task alone teaches, and four methods that came after
+# the article (lesson 11): BitFit, (IA)³, DoRA and LoRA on a 4-bit base (QLoRA). It is the
+# same code as `minituner compare` (`minituner/compare.py`).
 #
 # Each method gets the settings `minituner sweep` chose for it on the validation split
 # (learning rate, and k or r; `minituner/assets/selected.json`); training early-stops on
@@ -34,7 +35,8 @@ import torch
 import minituner
 import minituner.compare as cmp
 from minituner import lesson
-from minituner.report import count_parameters, label, markdown_table, save_figure
+from minituner.memory import measure_step
+from minituner.report import label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=5, time_steps=2),
@@ -70,8 +72,9 @@ print(markdown_table(rows, [c for c in columns if c in rows[0]]))
 #
 # Each method's model again, as the comparison built it, and what one training step of it holds
 # (`minituner.compare.step_memory_bytes`), split in two:
-# - **weights, gradients and AdamW state**: every weight (4 bytes, float32), plus a gradient and
-#   AdamW's two moments (m, v) for each *trainable* number: 4·all + 3·4·trainable bytes. This is
+# - **weights, gradients and AdamW state**: every weight (4 bytes, float32; QLoRA's 4-bit weights
+#   at the bytes of their packed codes and scales), plus a gradient and AdamW's two moments (m, v)
+#   for each *trainable* number: 4·all + 3·4·trainable bytes. This is
 #   where PEFT saves: the optimizer's state is 2 × 4 bytes per trainable number (a `minituner
 #   verify` row checks it against the optimizer's own count);
 # - **saved activations**: the tensors autograd keeps from the forward pass for the backward
@@ -92,9 +95,9 @@ batch = data.train.batch(16, torch.Generator().manual_seed(0))
 memory = {}
 with tempfile.TemporaryDirectory() as tmp:
     for name, (model, _) in built.items():
-        trainable, total = count_parameters(model)
-        step = cmp.step_memory_bytes(model, batch)
-        params = 4 * total + 3 * 4 * trainable  # weights + gradients + (m, v), float32
+        trainable, _ = cmp.parameter_counts(model)
+        parts = measure_step(model, batch)
+        step, params = sum(parts.values()), parts["weights"] + parts["gradients"] + parts["optimizer"]
         folder = Path(model.save_pretrained(Path(tmp) / name.replace(" ", "_")))
         memory[name] = {"method": name, "trainable params": trainable, "AdamW state MB": 8 * trainable / MB,
                         "weights+grads+AdamW MB": params / MB, "saved activations MB": (step - params) / MB,
@@ -170,3 +173,8 @@ print(f"- Saved activations dominate a step's memory: prompt tuning trains {memo
       f"{by['freeze']['memory ÷ full']:.0%}, because its backward pass stops at the top block.")
 print("- Time per step ÷ full: " + ", ".join(f"{c['method']} {c['time ÷ full']:.2f}" for c in cost)
       + ": a step's time falls far less than the trainable count.")
+after = ["BitFit", "(IA)³", "DoRA", "QLoRA"]
+print("- After the article: " + ", ".join(f"{n} {acc[n]:.2f} with {share[n]:.2f}% trained" for n in after)
+      + f", against LoRA's {acc['LoRA']:.2f} with {share['LoRA']:.2f}%; QLoRA's step holds "
+      f"{memory['QLoRA']['weights+grads+AdamW MB']:.2f} MB of weights and optimiser state against LoRA's "
+      f"{memory['LoRA']['weights+grads+AdamW MB']:.2f} MB (its base is 4-bit), and the same activations.")

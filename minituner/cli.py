@@ -152,7 +152,7 @@ def finetune(args) -> None:
                         device=args.device, eval_every=args.eval_every or EVAL_EVERY,
                         patience=args.patience or PATIENCE)
         how = (f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else "") + \
-            f"best validation loss at step {hist.best_step}"
+            f"best validation accuracy (ties: lower loss) at step {hist.best_step}"
     else:
         device = f"cuda:{rank}" if dist.get_backend() == "nccl" else "cpu"  # nccl: process r on GPU r
         hist = train_ddp(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,

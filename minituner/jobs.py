@@ -11,7 +11,9 @@ tests/test_compare.py), so the number of workers does not change any result.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
@@ -40,7 +42,8 @@ def run_all(fn, calls: list[tuple], jobs: int, on_result=None) -> list:
                 on_result(i, results[i])
         return results
     # spawn, not fork: a forked child of a process whose OpenMP threads have run can hang
-    with ProcessPoolExecutor(min(jobs, len(calls)), mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+    with _main_stays_home(), ProcessPoolExecutor(min(jobs, len(calls)), mp_context=get_context("spawn"),
+                                                 initializer=_one_thread) as pool:
         futures = {pool.submit(fn, *args): i for i, args in enumerate(calls)}
         for fut in as_completed(futures):
             i = futures[fut]
@@ -48,4 +51,20 @@ def run_all(fn, calls: list[tuple], jobs: int, on_result=None) -> list:
             if on_result:
                 on_result(i, results[i])
     return results
+
+
+@contextlib.contextmanager
+def _main_stays_home():
+    """A spawned worker runs the parent's main script again (as __mp_main__) when that script was
+    started by path: a lesson, whose top-level code would then run in every worker. The workers
+    need only minituner's functions, so while they start the script's path is hidden from them."""
+    main = sys.modules["__main__"]
+    path = getattr(main, "__file__", None) if getattr(main, "__spec__", None) is None else None
+    if path is not None:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if path is not None:
+            main.__file__ = path
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import torch
 
 from .functional import cross_entropy
+from .quant import Linear4bit
 from .report import count_parameters
 
 METHODS = ("full", "freeze", "lora", "qlora", "prompt", "prefix")
@@ -259,8 +260,9 @@ def estimate_memory(model: Shape | float, method: str = "lora", bits: int = 16, 
 
 def measure_step(model, batch) -> dict:
     """What one float32 training step of a minituner model holds, measured: weights, gradients
-    and AdamW's m, v (4 bytes each), and every tensor autograd saves for backward (saved-tensor
-    hooks, each storage counted once, the parameters themselves not again)."""
+    and AdamW's m, v (4 bytes each; a 4-bit weight at the bytes of its packed codes and scales),
+    and every tensor autograd saves for backward (saved-tensor hooks, each storage counted
+    once, the parameters themselves not again)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen = {}
 
@@ -276,7 +278,8 @@ def measure_step(model, batch) -> dict:
     loss.backward()
     model.zero_grad(set_to_none=True)
     trainable, total = count_parameters(model)
-    return {"weights": 4 * total, "gradients": 4 * trainable, "optimizer": 8 * trainable,
+    packed = sum(b.nbytes for mod in model.modules() if isinstance(mod, Linear4bit) for b in mod.buffers(recurse=False))
+    return {"weights": 4 * total + packed, "gradients": 4 * trainable, "optimizer": 8 * trainable,
             "activations": sum(seen.values())}
 
 

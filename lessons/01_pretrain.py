@@ -57,11 +57,11 @@ print("one fact in the corpus:", corpus_sentences(minituner.make_world())[:4])
 
 # %%
 fresh = minituner.GPT(minituner.GPTConfig(), seed=0)
-# the held-out rows pretraining never trains on: the same 256 rows `pretrain()` scores the base on
+# the test rows pretraining never trains on: the rows `pretrain()` scores the base on
 corpus = minituner.make_corpus(n_train=1, length=fresh.config.block_size + 1)
 fresh_loss = minituner.evaluate(fresh, corpus.test)["loss"]
 ln_v = math.log(tok.vocab_size)
-print(f"held-out loss {fresh_loss:.3f}, ln V = {ln_v:.3f}")
+print(f"held-out loss on the {len(corpus.test)} test rows {fresh_loss:.3f}, ln V = {ln_v:.3f}")
 print(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh, tok, p, max_new_tokens=16)}
                       for p in PROMPTS]))
 

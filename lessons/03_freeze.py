@@ -29,7 +29,7 @@ import torch
 
 import minituner
 from minituner.lesson import options, run
-from minituner.report import markdown_table, parameter_table, plot_curves, save_figure
+from minituner.report import label, markdown_table, parameter_table, plot_curves, save_figure
 
 args = options("Lesson 03: freezing", smoke=dict(steps=3, seeds=(0,)), out="runs/03_freeze",
                steps=40, batch_size=16, lr=5e-4, seeds=(0, 1))
@@ -69,8 +69,8 @@ SETTINGS += [(f"top {n} block{'s' * (n > 1)}", n, {}) for n in range(1, base.con
 SETTINGS += [("full (+ embeddings)", base.config.n_layer, {"train_embeddings": True})]
 seed = args.seeds[0]
 rows, histories = [run("base, nothing trained", base, task, steps=0)[0]], {}
-for label, n, kwargs in SETTINGS:
-    row, histories[label] = run(label, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps,
+for name, n, kwargs in SETTINGS:
+    row, histories[name] = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps,
                                 args.lr, batch_size=args.batch_size, seed=seed, eval_every=max(2, args.steps // 6))
     rows.append(row)
 print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "train acc", "test loss", "test acc", "s"]))
@@ -86,14 +86,14 @@ print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "tr
 fig, ax1 = plt.subplots(figsize=(7, 4.5), layout="constrained")
 xs = range(len(rows))
 ax1.bar(xs, [r["test acc"] for r in rows], color="tab:blue", alpha=0.7)
-ax1.set_ylabel("test accuracy (exact match)", color="tab:blue")
+ax1.set_ylabel(label("test accuracy (exact match)", "测试集准确率"), color="tab:blue")
 ax1.set_ylim(0, 1)
 ax1.set_xticks(list(xs), [r["run"] for r in rows], rotation=30, ha="right", fontsize=8)
 twin = ax1.twinx()
 twin.plot(xs, [r["trainable %"] for r in rows], "o-", color="tab:red")
-twin.set_ylabel("trainable parameters, % of the model", color="tab:red")
+twin.set_ylabel(label("trainable parameters, % of the model", "可训练参数占比"), color="tab:red")
 twin.set_ylim(0, 105)
-ax1.set_title("How much must train?")
+ax1.set_title(label("How much must train?", "需要训练多少?"))
 ax1.grid(alpha=0.3, axis="y")
 save_figure(fig, args.out / "freeze_sweep.png")
 plot_curves(histories, "classify: training and validation loss per frozen setting", args.out / "freeze_curves.png")
@@ -113,21 +113,21 @@ plot_curves(histories, "classify: training and validation loss per frozen settin
 # %%
 sweep = {row["run"]: row for row in rows}
 probe = []
-for label, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, args.lr),
+for name, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, args.lr),
                              ("top 1 block", 1, {}, args.lr),
                              ("top 1 block", 1, {}, args.lr / 5)]:
     accs, train_accs = [], []
     for s in args.seeds:
         if s == seed and lr == args.lr:  # this run is the sweep's: reuse it
-            row = sweep[label]
+            row = sweep[name]
         elif s != seed and lr != args.lr:  # the smaller rate on one seed only, to keep the lesson short
             continue
         else:
-            row, _ = run(label, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps, lr,
+            row, _ = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps, lr,
                          batch_size=args.batch_size, seed=s)
         accs.append(row["test acc"])
         train_accs.append(row["train acc"])
-    probe.append({"run": label, "lr": lr, "seeds": len(accs), "test acc min": min(accs),
+    probe.append({"run": name, "lr": lr, "seeds": len(accs), "test acc min": min(accs),
                   "test acc mean": sum(accs) / len(accs), "test acc max": max(accs),
                   "train acc mean": sum(train_accs) / len(train_accs)})
 print(markdown_table(probe))

@@ -43,7 +43,7 @@ from minituner.analysis import (
 )
 from minituner.lesson import options
 from minituner.methods.lora import lora_layers
-from minituner.report import count_parameters, markdown_table, save_figure
+from minituner.report import count_parameters, label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = options("Lesson 09: is ΔW low-rank?", smoke=dict(steps=3, lora_steps=2), out="runs/09_delta_w",
@@ -102,7 +102,7 @@ for ax, kind in zip(axes.flat, kinds):
 axes[0, 0].set_ylabel("σᵢ / σ₁")
 axes[1, 0].set_ylabel("σᵢ / σ₁")
 axes[0, 0].legend(fontsize=7)
-fig.suptitle("Singular values of ΔW = W_tuned − W_base after full fine-tuning")
+fig.suptitle(label("Singular values of ΔW = W_tuned − W_base after full fine-tuning", "ΔW 的奇异值"))
 fig.tight_layout()
 save_figure(fig, out / "singular_values.png")
 
@@ -159,8 +159,8 @@ ax.axhline(every["test"], color="k", lw=0.8, label="all of ΔW (full fine-tuning
 ax.axhline(accuracy(base)["test"], color="grey", ls=":", label="base")
 ax.axhline(rand["test"], color="red", ls="--", lw=0.8, label="base + random ΔW")
 ax.set_xscale("log", base=2)
-ax.set_xlabel("rank r")
-ax.set_ylabel("test exact-match accuracy")
+ax.set_xlabel(label("rank r", "秩 r"))
+ax.set_ylabel(label("test exact-match accuracy", "测试集准确率"))
 ax.set_ylim(-0.02, 1.02)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)

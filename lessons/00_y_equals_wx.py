@@ -152,19 +152,21 @@ save_figure(fig, out / "gelu.png")
 # ## 4. What the stack does with a sentence (这一摞矩阵能做什么)
 #
 # The model's last output is one score per character of the vocabulary (the head is `wte`
-# transposed), turned into probabilities by softmax. After "the cat " the base spreads its
-# probability over the first letters of the facts the world states about the cat (printed below,
-# from `minituner.data`). Greedy decoding takes the most likely character, appends it and runs
-# again: the base finishes facts it learned in pretraining.
+# transposed), turned into probabilities by softmax. After "the cat " the next character
+# could begin any of the world's sentences about the cat (printed below, from
+# `minituner.data`); the table shows where the base puts its probability. Greedy decoding
+# takes the most likely character, appends it and runs again: the base finishes facts it
+# learned in pretraining.
 
 # %%
 prompts = ["the cat says", "the animal that says woof is the", "the owl lives in the"][: args.prompts]
 answers = {p: minituner.answer(base, tok, p) for p in prompts}
 print(markdown_table([{"prompt": p, "greedy answer": a} for p, a in answers.items()]))
 
-print("the world's sentences about the cat:", [FORWARD[kind].format(a="cat", v=v)
-                                                for kind, v in minituner.make_world().facts["cat"].items()])
+cat_sentences = [FORWARD[kind].format(a="cat", v=v) for kind, v in minituner.make_world().facts["cat"].items()]
+print("the world's sentences about the cat:", cat_sentences)
 context = "the cat "
+firsts = {s[len(context)] for s in cat_sentences if s.startswith(context)}  # the letters that begin what follows
 with torch.no_grad():
     probs = torch.softmax(base(torch.tensor([tok.encode(context)]))[0, -1], dim=-1)  # (V,): Y, as probabilities
 top = probs.topk(8)
@@ -183,13 +185,15 @@ save_figure(fig, out / "next_character.png")
 
 # %%
 print(f"- One layer is Y = WX: the article's column form and the code's row form differ by "
-      f"{step1_residual:.1e} (float32 rounding).")
+      f"{step1_residual:.1e} ({'identical' if step1_residual == 0 else 'float32 rounding'}).")
 print(f"- The model is {total:,} numbers, {in_matrices / total:.1%} of them in {sum(p.dim() == 2 for p in base.parameters())} "
       f"matrices W; the closed form matches PyTorch's count: {closed_form == total}.")
 print(f"- Two matrices without GELU are one matrix (difference {collapse['W₂(W₁x) vs one matrix (W₂W₁)x']:.1e}); "
       f"with GELU the best single matrix misses by {collapse['W₂·GELU(W₁x) vs the best single matrix']:.0%}, "
       f"LayerNorm and softmax fail the doubling test by {collapse['LN(2x) vs 2·LN(x)']:.0%} and "
       f"{collapse['softmax(2s) vs 2·softmax(s)']:.0%}: Y = WX is each layer's core, not the whole model.")
+likeliest = {tok.decode([i]) for i in probs.topk(len(firsts)).indices.tolist()}
 print(f"- The stack has learned the world: {next(iter(answers))!r} → {next(iter(answers.values()))!r}; "
-      f"after {context!r} the next character is one of {', '.join(repr(tok.decode([i])) for i in top.indices[:4].tolist())} "
-      f"with probability {top.values[:4].sum():.0%}: the first letters of what the cat does.")
+      f"after {context!r} the {len(firsts)} letters that begin the world's sentences about the cat "
+      f"({', '.join(sorted(firsts))}) hold {sum(probs[tok.encode(c)[0]].item() for c in firsts):.0%} of the probability"
+      + (f", and they are the {len(firsts)} likeliest characters." if likeliest == firsts else "."))

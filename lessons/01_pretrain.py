@@ -10,8 +10,8 @@
 # Step 1 of the article's fine-tuning recipe is *choose a pretrained model*: "the mother of
 # the model", trained on a large data set without labels. Here that data set is the mini-world
 # corpus (`minituner.make_corpus`): plain sentences stating every fact of a small world of
-# animals, in both directions ("the cat eats carrots." and "the animal that eats carrots is
-# the cat.") and in two paraphrases.
+# animals, in both directions and in two paraphrases (one fact's four sentences are printed
+# below).
 #
 # Pretraining (预训练) is language modelling: predict each next character; the loss
 # (损失函数) is the cross-entropy (交叉熵) at every position. This lesson runs a *short*
@@ -31,6 +31,7 @@ import torch
 import minituner
 from minituner import lesson
 from minituner.checkpoint import base_metadata
+from minituner.data import corpus_sentences
 from minituner.pretrain import pretrain
 from minituner.report import label, markdown_table, save_figure
 
@@ -46,6 +47,7 @@ base = minituner.load_base()
 meta = base_metadata()
 probe = minituner.make_fact_probe()  # every fact asked both ways, in the corpus's words
 print(f"vocabulary: {tok.vocab_size} characters; {len(probe)} fact questions")
+print("one fact in the corpus:", corpus_sentences(minituner.make_world())[:4])
 
 # %% [markdown]
 # ## 1. Before: a model that knows nothing (预训练之前)
@@ -55,36 +57,40 @@ print(f"vocabulary: {tok.vocab_size} characters; {len(probe)} fact questions")
 
 # %%
 fresh = minituner.GPT(minituner.GPTConfig(), seed=0)
-# the held-out rows pretraining never trains on: the same 256 rows `pretrain()` scores the base on
+# the test rows pretraining never trains on: the rows `pretrain()` scores the base on
 corpus = minituner.make_corpus(n_train=1, length=fresh.config.block_size + 1)
 fresh_loss = minituner.evaluate(fresh, corpus.test)["loss"]
 ln_v = math.log(tok.vocab_size)
-print(f"held-out loss {fresh_loss:.3f}, ln V = {ln_v:.3f}")
+print(f"held-out loss on the {len(corpus.test)} test rows {fresh_loss:.3f}, ln V = {ln_v:.3f}")
 print(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh, tok, p, max_new_tokens=16)}
                       for p in PROMPTS]))
 
 # %% [markdown]
 # ## 2. Pretrain, briefly (预训练:只跑几步)
 #
-# `pretrain()` is the function that made the shipped base; here it runs for the number of steps
-# printed below, on 2,000 rows of the corpus, with the base's own recipe (AdamW, lr 3e-3 with
-# warm-up and cosine decay, batch 32). The held-out loss is measured every few steps on 256 rows
-# the run never trains on (the same rows the shipped base's metadata scores). The loss falls fast at first (spelling, spaces, the sentence
-# frames), then slowly (the facts themselves: which animal eats what).
+# `pretrain()` is the function that made the shipped base; here it runs for fewer steps, on
+# fewer rows of the corpus, with the base's own recipe: AdamW, a learning rate with a
+# linear warm-up and a cosine decay, the same batch (all printed below). Every few steps it
+# scores the corpus's validation rows (验证集), which it never trains on; the shipped base's
+# line is its loss on the corpus's test rows, the same sentences drawn with another seed.
+# The loss falls fast at first, then slowly; sections 3 and 4 show what the short run has
+# learned by its end.
 
 # %%
 short, hist, short_meta = pretrain(steps=steps, progress=True, n_train=2000, eval_every=max(1, steps // args.evals))
 ms_per_step = 1000 * hist.seconds / steps
-print(f"{steps} steps in {hist.seconds:.1f} s ({ms_per_step:.0f} ms a step on this machine, "
-      f"{len(hist.val)} held-out evaluations included); training loss of the last steps {short_meta['final_train_loss']}")
+recipe = short_meta["recipe"]
+print(f"{steps} steps on {recipe['n_train_rows']:,} rows, lr {recipe['lr']} after {recipe['warmup']} warm-up steps, "
+      f"batch {recipe['batch_size']}: {hist.seconds:.1f} s ({ms_per_step:.0f} ms a step on this machine, {len(hist.val)} "
+      f"validation evaluations included); training loss of the last steps {short_meta['final_train_loss']}")
 
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(range(1, steps + 1), hist.losses, alpha=0.6, label=label("training loss (each step)", "训练损失"))
 ax.plot([s for s, _, _ in hist.val], [loss for _, loss, _ in hist.val], "o-",
-        label=label("held-out loss", "留出集损失"))
+        label=label("validation loss", "验证集损失"))
 ax.axhline(ln_v, color="grey", ls=":", label=label("ln V: knowing nothing", "ln V:一无所知"))
 ax.axhline(meta["held_out_loss"], color="green", ls="--",
-           label=label(f"shipped base ({meta['recipe']['steps']:,} steps)", "发布的基座模型"))
+           label=label(f"shipped base, test rows ({meta['recipe']['steps']:,} steps)", "发布的基座模型"))
 ax.set_yscale("log")
 ax.set_xlabel(label("step", "步"))
 ax.set_ylabel(label("loss per character (nats, every position)", "每个字符的损失"))
@@ -107,7 +113,7 @@ r = meta["recipe"]
 print(markdown_table([{"model": name, "steps": n, **v} for (name, v), n in zip(results.items(), (steps, r["steps"]))]))
 print(f"the shipped base: {r['steps']:,} steps, lr {r['lr']}, batch {r['batch_size']}, seed {r['seed']}: "
       f"{meta['seconds']} s when it was made ({1000 * meta['seconds'] / r['steps']:.0f} ms a step, "
-      f"on a shared 2-core CPU)")
+      f"on {meta['device']}, torch {meta['torch']})")
 
 # %% [markdown]
 # ## 4. What each model writes (各自写出什么)

@@ -53,15 +53,20 @@ minituner.print_trainable_parameters(base);
 # %% [markdown]
 # ## Step 2: prepare the data (准备数据)
 #
-# `classify` describes an animal by one or two of its facts and asks for its name. For
-# each animal the training split uses two kinds of fact and the test split the *other*
-# two: answering the test needs what pretraining taught.
+# `classify` describes an animal by one or two of its facts and asks for its name. The
+# training split (训练集) shows some kinds of fact of every animal; the validation split
+# (验证集) and the test split (测试集) ask the *other* kinds, each of its own animals
+# (printed below): answering them needs what pretraining taught.
 
 # %%
 task = minituner.make_task("classify")
+world = task.world
 train_prompts = {p for p, _ in task.train.examples}
-print(f"{len(task.train)} training rows, {len(task.test)} test rows; "
-      f"no prompt in both: {not train_prompts & {p for p, _ in task.test.examples}}")
+print(f"{len(task.train)} training rows, {len(task.val)} validation rows, {len(task.test)} test rows; "
+      f"no prompt in both training and test: {not train_prompts & {p for p, _ in task.test.examples}}")
+print(f"the cat: training shows its {' and '.join(world.seen['cat'])}; the "
+      f"{'validation' if 'cat' in world.val_animals else 'test'} split asks its {', '.join(world.held_out('cat'))} "
+      f"({len(world.val_animals)} validation animals, {len(world.animals) - len(world.val_animals)} test animals)")
 for split in (task.train, task.test):
     for p, a in (split.examples[0], split.examples[2]):  # one fact, then two
         print(f"   {split.name}: {p!r} -> {a!r}")
@@ -122,7 +127,7 @@ print(f"lr {args.lr} is {recipe['lr'] / args.lr:.0f}× smaller than pretraining'
 #
 # The run from scratch: `GPT(base.config, seed=…)`, the same shape with random weights,
 # the same data, batch and number of steps, at the learning rate the base was pretrained
-# with (a random model needs larger steps). Both runs score the held-out split every few
+# with (a random model needs larger steps). Both runs score the validation split every few
 # steps: the right panel is that curve.
 
 # %%
@@ -189,10 +194,10 @@ for prompt, _ in [relabel.train.examples[0], relabel.test.examples[0]]:
 # %% [markdown]
 # ### Where did the other animals' answers go?
 #
-# Relabelling changed two labels, yet the other animals' unseen accuracy can move too,
-# and the unseen cat and dog rows can gain their *original* name. One question answers
-# both: which names does each model give on the unseen descriptions? We count every
-# answer of the 96 unseen rows, before and after.
+# Relabelling changed two labels, yet in the table above the other animals' unseen
+# accuracy moves too, and so does how often the unseen cat and dog rows get their
+# *original* name. Does training on the swap pull answers towards the two names? We count,
+# on every unseen (test) row, before and after, how many answers are "cat" or "dog".
 
 # %%
 def says(m, split, name):
@@ -209,7 +214,8 @@ for name, m in (("before", model), ("after", swapped)):
                        "of them on other animals": int(cat_or_dog[~is_cd].sum()),
                        "of them on cat/dog rows": int(cat_or_dog[is_cd].sum())})
 print(markdown_table(names_rows))
-print(f"(the unseen split has {int(is_cd.sum())} cat/dog rows: one row is {1 / is_cd.sum():.3f} of their accuracy)")
+print(f"(the unseen split has {len(task.test)} rows, {int(is_cd.sum())} of them cat/dog rows: one row is "
+      f"{1 / is_cd.sum():.3f} of their accuracy)")
 
 # %% [markdown]
 # ## Conclusions
@@ -227,10 +233,19 @@ print(f"- The swap: {held:.0%} of the seen cat/dog descriptions answered with th
       f"the unseen ones ({unseen['cat/dog: original, after']:.0%} still the original name)."
       + (f" {args.relabel_steps} steps taught a mapping from the seen prompts, not that cats are now called dogs."
          if held >= 0.75 and spread <= 0.25 else ""))
+n_other, n_cd = int((~is_cd).sum()), int(is_cd.sum())
+lost = round((unseen["other animals, before"] - unseen["other animals, after"]) * n_other)
 print(f"- Unseen rows answered 'cat' or 'dog': {b['answers cat or dog']} -> {a['answers cat or dog']} "
-      f"({b['of them on other animals']} -> {a['of them on other animals']} on other animals' rows, whose "
-      f"accuracy went {unseen['other animals, before']:.3f} -> {unseen['other animals, after']:.3f}; "
-      f"{b['of them on cat/dog rows']} -> {a['of them on cat/dog rows']} of the {int(is_cd.sum())} cat/dog rows)."
-      + (" Training on swapped cat/dog rows made these two names likelier answers on every description, which "
-         "is how unseen cat/dog rows can gain their original name." if a["answers cat or dog"] > b["answers cat or dog"]
-         else ""))
+      f"({b['of them on other animals']} -> {a['of them on other animals']} on the other animals' {n_other} rows, "
+      f"{b['of them on cat/dog rows']} -> {a['of them on cat/dog rows']} on the {n_cd} cat/dog rows). The other "
+      f"animals' accuracy went {unseen['other animals, before']:.3f} -> {unseen['other animals, after']:.3f} "
+      f"({-lost:+d} rows)"
+      + (": fewer of their rows were answered cat or dog, so the rows they lost went to other animals' names: "
+         "the extra training moved answers everywhere, not towards the swapped pair."
+         if lost > 0 and a["of them on other animals"] <= b["of them on other animals"] else
+         f": {a['of them on other animals'] - b['of them on other animals']} more of their rows were answered cat or "
+         f"dog, of the {lost} they lost." if lost > 0 else "."))
+moved = round((unseen["cat/dog: original, after"] - unseen["cat/dog: original, before"]) * n_cd)
+print(f"- The unseen cat/dog rows answered with their original name: {unseen['cat/dog: original, before']:.3f} -> "
+      f"{unseen['cat/dog: original, after']:.3f} ({moved:+d} of {n_cd} rows, one seed)"
+      + (": the swap did not reach them." if spread <= 0.25 else "."))

@@ -29,7 +29,7 @@ import torch
 
 import minituner
 from minituner.lesson import options, run
-from minituner.report import markdown_table, parameter_table, plot_curves, save_figure
+from minituner.report import label, markdown_table, parameter_table, plot_curves, save_figure
 
 args = options("Lesson 03: freezing", smoke=dict(steps=3, seeds=(0,)), out="runs/03_freeze",
                steps=40, batch_size=16, lr=5e-4, seeds=(0, 1))
@@ -69,8 +69,8 @@ SETTINGS += [(f"top {n} block{'s' * (n > 1)}", n, {}) for n in range(1, base.con
 SETTINGS += [("full (+ embeddings)", base.config.n_layer, {"train_embeddings": True})]
 seed = args.seeds[0]
 rows, histories = [run("base, nothing trained", base, task, steps=0)[0]], {}
-for label, n, kwargs in SETTINGS:
-    row, histories[label] = run(label, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps,
+for name, n, kwargs in SETTINGS:
+    row, histories[name] = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps,
                                 args.lr, batch_size=args.batch_size, seed=seed, eval_every=max(2, args.steps // 6))
     rows.append(row)
 print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "train acc", "test loss", "test acc", "s"]))
@@ -79,57 +79,59 @@ print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "tr
 # ## 3. The picture
 #
 # First: test accuracy per setting (bars) and the share of parameters it trains (line).
-# Then: each run's training loss and held-out loss. A run can drive its training loss
-# to zero (it fits the 96 training descriptions) and still not answer the held-out ones.
+# Then: each run's training loss and validation loss (验证集). A run can drive its training
+# loss close to zero (it fits the training descriptions) and still not answer the held-out ones.
 
 # %%
 fig, ax1 = plt.subplots(figsize=(7, 4.5), layout="constrained")
 xs = range(len(rows))
 ax1.bar(xs, [r["test acc"] for r in rows], color="tab:blue", alpha=0.7)
-ax1.set_ylabel("test accuracy (exact match)", color="tab:blue")
+ax1.set_ylabel(label("test accuracy (exact match)", "测试集准确率"), color="tab:blue")
 ax1.set_ylim(0, 1)
 ax1.set_xticks(list(xs), [r["run"] for r in rows], rotation=30, ha="right", fontsize=8)
 twin = ax1.twinx()
 twin.plot(xs, [r["trainable %"] for r in rows], "o-", color="tab:red")
-twin.set_ylabel("trainable parameters, % of the model", color="tab:red")
+twin.set_ylabel(label("trainable parameters, % of the model", "可训练参数占比"), color="tab:red")
 twin.set_ylim(0, 105)
-ax1.set_title("How much must train?")
+ax1.set_title(label("How much must train?", "需要训练多少?"))
 ax1.grid(alpha=0.3, axis="y")
 save_figure(fig, args.out / "freeze_sweep.png")
-plot_curves(histories, "classify: training and held-out loss per frozen setting", args.out / "freeze_curves.png")
+plot_curves(histories, "classify: training and validation loss per frozen setting", args.out / "freeze_curves.png")
 
 # %% [markdown]
-# ## 4. Why does training the head alone do so well? Seeds and learning rates
+# ## 4. The head alone against a whole block: seeds and learning rates
 #
-# In the sweep the head-only row, a few thousand parameters, can match or beat rows that
-# train a whole block or more. Two explanations to separate: luck (one seed; the test
-# split has 96 rows, so one row is about 0.01), or the learning rate (one rate, printed at the top, for
-# every row: a whole block moves far more numbers at each step than the head does).
-# We rerun the head-only and top-1-block rows with another seed (the batches' order),
-# and the top block again at a fifth of the rate; then compare what each row fits on the
-# training split with what it gets on the held-out one, a third explanation: over-fitting (过拟合).
+# The head-only row trains a few thousand numbers, the top-1-block row fifty thousand;
+# the sweep puts their test accuracies side by side. Whichever is ahead, three
+# explanations to separate: luck (one seed; one test row is a small step of accuracy,
+# printed below), the learning rate (one rate, printed at the top, for every row: a whole
+# block moves far more numbers at each step than the head does), or over-fitting (过拟合).
+# We rerun both rows with another seed (the batches' order) and the top block again at a
+# fifth of the rate; then compare what each row fits on the training split with what it
+# gets on the held-out one.
 
 # %%
 sweep = {row["run"]: row for row in rows}
 probe = []
-for label, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, args.lr),
+for name, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, args.lr),
                              ("top 1 block", 1, {}, args.lr),
                              ("top 1 block", 1, {}, args.lr / 5)]:
     accs, train_accs = [], []
     for s in args.seeds:
         if s == seed and lr == args.lr:  # this run is the sweep's: reuse it
-            row = sweep[label]
+            row = sweep[name]
         elif s != seed and lr != args.lr:  # the smaller rate on one seed only, to keep the lesson short
             continue
         else:
-            row, _ = run(label, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps, lr,
+            row, _ = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps, lr,
                          batch_size=args.batch_size, seed=s)
         accs.append(row["test acc"])
         train_accs.append(row["train acc"])
-    probe.append({"run": label, "lr": lr, "seeds": len(accs), "test acc min": min(accs),
+    probe.append({"run": name, "lr": lr, "seeds": len(accs), "test acc min": min(accs),
                   "test acc mean": sum(accs) / len(accs), "test acc max": max(accs),
                   "train acc mean": sum(train_accs) / len(train_accs)})
 print(markdown_table(probe))
+print(f"one test row = {1 / len(task.test):.4f} of accuracy ({len(task.test)} rows)")
 
 # %% [markdown]
 # ## Conclusions
@@ -144,23 +146,26 @@ print(f"- Best test accuracy: {best['run']} ({best['test acc']:.3f}, {best['trai
 print(f"- Training the tied head alone ({head['trainable']:,} numbers, {head['trainable %']:.1f}%) moves test "
       f"accuracy {rows[0]['test acc']:.3f} -> {head['test acc']:.3f}: no block changed, so whatever it gained the "
       "frozen blocks already computed; the head only changed which character they lead to.")
+beaten = [r["run"] for r in rows[2:-1] if r["test acc"] < head["test acc"]]
+print(f"- The head alone scores above {len(beaten)} of the {len(rows) - 3} block rows"
+      + (f" ({', '.join(beaten)})." if beaten else "."))
 fit = [r["run"] for r in rows[1:] if r["train acc"] == 1.0]
 print(f"- Rows that fit every training description (train acc 1): {', '.join(fit) or 'none'}.")
 h, b, slow = probe
 overlap = h["test acc min"] <= b["test acc max"] and b["test acc min"] <= h["test acc max"]
 print(f"- Over {h['seeds']} seeds at lr {args.lr}: head only {h['test acc min']:.3f}–{h['test acc max']:.3f}, "
       f"top block {b['test acc min']:.3f}–{b['test acc max']:.3f}: the ranges "
-      f"{'overlap, so one seed cannot rank them' if overlap else 'do not overlap: not luck'}.")
+      f"{'overlap, so one seed cannot rank them' if overlap else 'do not overlap on these seeds'}.")
 print(f"- At a fifth of the rate the top block reaches train acc {slow['train acc mean']:.3f} and test acc "
       f"{slow['test acc mean']:.3f}, against {b['train acc mean']:.3f} and {b['test acc mean']:.3f} at lr {args.lr}.")
 gap = {r["run"]: r["train acc"] - r["test acc"] for r in rows[1:]}
 print("- Train acc − test acc (the generalisation gap): " + ", ".join(f"{k} {v:+.3f}" for k, v in gap.items()) + ".")
 curve = histories["top 1 block"].val  # (step, validation loss, accuracy)
 low = min(curve, key=lambda e: e[1])
-rose = curve[-1][1] > low[1]
-print(f"- The top block's held-out loss is lowest at step {low[0]} ({low[1]:.3f}) and ends at {curve[-1][1]:.3f}"
-      + (": it rose while the training loss fell, over-fitting (过拟合)." if rose else
-         " (still falling). ")
+rose = curve[-1][1] > 1.01 * low[1]  # by more than 1%: not the last digit of a flat curve
+print(f"- The top block's validation loss is lowest at step {low[0]} ({low[1]:.3f}) and ends at {curve[-1][1]:.3f}"
+      + (": it rose while the training loss fell, over-fitting (过拟合). " if rose else
+         " (still falling). " if low is curve[-1] else " (flat at the end). ")
       + (f"A block can fit the training descriptions themselves (gap {gap['top 1 block']:+.3f}); the head alone "
          f"cannot (gap {gap['head only (tied wte)']:+.3f}): it can only change which name the frozen blocks' features "
          "lead to, so what it learns carries over to the held-out descriptions."

@@ -15,10 +15,10 @@
 # The x' are not characters of the vocabulary: they are k free vectors of the model's
 # width d, a *soft prompt* (软提示) P (k × d), the only thing that trains (Lester et al. 2021).
 # In minituner that is one line of `model.py`, the `prompt=` slot of `GPT.forward`:
-# `x = torch.cat([P.expand(B, -1, -1), x], dim=1)`.
+# `x = torch.cat([virtual.expand(B, -1, -1), x], dim=1)` with `virtual` = P plus positions.
 #
 # This lesson checks that line by hand, sweeps k against full fine-tuning (lesson 02),
-# looks at why more virtual tokens can do worse, and tries what the literature does to
+# measures what an untrained prompt costs the base, and tries what the literature does to
 # help. Lester et al. found that prompt tuning lags behind full fine-tuning on small
 # models and closes the gap only as models approach ten billion parameters; this base
 # has about two hundred thousand.
@@ -52,27 +52,37 @@ print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prompt lr {
 # blocks on it, and compare with the model's own forward.
 #
 # Two details the formula leaves open, and what minituner does:
-# - **positions**: the virtual tokens get no position embedding (P is the whole vector);
-#   the real tokens keep positions 0…T−1, where pretraining put them. The attention
+# - **positions**: as PEFT does on GPT-2, [P; X] is one sequence of k + T positions. Virtual
+#   token i gets the position embedding wpe[i] added (x'ᵢ = Pᵢ + wpe[i]), and the real
+#   tokens move to positions k…k+T−1 (pretraining saw them at 0…T−1). The attention
 #   length k + T may not exceed the context (`block_size`), or the model raises ValueError.
 # - **the loss**: the model returns logits for the T real positions only, so the
 #   answer-only mask of the task lines up with them; virtual positions never count.
 
 # %%
+@torch.no_grad()
+def forward_by_hand(gpt, idx, P, shift):
+    """The frozen GPT on X' = [P + wpe[0:k]; X + wpe[shift:shift+T]]: logits of the T real tokens."""
+    B, T = idx.shape
+    x = gpt.wte.weight[idx] + gpt.wpe.weight[shift : shift + T]  # (B, T, d): X at positions shift..shift+T-1
+    virtual = P + gpt.wpe.weight[: len(P)]  # (k, d): x'_i = P_i + wpe[i]
+    x = torch.cat([virtual.expand(B, -1, -1), x], dim=1)  # (B, k + T, d): X' = [P; X]
+    for block in gpt.h:
+        x = block(x)
+    return (gpt.ln_f(x) @ gpt.wte.weight.T)[:, len(P):]  # (B, T, V): the k virtual rows predict nothing
+
+
 k = 4
 model = minituner.prompt_tuning(base, num_virtual_tokens=k, init="vocab", seed=0)
 idx = task.test.x[:4]  # (B, T)
 B, T = idx.shape
-fb = model.base
 with torch.no_grad():
-    x = fb.wte.weight[idx] + fb.wpe.weight[:T]  # (B, T, d): X with positions 0..T-1
-    x = torch.cat([model.prompt.expand(B, -1, -1), x], dim=1)  # (B, k + T, d): X' = [P; X]
-    for block in fb.h:
-        x = block(x)
-    by_hand = (fb.ln_f(x) @ fb.wte.weight.T)[:, k:]  # (B, T, V): the k virtual rows predict nothing
     logits = model(idx)
+by_hand = forward_by_hand(model.base, idx, model.prompt, shift=k)
+residual = (logits - by_hand).abs().max().item()
 print(f"P {tuple(model.prompt.shape)}, X {tuple(idx.shape)} -> X' ({B}, {k} + {T}, {C}), logits {tuple(logits.shape)}")
-print(f"max |model(X) − by hand| = {(logits - by_hand).abs().max().item():.1e}")
+print(f"max |model(X) − by hand| = {residual:.1e}")
+assert residual < 1e-4, "the by-hand X' = [P + wpe[0:k]; X + wpe[k:k+T]] must be the model's forward"
 trainable, total = minituner.count_parameters(model)
 print(f"trainable = k·d = {k}·{C} = {prompt_parameter_count(k, C)}: {trainable == prompt_parameter_count(k, C)}; "
       f"the {total - trainable:,} base parameters are frozen")
@@ -103,18 +113,21 @@ print(markdown_table(rows, columns))
 plot_curves(histories, "classify: prompt tuning for several k vs full fine-tuning", args.out / "prompt_tuning_curves.png")
 
 # %% [markdown]
-# ## 3. Why can more virtual tokens do worse?
+# ## 3. What an untrained prompt costs the base
 #
-# A fresh prompt is not "nothing": k random vectors sit in front of every input, and every
-# real token attends to them. Before any training, how much does each k already cost the
-# base, for random vectors and for k real characters' embeddings drawn from the vocabulary
-# (`init="vocab"`, the "sampled vocab" initialisation of Lester et al.)? The cell scores
-# the untrained prompts (no training: a cheap question) next to the trained rows above.
+# A fresh prompt is not "nothing", for two reasons: every real token attends to the k
+# vectors in front of it, and the real tokens move from positions 0…T−1 to k…k+T−1. The
+# table scores, before any training, the base with its tokens only moved by k (section 1's
+# forward with an empty P), then the untrained prompts: random vectors, and k real
+# characters' embeddings drawn from the vocabulary (`init="vocab"`, the "sampled vocab"
+# initialisation of Lester et al.), next to the trained rows above.
 
 # %%
 start = []
 for k in args.ks:
-    entry = {"k": k, "numbers k·d": k * C}
+    moved = forward_by_hand(base, task.test.x, torch.zeros(0, C), shift=k)  # (N, T, V): no virtual tokens
+    right = (moved.argmax(-1) == task.test.y) | (task.test.mask == 0)  # evaluate()'s exact match, per position
+    entry = {"k": k, "numbers k·d": k * C, "test acc, only positions moved by k": right.all(1).float().mean().item()}
     for init in ("random", "vocab"):
         entry[f"test acc at step 0, {init}"] = minituner.evaluate(
             minituner.prompt_tuning(base, num_virtual_tokens=k, init=init, seed=args.seed), task.test)["accuracy"]
@@ -131,21 +144,24 @@ print(f"the base without a prompt: {rows[0]['test acc']:.3f}")
 #   here the last k characters of a sentence the base read in pretraining. This is
 #   `PromptTuningInit.TEXT` of PEFT (Hugging Face's library of parameter-efficient
 #   fine-tuning methods, 参数高效微调, whose names minituner's API borrows); Lester et al. compared random-uniform init, embeddings
-#   sampled from the 5,000 most common tokens, and class-label embeddings.
+#   sampled from the 5,000 most common tokens, and class-label embeddings. With the
+#   positions of section 1, P + wpe[0:k] is then exactly what the base read for that text at
+#   positions 0…k−1, and X follows it at k…, as a new line of the corpus would.
 # - **a larger learning rate**: P has only k·d numbers and its gradient reaches it through
 #   every frozen layer. Lester et al. trained at 0.3 with Adafactor, an optimiser that
 #   keeps factored second moments (a row and a column mean instead of AdamW's full v) and
 #   scales its steps differently, so their rate does not carry over to AdamW as is.
 # - **more steps**: the same prompt, trained as long again.
 #
-# One seed moves a few rows of 96, so the inits are also run with a second seed.
+# One test row is a small step of accuracy (printed below), and the order of the batches
+# moves several rows, so the inits are also run with a second seed.
 
 # %%
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
 best_k = max((r for r in rows if r["run"].startswith("prompt")), key=lambda r: r["test acc"])["run"].split("=")[1]
 k = int(best_k)
 text = (PHRASE * (k // len(PHRASE) + 1))[-k:]  # the last k characters: text the base knows, ending where X begins
-print(f"k = {k} ({k * C:,} trainable numbers); init_text {text!r}")
+print(f"k = {k} ({k * C:,} trainable numbers); init_text {text!r}; one test row = {1 / len(task.test):.4f} of accuracy")
 variants = [("random init", {}, args.lr), ("text init", dict(init="text", init_text=text), args.lr),
             (f"random init, lr ×3 = {3 * args.lr:g}", {}, 3 * args.lr)]
 helps = []
@@ -201,8 +217,18 @@ print("- Untrained random prompts score " + ", ".join(f"{a:.3f} at k={s['k']}" f
       + f" against the base's {rows[0]['test acc']:.3f}"
       + ("; the larger the random prompt, the lower it starts, and training must first undo that." if
          at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"] else "."))
+moved = [s["test acc, only positions moved by k"] for s in start]
+print("- Moving the real tokens by k alone scores " + ", ".join(f"{a:.3f} at k={s['k']}" for a, s in zip(moved, start))
+      + (": each random prompt costs more than its shift of positions; the rest is what attending to the random "
+         "vectors costs." if all(m > a for m, a in zip(moved, at0)) else
+         ": the shift alone costs at least as much as a random prompt, so what a fresh prompt costs this base is "
+         "mostly that its text now begins at position k with nothing before it, as no corpus row does." if all(m <= a for m, a in
+                                                                                          zip(moved, at0)) else "."))
 rand, text_init, fast = helps[:3]
+better = sum(text_init[c] > rand[c] for c in ("test acc, seed 0", "test acc, seed 1"))
 print(f"- Text init, seeds 0 and 1: {text_init['test acc, seed 0']:.3f}, {text_init['test acc, seed 1']:.3f}; random "
-      f"init: {rand['test acc, seed 0']:.3f}, {rand['test acc, seed 1']:.3f}. Three times the rate (seed 0): "
-      f"{fast['test acc, seed 0']:.3f}.")
+      f"init: {rand['test acc, seed 0']:.3f}, {rand['test acc, seed 1']:.3f}: text init is ahead on {better} of 2 seeds, "
+      f"by {(text_init['test acc, seed 0'] - rand['test acc, seed 0']) * len(task.test):+.0f} and "
+      f"{(text_init['test acc, seed 1'] - rand['test acc, seed 1']) * len(task.test):+.0f} test rows. Three times the "
+      f"rate (seed 0): {fast['test acc, seed 0']:.3f}.")
 print(f"- Training as long again: {helps[0]['test acc, seed 0']:.3f} -> {helps[-1]['test acc, seed 0']:.3f}.")

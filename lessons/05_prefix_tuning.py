@@ -64,13 +64,17 @@ print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prefix tuni
 # For the first layer of the base we compute attention ourselves over the concatenated
 # keys and values (softmax from PyTorch as the oracle) and compare with the model.
 # Every real token's query sees all k prefix rows; no query is made *for* them, so the
-# model predicts only the T real positions and the prefix never counts in the loss. A
-# prefix takes no position: real tokens keep positions 0…T−1, and k + T may not exceed
-# `block_size`.
+# model predicts only the T real positions and the prefix never counts in the loss.
+# Positions follow PEFT on GPT-2: the prefixes are keys and values already "in the cache",
+# so the real tokens are numbered k…k+T−1 (pretraining saw them at 0…T−1), and k + T may
+# not exceed `block_size`. The whole model is then checked the same way: the token
+# embeddings at positions k…k+T−1, every block with its layer's prefix, the tied head.
 #
 # Is a prefix of zeros "nothing"? No. A zero key scores q·0 = 0, so each of the k zero rows
 # still takes exp(0) out of the softmax's sum Z: every real token's weight shrinks by
-# Z / (Z + k), and the zero values put nothing back. The output changes.
+# Z / (Z + k), and the zero values put nothing back. The first layer's attention output
+# changes on the same input; the whole model's logits change for that reason at every layer,
+# and because the real tokens moved by k positions.
 
 # %%
 k = 4
@@ -80,7 +84,7 @@ B, T = idx.shape
 d, nh = c.n_embd, c.n_head
 with torch.no_grad():
     attn = model.base.h[0].attn
-    x = model.base.h[0].ln_1(model.base.wte(idx) + model.base.wpe(torch.arange(T)))  # (B, T, d)
+    x = model.base.h[0].ln_1(model.base.wte(idx) + model.base.wpe(torch.arange(k, k + T)))  # (B, T, d), at k..k+T-1
     pk, pv = model.prefixes()[0]  # (k, d) each
     heads = lambda t: t.view(B, t.size(1), nh, d // nh).transpose(1, 2)  # (B, ·, d) -> (B, nh, ·, hs)  # noqa: E731
     Q = heads(attn.q_proj(x))  # (B, nh, T, hs)
@@ -89,17 +93,28 @@ with torch.no_grad():
     seen = torch.cat([torch.ones(T, k, dtype=torch.bool), torch.ones(T, T, dtype=torch.bool).tril()], dim=1)
     S = (Q @ K.transpose(-2, -1) / (d // nh) ** 0.5).masked_fill(~seen, float("-inf"))  # (B, nh, T, k + T)
     by_hand = attn.o_proj((torch.softmax(S, -1) @ V).transpose(1, 2).reshape(B, T, d))  # (B, T, d)
+    layer_residual = (attn(x, prefix=(pk, pv)) - by_hand).abs().max().item()
+    h = model.base.wte(idx) + model.base.wpe(torch.arange(k, k + T))  # (B, T, d): the real tokens at k..k+T-1
+    for block, prefix in zip(model.base.h, model.prefixes(), strict=True):
+        h = block(h, prefix=prefix)  # (B, T, d): each layer's [P_k; K], [P_v; V]
+    logits = model(idx)  # (B, T, V)
+    model_residual = (logits - model.base.ln_f(h) @ model.base.wte.weight.T).abs().max().item()
     print(f"P_k, P_v {tuple(pk.shape)} per layer × {c.n_layer} layers; "
-          f"max |attention(x, prefix) − by hand| = {(attn(x, prefix=(pk, pv)) - by_hand).abs().max().item():.1e}")
-    print(f"logits {tuple(model(idx).shape)} for input {tuple(idx.shape)}: only the real positions are predicted")
+          f"max |attention(x, prefix) − by hand| = {layer_residual:.1e}; the whole model by hand, real tokens at "
+          f"positions {k}…{k + T - 1}: max |model(X) − by hand| = {model_residual:.1e}")
+    assert layer_residual < 1e-5 and model_residual < 1e-4, "the by-hand K' = [P_k; K], V' = [P_v; V] must be the model's"
+    print(f"logits {tuple(logits.shape)} for input {tuple(idx.shape)}: only the real positions are predicted")
     zero = minituner.ptuning_v2(base, num_virtual_tokens=k)
     zero.prefix.zero_()
     real = S[..., k:]  # (B, nh, T, T): the real keys' scores, masked where causal
     share = k / (k + real.exp().sum(-1))  # (B, nh, T): what k zero keys take, k / (k + Z)
     is_real = (idx != task.tokenizer.pad_id).unsqueeze(1).expand_as(share)  # (B, nh, T): not padding
-    print(f"a prefix of {k} zero keys and values: max |logits − base logits| = "
-          f"{(zero(idx) - base(idx)).abs().max().item():.3f} (not 0); in layer 0 they would take "
-          f"{share[is_real].mean():.0%} of a real token's attention on average, {share[..., 0].mean():.0%} at the first token")
+    zeros = torch.zeros(k, d)
+    print(f"a prefix of {k} zero keys and values, in layer 0 on the same input: max |attention output − without "
+          f"prefix| = {(attn(x, prefix=(zeros, zeros)) - attn(x)).abs().max().item():.3f} (not 0); they take "
+          f"{share[is_real].mean():.0%} of a real token's attention on average, {share[..., 0].mean():.0%} at the "
+          f"first token. Over the whole model (every layer, positions moved by {k}): max |logits − base logits| = "
+          f"{(zero(idx) - base(idx)).abs().max().item():.3f}")
     empty = torch.zeros(0, d)
     print(f"a prefix of length 0 is the base exactly: "
           f"{torch.equal(base(idx, prefixes=[(empty, empty)] * c.n_layer), base(idx))}")
@@ -174,16 +189,21 @@ plot_curves(histories, "classify: prefix tuning, P-Tuning v2, full fine-tuning",
 #
 # As with prompt tuning (lesson 04), an untrained prefix is not neutral: its keys take
 # a share of every softmax row at *every* layer, and its values are mixed into every
-# position. Scored before any training, for each k and each init:
+# position. Scored before any training, for each k and each init, beside the trained
+# rows; for the random init also the test loss, at step 0 and after training, to see how
+# far training brought it back towards the base's.
 
 # %%
 start = []
 for k in args.ks:
     entry = {"k": k, "base": rows[0]["test acc"]}
     for init, kwargs in (("random", {}), ("text", dict(init="text", init_text=phrase(k)))):
-        entry[f"v2 at step 0, {init} init"] = minituner.evaluate(minituner.ptuning_v2(base, k, seed=args.seed, **kwargs),
-                                                                  task.test)["accuracy"]
-        entry[f"v2 trained, {init} init"] = next(r["test acc"] for r in rows if r["run"] == f"v2, {init} init, k={k}")
+        at0 = minituner.evaluate(minituner.ptuning_v2(base, k, seed=args.seed, **kwargs), task.test)
+        trained = next(r for r in rows if r["run"] == f"v2, {init} init, k={k}")
+        entry[f"v2 at step 0, {init} init"] = at0["accuracy"]
+        entry[f"v2 trained, {init} init"] = trained["test acc"]
+        if init == "random":
+            entry["random: test loss at step 0"], entry["random: test loss trained"] = at0["loss"], trained["test loss"]
     start.append(entry)
 print(markdown_table(start))
 plot_tradeoff([(r["run"], r["trainable"], r["test acc"]) for r in rows[1:]],
@@ -218,7 +238,11 @@ print(f"- Best of the prefix rows: {best['run']}, test acc {best['test acc']:.3f
 for s in start:
     print(f"- k={s['k']}: P-Tuning v2 starts at {s['v2 at step 0, random init']:.3f} with random prefixes and "
           f"{s['v2 at step 0, text init']:.3f} with the phrase's own keys and values (base {s['base']:.3f}); "
-          f"after training {s['v2 trained, random init']:.3f} and {s['v2 trained, text init']:.3f}.")
+          f"after training {s['v2 trained, random init']:.3f} and {s['v2 trained, text init']:.3f}."
+          + (f" From random, training cut the test loss {s['random: test loss at step 0']:.2f} -> "
+             f"{s['random: test loss trained']:.2f}, still above the base's {rows[0]['test loss']:.2f}: "
+             f"{args.steps} steps were climbing back and had not yet reached the base."
+             if s["random: test loss at step 0"] > s["random: test loss trained"] > rows[0]["test loss"] else ""))
 print(f"- Size: a random N(0, 1) prefix has root-mean-square 1.00, the base's own keys and values {rms(kv):.2f}"
       + (": the same scale, so what hurts the random start is what the prefixes hold, not how large they are."
          if 0.5 < rms(kv) < 2 else "."))

@@ -53,6 +53,7 @@ torch.manual_seed(args.seed)
 t0 = time.perf_counter()
 TASKS = ("classify", "relabel")
 base = minituner.load_base()
+fingerprint = minituner.fingerprint(base)
 tasks = {name: minituner.make_task(name) for name in TASKS}
 tok = tasks[TASKS[0]].tokenizer
 prompts = [p for p, a in tasks[TASKS[0]].train.examples if a in (" cat.", " dog.")][::4]  # cat and dog descriptions
@@ -84,6 +85,10 @@ for i, name in enumerate(TASKS):
 base_file = minituner.save_model(base, folder / "base")
 adapter_rows.append({"adapter": "(the base itself)", "file bytes": base_file.stat().st_size})
 print(markdown_table(adapter_rows))
+try:
+    minituner.PeftModel.from_pretrained(minituner.GPT(base.config, seed=1), paths[TASKS[0]])
+except ValueError as e:
+    print(f"onto another GPT of the same shape: ValueError: {e}")
 
 # %% [markdown]
 # ## 2. One base, both adapters, switched unmerged
@@ -101,6 +106,7 @@ for name in TASKS:
     for prompt in prompts:
         print(f"  adapter {name:8s} {prompt!r} -> {minituner.answer(model, tok, prompt)!r}")
 reference = copy.deepcopy(model)  # stays unmerged: the exact answer to compare with
+print(f"the base itself is bit-identical: {minituner.fingerprint(base) == fingerprint}")
 model.print_trainable_parameters();
 
 # %% [markdown]
@@ -123,7 +129,7 @@ with torch.no_grad():
         x = tasks[name].test.x
         got = [minituner.answer(model, tok, p) for p in prompts]
         switch_rows.append({"switch": i + 1, "active": name,
-                     "max |Δlogits| vs unmerged": (model(x) - reference(x)).abs().max().item(),
+                     "max Δlogits vs unmerged": (model(x) - reference(x)).abs().max().item(),
                      "same answers": got == [minituner.answer(reference, tok, p) for p in prompts],
                      "answers": " ".join(a.strip() for a in got),
                      "test acc": minituner.evaluate(model, tasks[name].test)["accuracy"],
@@ -197,7 +203,7 @@ print(f"- The adapter files hold {sizes[0]:,} and {sizes[1]:,} bytes against the
       + " (on a shared CPU, timings vary with what else runs).")
 print(f"- Switching merged weights in place matched the unmerged model's answers at every checked switch: "
       f"{all(r['same answers'] for r in switch_rows)}; largest logit difference "
-      f"{max(r['max |Δlogits| vs unmerged'] for r in switch_rows):.1e}.")
+      f"{max(r['max Δlogits vs unmerged'] for r in switch_rows):.1e}.")
 e32, e64, exact = (results[k] for k in results)
 print(f"- After {checkpoints[-1]:,} in-place switches W is off by {e32[-1]:.1e} in float32 and {e64[-1]:.1e} in "
       f"float64; fitted growth N^{slopes.get('float32, in place', float('nan')):.2f} and "

@@ -42,7 +42,8 @@ from minituner.analysis import (
     with_deltas,
 )
 from minituner.lesson import options
-from minituner.report import count_parameters, markdown_table, save_figure
+from minituner.methods.lora import lora_layers
+from minituner.report import count_parameters, label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = options("Lesson 09: is ΔW low-rank?", smoke=dict(steps=3, lora_steps=2), out="runs/09_delta_w",
@@ -101,7 +102,7 @@ for ax, kind in zip(axes.flat, kinds):
 axes[0, 0].set_ylabel("σᵢ / σ₁")
 axes[1, 0].set_ylabel("σᵢ / σ₁")
 axes[0, 0].legend(fontsize=7)
-fig.suptitle("Singular values of ΔW = W_tuned − W_base after full fine-tuning")
+fig.suptitle(label("Singular values of ΔW = W_tuned − W_base after full fine-tuning", "ΔW 的奇异值"))
 fig.tight_layout()
 save_figure(fig, out / "singular_values.png")
 
@@ -125,7 +126,9 @@ print(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in RANKS] + 
 # and LayerNorms stay the base's (LoRA does not train them either). "LoRA": trained from the
 # base at rank r on the same 24 matrices (`target_modules="all"`, α = 2r), the same number
 # of numbers. "random ΔW" adds the same-norm random matrices instead: how much damage an
-# update of that size does when it carries no information.
+# update of that size does when it carries no information. "LoRA ‖ΔW‖/‖W‖" is how far the
+# trained adapter moved each matrix (the mean over the 24), to set beside full
+# fine-tuning's in section 1.
 
 # %%
 results = []
@@ -134,9 +137,13 @@ for r in RANKS:
     minituner.train(lora, task, steps=args.lora_steps, lr=args.lora_lr, batch_size=args.batch_size,
                     seed=args.seed, progress=False)
     cut, trained = accuracy(truncated_model(base, deltas, r)), accuracy(lora)
+    adapted = lora_layers(lora.base)
+    with torch.no_grad():
+        moved = sum(layer.get_delta_weight("default").norm().item() / base.get_submodule(name).weight.norm().item()
+                    for name, layer in adapted.items()) / len(adapted)
     results.append({"r": r, "numbers per model": count_parameters(lora)[0],
                     "truncated val": cut["val"], "truncated test": cut["test"],
-                    "LoRA val": trained["val"], "LoRA test": trained["test"]})
+                    "LoRA val": trained["val"], "LoRA test": trained["test"], "LoRA ‖ΔW‖/‖W‖": moved})
 every, rand = accuracy(with_deltas(base, deltas)), accuracy(with_deltas(
     base, {n: random_like(d, seed=args.seed + i) for i, (n, d) in enumerate(deltas.items())}))
 results.append({"r": "64 (all of ΔW)", "numbers per model": sum(d.numel() for d in deltas.values()),
@@ -152,37 +159,17 @@ ax.axhline(every["test"], color="k", lw=0.8, label="all of ΔW (full fine-tuning
 ax.axhline(accuracy(base)["test"], color="grey", ls=":", label="base")
 ax.axhline(rand["test"], color="red", ls="--", lw=0.8, label="base + random ΔW")
 ax.set_xscale("log", base=2)
-ax.set_xlabel("rank r")
-ax.set_ylabel("test exact-match accuracy")
+ax.set_xlabel(label("rank r", "秩 r"))
+ax.set_ylabel(label("test exact-match accuracy", "测试集准确率"))
 ax.set_ylim(-0.02, 1.02)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 save_figure(fig, out / "truncation_vs_lora.png")
 
 # %% [markdown]
-# ## 5. What this says about the premise
+# ## Conclusions: what this says about the premise (小结)
 #
-# The numbers the verdict rests on, computed from the tables above: how concentrated ΔW is
-# against the random baseline, and the smallest rank whose cut keeps (almost) all of full
-# fine-tuning's accuracy, beside LoRA at that rank.
-
-# %%
-mean = {c: sum(r[c] for r in rows) / len(rows) for c in ("eff. rank", "eff. rank random", "r for 90%")}
-r4 = RANKS[min(2, len(RANKS) - 1)]
-share, share_rand = (sum(r[f"{k} r={r4}"] for r in rows) / len(rows) for k in ("share", "random"))
-print(f"mean effective rank {mean['eff. rank']:.1f} of {rows[0]['full rank']} (random, same norm: "
-      f"{mean['eff. rank random']:.1f}); mean rank for 90% of ‖ΔW‖²: {mean['r for 90%']:.1f}")
-print(f"top {r4} directions hold {share:.0%} of ‖ΔW‖² (random: {share_rand:.0%}), {share / share_rand:.1f}× chance")
-enough = next((row for row in results[:-1] if row["truncated val"] >= every["val"] - 0.02), None)
-if enough is None:
-    print(f"no cut up to r = {RANKS[-1]} keeps full fine-tuning's validation accuracy ({every['val']:.2f})")
-else:
-    print(f"rank {enough['r']} keeps full fine-tuning's validation accuracy within 0.02 "
-          f"({enough['truncated val']:.2f} vs {every['val']:.2f}); LoRA trained at r = {enough['r']}: "
-          f"{enough['LoRA val']:.2f}")
-
-# %% [markdown]
-# How to read it:
+# How to read the tables above:
 #
 # - **Is ΔW low-rank?** "share r" far above "random r" means the update is concentrated in a
 #   few directions; the effective rank says how far from full it is. A spectrum that decays
@@ -195,3 +182,35 @@ else:
 #   holds for the task, not for ΔW itself.
 # - **Where it fails**: the random baseline changes the model by the same amount with no
 #   information; a cut of a spread-out ΔW keeps a small part of it.
+#
+# The cell below prints each verdict from the numbers.
+
+# %%
+mean = {c: sum(r[c] for r in rows) / len(rows) for c in ("eff. rank", "eff. rank random", "r for 90%", "‖ΔW‖/‖W‖")}
+r4 = RANKS[min(2, len(RANKS) - 1)]
+share, share_rand = (sum(r[f"{k} r={r4}"] for r in rows) / len(rows) for k in ("share", "random"))
+print(f"- Is ΔW low-rank? Its top {r4} directions hold {share:.0%} of ‖ΔW‖² (random, same norm: {share_rand:.0%}), "
+      f"{share / share_rand:.1f}× chance; mean effective rank {mean['eff. rank']:.1f} of {rows[0]['full rank']} "
+      f"(random: {mean['eff. rank random']:.1f}); 90% of ‖ΔW‖² needs {mean['r for 90%']:.1f} directions on average"
+      + (": concentrated, but only approximately low-rank." if share > 2 * share_rand else "."))
+enough = next((row for row in results[:-1] if row["truncated val"] >= every["val"] - 0.02), None)
+if enough is None:
+    print(f"- Does low rank suffice? No cut up to r = {RANKS[-1]} keeps full fine-tuning's validation accuracy "
+          f"({every['val']:.2f}).")
+else:
+    print(f"- Does low rank suffice? Rank {enough['r']} keeps full fine-tuning's validation accuracy within 0.02 "
+          f"({enough['truncated val']:.2f} vs {every['val']:.2f}); LoRA trained at r = {enough['r']}: "
+          f"{enough['LoRA val']:.2f}.")
+base_val = accuracy(base)["val"]
+below = [row for row in results[:-1] if row["LoRA val"] < base_val]
+if below:
+    accs = ", ".join(f"{row['LoRA val']:.2f}" for row in below)
+    moves = ", ".join(f"{row['LoRA ‖ΔW‖/‖W‖']:.3f}" for row in below)
+    print(f"- LoRA falls below the untrained base's validation accuracy ({base_val:.2f}) at r = "
+          f"{', '.join(str(row['r']) for row in below)} ({accs}); it moved each matrix by {moves} of its norm, "
+          f"full fine-tuning by {mean['‖ΔW‖/‖W‖']:.3f}"
+          + (f": at lr {args.lora_lr} those ranks moved W further than full fine-tuning did (α = 2r keeps the scale "
+             "α/r = 2 at every rank, and with Adam B·A grows with r: lesson 06)."
+             if all(row["LoRA ‖ΔW‖/‖W‖"] > mean["‖ΔW‖/‖W‖"] for row in below) else "."))
+else:
+    print(f"- LoRA stays above the untrained base's validation accuracy ({base_val:.2f}) at every rank.")

@@ -21,13 +21,14 @@
 # split over several (data parallel, `torch.distributed`); and how much memory a 6B or
 # 7B model needs — the article says "more than 20 GB" (§5.2).
 #
-# Run it: `python lessons/10_real_gpt2.py [--gpt2 DIR]` (a minute or two on two CPU cores;
-# `--smoke` for the test preset, a tiny model).
+# Run it: `python lessons/10_real_gpt2.py [--gpt2 DIR]` (`--smoke` for the test preset, a tiny
+# model); the last cell prints how long it took.
 
 # %%
 import os
 import subprocess
 import sys
+import time
 
 import matplotlib.pyplot as plt
 import torch
@@ -52,6 +53,7 @@ args = options("Lesson 10: a real GPT-2", smoke=dict(n_layer=2, n_embd=32, n_hea
                out="runs/10_real_gpt2", gpt2=os.environ.get("MINITUNER_GPT2", ""), n_layer=12, n_embd=768,
                n_head=12, vocab=50257, steps=3, batch_size=4, ddp_steps=10, seed=0)
 torch.manual_seed(args.seed)
+t0 = time.perf_counter()
 print(f"GPT-2 folder: {args.gpt2 or '(none: a random GPT-2-shaped model)'}; {args.steps} steps per method, "
       f"batch {args.batch_size}")
 
@@ -69,8 +71,8 @@ print(f"GPT-2 folder: {args.gpt2 or '(none: a random GPT-2-shaped model)'}; {arg
 # expression, and glued by the learned merges, lowest rank first. Any text, Chinese too,
 # encodes with no unknown token. A Chinese character is three UTF-8 bytes; a vocabulary
 # learned from English text has no merges for them, so each byte is a token of its own
-# (shown as GPT-2's stand-in characters). GPT-2's own vocabulary, learned mostly from
-# English web text, also spends more than one token on most Chinese characters.
+# (shown as GPT-2's stand-in characters). With `--gpt2 DIR` the cell splits the same text
+# with GPT-2's own vocabulary instead.
 
 # %%
 if args.gpt2:
@@ -161,8 +163,8 @@ save_figure(fig, args.out / "step_memory.png")
 # Data parallel: each process holds the whole model and takes part of every batch; after
 # backward the gradients are averaged across processes (an all-reduce), so every copy
 # takes the same step. Only trainable tensors have gradients, so only they travel: the
-# table above gives the bytes per step — all 124M floats for full fine-tuning, a few
-# hundred kilobytes for LoRA, 60 KB for a soft prompt. `minituner/distributed.py` wraps the
+# table above gives the bytes per step, 4 for each trainable float: from every parameter
+# for full fine-tuning down to k·d floats for a soft prompt. `minituner/distributed.py` wraps the
 # model in `DistributedDataParallel` (gloo on CPU, nccl on GPUs) and scales each process's
 # loss so that two processes with half the batch each take exactly the step one process
 # takes with the whole batch (tests/test_distributed.py checks the weights).
@@ -181,17 +183,19 @@ print(done.stdout.strip() if done.returncode == 0 else done.stderr[-2000:])
 # ## 5. Memory at 7B, beside LLaMA-Factory's table, and the article's "> 20 GB" (§5.2)
 #
 # `minituner memory` (and `memory.estimate_memory`) counts the same four parts for a
-# LLaMA-shaped model of any size (at 7e9 exactly LLaMA-7B's shape, 6.74B parameters),
+# LLaMA-shaped model of any size (at 7e9 exactly LLaMA-7B's shape, its count printed below),
 # with LLaMA-Factory's defaults: batch 1 × 512 tokens, gradient checkpointing, AdamW.
 # Per trainable parameter, mixed precision holds 18 bytes (fp32 weight, its 16-bit copy,
 # fp32 gradient, m and v); "pure bf16" 8; the frozen weights of LoRA 2 (16 bits), QLoRA
 # 1 or ½. LLaMA-Factory's README gives rules of thumb per x billion parameters: 18x, 8x,
-# 2x, x, x/2 GB. The two agree on full fine-tuning; LLaMA-Factory rounds the PEFT rows up
-# (it counts 7B, not 6.74B, and leaves room for the CUDA context, the allocator's spare
-# blocks and longer sequences). docs/memory.md has the whole comparison.
+# 2x, x, x/2 GB. The table sets the two side by side; where LLaMA-Factory's figure is the
+# larger, it counts 7B rather than the exact count and leaves room for the CUDA context, the
+# allocator's spare blocks and longer sequences. docs/memory.md has the whole comparison.
 
 # %%
-print(markdown_table(compare_with_llama_factory()[::4]))  # the 7B column; every size in docs/memory.md
+factory = compare_with_llama_factory()[::4]  # the 7B column; every size in docs/memory.md
+print(f"LLaMA-7B's shape: {llama_shape(7e9).n_params():,} parameters")
+print(markdown_table(factory))
 six = llama_shape(6e9)
 claims = []
 for label, method, bits, pure in [("full, mixed precision", "full", 16, False), ("full, pure bf16", "full", 16, True),
@@ -217,3 +221,24 @@ ax.text(21, 4.3, "20 GB (article §5.2)", fontsize=8)
 ax.set_xlabel("GB for one training step, LLaMA-7B shape, batch 1 × 512, no checkpointing")
 ax.legend(fontsize=8)
 save_figure(fig, args.out / "memory_7b.png")
+
+# %% [markdown]
+# ## Conclusions (小结)
+#
+# Each line is printed from the tables above.
+
+# %%
+full_cost, lora_cost = cost[0], next(c for c in cost if c["method"].startswith("LoRA"))
+full_row, lora_row = rows[0], next(r for r in rows if r["method"].startswith("LoRA"))
+print(f"- At {count_parameters(base)[1]:,} parameters LoRA trains {lora_row['trainable %']:.2f}% of them; one step "
+      f"holds {lora_cost['measured MiB']:,.0f} MiB against full fine-tuning's {full_cost['measured MiB']:,.0f} and takes "
+      f"{lora_cost['s / step']:.2f} s against {full_cost['s / step']:.2f} s on this CPU.")
+gap = max(abs(c["measured MiB"] - c["estimated MiB"]) / c["measured MiB"] for c in cost)
+print(f"- The estimate from first principles is within {gap:.1%} of the measured step memory for every method.")
+print(f"- Data parallel all-reduces {full_row['all-reduced per step (bytes)'] / 2**20:,.0f} MiB per step for full "
+      f"fine-tuning, {lora_row['all-reduced per step (bytes)'] / 2**10:,.0f} KiB for LoRA; the two-process run: "
+      + (done.stdout.strip().splitlines()[-1] if done.returncode == 0 else f"failed (exit code {done.returncode})") + ".")
+ratios = "; ".join(f"{row['LLaMA-Factory row']}: {row['LLaMA-Factory GB'] / row['estimate GB']:.2f}" for row in factory)
+print(f"- LLaMA-Factory's 7B figures over the estimate: {ratios}. The article's '> 20 GB' for a 6B model holds for "
+      f"full fine-tuning ({claims[0]['GB']} GB) and not for LoRA on a 16-bit base ({claims[2]['GB']} GB).")
+print(f"lesson time {time.perf_counter() - t0:.1f} s")

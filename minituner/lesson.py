@@ -64,8 +64,8 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
 
     steps=0 trains nothing (the row of a model as it is, e.g. the base: 0 trained). The row: trainable
     count and share, lr, steps, "train loss" (mean of the last ten steps' losses, or the split's loss
-    when untrained), accuracy on the training split, loss and accuracy on the held-out split,
-    seconds of training. eval_every > 0 records the held-out curve in the History. With a device
+    when untrained), accuracy on the training split, loss and accuracy on the test split,
+    seconds of training. eval_every > 0 records the validation curve in the History. With a device
     (e.g. "cuda") the model trains there and comes back to the CPU, where the splits are scored.
     """
     from .report import count_parameters

@@ -63,7 +63,13 @@ def build(check: bool = False, execute: bool = True, only: str | None = None) ->
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nb.metadata.pop("jupytext", None)
         if execute:
-            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+            # coalesce_streams: a progress bar's many stderr chunks become one text, its carriage returns
+            # applied, as Jupyter shows it live; a bar that cleared itself (leave=False) leaves only blanks
+            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}},
+                           coalesce_streams=True).execute()
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = [o for o in cell.outputs if o.output_type != "stream" or o.text.strip()]
         out = NOTEBOOKS / (lesson.stem + ".ipynb")
         atomic_write(out, lambda tmp, nb=nb: nbformat.write(nb, tmp))
         print(f"{out.relative_to(ROOT)}  ({time.perf_counter() - t0:.1f} s)")

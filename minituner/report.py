@@ -147,8 +147,8 @@ def running_mean(values: list[float], k: int = 10) -> list[float]:
 def _loss_axis(ax, curves: dict[str, list[float]], smooth: int):
     for name, losses in curves.items():
         ax.plot(range(1, len(losses) + 1), running_mean(losses, smooth), label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"training loss (answer tokens, mean of {smooth} steps)")
+    ax.set_xlabel(label("step", "步数"))
+    ax.set_ylabel(label(f"training loss (answer tokens, mean of {smooth} steps)", "训练损失"))
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
 
@@ -163,18 +163,18 @@ def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 
 
 
 def plot_curves(histories: dict, title: str, path, smooth: int = 10):
-    """Training and held-out curves of several runs side by side: left the training loss per step
-    (running mean), right the held-out loss at each evaluation (History.val; train(eval_every=…))."""
+    """Training and validation curves of several runs side by side: left the training loss per step
+    (running mean), right the validation loss at each evaluation (History.val; train(eval_every=…))."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     _loss_axis(ax1, {name: h.losses for name, h in histories.items()}, smooth)
-    ax1.set_title("training loss")
+    ax1.set_title(label("training loss", "训练损失"))
     for name, h in histories.items():
         steps, losses = [e[0] for e in h.val], [e[1] for e in h.val]
         ax2.plot(steps, losses, "o-", ms=3, label=name)
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("held-out loss (answer tokens)")
+    ax2.set_xlabel(label("step", "步数"))
+    ax2.set_ylabel(label("validation loss (answer tokens)", "验证集损失"))
     ax2.set_yscale("log")
-    ax2.set_title("held-out loss")
+    ax2.set_title(label("validation loss", "验证集损失"))
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7)
     fig.suptitle(title)
@@ -185,15 +185,15 @@ def plot_tradeoff(points: list[tuple[str, float, float]], title: str, path, xlab
                   baseline: float | None = None):
     """One dot per run: (label, trainable parameters, test accuracy), x on a log scale."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, x, acc in points:
+    for name, x, acc in points:
         ax.scatter(x, acc, s=40)
-        ax.annotate(label, (x, acc), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(name, (x, acc), fontsize=7, xytext=(4, 4), textcoords="offset points")
     if baseline is not None:
-        ax.axhline(baseline, color="grey", ls=":", label="base, untrained")
+        ax.axhline(baseline, color="grey", ls=":", label=label("base, untrained", "基座模型,未训练"))
         ax.legend(fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy (exact match)")
+    ax.set_ylabel(label("test accuracy (exact match)", "测试集准确率"))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

@@ -154,5 +154,17 @@ def test_executed_notebook_shows_each_section_under_its_heading(path):
     assert allowed <= MAX_SILENT
 
 
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_executed_notebook_shows_a_progress_bar_once(path):
+    """A progress bar on stderr is redrawn many times; a notebook keeps one stream per cell (minituner
+    notebooks executes with coalesce_streams), not one output per redraw."""
+    cells = json.loads(path.read_text())["cells"]
+    if path.stem + ".py" in STALE or not any(c.get("outputs") for c in cells if c["cell_type"] == "code"):
+        pytest.skip(f"{path.name} is not executed from its current lesson")
+    for i, cell in enumerate(cells):
+        streams = [o["name"] for o in cell.get("outputs", []) if o["output_type"] == "stream"]
+        assert len(streams) == len(set(streams)), f"{path.name} cell {i}: {len(streams)} stream outputs"
+
+
 def test_notebooks_are_generated_from_the_lessons():
     assert out_of_sync() == [], "run `minituner notebooks` to regenerate them"

@@ -123,3 +123,30 @@ def test_a_font_that_draws_every_character_as_one_box_is_not_chinese():
     if not boxes:
         pytest.skip("this matplotlib ships no Last Resort font")
     assert cjk_font() not in boxes  # it has a "glyph" for every code point: the same box
+
+
+def test_the_plot_helpers_label_in_chinese_only_with_a_font_for_it(monkeypatch, tmp_path):
+    import matplotlib
+
+    from minituner import report
+    from minituner.train import History
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig))
+    curves = {"run": History(losses=[2.0, 1.0, 0.5], val=[(2, 1.5, 0.1), (3, 1.2, 0.2)])}
+
+    def texts():
+        fig = figures.pop()
+        out = [t.get_text() for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+        out += [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        matplotlib.pyplot.close(fig)
+        return " ".join(out)
+
+    with matplotlib.rc_context():
+        monkeypatch.setattr(report, "cjk_font", lambda: None)
+        report.plot_curves(curves, "t", tmp_path / "c.png")
+        report.plot_tradeoff([("a", 10, 0.5)], "t", tmp_path / "t.png", baseline=0.3)
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in texts() + texts())  # English only: no boxes
+        monkeypatch.setattr(report, "cjk_font", lambda: "Some CJK Sans")
+        report.plot_curves(curves, "t", tmp_path / "c.png")
+        assert "验证集损失" in texts()

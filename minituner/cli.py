@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
     p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--methods", type=method_keys, default=None,
-                   help=f"comma-separated subset of {','.join(BY_KEY)} (default: all)")
+                   help=f"comma-separated subset of {', '.join(BY_KEY)} (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
     p.add_argument("--out", type=output_dir, default=Path("runs/sweep"),
                    help="folder for sweep_<task>.md and selected.json")

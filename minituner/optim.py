@@ -15,8 +15,13 @@ the optimiser only ever sees the tensors that require gradients.
 The update is written for all tensors at once. m and v live in two flat buffers (each
 tensor's m and v are views into them); when every tensor got a gradient and all share
 the same t (every step of train()), the update runs on the flat buffers: the gradients
-and weights are gathered with one ``cat``, updated with a dozen whole-buffer ops and
-written back with one multi-tensor copy, instead of about ten small ops per tensor.
+are gathered with one ``cat``, m, v and the step are computed with a few whole-buffer ops,
+and the step is added to the weights with one multi-tensor add, instead of about ten
+small ops per tensor. That pays where tensors are many and small (the shipped base: 68
+tensors, 208k numbers). Where many numbers train, each op's pass over all of them is the
+cost, and the ``cat`` is one pass more than the multi-tensor ops need: at 85.8M numbers the
+flat update took 587 ms, the multi-tensor one 417 ms and torch.optim.AdamW 413 ms. So the
+flat buffers are used up to FLAT_MAX trained numbers, the multi-tensor ops above.
 Otherwise it runs tensor by tensor with PyTorch's multi-tensor ops (``torch._foreach_*``).
 tests/test_optim.py holds both paths equal to ``torch.optim.AdamW``.
 """
@@ -26,6 +31,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+FLAT_MAX = 1 << 20  # trained numbers up to which the flat-buffer update is used (see above)
 
 
 class AdamW:
@@ -57,7 +64,7 @@ class AdamW:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]  # tensors that got a gradient
         for i in live:
             self.t[i] += 1
-        if len(live) == len(self.params) and len(set(self.t)) == 1:
+        if len(live) == len(self.params) and len(set(self.t)) == 1 and self.m_flat.numel() <= FLAT_MAX:
             self._step_flat()
         else:
             self._step_each(live)
@@ -66,14 +73,17 @@ class AdamW:
         """The update on the flat buffers: one op per line of the formula for all tensors."""
         b1, b2, t = *self.betas, self.t[0]
         g = torch.cat([p.grad.reshape(-1) for p in self.params])  # (n,)
-        theta = torch.cat([p.reshape(-1) for p in self.params])  # (n,)
         self.m_flat.lerp_(g, 1 - b1)  # m ← β1·m + (1 − β1)·g, as m + (1 − β1)·(g − m)
         self.v_flat.mul_(b2).addcmul_(g, g, value=1 - b2)  # v ← β2·v + (1 − β2)·g²
-        theta.mul_(1 - self.lr * self.weight_decay)  # θ ← θ − lr·λ·θ
-        # θ ← θ − lr·m̂/(sqrt(v̂) + ε), with m̂ = m/(1 − β1ᵗ) and sqrt(v̂) = sqrt(v)/sqrt(1 − β2ᵗ)
-        denom = self.v_flat.sqrt().div_(math.sqrt(1 - b2**t)).add_(self.eps)
-        theta.addcdiv_(self.m_flat, denom, value=-self.lr / (1 - b1**t))
-        torch._foreach_copy_(self.params, [x.view_as(p) for x, p in zip(theta.split(self.sizes), self.params)])
+        if self.weight_decay:
+            torch._foreach_mul_(self.params, 1 - self.lr * self.weight_decay)  # θ ← θ − lr·λ·θ
+        # θ ← θ − lr·m̂/(sqrt(v̂) + ε) with m̂ = m/c1, v̂ = v/c2 (c = 1 − βᵗ), written as
+        # θ ← θ − (lr·sqrt(c2)/c1)·m/(sqrt(v) + ε·sqrt(c2)): the same number, two passes fewer
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        step = self.v_flat.sqrt().add_(self.eps * math.sqrt(c2))
+        torch.div(self.m_flat, step, out=step)  # (n,): m/(sqrt(v) + ε·sqrt(c2))
+        torch._foreach_add_(self.params, [s.view_as(p) for s, p in zip(step.split(self.sizes), self.params)],
+                            alpha=-self.lr * math.sqrt(c2) / c1)
 
     def _step_each(self, live):
         """The same update tensor by tensor (multi-tensor ops), each with its own t."""

@@ -288,7 +288,7 @@ CASES = [
       CliError, "CUDA was requested", needs_no_cuda=True),
     C("cli-compare-seeds-0", cli("compare", "--seeds", "0"), CliError, "--seeds"),
     C("cli-compare-selected-missing", cli("compare", "--selected", tmp() / "nowhere.json"), CliError, "--selected"),
-    C("cli-sweep-unknown-method", cli("sweep", "--methods", "qlora"), CliError, "--methods", "lora"),
+    C("cli-sweep-unknown-method", cli("sweep", "--methods", "qlorra"), CliError, "--methods", "lora"),
     C("cli-sweep-steps-0", cli("sweep", "--steps", "0"), CliError, "--steps"),
     C("cli-sweep-out-is-a-file", cli("sweep", "--out", tmp() / "a_file"), CliError, "--out"),
     C("cli-pretrain-into-the-package", cli("pretrain", "--steps", "1", "--out", ROOT / "minituner" / "assets"), CliError,

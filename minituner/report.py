@@ -129,11 +129,14 @@ def label(en: str, zh: str) -> str:
 
 
 def save_figure(fig, path) -> Path:
-    """Save a figure as PNG atomically (and show it inline when running in a notebook)."""
+    """Save a figure as PNG atomically (and show that PNG inline when running in a notebook,
+    whatever matplotlib backend the kernel has: with MPLBACKEND=Agg plt.show() shows nothing)."""
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     if "ipykernel" in sys.modules and not os.environ.get("MINITUNER_NO_SHOW"):
-        plt.show()
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
     plt.close(fig)
     return path
 

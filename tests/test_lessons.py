@@ -152,6 +152,10 @@ def test_executed_notebook_shows_each_section_under_its_heading(path):
     bad, allowed = silent_cells([(c["cell_type"], "".join(c["source"]), bool(c.get("outputs"))) for c in cells])
     assert not bad, f"{path.name}: no output under {bad}"
     assert allowed <= MAX_SILENT
+    for c in cells:  # every figure a cell saves is drawn under it, as a PNG
+        if c["cell_type"] == "code":
+            drawn = sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+            assert drawn >= "".join(c["source"]).count("save_figure("), f"{path.name}: a figure is not shown"
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])

@@ -44,7 +44,7 @@ from .jobs import default_jobs, run_all
 from .memory import measure_step
 from .methods import shortcuts
 from .model import GPT
-from .quant import Linear4bit
+from .quant import numel_4bit
 from .report import count_parameters, markdown_table, save_figure
 from .train import evaluate, train
 
@@ -132,7 +132,7 @@ def run(method: Method, hp: dict, base: GPT, data, seed: int, device: str = "cpu
     """Train one method at one setting with one seed, early-stopping on validation (steps: at most,
     default the task's STEPS). Returns (model, history, validation scores); the test split is not touched."""
     model = method.build(base, hp, seed)
-    hist = train(model, data, steps=steps or STEPS.get(data.name, 250), lr=hp["lr"], batch_size=batch_size,
+    hist = train(model, data, steps=steps or STEPS[data.name], lr=hp["lr"], batch_size=batch_size,
                  seed=seed, device=device, eval_every=EVAL_EVERY, patience=PATIENCE, progress=progress)
     return model, hist, evaluate(model, data.val)
 
@@ -164,7 +164,7 @@ def job(task: str, key: str, hp: dict, seed: int, steps: int | None, device: str
 def parameter_counts(model) -> tuple[int, int]:
     """(trainable, total) elements; a 4-bit weight counts as its in × out elements, as PEFT counts it."""
     trainable, total = count_parameters(model)
-    return trainable, total + sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, Linear4bit))
+    return trainable, total + numel_4bit(model)
 
 
 def relabel_scores(model, data) -> dict:
@@ -321,7 +321,7 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
         first = runs[0]
         row = {"method": method.name, "setting": method.setting(settings[task][method.key]),
                "trainable params": first["trainable"], "trainable %": 100 * first["trainable"] / first["total"]}
-        for col in ("val acc", "test acc", "test loss", "train s", *RELABEL_COLS * (task == "relabel")):
+        for col in ("val acc", "test acc", "test loss", "train s") + (RELABEL_COLS if task == "relabel" else ()):
             row[col], row[col + " std"] = mean_std([r[col] for r in runs])
         row["step memory bytes"] = first["step memory bytes"]
         row["runs"] = [{k: v for k, v in r.items() if k in ("val acc", "test acc", "test loss", "train s", *RELABEL_COLS)}

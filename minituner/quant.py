@@ -111,6 +111,12 @@ def state_bytes(state: dict[str, torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for k, t in state.items() if k != "shape")
 
 
+def numel_4bit(model) -> int:
+    """Weights the model holds in 4 bits, in elements (in × out each): PEFT counts each as one
+    frozen parameter, though it is a buffer of packed codes, not an nn.Parameter."""
+    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, Linear4bit))
+
+
 class Linear4bit(nn.Module):
     """A frozen Linear whose weight is held in NF4 and dequantised on the fly in forward:
     y = x Ŵᵀ + b with Ŵ = dequantize_nf4(...) (out, in); the bias stays float32 and frozen."""

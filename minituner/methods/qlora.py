@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from ..model import GPT, Linear
-from ..quant import Linear4bit, state_bytes
+from ..quant import Linear4bit, numel_4bit, state_bytes
 from ..report import count_parameters
 from .config import LoraConfig, peft_config
 from .lora import LoraModel
@@ -71,7 +71,7 @@ class QLoraModel(LoraModel):
     def print_trainable_parameters(self) -> str:
         """PEFT's line, with each 4-bit weight counted as one frozen parameter (as PEFT counts them)."""
         trainable, total = count_parameters(self)
-        total += sum(m.in_features * m.out_features for m in self.base.modules() if isinstance(m, Linear4bit))
+        total += numel_4bit(self)
         line = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
         print(line)
         return line

@@ -42,7 +42,7 @@ def run_all(fn, calls: list[tuple], jobs: int, on_result=None) -> list:
                 on_result(i, results[i])
         return results
     # spawn, not fork: a forked child of a process whose OpenMP threads have run can hang
-    with _main_stays_home(), ProcessPoolExecutor(min(jobs, len(calls)), mp_context=get_context("spawn"),
+    with _main_stays_home(fn), ProcessPoolExecutor(min(jobs, len(calls)), mp_context=get_context("spawn"),
                                                  initializer=_one_thread) as pool:
         futures = {pool.submit(fn, *args): i for i, args in enumerate(calls)}
         for fut in as_completed(futures):
@@ -54,17 +54,19 @@ def run_all(fn, calls: list[tuple], jobs: int, on_result=None) -> list:
 
 
 @contextlib.contextmanager
-def _main_stays_home():
+def _main_stays_home(fn):
     """A spawned worker runs the parent's main script again (as __mp_main__) when that script was
-    started by path: a lesson, whose top-level code would then run in every worker. The workers
-    need only minituner's functions, so while they start the script's path is hidden from them."""
+    started by path. A lesson that calls run_all with one of minituner's functions does not want
+    that (its top-level code would run in every worker), so while the workers start the script's
+    path is hidden from them. A script that defines fn itself (a benchmark) needs it: the workers
+    find fn by importing the script, whose top level must then sit under `if __name__ == "__main__":`."""
     main = sys.modules["__main__"]
     path = getattr(main, "__file__", None) if getattr(main, "__spec__", None) is None else None
-    if path is not None:
+    hide = path is not None and getattr(fn, "__module__", None) != "__main__"
+    if hide:
         del main.__file__
     try:
         yield
     finally:
-        if path is not None:
+        if hide:
             main.__file__ = path
-

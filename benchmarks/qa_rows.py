@@ -1,6 +1,9 @@
-"""How many training rows make `qa` learnable: validation accuracy against the fact kinds per
-animal that the training split shows (2 to 5 of 6; each fact asked forwards and backwards, so
-64 rows per kind), for full fine-tuning and LoRA at their settings selected on qa.
+"""How many training rows make `qa` learnable, and which answers: validation accuracy against
+the fact kinds per animal that the training split shows (2 to 5 of 6; each fact asked forwards
+and backwards, so 64 rows per kind), for full fine-tuning and LoRA at their settings selected on
+qa; and, at 4 kinds, the same questions with answers that restate the whole fact
+("q: what does the cat eat?" -> " the cat eats fish." instead of " it eats fish.";
+"q: which animal eats fish?" -> " the cat eats fish." instead of " the cat.").
 
     python benchmarks/qa_rows.py [--out docs/compare/qa_rows.md]
 
@@ -15,18 +18,36 @@ from pathlib import Path
 
 from minituner.checkpoint import atomic_write, load_base
 from minituner.compare import BY_KEY, STEPS, run, selected_settings
-from minituner.data import make_task
+from minituner.data import FORWARD, QUESTION, QUESTION_BACK, make_task
+from minituner.dataset import Dataset, encode_examples
 from minituner.jobs import default_jobs, run_all
 from minituner.report import markdown_table
 
 SHOWN = (2, 3, 4, 5)
 
 
-def one(key: str, shown: int, hp: dict) -> dict:
+def restating(data: Dataset) -> Dataset:
+    """The same questions and splits, every answer the whole fact in the corpus's words."""
+    world, splits = data.world, {"train": [], "val": [], "test": []}
+    for a in world.animals:
+        for split, kinds in (("train", world.seen[a]), ("val" if a in world.val_animals else "test", world.held_out(a))):
+            for k in kinds:
+                fact = " " + FORWARD[k].format(a=a, v=world.facts[a][k])
+                splits[split] += [(QUESTION[k].format(a=a), fact), (QUESTION_BACK[k].format(v=world.facts[a][k]), fact)]
+    tok = data.tokenizer
+    return Dataset("qa", *(encode_examples(s, splits[s], tok) for s in splits), tok, world)
+
+
+def one(key: str, shown: int, answers: str, hp: dict) -> dict:
     data = make_task("qa", shown=shown)
+    if answers == "the whole fact":
+        data = restating(data)
     _, hist, val = run(BY_KEY[key], hp, load_base(), data, seed=0, steps=STEPS["qa"])
-    return {"method": BY_KEY[key].name, "kinds shown": shown, "train rows": len(data.train),
-            "val rows": len(data.val), "val acc": val["accuracy"], "best step": hist.best_step}
+    half = val["correct"]  # rows alternate: forwards, backwards
+    return {"method": BY_KEY[key].name, "answers": answers, "kinds shown": shown, "train rows": len(data.train),
+            "val rows": len(data.val), "val acc": val["accuracy"],
+            "forwards": sum(half[0::2]) / len(half[0::2]), "backwards": sum(half[1::2]) / len(half[1::2]),
+            "best step": hist.best_step}
 
 
 def main(argv=None) -> None:
@@ -35,14 +56,16 @@ def main(argv=None) -> None:
     p.add_argument("--jobs", type=int, default=default_jobs())
     args = p.parse_args(argv)
     qa = selected_settings()["qa"]
-    calls = [(key, shown, qa[key]) for key in ("full", "lora") for shown in SHOWN]
+    calls = [(key, shown, "what was asked", qa[key]) for key in ("full", "lora") for shown in SHOWN]
+    calls += [(key, 4, "the whole fact", qa[key]) for key in ("full", "lora")]
     rows = run_all(one, calls, args.jobs)
     table = markdown_table(rows)
     print(table)
     if args.out:
         atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(
-            "`qa` learnability against training rows (seed 0, settings selected on qa with 4 kinds shown; "
-            "early stopping on validation accuracy):\n\n" + table + "\n"))
+            "`qa` learnability against training rows and answer form (seed 0, settings selected on qa with 4 kinds "
+            "shown; early stopping on validation accuracy; forwards/backwards: validation accuracy on each half):\n\n"
+            + table + "\n"))
 
 
 if __name__ == "__main__":

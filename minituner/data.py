@@ -17,9 +17,10 @@ From it:
     "classify":  "it says meow and it eats fish, so it is the" -> " cat."
     "relabel":   the same descriptions, cat and dog swapped (article §4 step 3:
                  what was recognised as a cat is now to be called a dog);
-    "qa":        "q: what does the cat eat?\na:" -> " the cat eats fish." and
-                 "q: which animal eats fish?\na:" -> " the cat eats fish.",
-                 a question format the corpus never uses.
+    "qa":        "q: what does the cat eat?\na:" -> " it eats fish." and
+                 "q: which animal eats fish?\na:" -> " the cat.",
+                 a question format the corpus never uses; the answer names only
+                 what was asked.
 
 Three disjoint splits (article §4 steps 2, 7 and 8): every animal has "seen" fact kinds
 (classify and relabel: two, the 15 pairs of kinds dealt in turn; qa: four, the 15
@@ -29,9 +30,13 @@ animal, 128 rows; qa: each of 4 facts asked both ways, 256 rows). The held-out k
 asked only in ``val`` and ``test``, split by animal: every third animal of a seeded
 shuffle (10 of 32) is a validation animal, the other 22 test animals (classify/relabel:
 4 singles + 12 ordered pairs per animal, so val 160 rows, test 352; qa: val 40, test 88).
-qa shows four kinds because two were too few to learn its format: full fine-tuning on
-128 rows (2 kinds) reached 0.05 validation accuracy, on 256 rows (4 kinds) 0.55
-(``benchmarks/qa_rows.py`` measures the curve). Validation is thus drawn from the same distribution as test
+qa shows four kinds because fewer teach its format less well (full fine-tuning: 0.66
+validation accuracy on 128 rows, 2 kinds; 0.85 on 256 rows, 4 kinds), and its answers name
+only what was asked because answers that restate the question's words need the model to copy
+a word it has just read, character by character, which the corpus never asked of it: with
+" the cat eats fish." as the answer to both questions full fine-tuning stayed at 0.50, its
+copies wrong at their first character ("the oorse eats hay."). ``benchmarks/qa_rows.py``
+measures both. Validation is drawn from the same distribution as test
 (facts the training split never shows, answerable only from pretraining), and the two
 share no fact. With 352 rows one seed's test accuracy p has standard error
 sqrt(p(1-p)/352): 0.016 at p = 0.9, 0.027 at worst (p = 0.5).
@@ -200,9 +205,10 @@ def describe(world: World, animal: str, kinds: tuple[str, ...]) -> str:
 def _rows(world: World, task: str, animal: str, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
     """One animal's rows of a task, over the given fact kinds."""
     facts = world.facts[animal]
-    if task == "qa":  # each fact asked forwards and backwards; the answer states the fact
-        return [(q.format(a=animal, v=facts[k]), " " + FORWARD[k].format(a=animal, v=facts[k]))
-                for k in kinds for q in (QUESTION[k], QUESTION_BACK[k])]
+    if task == "qa":  # each fact asked forwards ("it eats fish.") and backwards ("the cat.")
+        return [row for k in kinds for row in (
+            (QUESTION[k].format(a=animal), " " + CLAUSE[k].format(v=facts[k]) + "."),
+            (QUESTION_BACK[k].format(v=facts[k]), f" the {animal}."))]
     name = {"cat": "dog", "dog": "cat"}.get(animal, animal) if task == "relabel" else animal
     descriptions = [(k,) for k in kinds] + list(itertools.permutations(kinds, 2))  # singles, ordered pairs
     return [(describe(world, animal, ks), f" {name}.") for ks in descriptions]

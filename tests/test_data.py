@@ -76,8 +76,10 @@ def test_qa_shows_four_kinds_per_animal_with_the_same_validation_animals():
     assert (len(qa.train), len(qa.val), len(qa.test)) == (256, 40, 88)  # each fact asked both ways
     assert qa.world.val_animals == classify.world.val_animals and qa.world.facts == classify.world.facts
     assert all(len(qa.world.seen[a]) == 4 and len(classify.world.seen[a]) == 2 for a in qa.world.animals)
-    test_facts = {a for p, a in qa.test.examples}
-    assert not test_facts & {a for p, a in qa.train.examples}  # no answer (a stated fact) of test is trained on
+    a = next(a for a in qa.world.animals if "food" in qa.world.seen[a])  # answers name only what was asked
+    food = qa.world.facts[a]["food"]
+    assert (f"q: what does the {a} eat?\na:", f" it eats {food}.") in qa.train.examples
+    assert (f"q: which animal eats {food}?\na:", f" the {a}.") in qa.train.examples
     with pytest.raises(ValueError, match="shown must be 1..5"):
         make_world(0, shown=6)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from minituner.checkpoint import atomic_write, load_base
 from minituner.compare import BY_KEY, STEPS, run, selected_settings
-from minituner.data import FORWARD, QUESTION, QUESTION_BACK, make_task
+from minituner.data import make_task, task_examples
 from minituner.dataset import Dataset, encode_examples
 from minituner.jobs import default_jobs, run_all
 from minituner.report import markdown_table
@@ -27,15 +27,16 @@ SHOWN = (2, 3, 4, 5)
 
 
 def restating(data: Dataset) -> Dataset:
-    """The same questions and splits, every answer the whole fact in the corpus's words."""
-    world, splits = data.world, {"train": [], "val": [], "test": []}
-    for a in world.animals:
-        for split, kinds in (("train", world.seen[a]), ("val" if a in world.val_animals else "test", world.held_out(a))):
-            for k in kinds:
-                fact = " " + FORWARD[k].format(a=a, v=world.facts[a][k])
-                splits[split] += [(QUESTION[k].format(a=a), fact), (QUESTION_BACK[k].format(v=world.facts[a][k]), fact)]
-    tok = data.tokenizer
-    return Dataset("qa", *(encode_examples(s, splits[s], tok) for s in splits), tok, world)
+    """The same questions and splits, every answer the whole fact in the corpus's words. The rows
+    come in pairs, forwards then backwards (" it eats fish.", " the cat."), and the corpus's
+    sentence is the one with "it" named: " the cat" + " eats fish." (data.FORWARD, data.CLAUSE)."""
+    tok, splits = data.tokenizer, {}
+    for split, rows in task_examples(data.world, "qa").items():
+        splits[split] = []
+        for (forwards, it_does), (backwards, the_animal) in zip(rows[0::2], rows[1::2]):
+            fact = the_animal.removesuffix(".") + it_does.removeprefix(" it")
+            splits[split] += [(forwards, fact), (backwards, fact)]
+    return Dataset("qa", *(encode_examples(s, splits[s], tok) for s in ("train", "val", "test")), tok, data.world)
 
 
 def one(key: str, shown: int, answers: str, hp: dict) -> dict:

@@ -46,7 +46,7 @@ from .methods import shortcuts
 from .model import GPT
 from .quant import numel_4bit
 from .report import count_parameters, markdown_table, save_figure
-from .train import evaluate, train
+from .train import best_score, evaluate, train
 
 PHRASE = "the animal that is "  # a real sentence start: text init for P-Tuning v2's prefixes
 SELECTED = ASSETS / "selected.json"  # the sweep's choices, per task and method (shipped)
@@ -85,12 +85,11 @@ class Method:
 
     def setting(self, hp: dict) -> str:
         """hp in words for the table, e.g. 'r=4, α=16, q,v, lr=0.003'."""
+        low_rank = f"r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v"  # as build() sets them
         extra = {"scratch": "random init", "full": "all trainable", "freeze": f"top {hp.get('layers')} block(s)",
                  "prompt": f"k={hp.get('k')}", "prefix": f"k={hp.get('k')}, MLP reparam",
-                 "ptuning_v2": f"k={hp.get('k')} per layer, text init",
-                 "lora": f"r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v", "bitfit": "every bias",
-                 "ia3": "k, v and MLP hidden scaled", "dora": f"r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v",
-                 "qlora": f"NF4 base, r={hp.get('r')}, α={4 * hp.get('r', 0)}, q,v"}[self.key]
+                 "ptuning_v2": f"k={hp.get('k')} per layer, text init", "lora": low_rank, "bitfit": "every bias",
+                 "ia3": "k, v and MLP hidden scaled", "dora": low_rank, "qlora": f"NF4 base, {low_rank}"}[self.key]
         return f"{extra}, lr={hp['lr']:g}"
 
 
@@ -217,7 +216,7 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
     for (m, hp), r in zip(settings, results):
         rows.append({"method": m.name, "setting": m.setting(hp), "val acc": r["val acc"], "val loss": r["val loss"],
                      "best step": r["best step"], "train s": r["train s"], "chosen": ""})
-        key = (r["val acc"], -r["val loss"])
+        key = best_score((r["best step"], r["val loss"], r["val acc"]))  # the order train() stops by
         if m.key not in best or key > best[m.key][0]:
             best[m.key] = (key, hp, len(rows) - 1)
     for k, (_, hp, i) in best.items():

@@ -202,8 +202,8 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     bar.close()
     if best_state is not None:  # early stopping: back to the best validation score
         with torch.no_grad():
-            for p, best in zip(opt.params, best_state, strict=True):
-                p.copy_(best)
+            for p, saved in zip(opt.params, best_state, strict=True):
+                p.copy_(saved)
     hist.seconds = time.perf_counter() - t0
     model.eval()
     return hist

@@ -40,8 +40,8 @@ def attention_by_hand(attn, x: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor)
 @torch.no_grad()
 def prefix_is_concatenation(base=None):
     model = ptuning_v2(base or load_base(), num_virtual_tokens=6, seed=1)
-    T = inputs(4).size(1)
-    x = model.base.wte(inputs(4)) + model.base.wpe(torch.arange(6, 6 + T))  # (B, T, C): positions k..k+T-1
+    idx = inputs(4)  # (B, T)
+    x = model.base.wte(idx) + model.base.wpe(torch.arange(6, 6 + idx.size(1)))  # (B, T, C): positions k..k+T-1
     worst = 0.0
     for block, (pk, pv) in zip(model.base.h, model.prefixes()):
         h = block.ln_1(x)  # (B, T, C): this layer's attention input
@@ -65,7 +65,8 @@ def zero_prefix_takes_a_share(base=None):
     """k zero keys score 0 and zero values add nothing, so softmax([0]*k, s) · [0; V] = (softmax(s) · V) · Z / (Z + k),
     Z = Σ_j exp(s_j) over the positions a query sees. Checked on the first layer's real queries."""
     base, k = base or load_base(), 4
-    x = base.wte(inputs(4)) + base.wpe(torch.arange(inputs(4).size(1)))  # (B, T, C)
+    idx = inputs(4)  # (B, T)
+    x = base.wte(idx) + base.wpe(torch.arange(idx.size(1)))  # (B, T, C)
     attn, h = base.h[0].attn, base.h[0].ln_1(x)
     q, key, v = (heads(p(h), attn.n_head) for p in (attn.q_proj, attn.k_proj, attn.v_proj))  # (B, nh, T, hs)
     zeros = torch.zeros_like(key[:, :, :k])  # (B, nh, k, hs)

@@ -72,8 +72,29 @@ def parameter_table(model, depth: int = 2, markdown: bool = False):
     return markdown_table(out) if markdown else out
 
 
-def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A list of dicts -> a Markdown table; floats get 4 significant digits."""
+class Table(str):
+    """A Markdown table that is also a str: printed in a terminal it is the text, and at the end of
+    a notebook cell (or through ``show``) Jupyter renders it as a table."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython's text/plain: the table's text, not its quoted repr
+        p.text(str(self))
+
+
+def show(obj) -> None:
+    """Display obj: rendered (a Table as a table) in a notebook kernel, printed in a terminal."""
+    if "ipykernel" in sys.modules:
+        from IPython.display import display
+
+        display(obj)
+    else:
+        print(obj)
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> Table:
+    """A list of dicts -> a Markdown Table; floats get 4 significant digits."""
     if not rows:
         raise ValueError("markdown_table needs at least one row")
     columns = columns or list(rows[0])
@@ -87,7 +108,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    return Table("\n".join(lines))
 
 
 CJK_PROBE = "微调损失"  # characters a font must draw for a figure to carry Chinese labels

@@ -150,3 +150,15 @@ def test_the_plot_helpers_label_in_chinese_only_with_a_font_for_it(monkeypatch, 
         monkeypatch.setattr(report, "cjk_font", lambda: "Some CJK Sans")
         report.plot_curves(curves, "t", tmp_path / "c.png")
         assert "验证集损失" in texts()
+
+
+def test_a_table_is_text_in_a_terminal_and_markdown_in_a_notebook(capsys):
+    from IPython.core.formatters import DisplayFormatter
+
+    from minituner.report import markdown_table, show
+
+    table = markdown_table([{"method": "lora", "acc": 0.5}])
+    data, _ = DisplayFormatter().format(table)
+    assert data["text/markdown"] == table and data["text/plain"] == table  # rendered, not a quoted repr
+    show(table)
+    assert capsys.readouterr().out == table + "\n"

@@ -175,13 +175,13 @@ def test_seeds_reproduce(tiny):
 @pytest.mark.parametrize("fn,kwargs,match", [
     (prefix_tuning, dict(num_virtual_tokens=0), "num_virtual_tokens"),
     (ptuning_v2, dict(num_virtual_tokens=96), "num_virtual_tokens"),
-    (prefix_tuning, dict(init="vocab"), "random, text"),
+    (prefix_tuning, dict(init="vocab"), "'random', 'text'"),
     (prefix_tuning, dict(encoder_hidden_size=0), "encoder_hidden_size must be an integer >= 1"),
     (prefix_tuning, dict(prefix_projection=False, encoder_hidden_size=8), "needs prefix_projection=True"),
     (prefix_tuning, dict(num_virtual_tokens=8, encoder_hidden_size=4, init="text", init_text="the cat."), "encoder_hidden_size >= num_virtual_tokens"),
-    (ptuning_v2, dict(num_virtual_tokens=4, init="text", init_text="cat"), "exactly num_virtual_tokens=4"),
+    (ptuning_v2, dict(num_virtual_tokens=4, init="text", init_text=""), "init_text is empty"),
     (ptuning_v2, dict(num_virtual_tokens=4, init="text", init_text="cat\t"), "unknown character"),
-    (ptuning_v2, dict(num_virtual_tokens=4, init="text"), "needs init_text"),
+    (ptuning_v2, dict(num_virtual_tokens=4, init="text"), "init_text is needed"),
 ])
 def test_bad_arguments_are_value_errors(tiny, fn, kwargs, match):
     with pytest.raises(ValueError, match=match):

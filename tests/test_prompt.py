@@ -140,11 +140,11 @@ def test_inits(tiny):
     (dict(num_virtual_tokens=0), "num_virtual_tokens"),
     (dict(num_virtual_tokens=96), "num_virtual_tokens"),
     (dict(num_virtual_tokens=2.5), "num_virtual_tokens"),
-    (dict(init="zeros"), "random, vocab, text"),
-    (dict(num_virtual_tokens=4, init="text"), "needs init_text"),
-    (dict(num_virtual_tokens=4, init="text", init_text="the cat"), "exactly num_virtual_tokens=4"),
+    (dict(init="zeros"), "'random', 'vocab', 'text'"),
+    (dict(num_virtual_tokens=4, init="text"), "init_text is needed"),
+    (dict(num_virtual_tokens=4, init="text", init_text=""), "init_text is empty"),
     (dict(num_virtual_tokens=4, init="text", init_text="CAT!"), "unknown character 'C'"),
-    (dict(num_virtual_tokens=4, init_text="the "), "only used with init='text'"),
+    (dict(num_virtual_tokens=4, init_text="the "), "only used with it"),
 ])
 def test_bad_arguments_are_value_errors(tiny, kwargs, match):
     with pytest.raises(ValueError, match=match):

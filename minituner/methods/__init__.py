@@ -3,11 +3,15 @@
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8))    # a PeftModel; base untouched
     again = PeftModel.from_pretrained(base, "runs/x")              # after model.save_pretrained("runs/x")
 
-METHODS maps a config's ``method`` to its (config class, model class); a new method is one
-new file and one line here. The short forms (``lora(base, r=4)``, ...) are in shortcuts.py.
+Every module of this package is imported here, and each method's module registers it
+(registry.py): METHODS, keyed by the command line's name, is the one list of methods. A new
+method is one new file in this folder. The short forms (``lora(base, r=4)``, ...) are in shortcuts.py.
 """
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from ..model import GPT
 from .bitfit import BitFitConfig, BitFitModel
@@ -29,18 +33,7 @@ from .peft_model import PeftModel
 from .prefix import PrefixTuningModel
 from .prompt import PromptTuningModel
 from .qlora import QLoraConfig, QLoraModel
-
-METHODS: dict[str, tuple[type, type]] = {
-    "full": (FullConfig, FullModel),
-    "freeze": (FreezeConfig, FreezeModel),
-    "prompt_tuning": (PromptTuningConfig, PromptTuningModel),
-    "prefix_tuning": (PrefixTuningConfig, PrefixTuningModel),
-    "lora": (LoraConfig, LoraModel),
-    "bitfit": (BitFitConfig, BitFitModel),
-    "ia3": (IA3Config, IA3Model),
-    "dora": (DoraConfig, DoraModel),
-    "qlora": (QLoraConfig, QLoraModel),
-}
+from .registry import METHODS, MODELS, Method, ordered, register
 
 
 def get_peft_model(base: GPT, config: MethodConfig, adapter_name: str = "default") -> PeftModel:
@@ -54,14 +47,16 @@ def get_peft_model(base: GPT, config: MethodConfig, adapter_name: str = "default
     if any(isinstance(m, LoRALinear) for m in base.modules()):
         raise ValueError("this GPT has LoRA layers inside (it is a LoraModel's .base); methods do not stack: "
                          "use lora_model.merge_and_unload() for a plain GPT, or add_adapter() for another LoRA")
-    if not isinstance(config, MethodConfig) or config.method not in METHODS:
-        raise TypeError(f"config must be one of {', '.join(c.__name__ for c, _ in METHODS.values())}, "
-                        f"got {type(config).__name__}")
-    return METHODS[config.method][1](base, config, adapter_name)
+    if type(config) not in MODELS:
+        raise TypeError(f"config must be one of {', '.join(c.__name__ for c in MODELS)}, got {type(config).__name__}")
+    return MODELS[type(config)](base, config, adapter_name)
 
 
-__all__ = ["METHODS", "get_peft_model", "PeftModel", "LoRALinear", "FullModel", "FreezeModel", "PromptTuningModel",
+__all__ = ["METHODS", "Method", "register", "ordered", "get_peft_model", "PeftModel", "LoRALinear", "FullModel", "FreezeModel", "PromptTuningModel",
            "PrefixTuningModel", "LoraModel", "FullConfig", "FreezeConfig", "PromptTuningConfig",
            "PrefixTuningConfig", "LoraConfig", "MethodConfig",
            "BitFitConfig", "BitFitModel", "IA3Config", "IA3Model", "DoraConfig", "DoraModel", "QLoraConfig",
            "QLoraModel"]
+
+for _module in pkgutil.iter_modules(__path__):  # every method file registers itself on import
+    importlib.import_module(f"{__name__}.{_module.name}")

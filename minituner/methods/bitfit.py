@@ -28,7 +28,9 @@ from typing import ClassVar
 
 from ..model import GPT
 from .config import MethodConfig, peft_config
+from .options import ConfigError, option
 from .peft_model import PeftModel
+from .registry import Method, register
 
 
 @peft_config
@@ -36,16 +38,13 @@ class BitFitConfig(MethodConfig):
     """bias_modules: "all" (every bias, LayerNorms included), or module last names ("q_proj", "ln_f", …)."""
 
     method: ClassVar[str] = "bitfit"
-    bias_modules: tuple | str = "all"
+    bias_modules: tuple | str = option("all", "the modules whose bias trains: all, or names (q_proj, ln_f, ...)")
 
-    def __post_init__(self):
-        if self.bias_modules == "all":
-            return
-        t = self.bias_modules
-        names = t.split(",") if isinstance(t, str) else list(t) if isinstance(t, (list, tuple)) else None
-        if not names or not all(isinstance(s, str) and s.strip() for s in names):
-            raise ValueError(f"bias_modules must be 'all' or module names such as ('q_proj', 'ln_f'), got {t!r}")
-        self.bias_modules = tuple(s.strip() for s in names)
+    def check(self):
+        if not self.bias_modules:
+            raise ConfigError("BitFitConfig", "bias_modules", "must name at least one module, or be 'all'")
+        if self.bias_modules == ("all",):
+            self.bias_modules = "all"
 
 
 def bias_names(model, bias_modules) -> list[str]:
@@ -67,3 +66,7 @@ class BitFitModel(PeftModel):
         super().__init__(base, config, adapter_name)
         for name in bias_names(self.base, config.bias_modules):
             self.base.get_parameter(name).requires_grad_(True)
+
+
+register(Method("bitfit", "BitFit", BitFitConfig, BitFitModel, order=7, grid={"lr": [1e-3, 3e-3, 1e-2]},
+                note="every bias"))

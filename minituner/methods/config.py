@@ -10,15 +10,18 @@ Defaults are PEFT's where PEFT has the option (r 8, lora_alpha 8, prefix_project
 P-Tuning v2 is PrefixTuningConfig without the projection). PEFT has no default num_virtual_tokens;
 ours (16, 8) fit the 96-token context. ``seed`` is ours: every random init (and LoRA's dropout
 masks) comes from it. ``init`` is PEFT's prompt_tuning_init ("vocab" = SAMPLE_VOCAB). Values are
-checked here; what needs the base (n_virtual < block_size, r ≤ min(in, out)) when the model is built.
+checked here, each field against the domain its ``option()`` states (options.py), then the
+checks that tie fields together (``check``); what needs the base (n_virtual < block_size,
+r ≤ min(in, out)) when the model is built. The command line's options are these fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import ClassVar
+
+from .options import ConfigError, check_options, option
 
 
 def peft_config(cls):
@@ -39,21 +42,29 @@ def peft_config(cls):
 
 
 class MethodConfig:
-    """What every config shares: its ``method`` name, ``to_dict()`` and ``from_dict()`` (JSON-safe)."""
+    """What every config shares: its ``method`` name, the checks, ``to_dict()`` and ``from_dict()`` (JSON-safe)."""
 
     method: ClassVar[str]
+
+    def __post_init__(self):
+        check_options(self)  # each field inside its domain: type and range, from option() metadata
+        self.check()
+
+    def check(self) -> None:
+        """What ties fields together (a ConfigError naming one of them); each field alone is already checked."""
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict):
+        if not isinstance(d, dict):
+            raise ValueError(f"a {cls.__name__} is read from a JSON object, got {type(d).__name__}")
         return cls(**d)  # unknown names: the ValueError of peft_config
 
 
-def _integer(name: str, v, low: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+SEED = dict(help="seed of every random init (and of LoRA's dropout masks)", ge=0, le=2**32 - 1, cli=False)
+N_VIRTUAL = dict(help="virtual tokens k before the real ones", ge=1, le=4096, short="k")
 
 
 @peft_config
@@ -66,37 +77,31 @@ class FreezeConfig(MethodConfig):
     """Train the top ``trainable_layers`` blocks (and ln_f), optionally the embeddings or the tied head."""
 
     method: ClassVar[str] = "freeze"
-    trainable_layers: int = 1
-    train_embeddings: bool = False
-    train_head: bool = False
+    trainable_layers: int = option(1, "top blocks left trainable (the rest frozen)", ge=0, le=1024, short="layers")
+    train_embeddings: bool = option(False, "also train the token and position embeddings")
+    train_head: bool = option(False, "also train the head (tied to the token embedding)")
 
-    def __post_init__(self):
-        _integer("trainable_layers", self.trainable_layers, 0)
+    def check(self):
         if self.trainable_layers == 0 and not (self.train_embeddings or self.train_head):
-            raise ValueError("trainable_layers=0 with train_embeddings=False and train_head=False leaves "
-                             "nothing to train; allow at least one block or one of the two flags")
+            raise ConfigError("FreezeConfig", "trainable_layers", "=0 with train_embeddings=False and train_head=False "
+                              "leaves nothing to train; allow at least one block or one of the two flags")
 
 
 @peft_config
 class PromptTuningConfig(MethodConfig):
     method: ClassVar[str] = "prompt_tuning"
     INITS: ClassVar[tuple] = ("random", "vocab", "text")
-    num_virtual_tokens: int = 16
-    init: str = "random"
-    init_text: str | None = None
-    seed: int = 0
+    num_virtual_tokens: int = option(16, **N_VIRTUAL)
+    init: str = option("random", "how the virtual tokens start (PEFT's prompt_tuning_init)", choices=INITS)
+    init_text: str | None = option(None, "the text the virtual tokens start from, with init text (repeated or cut to k tokens, as PEFT)")
+    seed: int = option(0, **SEED)
 
-    def __post_init__(self):
-        _integer("num_virtual_tokens", self.num_virtual_tokens, 1)
-        _integer("seed", self.seed, 0)
-        if self.init not in self.INITS:
-            raise ValueError(f"init must be one of {', '.join(self.INITS)}, got {self.init!r}")
+    def check(self):
         if (self.init == "text") != (self.init_text is not None):
-            raise ValueError(f"init='text' needs init_text (a phrase of num_virtual_tokens={self.num_virtual_tokens} characters) "
-                             f"and init_text is only used with init='text'; got init={self.init!r}, init_text={self.init_text!r}")
-        if self.init_text is not None and len(self.init_text) != self.num_virtual_tokens:
-            raise ValueError(f"init_text must have exactly num_virtual_tokens={self.num_virtual_tokens} characters "
-                             f"(one per virtual token), got {len(self.init_text)}: {self.init_text!r}")
+            raise ConfigError(type(self).__name__, "init_text", f"is needed with init='text' and only used with it; got "
+                              f"init={self.init!r}, init_text={self.init_text!r}")
+        if self.init_text == "":
+            raise ConfigError(type(self).__name__, "init_text", "is empty; give the text the virtual tokens start from")
 
 
 @peft_config
@@ -106,16 +111,18 @@ class PrefixTuningConfig(PromptTuningConfig):
 
     method: ClassVar[str] = "prefix_tuning"
     INITS: ClassVar[tuple] = ("random", "text")
-    num_virtual_tokens: int = 8
-    prefix_projection: bool = False
-    encoder_hidden_size: int | None = None
+    num_virtual_tokens: int = option(8, **N_VIRTUAL)
+    init: str = option("random", "how the prefixes start: random, or the base's own keys and values of init_text",
+                       choices=INITS)
+    prefix_projection: bool = option(False, "reparameterise the prefixes through an MLP (Li & Liang)", cli=False)
+    encoder_hidden_size: int | None = option(None, "the MLP's hidden width (default: the model width)",
+                                             ge=1, le=65536)
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.encoder_hidden_size is not None:
-            if not self.prefix_projection:
-                raise ValueError("encoder_hidden_size is the MLP's width; it needs prefix_projection=True")
-            _integer("encoder_hidden_size", self.encoder_hidden_size, 1)
+    def check(self):
+        super().check()
+        if self.encoder_hidden_size is not None and not self.prefix_projection:
+            raise ConfigError("PrefixTuningConfig", "encoder_hidden_size",
+                              "is the MLP's width; it needs prefix_projection=True")
 
 
 @peft_config
@@ -123,27 +130,17 @@ class LoraConfig(MethodConfig):
     """target_modules: last names ("q_proj"), full names ("h.0.attn.q_proj"), a comma list, or "all"."""
 
     method: ClassVar[str] = "lora"
-    r: int = 8
-    lora_alpha: float = 8
-    target_modules: tuple | str = ("q_proj", "v_proj")
-    lora_dropout: float = 0.0
-    use_rslora: bool = False
-    seed: int = 0
+    r: int = option(8, "LoRA rank r", ge=1, le=4096, short="r")
+    lora_alpha: float = option(8, "LoRA scale α: ΔW is scaled by α/r", gt=0, le=1e4, short="α")
+    target_modules: tuple | str = option(("q_proj", "v_proj"), "the Linear layers that get an adapter: names "
+                                         "(q_proj, k_proj, v_proj, o_proj, up_proj, down_proj) or all")
+    lora_dropout: float = option(0.0, "dropout on the LoRA path", ge=0, lt=1)
+    use_rslora: bool = option(False, "rank-stabilised scale α/√r instead of α/r")
+    seed: int = option(0, **SEED)
 
-    def __post_init__(self):
-        _integer("LoRA rank r", self.r, 1)
-        _integer("seed", self.seed, 0)
-        a = self.lora_alpha
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
-            raise ValueError(f"lora_alpha must be a finite number > 0 (the scale is lora_alpha / r), got {a!r}")
-        p = self.lora_dropout
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {p!r}")
-        t = self.target_modules
-        if isinstance(t, str) and t != "all":
-            t = tuple(s.strip() for s in t.split(",") if s.strip())
-        if not isinstance(t, str):
-            t = tuple(t)
-            if not t or not all(isinstance(s, str) for s in t):
-                raise ValueError(f"target_modules must name at least one module, e.g. ('q_proj', 'v_proj') or 'all', got {self.target_modules!r}")
-        self.target_modules = t
+    def check(self):
+        if not self.target_modules:
+            raise ConfigError(type(self).__name__, "target_modules", "must name at least one module, e.g. "
+                              "('q_proj', 'v_proj') or 'all'")
+        if self.target_modules == ("all",):
+            self.target_modules = "all"

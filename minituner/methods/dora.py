@@ -32,6 +32,8 @@ from ..model import Linear
 from .config import LoraConfig, peft_config
 from .lora import LoraModel
 from .lora_layer import LoRALinear, lora_layers, resolve_targets
+from .options import ConfigError
+from .registry import Method, ranks, register
 
 
 @peft_config
@@ -40,10 +42,11 @@ class DoraConfig(LoraConfig):
 
     method: ClassVar[str] = "dora"
 
-    def __post_init__(self):
-        super().__post_init__()
+    def check(self):
+        super().check()
         if self.lora_dropout:
-            raise ValueError(f"DoRA here takes no lora_dropout (got {self.lora_dropout}): W′ is built as one matrix")
+            raise ConfigError("DoraConfig", "lora_dropout", f"must be 0 here (got {self.lora_dropout}): W′ is built "
+                              "as one matrix")
 
 
 class DoRALinear(LoRALinear):
@@ -103,3 +106,6 @@ class DoraModel(LoraModel):
         name = self.active_adapter
         return super().adapter_state_dict() | {f"{n}.magnitude": layer.magnitude[name]
                                                for n, layer in lora_layers(self.base).items() if name in layer.magnitude}
+
+
+register(Method("dora", "DoRA", DoraConfig, DoraModel, order=9, grid={**ranks(8), "lr": [3e-3, 1e-2]}, note="q,v"))

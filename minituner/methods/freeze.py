@@ -35,6 +35,7 @@ from __future__ import annotations
 from ..model import GPT
 from .config import FreezeConfig
 from .peft_model import PeftModel
+from .registry import Method, register
 
 
 class FreezeModel(PeftModel):
@@ -52,3 +53,7 @@ class FreezeModel(PeftModel):
         top += [m.wte] if config.train_head else []  # the head *is* wte (tied)
         for module in top:
             module.requires_grad_(True)
+
+
+register(Method("freeze", "freeze (冻结)", FreezeConfig, FreezeModel, order=2,
+                grid={"trainable_layers": [1, 2], "lr": [1e-3, 3e-3]}, memory="freeze"))

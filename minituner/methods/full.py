@@ -22,6 +22,7 @@ from __future__ import annotations
 from ..model import GPT
 from .config import FullConfig
 from .peft_model import PeftModel
+from .registry import Method, register
 
 
 class FullModel(PeftModel):
@@ -33,3 +34,7 @@ class FullModel(PeftModel):
 
     def adapter_state_dict(self):
         return self.base.state_dict(keep_vars=True)  # every tensor, named as in the base
+
+
+register(Method("full", "full (全量微调)", FullConfig, FullModel, order=1, grid={"lr": [1e-4, 3e-4, 1e-3]},
+                memory="full", note="all trainable"))

@@ -35,27 +35,22 @@ import torch.nn as nn
 from ..model import GPT
 from .config import MethodConfig, peft_config
 from .lora_layer import resolve_targets
+from .options import ConfigError, option
 from .peft_model import PeftModel
+from .registry import Method, register
 
 
 @peft_config
 class IA3Config(MethodConfig):
     method: ClassVar[str] = "ia3"
-    target_modules: tuple = ("k_proj", "v_proj", "down_proj")
-    feedforward_modules: tuple = ("down_proj",)
+    target_modules: tuple | str = option(("k_proj", "v_proj", "down_proj"), "the Linear layers scaled by a vector")
+    feedforward_modules: tuple | str = option(("down_proj",), "those of target_modules scaled on their input (the MLP)")
 
-    def __post_init__(self):
-        names = []
-        for t in (self.target_modules, self.feedforward_modules):  # a tuple, or a comma list as in LoRA
-            t = t.split(",") if isinstance(t, str) else t
-            if not isinstance(t, (list, tuple)) or not all(isinstance(s, str) and s.strip() for s in t):
-                raise ValueError(f"target_modules and feedforward_modules are module names such as "
-                                 f"('k_proj', 'v_proj', 'down_proj'), got {t!r}")
-            names.append(tuple(s.strip() for s in t))
-        self.target_modules, self.feedforward_modules = names
+    def check(self):
         if not self.target_modules or not set(self.feedforward_modules) <= set(self.target_modules):
-            raise ValueError(f"target_modules must name at least one Linear and include every feedforward_module; "
-                             f"got target_modules={self.target_modules}, feedforward_modules={self.feedforward_modules}")
+            raise ConfigError("IA3Config", "feedforward_modules", f"must be some of target_modules (which names at least "
+                              f"one Linear); got target_modules={self.target_modules}, "
+                              f"feedforward_modules={self.feedforward_modules}")
 
 
 class IA3Linear(nn.Module):
@@ -106,3 +101,6 @@ class IA3Model(PeftModel):
             setattr(plain.get_submodule(parent), leaf, layer.merged())
         return plain.requires_grad_(True)
 
+
+register(Method("ia3", "(IA)³", IA3Config, IA3Model, order=8, grid={"lr": [3e-3, 1e-2, 3e-2]},
+                note="k, v and MLP hidden scaled"))

@@ -25,6 +25,7 @@ from ..model import GPT
 from .config import LoraConfig
 from .lora_layer import inject, lora_layers
 from .peft_model import PeftModel
+from .registry import Method, ranks, register
 
 
 class LoraModel(PeftModel):
@@ -148,3 +149,7 @@ class LoraModel(PeftModel):
             self.delete_adapter(adapter_name)
             self.set_adapter(previous)
             raise
+
+
+register(Method("lora", "LoRA", LoraConfig, LoraModel, order=6, grid={**ranks(4, 8), "lr": [3e-3, 1e-2]},
+                memory="lora", note="q,v"))

@@ -66,13 +66,13 @@ class PeftModel(LanguageModel):
     @staticmethod
     def read_saved(path, base_fingerprint: str, model_cls: type) -> tuple[dict, dict]:
         """(info, tensors) saved in path, checked: tensors' sha256 (load_folder), method, base fingerprint."""
-        from . import METHODS  # the registry imports every method, this file among them
+        from .registry import by_config_name
 
         info, state = load_folder(path)
         method = info["method"]
-        if method not in METHODS:
-            raise ValueError(f"{path}: unknown method {method!r}; known: {', '.join(METHODS)}")
-        if not issubclass(METHODS[method][1], model_cls):
+        if not isinstance(method, str):
+            raise ValueError(f"{path}: 'method' must be a method's name (a string), got {method!r}")
+        if not issubclass(by_config_name(method)[1], model_cls):
             raise ValueError(f"{path} holds a {method!r} model, not a {model_cls.__name__}; "
                              f"load it with PeftModel.from_pretrained(base, path)")
         if info["base_fingerprint"] != base_fingerprint:
@@ -84,11 +84,12 @@ class PeftModel(LanguageModel):
     def from_pretrained(cls, base: GPT, path, adapter_name: str = "default") -> PeftModel:
         """The model saved in path, rebuilt on base (the GPT it was trained on), checked before use:
         the tensors' sha256, the method, the base's fingerprint, the tensor names and shapes."""
-        from . import METHODS, get_peft_model
+        from . import get_peft_model
+        from .registry import by_config_name
 
         if not isinstance(base, GPT):
             raise TypeError(f"from_pretrained needs the plain GPT the model was trained on, got {type(base).__name__}")
         info, state = cls.read_saved(path, fingerprint(base), cls)
-        model = get_peft_model(base, METHODS[info["method"]][0].from_dict(info["config"]), adapter_name)
+        model = get_peft_model(base, by_config_name(info["method"])[0].from_dict(info["config"]), adapter_name)
         model.load_adapter_state_dict(state, f"{path}/adapter_model.safetensors")
         return model

@@ -47,6 +47,7 @@ import torch.nn as nn
 from ..model import GPT, Linear
 from .config import PrefixTuningConfig
 from .peft_model import PeftModel
+from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids, text_keys_values, uniform_
 
 
@@ -71,7 +72,7 @@ class PrefixTuningModel(PeftModel):
         if config.init == "text" and hidden is not None and hidden < n:
             raise ValueError(f"init='text' with the MLP needs encoder_hidden_size >= num_virtual_tokens "
                              f"(to start exactly at the phrase's keys and values), got {hidden} < {n}")
-        ids = init_text_ids(config.init_text) if config.init == "text" else None
+        ids = init_text_ids(config.init_text, config.num_virtual_tokens) if config.init == "text" else None
         super().__init__(base, config, adapter_name)
         self.num_virtual_tokens = n
         g = torch.Generator().manual_seed(config.seed)
@@ -125,3 +126,12 @@ class PrefixTuningModel(PeftModel):
             self.prefix = nn.Parameter(P)
             self.config = dataclasses.replace(self.config, prefix_projection=False, encoder_hidden_size=None)
         return self
+
+
+register(Method("prefix", "prefix tuning (前缀微调)", PrefixTuningConfig, PrefixTuningModel, order=4,
+                fixed={"prefix_projection": True}, grid={"num_virtual_tokens": [8], "lr": [3e-3, 1e-2, 3e-2]},
+                note="MLP reparam"))
+register(Method("ptuning-v2", "P-Tuning v2", PrefixTuningConfig, PrefixTuningModel, order=5,
+                fixed={"prefix_projection": False, "encoder_hidden_size": None},
+                defaults={"init": "text", "init_text": "the animal that is "},  # a real sentence start
+                grid={"num_virtual_tokens": [8], "lr": [1e-2, 3e-2, 1e-1]}, memory="prefix", note="per layer, text init"))

@@ -19,7 +19,7 @@ Trainable parameters (closed form, checked by tests):  n_virtual · d.
 Initialisation (Lester et al. compare these in their ablations; PEFT's ``PromptTuningInit``):
     "random"  N(0, σ²), σ the std of the base's token embeddings (P starts at their scale)
     "vocab"   n_virtual rows of the token embedding table drawn at random ("sampled vocab")
-    "text"    the token embeddings of ``init_text``, one character per virtual token
+    "text"    the token embeddings of ``init_text``, repeated or cut to n_virtual tokens (as PEFT)
 
 References: 1) Lester, Al-Rfou, Constant 2021, The Power of Scale for Parameter-Efficient
 Prompt Tuning. 2) Hugging Face PEFT, ``PromptTuningConfig``.
@@ -34,6 +34,7 @@ from ..model import GPT
 from ..tokenizer import SPECIALS
 from .config import PromptTuningConfig
 from .peft_model import PeftModel
+from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids
 
 
@@ -48,7 +49,7 @@ class PromptTuningModel(PeftModel):
     def __init__(self, base: GPT, config: PromptTuningConfig, adapter_name: str = "default"):
         n = config.num_virtual_tokens
         check_room(n, base)
-        ids = init_text_ids(config.init_text) if config.init == "text" else None
+        ids = init_text_ids(config.init_text, n) if config.init == "text" else None
         super().__init__(base, config, adapter_name)
         wte = self.base.wte.weight.detach()  # (V, C)
         g = torch.Generator().manual_seed(config.seed)
@@ -67,3 +68,7 @@ class PromptTuningModel(PeftModel):
     def forward(self, idx, kv_cache=None):
         """idx (B, T) -> logits (B, T, V) of the real tokens, computed on X' = [P; X]."""
         return self.base(idx, prompt=self.prompt, kv_cache=kv_cache)  # (B, T, V)
+
+
+register(Method("prompt", "prompt tuning (提示微调)", PromptTuningConfig, PromptTuningModel, order=3,
+                grid={"num_virtual_tokens": [4, 16], "lr": [1e-2, 3e-2, 1e-1]}, memory="prompt"))

@@ -38,6 +38,8 @@ from ..report import count_parameters
 from .config import LoraConfig, peft_config
 from .lora import LoraModel
 from .lora_layer import LoRALinear
+from .options import option
+from .registry import Method, ranks, register
 
 
 @peft_config
@@ -45,7 +47,7 @@ class QLoraConfig(LoraConfig):
     """LoraConfig's fields, and bitsandbytes' name for the double quantisation of the scales."""
 
     method: ClassVar[str] = "qlora"
-    bnb_4bit_use_double_quant: bool = True
+    bnb_4bit_use_double_quant: bool = option(True, "quantise the 4-bit blocks' scales again (8-bit, per 256)")
 
 
 def _float_linear(weight: torch.Tensor, bias: torch.Tensor) -> Linear:
@@ -93,3 +95,7 @@ class QLoraModel(LoraModel):
                 bias = m.base_layer.bias if isinstance(m, LoRALinear) else m.bias
                 setattr(plain.get_submodule(parent), leaf, _float_linear(w, bias))
         return plain.requires_grad_(True)
+
+
+register(Method("qlora", "QLoRA", QLoraConfig, QLoraModel, order=10, grid={**ranks(8), "lr": [3e-3, 1e-2]},
+                memory="qlora", note="NF4 base, q,v"))

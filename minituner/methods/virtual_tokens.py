@@ -3,8 +3,8 @@
 Both add n_virtual = num_virtual_tokens positions that no text fills: the attention length
 n_virtual + T may not exceed ``block_size`` (model.py raises ValueError at run time; here the
 count is checked once, when the model is built, so that one real token still fits).
-Both can start from text (init="text"): ``init_text`` has exactly n_virtual characters,
-one per virtual token, encoded by the character tokenizer.
+Both can start from text (init="text"): ``init_text`` is encoded by the character tokenizer and,
+as PEFT does, repeated or cut to n_virtual tokens ("the cat" for 10 tokens: "the catthe").
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ def check_room(n_virtual: int, base: GPT) -> None:
                          f"positions may not exceed block_size={bs}), got {n_virtual}")
 
 
-def init_text_ids(init_text: str) -> torch.Tensor:
-    """The ids of init_text, (n_virtual,); a ValueError naming a character the tokenizer lacks."""
+def init_text_ids(init_text: str, n_virtual: int) -> torch.Tensor:
+    """The ids of init_text repeated or cut to n_virtual, (n_virtual,); a ValueError naming a character
+    the tokenizer lacks."""
     try:
-        return torch.tensor(CharTokenizer().encode(init_text))  # (n_virtual,)
+        ids = CharTokenizer().encode(init_text)
     except ValueError as e:
         raise ValueError(f"init_text cannot be encoded: {e}") from None
+    return torch.tensor((ids * math.ceil(n_virtual / len(ids)))[:n_virtual])  # (n_virtual,)
 
 
 @torch.no_grad()

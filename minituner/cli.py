@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
-METHODS = ("lora", "prompt", "prefix", "ptuning-v2", "freeze", "full")
-# A learning rate that works for each method on the mini-world's tasks (lessons 02-06 sweep them).
-METHOD_LR = {"lora": 3e-3, "prompt": 3e-2, "prefix": 1e-2, "ptuning-v2": 2e-2, "freeze": 1e-3, "full": 2e-4}
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+from .cli_options import add_method_options, default_lr, flag, method_config, owners, selected
+from .methods import ordered
+
 PRETRAIN_OUT = Path("runs/pretrain")
+ROOT = Path(__file__).resolve().parents[1]  # a clone's root (README.md lives there; not in an installed wheel)
 EVAL_EVERY, PATIENCE = 25, 4  # finetune's validation with one process (--nproc 1)
 
 
@@ -54,27 +55,11 @@ def positive_float(text: str) -> float:
     return x
 
 
-def dropout(text: str) -> float:
-    x = _number(float, text)
-    if not 0 <= x < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return x
-
-
 def fraction(text: str) -> float:
     x = _number(float, text)
     if not 0 < x < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction strictly between 0 and 1, got {text}")
     return x
-
-
-def target_modules(text: str) -> str:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in LINEAR_NAMES]
-    if names != ["all"] and (not names or bad):
-        raise argparse.ArgumentTypeError(f"unknown module {', '.join(bad) or text!r}; choose from "
-                                         f"{','.join(LINEAR_NAMES)} (comma-separated) or all")
-    return ",".join(names)
 
 
 def existing_file(text: str) -> Path:
@@ -108,29 +93,17 @@ def base_model(path: Path | None):
     return load_base(path)
 
 
-def method_config(args):
-    """The method's config object from the command line's method options."""
-    import minituner as mt
-
-    if args.method == "lora":
-        return mt.LoraConfig(r=args.r, lora_alpha=args.lora_alpha, target_modules=args.target_modules,
-                             lora_dropout=args.lora_dropout, seed=args.seed)
-    virtual = dict(num_virtual_tokens=args.num_virtual_tokens, init=args.init, init_text=args.init_text, seed=args.seed)
-    if args.method == "prompt":
-        return mt.PromptTuningConfig(**virtual)
-    if args.method in ("prefix", "ptuning-v2"):
-        return mt.PrefixTuningConfig(**virtual, prefix_projection=args.method == "prefix")
-    if args.method == "freeze":
-        return mt.FreezeConfig(trainable_layers=args.trainable_layers)
-    return mt.FullConfig()
-
-
 def prepare(args):
     """The finetune command's data and model, built from its options (a bad one raises here)."""
     import minituner as mt
 
     data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase)
-    return data, mt.get_peft_model(base_model(args.base), method_config(args))
+    config = method_config(args)
+    try:
+        return data, mt.get_peft_model(base_model(args.base), config)
+    except ValueError as e:  # a check that needs the base (a LoRA target, k against the context) names its field
+        field = next((f for f in sorted(owners(), key=len, reverse=True) if re.search(rf"\b{f}\b", str(e))), None)
+        raise ValueError(f"argument {flag(field)}: {e}" if field else str(e)) from None
 
 
 def finetune(args) -> None:
@@ -146,7 +119,7 @@ def finetune(args) -> None:
     data, model = prepare(args)
     if rank == 0:
         model.print_trainable_parameters()
-    lr = args.lr or METHOD_LR[args.method]
+    lr = args.lr if args.lr is not None else default_lr(args.method)
     if world == 1:
         hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
                         device=args.device, eval_every=args.eval_every or EVAL_EVERY,
@@ -173,8 +146,12 @@ def finetune(args) -> None:
 def cmd_finetune(args) -> int:
     from .device import check_device
     from .distributed import backend_for, spawn
+    from .train import check_train_args
 
     device = check_device(args.device)
+    lr = args.lr if args.lr is not None else default_lr(args.method)
+    check_train_args(None, args.steps, lr, args.batch_size, 0.0, 1.0, 0, args.eval_every or EVAL_EVERY,
+                     args.patience or PATIENCE)  # the run's numbers, before the data is read
     if args.nproc == 1:
         finetune(args)
         return 0
@@ -239,26 +216,34 @@ def cmd_verify(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare, compare_all
     from .device import check_device
+    from .experiments import SELECTED, compare, compare_all, pm
+    from .experiments.tables import update_readme
     from .report import markdown_table
 
+    readmes = {"en": ROOT / "README.md", "zh": ROOT / "README.zh-CN.md"}
+    if args.update_readme and (args.task != "all" or not all(p.is_file() for p in readmes.values())):
+        raise ValueError("--update-readme needs --task all and a clone of the repository (README.md beside minituner/)")
     kw = dict(seeds=args.seeds, seed=args.seed, device=str(check_device(args.device)), out=args.out,
-              selected=args.selected, steps=args.steps, jobs=args.jobs)
+              selected=args.selected or SELECTED, steps=args.steps, jobs=args.jobs)
     results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
     cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
     for task, rows in results.items():
         print(f"\n`{task}`:")
-        print(markdown_table([{c: (f"{r[c]:.3f} ± {r[c + ' std']:.3f}" if c + " std" in r else r[c]) for c in cols}
-                              for r in rows], cols))
+        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else r[c]) for c in cols} for r in rows],
+                             cols))
     where = f"{args.out}/<task>/ and {args.out}/tasks.png" if args.task == "all" else f"{args.out}/"
     print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png)")
+    if args.update_readme:
+        for lang, path in readmes.items():
+            update_readme(path, args.out, lang)
+        print("README.md and README.zh-CN.md: results block rewritten")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from .compare import sweep
     from .device import check_device
+    from .experiments import sweep
 
     chosen = sweep(task=args.task, seed=args.seed, device=str(check_device(args.device)), out=args.out,
                    steps=args.steps, methods=args.methods, jobs=args.jobs)
@@ -328,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("finetune", "fine-tune the shipped base (or --base) on your own (prompt, answer) pairs", cmd_finetune)
-    p.add_argument("--method", required=True, choices=METHODS, help="the fine-tuning method")
+    p.add_argument("--method", required=True, choices=[m.key for m in ordered()], help="the fine-tuning method")
     p.add_argument("--data", required=True, type=existing_file,
                    help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line')
     p.add_argument("--out", required=True, type=output_dir, help="folder to save the result in (save_pretrained)")
@@ -340,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training")
     add_run_options(g, steps=300, batch_size=16)
     g.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate (default: the method's own: "
-                        + ", ".join(f"{m} {lr:g}" for m, lr in METHOD_LR.items()) + ")")
+                   help="learning rate (default: the method's, as `minituner sweep` chose it on classify: "
+                        + ", ".join(f"{m.key} {lr:g}" for m in ordered() if (lr := selected(m.key).get("lr"))) + ")")
     g.add_argument("--eval-every", type=positive_int, default=None,
                    help=f"steps between validation checks (default: {EVAL_EVERY}; not with --nproc > 1)")
     g.add_argument("--patience", type=positive_int, default=None,
@@ -351,19 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes training together (data parallel, torch.distributed): each takes "
                         "--batch-size / N rows of every batch; gloo on CPUs (N <= cores), nccl with --device cuda "
                         "(N <= GPUs); trains without validation, so not with --eval-every, --patience or --lora-dropout")
-    g = p.add_argument_group("lora")
-    g.add_argument("--r", type=positive_int, default=4, help="LoRA rank")
-    g.add_argument("--lora-alpha", type=positive_float, default=16.0, help="LoRA scale α (ΔW is scaled by α/r)")
-    g.add_argument("--target-modules", type=target_modules, default="q_proj,v_proj",
-                   help=f"comma-separated Linear names ({','.join(LINEAR_NAMES)}) or all")
-    g.add_argument("--lora-dropout", type=dropout, default=0.0, help="dropout on the LoRA path")
-    g = p.add_argument_group("prompt, prefix, ptuning-v2")
-    g.add_argument("--num-virtual-tokens", type=positive_int, default=8, help="virtual tokens k")
-    g.add_argument("--init", choices=("random", "vocab", "text"), default="random",
-                   help="how the virtual tokens start")
-    g.add_argument("--init-text", default=None, help="the text to start from, with --init text: exactly --num-virtual-tokens characters")
-    g = p.add_argument_group("freeze")
-    g.add_argument("--trainable-layers", type=positive_int, default=1, help="top blocks left trainable")
+    add_method_options(p)
 
     p = command("generate", "answer a prompt with the base, or with a fine-tuned result (--adapter)", cmd_generate)
     p.add_argument("prompt", help="the text to continue, in the tokenizer's alphabet")
@@ -376,17 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "generation stops at the end of the answer)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
 
-    from .compare import BY_KEY, SELECTED, STEPS
+    from .experiments import STEPS, row, rows
     from .jobs import default_jobs
 
     steps_help = f"training steps per run at most (default per task: {STEPS})"
     jobs_help = f"runs side by side, one thread each (default: one per core, here {default_jobs()})"
 
     def method_keys(text: str) -> list[str]:
-        keys = [k.strip() for k in text.split(",") if k.strip()]
-        if not keys or any(k not in BY_KEY for k in keys):
-            raise argparse.ArgumentTypeError(f"choose from {','.join(BY_KEY)} (comma-separated), got {text!r}")
-        return keys
+        try:
+            return [row(k.strip()).key for k in text.split(",")]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     p = command("compare", "the main job: every method side by side on the shipped base", cmd_compare)
     p.add_argument("--task", default="classify", choices=(*TASKS, "all"), help="the task, or all of them")
@@ -394,9 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonnegative_int, default=0, help="the first seed")
     p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
     p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
-    p.add_argument("--selected", type=existing_file, default=SELECTED, help="settings chosen by `minituner sweep`")
+    p.add_argument("--selected", type=existing_file, default=None,
+                   help="settings chosen by `minituner sweep` (default: the shipped selection)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
     p.add_argument("--out", type=output_dir, default=Path("runs/compare"), help="folder for the tables and figures")
+    p.add_argument("--update-readme", action="store_true",
+                   help="with --task all: rewrite the results block of README.md and README.zh-CN.md from --out")
 
     p = command("sweep", "choose each method's settings (lr, k, r) on the validation split", cmd_sweep)
     p.add_argument("--task", default="classify", choices=TASKS, help="the task")
@@ -404,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
     p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--methods", type=method_keys, default=None,
-                   help=f"comma-separated subset of {', '.join(BY_KEY)} (default: all)")
+                   help=f"comma-separated subset of {', '.join(m.key for m in rows())} (default: all)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
     p.add_argument("--out", type=output_dir, default=Path("runs/sweep"),
                    help="folder for sweep_<task>.md and selected.json")
@@ -434,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("memory", "estimate one training step's memory at any size (weights, grads, AdamW, activations)",
                 cmd_memory)
     p.add_argument("--params", type=positive_float, default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
-    p.add_argument("--method", default="lora", choices=("full", "freeze", "lora", "qlora", "prompt", "prefix"),
-                   help="the fine-tuning method")
+    p.add_argument("--method", default="lora", choices=[m.key for m in ordered() if m.memory],
+                   help="the fine-tuning method (those whose memory layout minituner.memory knows)")
     p.add_argument("--bits", type=int, default=16, choices=(32, 16, 8, 4),
                    help="bits of the stored weights: 32, 16, or 8/4 with qlora")
     p.add_argument("--pure", action="store_true", help="bits 16 without fp32 master weights (pure bf16)")

@@ -46,10 +46,11 @@ from dataclasses import dataclass
 import torch
 
 from .functional import cross_entropy
+from .methods import METHODS
 from .quant import Linear4bit
 from .report import count_parameters
 
-METHODS = ("full", "freeze", "lora", "qlora", "prompt", "prefix")
+LAYOUTS = ("full", "freeze", "lora", "qlora", "prompt", "prefix")  # what a registry entry's `memory` may name
 GIB = 1024**3
 
 # hiyouga/LLaMA-Factory README, "Hardware Requirement" (estimated), GB per model size;
@@ -106,14 +107,18 @@ def gpt_shape(config) -> Shape:
     return Shape(config.n_layer, config.n_embd, config.n_head, config.vocab_size, config.block_size, 4 * config.n_embd)
 
 
+MAX_PARAMS = 1e12  # llama_shape's deepest shape (160 layers, width 20,480) holds about 8.2e11
+
+
 def llama_shape(params: float) -> Shape:
     """A LLaMA-shaped decoder of about `params` parameters: width d = 128·L (LLaMA-7B: L=32, d=4096),
     SwiGLU width 8d/3 rounded up to 256, vocabulary 32,000, own head, rotary positions, no biases,
     RMSNorm. At 7e9 this is LLaMA-7B's shape: 6,738,415,616 parameters (Touvron et al. 2023).
     Its activations are counted with minituner's block rules (LayerNorm and GELU's saves stand in
     for RMSNorm's and SwiGLU's: the same order of size)."""
-    if params < 1e7:
-        raise ValueError(f"params must be at least 1e7 for a LLaMA-shaped model, got {params:g}")
+    if not 1e7 <= params <= MAX_PARAMS:
+        raise ValueError(f"params must be from 1e7 to {MAX_PARAMS:.3g} for a LLaMA-shaped model (2 to 160 "
+                         f"layers), got {params:g}")
     best = None
     for L in range(2, 161):
         d = 128 * L
@@ -165,7 +170,7 @@ def trainable_layout(shape: Shape, method: str, r: int, targets, num_virtual_tok
         return [set()] * L, [set()] * L, num_virtual_tokens * C
     if method == "prefix":  # P-Tuning v2: a (P_k, P_v) pair per layer, no reparameterisation
         return [set()] * L, [set()] * L, 2 * L * num_virtual_tokens * C
-    raise ValueError(f"unknown method {method!r}; the methods are {', '.join(METHODS)}")
+    raise ValueError(f"unknown layout {method!r}; the layouts are {', '.join(LAYOUTS)}")
 
 
 def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, lora: set, r: int,
@@ -204,6 +209,15 @@ def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, l
     return n, g or g2 or "down_proj" in train or "down_proj" in lora
 
 
+def layout(key: str) -> str:
+    """The layout the estimator counts for registered method `key` (its registry entry's `memory`)."""
+    known = [m for m in METHODS.values() if m.memory]
+    if key not in METHODS or not METHODS[key].memory:
+        raise ValueError(f"the memory model has no layout for method {key!r}; it knows "
+                         f"{', '.join(m.key for m in known)}")
+    return METHODS[key].memory
+
+
 def estimate_memory(model: Shape | float, method: str = "lora", bits: int = 16, r: int = 8,
                     targets=("q_proj", "v_proj"), num_virtual_tokens: int = 20, trainable_layers: int = 2,
                     batch_size: int = 1, seq_len: int = 512, pure: bool = False,
@@ -211,15 +225,17 @@ def estimate_memory(model: Shape | float, method: str = "lora", bits: int = 16, 
     """Bytes of one training step with AdamW: weights, gradients, optimizer state, activations.
 
     model: a Shape (gpt_shape(config) for a minituner GPT) or a parameter count (then a
-    LLaMA-shaped decoder of that size). method: full, freeze (the top trainable_layers blocks
-    and the final norm), lora or qlora (rank r on targets in every block), prompt
-    (num_virtual_tokens soft tokens), prefix (P-Tuning v2, a key/value prefix per layer).
+    LLaMA-shaped decoder of that size). method: a registered method whose entry names a memory
+    layout: full, freeze (the top trainable_layers blocks and the final norm), lora or qlora (rank
+    r on targets in every block), prompt (num_virtual_tokens soft tokens), ptuning-v2 (a key/value
+    prefix per layer).
     bits: 32, 16, 8 or 4 for the stored weights (qlora needs 8 or 4; 8 and 4 only for qlora);
     pure: bits=16 without fp32 master weights; checkpointing: recompute blocks in backward.
     """
     shape = model if isinstance(model, Shape) else llama_shape(float(model))
     if bits not in (32, 16, 8, 4):
         raise ValueError(f"bits must be 32, 16, 8 or 4, got {bits}")
+    key, method = method, layout(method)
     if (method == "qlora") != (bits in (8, 4)):
         raise ValueError(f"bits={bits} with method={method!r}: 8- and 4-bit weights are QLoRA's (method 'qlora'), "
                          "which needs bits 8 or 4")
@@ -255,7 +271,7 @@ def estimate_memory(model: Shape | float, method: str = "lora", bits: int = 16, 
         elements = sum(N * C for n in per_block if n) + max(per_block) + head
     else:
         elements = sum(per_block) + head
-    return Estimate(method, P, P_t, weights + P_t * w_t, P_t * g_t, P_t * o_t, elements * act)
+    return Estimate(key, P, P_t, weights + P_t * w_t, P_t * g_t, P_t * o_t, elements * act)
 
 
 def measure_step(model, batch) -> dict:

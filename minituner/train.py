@@ -90,36 +90,38 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def _int(name: str, value, low: int) -> None:
+def _int(name: str, value, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be >= {low}{f' and <= {high}' if high is not None else ''}, got {value}")
 
 
-def _real(name: str, value, positive: bool) -> None:
+def _real(name: str, value, positive: bool, high: float = math.inf) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0) or value > high:
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}"
+                         f"{f' and <= {high:g}' if high < math.inf else ''}, got {value}")
 
 
 def check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience) -> None:
-    """Every argument of train() checked before any work: a TypeError or ValueError naming it."""
-    if not isinstance(data, Dataset):
+    """Every argument of train() checked before any work: a TypeError or ValueError naming it
+    (data None: the numbers only, as the command line checks them before it reads the data)."""
+    if data is not None and not isinstance(data, Dataset):
         raise TypeError(f"train() needs a minituner Dataset (train, val and test splits), got "
                         f"{type(data).__name__}; for your own (prompt, answer) pairs use "
                         f"minituner.Dataset.from_pairs(pairs)")
-    _int("steps", steps, 1)
-    _int("batch_size", batch_size, 1)
-    _int("warmup", warmup, 0)
+    _int("steps", steps, 1, high=10**7)
+    _int("batch_size", batch_size, 1, high=2**16)
+    _int("warmup", warmup, 0, high=steps)  # a longer warm-up would never reach the rate
     _int("eval_every", eval_every, 0)
-    _real("lr", lr, positive=True)
-    _real("weight_decay", weight_decay, positive=False)
+    _real("lr", lr, positive=True, high=10.0)  # far above any rate that trains (prompt tuning's is 0.1)
+    _real("weight_decay", weight_decay, positive=False, high=10.0)
     if grad_clip is not None:
         _real("grad_clip", grad_clip, positive=False)  # 0 or None: no clipping
     if patience is not None:
-        _int("patience", patience, 1)
+        _int("patience", patience, 1, high=10**6)
         if not eval_every:
             raise ValueError("patience needs eval_every > 0: early stopping watches the validation loss")
 

@@ -176,9 +176,9 @@ CASES = [
     C("device-cuda-unavailable", device("cuda"), ValueError, "CUDA was requested", "--device cpu", needs_no_cuda=True),
     C("train-device-unknown", train(device="tpu"), ValueError, "tpu"),
     C("train-device-cuda-unavailable", train(device="cuda"), ValueError, "CUDA", needs_no_cuda=True),
-    C("sweep-device-unknown", lambda: importlib.import_module("minituner.compare").sweep(
+    C("sweep-device-unknown", lambda: importlib.import_module("minituner.experiments").sweep(
         steps=1, device="tpu", out=tmp() / "sweep", methods=["lora"], progress=False), ValueError, "tpu"),
-    C("compare-out-is-a-file", lambda: importlib.import_module("minituner.compare").compare(steps=1, out=tmp() / "a_file"),
+    C("compare-out-is-a-file", lambda: importlib.import_module("minituner.experiments").compare(steps=1, out=tmp() / "a_file"),
       ValueError, r"\bout\b", "a_file"),
     C("notebooks-only-matches-nothing", lambda: importlib.import_module("minituner.notebooks").build(only="zz"),
       ValueError, "zz", "00_y_equals_wx"),
@@ -254,7 +254,7 @@ CASES = [
     C("cli-no-command", cli(), CliError, "COMMAND"),
     C("cli-unknown-command", cli("tune"), CliError, "tune"),
     C("cli-finetune-no-method", cli("finetune", "--data", PAIRS, "--out", tmp() / "o"), CliError, "--method"),
-    C("cli-finetune-unknown-method", cli("finetune", "--method", "qlora"), CliError, "--method", "lora"),
+    C("cli-finetune-unknown-method", cli("finetune", "--method", "qlorra"), CliError, "--method", "lora"),
     *[C(f"cli-finetune{opt}={val}", cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / "o", opt, val),
         CliError, re.escape(opt)) for opt, val in [
         ("--r", "0"), ("--r", "-1"), ("--r", "abc"), ("--r", "2.5"),

@@ -13,6 +13,7 @@ import torch
 from minituner import checkpoint
 from minituner.cli import build_parser, main
 from minituner.device import check_device
+from minituner.methods import ordered
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "docs" / "examples" / "pairs.jsonl"
@@ -48,7 +49,7 @@ def test_task_and_method_have_choices():
     sub = subcommands(build_parser())
     method = next(a for a in sub["finetune"]._actions if a.dest == "method")
     task = next(a for a in sub["compare"]._actions if a.dest == "task")
-    assert list(method.choices) == ["lora", "prompt", "prefix", "ptuning-v2", "freeze", "full"]
+    assert list(method.choices) == [m.key for m in ordered()]  # every registered method, in the registry's order
     assert list(task.choices) == ["classify", "relabel", "qa", "all"]
 
 
@@ -88,8 +89,9 @@ def test_generate_with_the_shipped_base(capsys):
 @pytest.mark.parametrize("method", ["lora", "prompt"])  # an adapter on the weights, and virtual tokens
 def test_finetune_saves_then_generate_answers(method, tmp_path, capsys):
     out = tmp_path / method
+    extra = ["--num-virtual-tokens", "2"] if method == "prompt" else ["--r", "2"]  # each method's own options
     code = main(["finetune", "--method", method, "--data", str(PAIRS), "--out", str(out), "--steps", "2",
-                 "--eval-every", "1", "--batch-size", "4", "--num-virtual-tokens", "2"])
+                 "--eval-every", "1", "--batch-size", "4", *extra])
     printed = capsys.readouterr().out
     assert code == 0
     assert "trainable params" in printed and "accuracy" in printed

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from minituner import compare as cmp
+from minituner import experiments as cmp
 from minituner.cli import main
 from minituner.data import make_task
+from minituner.experiments import protocol
 from minituner.jobs import run_all
 from minituner.train import evaluate
 
@@ -15,28 +16,28 @@ from minituner.train import evaluate
 @pytest.fixture
 def settings(tmp_path):
     """A selected.json with one cheap setting per method."""
-    hp = {"scratch": {"lr": 1e-3}, "full": {"lr": 1e-4}, "freeze": {"layers": 1, "lr": 1e-3},
-          "prompt": {"k": 4, "lr": 3e-2}, "prefix": {"k": 4, "lr": 1e-2}, "ptuning_v2": {"k": 4, "lr": 3e-2},
-          "lora": {"r": 2, "lr": 3e-3}, "bitfit": {"lr": 1e-3}, "ia3": {"lr": 1e-2}, "dora": {"r": 2, "lr": 3e-3},
-          "qlora": {"r": 2, "lr": 3e-3}}
+    hp = {"scratch": {"lr": 1e-3}, "full": {"lr": 1e-4}, "freeze": {"trainable_layers": 1, "lr": 1e-3},
+          "prompt": {"num_virtual_tokens": 4, "lr": 3e-2}, "prefix": {"num_virtual_tokens": 4, "lr": 1e-2},
+          "ptuning-v2": {"num_virtual_tokens": 4, "lr": 3e-2}, "lora": {"r": 2, "lr": 3e-3}, "bitfit": {"lr": 1e-3},
+          "ia3": {"lr": 1e-2}, "dora": {"r": 2, "lr": 3e-3}, "qlora": {"r": 2, "lr": 3e-3}}
     path = tmp_path / "selected.json"
     path.write_text(json.dumps({"classify": hp}))
     return path
 
 
 def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch):
-    real = cmp.make_task
+    real = protocol.make_task
 
     def no_test(task):  # a task whose test split is None: touching it would fail
         data = real(task)
         data.test = None
         return data
 
-    monkeypatch.setattr(cmp, "make_task", no_test)
-    cmp._loaded.cache_clear()
+    monkeypatch.setattr(protocol, "make_task", no_test)
+    protocol._loaded.cache_clear()
     chosen = cmp.sweep("classify", out=tmp_path, methods=["lora", "full"], steps=4, progress=False, jobs=1)
-    cmp._loaded.cache_clear()
-    assert set(chosen) == {"lora", "full"} and chosen["lora"] in cmp.grid_settings(cmp.BY_KEY["lora"])
+    protocol._loaded.cache_clear()
+    assert set(chosen) == {"lora", "full"} and chosen["lora"] in cmp.row("lora").settings()
     table = (tmp_path / "sweep_classify.md").read_text()
     body = table.split("\n\n", 1)[1]  # the header explains the ✓; the rows carry two
     assert body.count("✓") == 2 and "test" not in body
@@ -72,7 +73,7 @@ def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, 
     out = tmp_path / "cmp"
     assert main(["compare", "--steps", "4", "--seeds", "2", "--selected", str(settings), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["seeds"] == 2 and [r["method"] for r in results["rows"]] == [m.name for m in cmp.METHODS]
+    assert results["seeds"] == 2 and [r["method"] for r in results["rows"]] == [m.label for m in cmp.rows()]
     for r in results["rows"]:
         accs = [run["test acc"] for run in r["runs"]]
         assert len(accs) == 2 and r["test acc"] == pytest.approx(sum(accs) / 2)
@@ -97,6 +98,6 @@ def test_shipped_selection_names_every_method_with_every_hyper_parameter_of_its_
     shipped = cmp.selected_settings()
     assert set(shipped) == {"classify", "relabel", "qa"}
     for task, chosen in shipped.items():
-        assert set(chosen) == set(cmp.BY_KEY), task
+        assert set(chosen) == {m.key for m in cmp.rows()}, task
         for key, hp in chosen.items():
-            assert set(hp) == set(cmp.BY_KEY[key].grid), (task, key)
+            assert hp in cmp.row(key).settings(), (task, key)  # a setting of the method's own grid

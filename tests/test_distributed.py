@@ -81,7 +81,7 @@ def test_finetune_nproc_2_saves_the_adapter_one_process_saves(base, tmp_path, ca
     assert main([*run, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
     printed = capfd.readouterr().out
     assert printed.count("trainable params") == printed.count("saved ") == 1  # one rank prints
-    assert "2 processes with 2 rows each, 16,384 bytes all-reduced per step" in printed
+    assert "2 processes with 2 rows each, 32,768 bytes all-reduced per step" in printed
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     one, two = (minituner.PeftModel.from_pretrained(base, tmp_path / d).adapter_state_dict() for d in ("one", "two"))
     assert one.keys() == two.keys()

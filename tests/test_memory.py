@@ -15,7 +15,7 @@ CASES = [  # (estimator method and options, the model that method builds)
     ("lora", {"r": 4}, lambda b: minituner.lora(b, r=4)),
     ("lora", {"r": 2, "targets": ALL}, lambda b: minituner.lora(b, r=2, target_modules=ALL)),
     ("prompt", {"num_virtual_tokens": 4}, lambda b: minituner.prompt_tuning(b, num_virtual_tokens=4)),
-    ("prefix", {"num_virtual_tokens": 8}, lambda b: minituner.ptuning_v2(b, num_virtual_tokens=8)),
+    ("ptuning-v2", {"num_virtual_tokens": 8}, lambda b: minituner.ptuning_v2(b, num_virtual_tokens=8)),
 ]
 
 
@@ -57,7 +57,7 @@ def test_checkpointing_keeps_less_and_frozen_blocks_keep_nothing():
     ({"method": "lora", "bits": 4}, "QLoRA"),
     ({"method": "qlora", "bits": 16}, "QLoRA"),
     ({"method": "full", "bits": 32, "pure": True}, "pure"),
-    ({"method": "dora"}, "unknown method"),
+    ({"method": "dora"}, "no layout for method .dora."),
     ({"method": "lora", "targets": ("c_attn",)}, "targets"),
 ])
 def test_bad_settings_are_refused(kwargs, words):

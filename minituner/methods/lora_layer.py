@@ -123,7 +123,7 @@ def resolve_targets(model, targets) -> list[str]:
     for t in targets:
         hit = [n for n in names if n == t or n.endswith("." + t)]
         if not hit:
-            raise ValueError(f"unknown LoRA target {t!r}; the model's Linear modules are "
+            raise ValueError(f"target_modules: unknown LoRA target {t!r}; the model's Linear modules are "
                              f"{', '.join(kinds)} (or full names such as {names[0]!r}), or 'all'")
         chosen.update(hit)
     return [n for n in names if n in chosen]  # in the model's order

@@ -1,0 +1,89 @@
+"""The comparison's text: each task's table.md and results.json, the summary over tasks
+(results.md), and the README's results block — all written from results.json, never typed.
+
+The README (and README.zh-CN) hold the summary between two markers; ``minituner compare --task all
+--seeds 3 --out docs/compare --update-readme`` rewrites it, and tests/test_docs.py fails when the
+block differs from what docs/compare/*/results.json give.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..checkpoint import atomic_write
+from ..data import TASKS
+from ..report import markdown_table
+from .aggregate import pm
+from .protocol import BATCH, EVAL_EVERY, PATIENCE
+from .relabel import RELABEL_COLS
+
+BEGIN, END = "<!-- results: generated from docs/compare/*/results.json", "<!-- /results -->"
+HEADERS = {"en": ("method", "trainable %"), "zh": ("方法", "可训练参数占比 %")}
+
+
+def write_task(rows: list[dict], meta: dict, out: Path) -> None:
+    """out/table.md (mean ± std over the seeds) and out/results.json (every run, every column)."""
+    seeds = meta["seeds"]
+    table = [{"method": r["method"], "setting": r["setting"], "trainable params": r["trainable params"],
+              "trainable %": r["trainable %"], **{c: pm(r, c, seeds) for c in ("val acc", "test acc", "test loss")},
+              "train s": f"{r['train s']:.1f}", "step memory MB": f"{r['step memory bytes'] / 1e6:.1f}"}
+             for r in rows]
+    header = (f"Task `{meta['task']}`: {seeds} seed(s) from {meta['seed']}, at most {meta['steps']} steps of batch "
+              f"{BATCH}, early stopping on validation accuracy (every {EVAL_EVERY} steps, patience {PATIENCE}), "
+              f"device {meta['device']}; settings chosen on validation by `minituner sweep`"
+              + ("; mean ± std over the seeds" if seeds > 1 else "") +
+              ". train s: one thread per run, runs side by side.\n\n")
+    body = markdown_table(table)
+    if meta["task"] == "relabel":
+        swap = [{"method": r["method"], **{c: pm(r, c, seeds) for c in RELABEL_COLS}} for r in rows]
+        body += ("\n\nWhere the swap landed (accuracy; seen: the cat/dog descriptions of the training split; "
+                 "unseen: the test split's cat/dog rows, with the new name or still the old one; others: the "
+                 "other animals' test rows, whose labels did not change):\n\n" + markdown_table(swap))
+    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(header + body + "\n"))
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(
+        json.dumps({**meta, "rows": rows}, indent=1, default=float) + "\n"))
+
+
+def load_results(out) -> dict[str, dict]:
+    """{task: results.json} for every task that out/<task>/results.json has."""
+    found = {t: Path(out) / t / "results.json" for t in TASKS}
+    return {t: json.loads(p.read_text()) for t, p in found.items() if p.is_file()}
+
+
+def summary(out, lang: str = "en") -> str:
+    """Test accuracy by method and task (mean ± std over the seeds), from out/<task>/results.json."""
+    results = load_results(out)
+    if not results:
+        raise FileNotFoundError(f"no <task>/results.json under {out}; run `minituner compare --task all --out {out}`")
+    first = next(iter(results.values()))
+    method, share = HEADERS[lang]
+    rows = []
+    for i, r in enumerate(first["rows"]):
+        rows.append({method: r["method"], share: r["trainable %"],
+                     **{f"`{t}`": pm(res["rows"][i], "test acc", res["seeds"]) for t, res in results.items()}})
+    return markdown_table(rows)
+
+
+def write_summary(out) -> None:
+    """out/results.md: the summary table and what it was made with."""
+    seeds = {res["seeds"] for res in load_results(out).values()}
+    text = (f"Test accuracy by method and task, mean ± std over {', '.join(map(str, sorted(seeds)))} seed(s); "
+            f"each task's full table is <task>/table.md.\n\n{summary(out)}\n")
+    atomic_write(Path(out) / "results.md", lambda tmp: Path(tmp).write_text(text))
+
+
+def readme_block(out, lang: str) -> str:
+    """The README's results block (markers included) for language lang ("en" or "zh")."""
+    return f"{BEGIN} by `minituner compare --update-readme`; do not edit -->\n{summary(out, lang)}\n{END}"
+
+
+def update_readme(path, out, lang: str) -> None:
+    """Rewrite the results block of the README at path from out's results.json files."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"{path} has no results block ({BEGIN!r} … {END!r}) to rewrite")
+    new = text[:start] + readme_block(out, lang) + text[end + len(END):]
+    atomic_write(path, lambda tmp: Path(tmp).write_text(new, encoding="utf-8"))

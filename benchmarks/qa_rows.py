@@ -17,9 +17,9 @@ import argparse
 from pathlib import Path
 
 from minituner.checkpoint import atomic_write, load_base
-from minituner.compare import BY_KEY, STEPS, run, selected_settings
 from minituner.data import make_task, task_examples
 from minituner.dataset import Dataset, encode_examples
+from minituner.experiments import STEPS, row, run, selected_settings
 from minituner.jobs import default_jobs, run_all
 from minituner.report import markdown_table
 
@@ -43,9 +43,9 @@ def one(key: str, shown: int, answers: str, hp: dict) -> dict:
     data = make_task("qa", shown=shown)
     if answers == "the whole fact":
         data = restating(data)
-    _, hist, val = run(BY_KEY[key], hp, load_base(), data, seed=0, steps=STEPS["qa"])
+    _, hist, val = run(row(key), hp, load_base(), data, seed=0, steps=STEPS["qa"])
     half = val["correct"]  # rows alternate: forwards, backwards
-    return {"method": BY_KEY[key].name, "answers": answers, "kinds shown": shown, "train rows": len(data.train),
+    return {"method": row(key).label, "answers": answers, "kinds shown": shown, "train rows": len(data.train),
             "val rows": len(data.val), "val acc": val["accuracy"],
             "forwards": sum(half[0::2]) / len(half[0::2]), "backwards": sum(half[1::2]) / len(half[1::2]),
             "best step": hist.best_step}

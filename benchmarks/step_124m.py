@@ -20,23 +20,18 @@ import torch
 from minituner.device import check_device
 from minituner.functional import cross_entropy
 from minituner.memory import estimate_memory, gpt_shape, measure_step
-from minituner.methods import shortcuts as m
+from minituner.methods import get_peft_model, ordered
 from minituner.model import GPT, GPTConfig
 from minituner.optim import AdamW
 from minituner.report import markdown_table
 
 GPT2_SMALL = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
-METHODS = {  # name: (build, estimate_memory's method and keywords; None where it has no formula)
-    "full": (lambda b: m.full(b), ("full", {})),
-    "freeze (top 2 blocks)": (lambda b: m.freeze(b, trainable_layers=2), ("freeze", {"trainable_layers": 2})),
-    "prompt tuning k=20": (lambda b: m.prompt_tuning(b, num_virtual_tokens=20), ("prompt", {"num_virtual_tokens": 20})),
-    "P-Tuning v2 k=20": (lambda b: m.ptuning_v2(b, num_virtual_tokens=20), ("prefix", {"num_virtual_tokens": 20})),
-    "LoRA r=8 q,v": (lambda b: m.lora(b, r=8, lora_alpha=16), ("lora", {"r": 8})),
-    "BitFit": (lambda b: m.bitfit(b), None),
-    "(IA)³": (lambda b: m.ia3(b), None),
-    "DoRA r=8 q,v": (lambda b: m.dora(b, r=8, lora_alpha=16), None),
-    "QLoRA r=8 q,v (NF4 base)": (lambda b: m.qlora(b, r=8, lora_alpha=16), None),
-}
+SETTING = {"num_virtual_tokens": 20, "trainable_layers": 2, "r": 8, "lora_alpha": 16}  # where a method takes them
+
+
+def setting(method) -> dict:
+    """SETTING's values for the config fields this method has."""
+    return {k: v for k, v in SETTING.items() if k in {f.name for f in method.fields()}}
 
 
 def sync(device: torch.device) -> None:
@@ -44,8 +39,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def one_method(name, build, estimate, base, batch, device, steps: int) -> dict:
-    model = build(base).to(device)
+def one_method(method, base, batch, device, steps: int) -> dict:
+    model = get_peft_model(base, method.make_config(**setting(method))).to(device)
     opt = AdamW(model.parameters(), lr=1e-5)
     x, y, mask = (t.to(device) for t in batch)
 
@@ -70,10 +65,13 @@ def one_method(name, build, estimate, base, batch, device, steps: int) -> dict:
     else:
         held = sum(measure_step(model.cpu(), batch).values())
     B, T = x.shape
-    est = estimate_memory(gpt_shape(base.config), estimate[0], bits=32, batch_size=B, seq_len=T,
-                          **estimate[1]).total if estimate else None
+    counted = {k: v for k, v in setting(method).items() if k != "lora_alpha"}  # α scales ΔW; no memory
+    bits = 4 if method.memory == "qlora" else 32  # QLoRA's base is NF4, the rest float32
+    est = estimate_memory(gpt_shape(base.config), method.key, bits=bits, batch_size=B, seq_len=T,
+                          **counted).total if method.memory else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"method": name, "trainable": trainable, "ms / step": ms, "step memory MiB": held / 2**20,
+    label = ", ".join([method.label, *(f"{k}={v}" for k, v in setting(method).items())])
+    return {"method": label, "trainable": trainable, "ms / step": ms, "step memory MiB": held / 2**20,
             "estimate MiB": "" if est is None else est / 2**20}
 
 
@@ -91,8 +89,8 @@ def main(argv=None) -> None:
     x = torch.randint(GPT2_SMALL.vocab_size, (args.batch_size, args.seq_len + 1), generator=gen)
     batch = (x[:, :-1], x[:, 1:], torch.ones(args.batch_size, args.seq_len))
     rows = []
-    for name, (build, est) in METHODS.items():
-        rows.append(one_method(name, build, est, base, batch, device, args.steps))
+    for method in ordered():
+        rows.append(one_method(method, base, batch, device, args.steps))
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the last method's model and state are gone: start the next from zero
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

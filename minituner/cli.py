@@ -18,7 +18,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from .cli_options import add_method_options, default_lr, flag, method_config, owners, selected
+from .cli_options import add_method_options, default_lr, flag, method_config, selected
 from .methods import ordered
 
 PRETRAIN_OUT = Path("runs/pretrain")
@@ -98,12 +98,7 @@ def prepare(args):
     import minituner as mt
 
     data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase)
-    config = method_config(args)
-    try:
-        return data, mt.get_peft_model(base_model(args.base), config)
-    except ValueError as e:  # a check that needs the base (a LoRA target, k against the context) names its field
-        field = next((f for f in sorted(owners(), key=len, reverse=True) if re.search(rf"\b{f}\b", str(e))), None)
-        raise ValueError(f"argument {flag(field)}: {e}" if field else str(e)) from None
+    return data, mt.get_peft_model(base_model(args.base), method_config(args))
 
 
 def finetune(args) -> None:
@@ -425,12 +420,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def named(message: str, parser: argparse.ArgumentParser) -> str:
+    """An error as one line that names its option: 'argument --r: …' when the message names a
+    field or argument (its dest, e.g. lora_alpha or nproc) and does not say which option yet."""
+    message = " ".join(message.split())
+    if message.startswith("argument "):
+        return message
+    dests = sorted((a.dest for a in parser._actions if a.option_strings), key=len, reverse=True)
+    hit = next((d for d in dests if re.search(rf"(?<![\w.-]){d}\b", message)), None)
+    return f"argument {flag(hit)}: {message}" if hit else message
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return args.fn(args)
     except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: one line, no traceback
-        print(f"minituner {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        print(f"minituner {args.command}: error: {named(str(e), command)}", file=sys.stderr)
         return 2
 
 

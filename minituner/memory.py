@@ -50,7 +50,6 @@ from .methods import METHODS
 from .quant import Linear4bit
 from .report import count_parameters
 
-LAYOUTS = ("full", "freeze", "lora", "qlora", "prompt", "prefix")  # what a registry entry's `memory` may name
 GIB = 1024**3
 
 # hiyouga/LLaMA-Factory README, "Hardware Requirement" (estimated), GB per model size;
@@ -170,7 +169,8 @@ def trainable_layout(shape: Shape, method: str, r: int, targets, num_virtual_tok
         return [set()] * L, [set()] * L, num_virtual_tokens * C
     if method == "prefix":  # P-Tuning v2: a (P_k, P_v) pair per layer, no reparameterisation
         return [set()] * L, [set()] * L, 2 * L * num_virtual_tokens * C
-    raise ValueError(f"unknown layout {method!r}; the layouts are {', '.join(LAYOUTS)}")
+    raise ValueError(f"unknown layout {method!r}: a registry entry's memory is full, freeze, lora, qlora, prompt "
+                     f"or prefix")
 
 
 def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, lora: set, r: int,

@@ -115,7 +115,7 @@ def check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmu
     _int("steps", steps, 1, high=10**7)
     _int("batch_size", batch_size, 1, high=2**16)
     _int("warmup", warmup, 0, high=steps)  # a longer warm-up would never reach the rate
-    _int("eval_every", eval_every, 0)
+    _int("eval_every", eval_every, 0, high=10**7)
     _real("lr", lr, positive=True, high=10.0)  # far above any rate that trains (prompt tuning's is 0.1)
     _real("weight_decay", weight_decay, positive=False, high=10.0)
     if grad_clip is not None:

@@ -55,7 +55,7 @@ def bias_names(model, bias_modules) -> list[str]:
     owners = sorted({n.rsplit(".", 2)[-2] for n in names})
     for t in bias_modules:
         if t not in owners:
-            raise ValueError(f"no bias belongs to a module named {t!r}; modules with a bias: {', '.join(owners)}")
+            raise ValueError(f"bias_modules: no bias belongs to a module named {t!r}; modules with a bias: {', '.join(owners)}")
     return [n for n in names if n.rsplit(".", 2)[-2] in bias_modules]
 
 

@@ -40,3 +40,25 @@ def test_slug_matches_github():
     assert slug("### 3. ΔW = AB in the article, ΔW = BA in the paper (§3.2, LoRA)".lstrip("# ")) == \
         "3-δw--ab-in-the-article-δw--ba-in-the-paper-32-lora"
     assert slug("全文对照表") == "全文对照表"
+
+
+def headings(page: Path) -> list[int]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return [len(m.group(1)) for m in re.finditer(r"^(#+) ", text, flags=re.M)]
+
+
+def test_the_two_readmes_have_the_same_sections_and_the_english_one_stays_short():
+    assert headings(ROOT / "README.md") == headings(ROOT / "README.zh-CN.md")
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+@pytest.mark.parametrize(("page", "lang"), [("README.md", "en"), ("README.zh-CN.md", "zh"),
+                                            ("docs/compare/results.md", "en")])
+def test_result_tables_are_the_ones_results_json_gives(page, lang):
+    """The README's results block (and docs/compare/results.md) hold exactly what docs/compare/*/results.json say."""
+    from minituner.experiments.tables import readme_block, summary
+
+    text = (ROOT / page).read_text()
+    expected = summary(ROOT / "docs" / "compare", lang) if page.startswith("docs") else \
+        readme_block(ROOT / "docs" / "compare", lang)
+    assert expected in text, f"{page}: run `minituner compare --task all --seeds 3 --out docs/compare --update-readme`"

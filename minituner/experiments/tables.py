@@ -19,7 +19,7 @@ from .protocol import BATCH, EVAL_EVERY, PATIENCE
 from .relabel import RELABEL_COLS
 
 BEGIN, END = "<!-- results: generated from docs/compare/*/results.json", "<!-- /results -->"
-HEADERS = {"en": ("method", "trainable %"), "zh": ("方法", "可训练参数占比 %")}
+HEADERS = {"en": ("method", "trainable % (classify)"), "zh": ("方法", "可训练参数占比 %(classify)")}
 
 
 def write_task(rows: list[dict], meta: dict, out: Path) -> None:

@@ -30,13 +30,12 @@ animal, 128 rows; qa: each of 4 facts asked both ways, 256 rows). The held-out k
 asked only in ``val`` and ``test``, split by animal: every third animal of a seeded
 shuffle (10 of 32) is a validation animal, the other 22 test animals (classify/relabel:
 4 singles + 12 ordered pairs per animal, so val 160 rows, test 352; qa: val 40, test 88).
-qa shows four kinds because fewer teach its format less well (full fine-tuning: 0.66
-validation accuracy on 128 rows, 2 kinds; 0.85 on 256 rows, 4 kinds), and its answers name
-only what was asked because answers that restate the question's words need the model to copy
-a word it has just read, character by character, which the corpus never asked of it: with
-" the cat eats fish." as the answer to both questions full fine-tuning stayed at 0.50, its
-copies wrong at their first character ("the oorse eats hay."). ``benchmarks/qa_rows.py``
-measures both. Validation is drawn from the same distribution as test
+qa shows four kinds because fewer teach its format less well, and its answers name only what
+was asked because answers that restate the question's words need the model to copy a word it
+has just read, character by character, which the corpus never asked of it (with " the cat eats
+fish." as the answer to both questions, full fine-tuning's copies went wrong at their first
+character). ``benchmarks/qa_rows.py`` measures both (docs/compare/qa_rows.md).
+Validation is drawn from the same distribution as test
 (facts the training split never shows, answerable only from pretraining), and the two
 share no fact. With 352 rows one seed's test accuracy p has standard error
 sqrt(p(1-p)/352): 0.016 at p = 0.9, 0.027 at worst (p = 0.5).

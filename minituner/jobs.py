@@ -1,9 +1,10 @@
 """Many independent training runs on a few cores: one single-threaded process per core.
 
-On a 2-core CPU one run of the comparison takes 6.0 s with PyTorch's 2 threads and 9.4 s
-with 1 thread, but two 1-thread runs side by side take 8.0 s and 8.4 s together: 2 runs
-in 8.4 s instead of 12 s. Two runs of 2 threads each side by side take 24-25 s each: the
-threads of one process spin while they wait for a core the other holds. So a sweep or a
+On a 2-core CPU one run of the comparison is faster with PyTorch's 2 threads than with 1,
+but two 1-thread runs side by side finish both sooner than two runs one after the other at
+2 threads; and two runs of 2 threads each side by side take several times as long: the
+threads of one process spin while they wait for a core the other holds
+(`python benchmarks/bench_methods.py` and docs/benchmarks.md say how to measure it). So a sweep or a
 comparison runs its runs in ``jobs`` worker processes of one thread each, never in more
 threads than cores. The losses are the same bits with 1 thread as with 2 (checked in
 tests/test_compare.py), so the number of workers does not change any result.

@@ -62,3 +62,18 @@ def test_result_tables_are_the_ones_results_json_gives(page, lang):
     expected = summary(ROOT / "docs" / "compare", lang) if page.startswith("docs") else \
         readme_block(ROOT / "docs" / "compare", lang)
     assert expected in text, f"{page}: run `minituner compare --task all --seeds 3 --out docs/compare --update-readme`"
+
+
+MEASURED = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:s|ms|MB|GB|MiB|GiB|kB)\b")
+
+
+def test_no_measured_time_or_size_is_typed_into_a_docstring():
+    """A time or a size written in a docstring goes stale: code prints it, or a generated file holds it."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "minituner").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+                found += [f"{path.name}: {m.group(0)}" for m in MEASURED.finditer(ast.get_docstring(node))]
+    assert not found, found

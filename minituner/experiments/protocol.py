@@ -40,7 +40,7 @@ from .relabel import RELABEL_COLS, relabel_scores
 
 SELECTED = ASSETS / "selected.json"  # the sweep's choices, per task and method (shipped)
 BATCH, EVAL_EVERY, PATIENCE = 16, 25, 4  # the comparison's budget per run ...
-STEPS = {"classify": 250, "relabel": 250, "qa": 500}  # ... and its steps at most (the qa sweep's chosen runs peaked at steps 150-375)
+STEPS = {"classify": 250, "relabel": 250, "qa": 500}  # ... and its steps at most (qa's chosen runs peak later)
 SCRATCH = Method("scratch", "from scratch", FullConfig, FullModel, order=0, grid={"lr": [1e-3, 3e-3]},
                  note="random init")
 

@@ -7,13 +7,19 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import matplotlib
+from .checkpoint import atomic_write
 
-if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend; scripts and tests draw off-screen
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from .checkpoint import atomic_write  # noqa: E402
+def pyplot():
+    """matplotlib.pyplot, imported on first use (``import minituner`` imports no matplotlib): a notebook
+    keeps its inline backend; scripts and tests draw off-screen (Agg)."""
+    import matplotlib
+
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -140,6 +146,7 @@ def label(en: str, zh: str) -> str:
     With such a font, it is appended to matplotlib's font families as a fallback: Latin text
     keeps the default font, Chinese characters come from the CJK one.
     """
+    plt = pyplot()
     font = cjk_font()
     if font is None:
         return en
@@ -152,6 +159,7 @@ def label(en: str, zh: str) -> str:
 def save_figure(fig, path) -> Path:
     """Save a figure as PNG atomically (and show that PNG inline when running in a notebook,
     whatever matplotlib backend the kernel has: with MPLBACKEND=Agg plt.show() shows nothing)."""
+    plt = pyplot()
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     if "ipykernel" in sys.modules and not os.environ.get("MINITUNER_NO_SHOW"):
@@ -179,6 +187,7 @@ def _loss_axis(ax, curves: dict[str, list[float]], smooth: int):
 
 def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 10):
     """One line per run: the training loss per step (a running mean over `smooth` steps)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     _loss_axis(ax, curves, smooth)
     ax.set_title(title)
@@ -189,6 +198,7 @@ def plot_losses(curves: dict[str, list[float]], title: str, path, smooth: int = 
 def plot_curves(histories: dict, title: str, path, smooth: int = 10):
     """Training and validation curves of several runs side by side: left the training loss per step
     (running mean), right the validation loss at each evaluation (History.val; train(eval_every=…))."""
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     _loss_axis(ax1, {name: h.losses for name, h in histories.items()}, smooth)
     ax1.set_title(label("training loss", "训练损失"))
@@ -208,6 +218,7 @@ def plot_curves(histories: dict, title: str, path, smooth: int = 10):
 def plot_tradeoff(points: list[tuple[str, float, float]], title: str, path, xlabel: str = "trainable parameters (log)",
                   baseline: float | None = None):
     """One dot per run: (label, trainable parameters, test accuracy), x on a log scale."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, x, acc in points:
         ax.scatter(x, acc, s=40)

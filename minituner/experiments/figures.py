@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import statistics
 
-import matplotlib.pyplot as plt
+from ..report import pyplot, save_figure
 
-from ..report import save_figure
+plt = pyplot()
 
 
 def plot_tasks(results: dict[str, list[dict]], seeds: int, path) -> None:

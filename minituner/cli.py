@@ -34,25 +34,29 @@ def _number(kind, text: str):
         raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
 
 
-def positive_int(text: str) -> int:
-    n = _number(int, text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return n
+def integer(low: int, high: int):
+    """An argparse type: an integer in low..high (the upper bound keeps an absurd value from starting work)."""
+    def parse(text: str) -> int:
+        n = _number(int, text)
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high:,}, got {text}")
+        return n
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    n = _number(int, text)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return n
+def number(high: float):
+    """An argparse type: a finite number > 0 and <= high."""
+    def parse(text: str) -> float:
+        x = _number(float, text)
+        if not (math.isfinite(x) and 0 < x <= high):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0 and <= {high:g}, got {text}")
+        return x
+    return parse
 
 
-def positive_float(text: str) -> float:
-    x = _number(float, text)
-    if not (math.isfinite(x) and x > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return x
+positive_int = integer(1, 10**7)  # steps, batch sizes, counts
+seed = integer(0, 2**32 - 1)  # as every config's seed
+learning_rate = number(10.0)  # as train() allows
 
 
 def fraction(text: str) -> float:
@@ -290,7 +294,7 @@ class Parser(argparse.ArgumentParser):
 def add_run_options(p, steps: int, batch_size: int):
     p.add_argument("--steps", type=positive_int, default=steps, help="training steps (at most)")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per step")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the data order and initialisation")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the data order and initialisation")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
 
 
@@ -319,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lowercase", action="store_true", help="lower-case prompts and answers")
     g = p.add_argument_group("training")
     add_run_options(g, steps=300, batch_size=16)
-    g.add_argument("--lr", type=positive_float, default=None,
+    g.add_argument("--lr", type=learning_rate, default=None,
                    help="learning rate (default: the method's, as `minituner sweep` chose it on classify: "
                         + ", ".join(f"{m.key} {lr:g}" for m in ordered() if (lr := selected(m.key).get("lr"))) + ")")
     g.add_argument("--eval-every", type=positive_int, default=None,
@@ -359,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("compare", "the main job: every method side by side on the shipped base", cmd_compare)
     p.add_argument("--task", default="classify", choices=(*TASKS, "all"), help="the task, or all of them")
     p.add_argument("--seeds", type=positive_int, default=1, help="runs per method, mean ± std reported")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="the first seed")
+    p.add_argument("--seed", type=seed, default=0, help="the first seed")
     p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
     p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--selected", type=existing_file, default=None,
@@ -371,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("sweep", "choose each method's settings (lr, k, r) on the validation split", cmd_sweep)
     p.add_argument("--task", default="classify", choices=TASKS, help="the task")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="the seed of every run")
+    p.add_argument("--seed", type=seed, default=0, help="the seed of every run")
     p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
     p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--methods", type=method_keys, default=None,
@@ -382,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("pretrain", "train a base model from scratch on the mini-world corpus", cmd_pretrain)
     add_run_options(p, steps=RECIPE["steps"], batch_size=RECIPE["batch_size"])
-    p.add_argument("--lr", type=positive_float, default=RECIPE["lr"], help="peak learning rate")
+    p.add_argument("--lr", type=learning_rate, default=RECIPE["lr"], help="peak learning rate")
     p.add_argument("--out", type=output_dir, default=None,
                    help=f"folder to save base.safetensors and base.json in (default: {PRETRAIN_OUT})")
     p.add_argument("--overwrite-shipped-base", action="store_true",
@@ -404,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
     p = command("memory", "estimate one training step's memory at any size (weights, grads, AdamW, activations)",
                 cmd_memory)
-    p.add_argument("--params", type=positive_float, default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
+    p.add_argument("--params", type=number(1e12), default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
     p.add_argument("--method", default="lora", choices=[m.key for m in ordered() if m.memory],
                    help="the fine-tuning method (those whose memory layout minituner.memory knows)")
     p.add_argument("--bits", type=int, default=16, choices=(32, 16, 8, 4),

@@ -101,27 +101,38 @@ def test_a_value_inside_a_fields_domain_trains(method, field, classify):
     check()
 
 
-def options() -> list[tuple[str, str | None, object]]:
-    """(option, the --method it needs, the action) for every finetune option that takes a value."""
-    parser = build_parser()._subparsers._group_actions[0].choices["finetune"]
+BASE = {  # each command with what it needs to start (its output path in {out})
+    "finetune": ["--data", str(PAIRS), "--out", "{out}", "--steps", "1"],
+    "generate": ["the cat"], "compare": ["--out", "{out}"], "sweep": ["--out", "{out}"],
+    "pretrain": ["--out", "{out}", "--quiet"], "memory": [],
+}
+PATHS = ("data", "out", "base", "adapter", "device", "help", "version", "prompt")  # checked elsewhere
+
+
+def options() -> list[tuple[str, str, str | None, object]]:
+    """(command, option, the finetune --method it needs, the action) for every option that takes a value."""
+    commands = build_parser()._subparsers._group_actions[0].choices
     owner = {f"--{f.name.replace('_', '-')}": m.key for m, f in reversed(FIELDS)}
-    return [(a.option_strings[0], owner.get(a.option_strings[0]), a) for a in parser._actions
-            if a.option_strings and a.nargs is None and a.dest not in ("help", "data", "out", "base", "device")]
+    return [(cmd, a.option_strings[0], owner.get(a.option_strings[0]), a) for cmd in BASE
+            for a in commands[cmd]._actions
+            if a.option_strings and a.nargs is None and a.dest not in PATHS and a.dest != "method"]
 
 
 BAD_TEXT = st.one_of(st.sampled_from(["x", "nan", "inf", "-inf", "1e400", "-1e9", "1e12", "0x"]),
                      st.integers(max_value=-1).map(str), st.integers(min_value=10**13).map(str))
 
 
-@pytest.mark.parametrize(("flag", "method", "action"), options(), ids=[o[0] for o in options()])
-def test_a_bad_command_line_value_is_one_line_naming_the_option(flag, method, action, tmp_path):
+@pytest.mark.parametrize(("command", "flag", "method", "action"), options(),
+                         ids=[f"{o[0]} {o[1]}" for o in options()])
+def test_a_bad_command_line_value_is_one_line_naming_the_option(command, flag, method, action, tmp_path):
     out = tmp_path / "never"
-    base = ["finetune", "--method", method or "lora", "--data", str(PAIRS), "--out", str(out), "--steps", "1"]
+    base = [command, *(["--method", method or "lora"] if command == "finetune" else []),
+            *(str(out) if a == "{out}" else a for a in BASE[command])]
 
     @FAST
     @given(text=st.sampled_from(["no", "maybe", "7"]) if action.choices else BAD_TEXT)
     def check(text):
-        if action.choices and text in action.choices:
+        if action.choices and text in [str(c) for c in action.choices]:
             return
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

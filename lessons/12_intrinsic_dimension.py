@@ -135,6 +135,8 @@ found = {init: d90([r["size"] for r in rows], [r["val"] for r in rows], full_pre
 print(markdown_table([{"d": curve["pretrained"][i]["size"], "pretrained val": p["val"], "pretrained test": p["test"],
                        "random val": q["val"], "random test": q["test"]}
                       for i, (p, q) in enumerate(zip(curve["pretrained"], curve["random"]))]))
+print(markdown_table([{"LoRA r": r["size"], "trainable": r["trainable"], "val": r["val"], "test": r["test"]}
+                      for r in loras]))
 for init in ("pretrained", "random"):
     print(f"d90 {init}: " + (f"{found[init]}" if found[init] else f"not reached up to d = {args.dims[-1]}"))
 
@@ -179,14 +181,15 @@ print(markdown_table(rows))
 # ## 5. Do LoRA adapters of two ranks find the same directions? (Hu et al., Figure 3)
 #
 # φ(A₁, A₂, i, j) = ‖U₁^{i⊤} U₂^{j}‖²_F / min(i, j), with U the right singular vectors of lora_A (r, in)
-# of the smallest and the largest rank of the grid, averaged over the four layers. Our q and v are
-# 64 wide, so a rank-64 A spans the whole input space and φ(i, j = 64) = 1 says nothing; read the columns
-# j < 64. Two random spaces give max(i, j)/64 on average. The adapters start from different seeds, so
-# shared directions are learned, not inherited. Training is short and A starts random, so the right
-# panel repeats the measurement on the untrained As: what training added is the difference.
+# of the two largest ranks of the grid, averaged over the four layers. Our q and v are 64 wide, so a
+# rank-64 A spans the whole input space and φ(i, j = 64) = 1 says nothing; read the columns j < 64.
+# Two random spaces give max(i, j)/64 on average. The adapters start from different seeds, so shared
+# directions are learned, not inherited. A starts random and our runs are short, so the same φ is
+# taken on the untrained As (what training added is the difference), and on the output side of ΔW
+# (its left singular vectors: ΔW = BA with B starting at zero, so every one of them was learned).
 
 # %%
-(r1, a1), (r2, a2) = ((r["size"], r["lora_A"]) for r in loras[-2:])
+(r1, lora1), (r2, lora2) = ((r["size"], r) for r in loras[-2:])
 seed1, seed2 = (args.seed + args.ranks.index(r) for r in (r1, r2))  # the init seeds the LoRA runs were given
 
 
@@ -196,29 +199,31 @@ def untrained_A(r: int, seed: int) -> dict:
     return {n: layer.lora_A["default"].detach() for n, layer in lora_layers(model.base).items()}
 
 
-def mean_phi(a: dict, b: dict, kind: str) -> torch.Tensor:
-    """φ(i, j) between the right singular vectors of a[n] and b[n], averaged over the layers' `kind` matrices."""
+def mean_phi(a: dict, b: dict, kind: str, side: str) -> torch.Tensor:
+    """φ(i, j) between the `side` singular vectors of a[n] and b[n], averaged over the layers' `kind` matrices."""
     names = [n for n in a if n.endswith(kind)]
-    return sum(subspace_similarity(top_singular(a[n], "right"), top_singular(b[n], "right")) for n in names) / len(names)
+    return sum(subspace_similarity(top_singular(a[n], side), top_singular(b[n], side)) for n in names) / len(names)
 
 
 kinds = ("q_proj", "v_proj")
-phi = {k: mean_phi(a1, a2, k) for k in kinds}
-phi0 = {k: mean_phi(untrained_A(r1, seed1), untrained_A(r2, seed2), k) for k in kinds}
+phi = {"lora_A, trained": {k: mean_phi(lora1["lora_A"], lora2["lora_A"], k, "right") for k in kinds},
+       "lora_A, untrained": {k: mean_phi(untrained_A(r1, seed1), untrained_A(r2, seed2), k, "right") for k in kinds},
+       "ΔW, output side": {k: mean_phi(lora1["ΔW"], lora2["ΔW"], k, "left") for k in kinds}}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-for ax, (title, m) in zip(axes, (("trained, q_proj", phi["q_proj"]), ("trained, v_proj", phi["v_proj"]),
-                                  ("untrained, q_proj", phi0["q_proj"]))):
-    im = ax.imshow(m.numpy(), vmin=0, vmax=1, aspect="auto", cmap="viridis", extent=(0.5, r2 + 0.5, r1 + 0.5, 0.5))
-    ax.set_title(f"φ(A_r={r1}, A_r={r2}, i, j), {title}", fontsize=9)
-    ax.set_xlabel(f"j (top directions of A_r={r2})")
-    ax.set_ylabel(f"i (of A_r={r1})")
+for ax, (what, m) in zip(axes, phi.items()):
+    im = ax.imshow(m["q_proj"].numpy(), vmin=0, vmax=1, aspect="auto", cmap="viridis",
+                   extent=(0.5, r2 + 0.5, r1 + 0.5, 0.5))
+    ax.set_title(f"φ(r={r1}, r={r2}, i, j): {what}, q_proj", fontsize=9)
+    ax.set_xlabel(f"j (top directions at r = {r2})")
+    ax.set_ylabel(f"i (at r = {r1})")
 fig.colorbar(im, ax=axes, shrink=0.8)
 save_figure(fig, args.out / "subspace_similarity.png")
 width = base.config.n_embd
 spots = [(1, 1), (1, r1), (r1, r1)]
-print(markdown_table([{"matrices": k, **{f"φ({i},{j})": float(phi[k][i - 1, j - 1]) for i, j in spots},
-                       **{f"untrained φ({i},{j})": float(phi0[k][i - 1, j - 1]) for i, j in spots},
-                       **{f"random φ({i},{j})": max(i, j) / width for i, j in spots}} for k in kinds]))
+print(markdown_table([{"φ of": what, "matrices": k, **{f"φ({i},{j})": float(m[k][i - 1, j - 1]) for i, j in spots}}
+                      for what, m in phi.items() for k in kinds]
+                     + [{"φ of": "random spaces", "matrices": "any", **{f"φ({i},{j})": max(i, j) / width
+                                                                        for i, j in spots}}]))
 
 # %% [markdown]
 # ## 6. Does ΔW amplify directions W already has? (Hu et al., Table 7)
@@ -240,7 +245,6 @@ for name, r, run in sources:
     per = [amplification(weights[n], run["ΔW"][n], r, seed=args.seed) for n in weights]
     amp_rows.append({"ΔW from": name, "r": r, **{k: sum(p[k] for p in per) / len(per) for k in per[0]}})
 print(markdown_table(amp_rows))
-amp = next(row for row in amp_rows if row["ΔW from"] == f"LoRA r = {r1}")
 
 # %% [markdown]
 # ## Conclusions: what this says about the hypothesis (结论)
@@ -251,8 +255,8 @@ amp = next(row for row in amp_rows if row["ΔW from"] == f"LoRA r = {r1}")
 
 # %%
 measured = {"D": D, "dims": args.dims, "d90": found, "full": {"pretrained": full_pre["val"], "random": full_rand["val"]},
-            "bar": bar, "lora": lora_hit, "phi": sum(float(phi[k][0, 0]) for k in kinds) / 2,
-            "phi0": sum(float(phi0[k][0, 0]) for k in kinds) / 2, "chance": 1 / width, "amp": amp, "r_amp": r1}
+            "bar": bar, "lora": lora_hit, "r": (r1, r2), "chance": 1 / width, "amp": amp_rows[: len(loras)],
+            "phi": {what: sum(float(m[k][0, 0]) for k in kinds) / len(kinds) for what, m in phi.items()}}
 for sentence in conclusions(measured):
     print("-", sentence)
 
@@ -267,5 +271,8 @@ print(f"- 全量微调(预训练基座)验证集准确率 {full_pre['val']:.3f},
 print(f"- 内在维度 d90:预训练基座 {d90_text['pretrained']},随机初始化同结构模型 {d90_text['random']}(共 D = {D:,} 个参数)。")
 print("- LoRA 达到同一准确率所需的可训练参数:" + (f"{lora_hit['trainable']:,}(r = {lora_hit['size']})。" if lora_hit
                                                    else "网格内没有秩达到。"))
-print(f"- 子空间相似度 φ(1, 1):训练后 {measured['phi']:.2f},未训练 {measured['phi0']:.2f},随机 {1 / width:.2f}。")
-print(f"- 放大系数 ‖ΔW‖/‖UᵀWV‖(LoRA r = {r1}):{amp['amplification']:.2f}。")
+print(f"- 子空间相似度 φ(1, 1)(r = {r1} 与 r = {r2}):" + ",".join(f"{zh} {measured['phi'][what]:.2f}" for what, zh in (
+    ("lora_A, trained", "训练后的 A"), ("lora_A, untrained", "未训练的 A"), ("ΔW, output side", "ΔW 输出侧")))
+      + f",随机 {1 / width:.2f}。")
+print("- 放大系数 ‖ΔW‖/‖UᵀWV‖:" + ",".join(f"r = {row['r']} 为 {row['amplification']:.2f}" for row in amp_rows[: len(loras)])
+      + "。")

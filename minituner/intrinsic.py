@@ -82,6 +82,16 @@ class Fastfood(nn.Module):
         x = hadamard(self.G * x) * self.scale  # (..., n, L): H G, then 1/(‖G‖√D)
         return x.reshape(*lead, self.n * self.L)[..., : self.D]  # (..., D): the blocks stacked, cut to D
 
+    def dense(self) -> torch.Tensor:
+        """P (D, d) multiplied out of its factors as matrices: slow, for checking forward() at small sizes."""
+        H = torch.ones(1, 1)
+        while H.shape[0] < self.L:
+            H = torch.cat([torch.cat([H, H], 1), torch.cat([H, -H], 1)])  # Sylvester: [[H, H], [H, −H]]
+        perm = torch.eye(self.L)  # row i of Π picks entry Pi[i]
+        blocks = [self.scale[b] * H @ torch.diag(self.G[b]) @ perm[self.Pi[b]] @ H @ torch.diag(self.B[b])
+                  for b in range(self.n)]  # n × (L, L)
+        return torch.cat(blocks)[: self.D, : self.d]  # (D, d): zero padding drops the columns past d
+
 
 class IntrinsicModel(LanguageModel):
     """A frozen copy of a GPT (``.base``, θ₀) run at θ = θ₀ + P θ_d; ``theta_d`` (d,) is the only parameter.
@@ -169,8 +179,9 @@ def d90(ds: list[int], scores: list[float], full_score: float, share: float = 0.
 def conclusions(m: dict) -> list[str]:
     """Lesson 12's verdicts on the article's hypothesis, as sentences, from its measurements m: D, dims,
     d90 {"pretrained", "random"}, full {"pretrained", "random"} (val accuracies), bar, lora (the LoRA row
-    that clears the bar, or None), phi and phi0 (φ(1, 1) trained and untrained), chance (φ(1, 1) for
-    random spaces), amp (analysis.amplification's row for LoRA at its smaller rank r_amp)."""
+    that clears the bar, or None), r (the two LoRA ranks compared), phi ({"lora_A, trained", "lora_A, untrained",
+    "ΔW, output side": φ(1, 1)}), chance (φ(1, 1) of random spaces), amp (analysis.amplification's rows,
+    with "r", one per LoRA rank, smallest first)."""
     pre, rand = m["d90"]["pretrained"], m["d90"]["random"]
     out = [f"A low-dimensional solution exists: {pre} numbers in a random subspace ({pre / m['D']:.2%} of D) "
            f"reach 90% of full fine-tuning's validation accuracy on the pretrained base." if pre else
@@ -191,20 +202,20 @@ def conclusions(m: dict) -> list[str]:
                        if ratio > 1 else "choosing where the numbers go (q, v, low rank) beats a random subspace."))
     elif not m["lora"]:
         out.append("No LoRA rank of the grid cleared the bar in these steps.")
-    shared = m["phi"] - m["phi0"]
-    out.append(f"The top input direction of the two LoRA ranks overlaps φ(1, 1) = {m['phi']:.2f} after training, "
-               f"{m['phi0']:.2f} at their untrained start (random spaces: {m['chance']:.2f}): " + (
-                   "training found a shared direction, as Hu et al.'s Figure 3 shows." if shared > 0.1 else
-                   "short training leaves A near its random start, so this disagrees with Hu et al.'s Figure 3 "
-                   "(their A trained long on a 12288-wide model)."))
+    phi, (r1, r2) = m["phi"], m["r"]
+    learned = phi["lora_A, trained"] - phi["lora_A, untrained"]
+    out.append(f"LoRA at r = {r1} and r = {r2} share their top input direction by φ(1, 1) = {phi['lora_A, trained']:.2f} "
+               f"({phi['lora_A, untrained']:.2f} before training, {m['chance']:.2f} for random spaces)" + (
+                   ": training found a shared direction, as Hu et al.'s Figure 3 shows" if learned > 0.1 else
+                   ": short training leaves A near its random start, so on A this disagrees with Hu et al.'s Figure 3")
+               + f"; on the output side of ΔW, which was all learned, φ(1, 1) = {phi['ΔW, output side']:.2f}"
+               + (" — the top direction is shared." if phi["ΔW, output side"] > 0.5 else "."))
     amp = m["amp"]
-    by_dw, by_w, by_random, factor = (amp[k] for k in ("‖UᵀWV‖ ΔW dirs", "‖UᵀWV‖ W dirs", "‖UᵀWV‖ random dirs",
-                                                        "amplification"))
-    out.append(f"ΔW's top {m['r_amp']} directions catch ‖UᵀWV‖ = {by_dw:.2f} of W: {by_dw / by_random:.1f}× random "
-               f"directions, {by_dw / by_w:.0%} of W's own top {m['r_amp']}; amplification factor {factor:.2f} "
-               "(Hu et al.: about 20 at r = 4 on GPT-3): " + (
-                   "ΔW stresses directions W holds weakly, as they found." if factor > 1 else
-                   "ΔW is still smaller than what W holds along its directions, so these short runs have not "
-                   "amplified anything: here the measurement disagrees with theirs."))
+    out.append("ΔW's amplification factor ‖ΔW‖_F / ‖UᵀWV‖_F is " + ", ".join(
+        f"{row['amplification']:.2f} at r = {row['r']}" for row in amp) + " (Hu et al. on GPT-3: about 20 at r = 4, "
+        "about 2 at r = 64): " + (
+            "it falls as r grows, as they found: a low-rank ΔW stresses directions W holds weakly."
+            if amp[0]["amplification"] > max(1.0, amp[-1]["amplification"]) else
+            "it does not fall with r here, which disagrees with their finding."))
     out.append("One model size only: that d90 falls as models grow (Aghajanyan et al.) is not tested here.")
     return out

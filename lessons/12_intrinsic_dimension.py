@@ -200,23 +200,28 @@ def untrained_A(r: int, seed: int) -> dict:
 
 
 def mean_phi(a: dict, b: dict, kind: str, side: str) -> torch.Tensor:
-    """φ(i, j) between the `side` singular vectors of a[n] and b[n], averaged over the layers' `kind` matrices."""
+    """φ(i, j) (r1, r2) between the top r1 `side` singular vectors of a[n] and the top r2 of b[n] (past its rank
+    a matrix's singular vectors are arbitrary), averaged over the layers' `kind` matrices."""
     names = [n for n in a if n.endswith(kind)]
-    return sum(subspace_similarity(top_singular(a[n], side), top_singular(b[n], side)) for n in names) / len(names)
+    return sum(subspace_similarity(top_singular(a[n], side)[:, :r1], top_singular(b[n], side)[:, :r2])
+               for n in names) / len(names)
 
 
 kinds = ("q_proj", "v_proj")
 phi = {"lora_A, trained": {k: mean_phi(lora1["lora_A"], lora2["lora_A"], k, "right") for k in kinds},
        "lora_A, untrained": {k: mean_phi(untrained_A(r1, seed1), untrained_A(r2, seed2), k, "right") for k in kinds},
        "ΔW, output side": {k: mean_phi(lora1["ΔW"], lora2["ΔW"], k, "left") for k in kinds}}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
 for ax, (what, m) in zip(axes, phi.items()):
     im = ax.imshow(m["q_proj"].numpy(), vmin=0, vmax=1, aspect="auto", cmap="viridis",
                    extent=(0.5, r2 + 0.5, r1 + 0.5, 0.5))
-    ax.set_title(f"φ(r={r1}, r={r2}, i, j): {what}, q_proj", fontsize=9)
+    ax.set_title(what, fontsize=9)
     ax.set_xlabel(f"j (top directions at r = {r2})")
-    ax.set_ylabel(f"i (at r = {r1})")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+axes[0].set_ylabel(f"i (top directions at r = {r1})")
 fig.colorbar(im, ax=axes, shrink=0.8)
+fig.suptitle(label(f"φ(r={r1}, r={r2}, i, j) on q_proj, mean of the layers", "子空间相似度"), fontsize=10, y=1.04)
 save_figure(fig, args.out / "subspace_similarity.png")
 width = base.config.n_embd
 spots = [(1, 1), (1, r1), (r1, r1)]
@@ -256,7 +261,9 @@ print(markdown_table(amp_rows))
 # %%
 measured = {"D": D, "dims": args.dims, "d90": found, "full": {"pretrained": full_pre["val"], "random": full_rand["val"]},
             "bar": bar, "lora": lora_hit, "r": (r1, r2), "chance": 1 / width, "amp": amp_rows[: len(loras)],
-            "phi": {what: sum(float(m[k][0, 0]) for k in kinds) / len(kinds) for what, m in phi.items()}}
+            "phi": {what: sum(float(m[k][0, 0]) for k in kinds) / len(kinds) for what, m in phi.items()},
+            "phi_top": sum(float(phi["ΔW, output side"][k][0, r1 - 1]) for k in kinds) / len(kinds),
+            "chance_top": r1 / width}
 for sentence in conclusions(measured):
     print("-", sentence)
 

@@ -180,7 +180,8 @@ def conclusions(m: dict) -> list[str]:
     """Lesson 12's verdicts on the article's hypothesis, as sentences, from its measurements m: D, dims,
     d90 {"pretrained", "random"}, full {"pretrained", "random"} (val accuracies), bar, lora (the LoRA row
     that clears the bar, or None), r (the two LoRA ranks compared), phi ({"lora_A, trained", "lora_A, untrained",
-    "ΔW, output side": φ(1, 1)}), chance (φ(1, 1) of random spaces), amp (analysis.amplification's rows,
+    "ΔW, output side": φ(1, 1)}), chance (φ(1, 1) of random spaces), phi_top and chance_top (φ(1, r1) of ΔW's
+    output side, and of random spaces), amp (analysis.amplification's rows,
     with "r", one per LoRA rank, smallest first)."""
     pre, rand = m["d90"]["pretrained"], m["d90"]["random"]
     out = [f"A low-dimensional solution exists: {pre} numbers in a random subspace ({pre / m['D']:.2%} of D) "
@@ -208,8 +209,10 @@ def conclusions(m: dict) -> list[str]:
                f"({phi['lora_A, untrained']:.2f} before training, {m['chance']:.2f} for random spaces)" + (
                    ": training found a shared direction, as Hu et al.'s Figure 3 shows" if learned > 0.1 else
                    ": short training leaves A near its random start, so on A this disagrees with Hu et al.'s Figure 3")
-               + f"; on the output side of ΔW, which was all learned, φ(1, 1) = {phi['ΔW, output side']:.2f}"
-               + (" — the top direction is shared." if phi["ΔW, output side"] > 0.5 else "."))
+               + f"; on the output side of ΔW, which was all learned, r = {r1}'s top direction lies in r = {r2}'s top "
+               f"{r1} by φ(1, {r1}) = {m['phi_top']:.2f} (random spaces: {m['chance_top']:.2f})" + (
+                   ", well above chance: part of what the small rank learned, the large one learned too."
+                   if m["phi_top"] > 2 * m["chance_top"] else ", near chance."))
     amp = m["amp"]
     out.append("ΔW's amplification factor ‖ΔW‖_F / ‖UᵀWV‖_F is " + ", ".join(
         f"{row['amplification']:.2f} at r = {row['r']}" for row in amp) + " (Hu et al. on GPT-3: about 20 at r = 4, "

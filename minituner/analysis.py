@@ -13,6 +13,9 @@ B (out, r), A (r, in). Measured here for every matrix, from its SVD ΔW = U Σ V
 The baseline: a random ΔW of the same Frobenius norm with i.i.d. normal entries. Its spectrum is
 flat-ish (Marchenko–Pastur), so share(r) ≈ r / min(out, in) grows slowly; a fine-tuning ΔW whose
 share(r) sits far above that line is low-rank in the sense LoRA needs.
+
+LoRA's own analysis of its adapters (Hu et al. 2021, §7; lesson 12): subspace_similarity (their Figure 3)
+and amplification (their Table 7).
 """
 
 from __future__ import annotations

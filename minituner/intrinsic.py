@@ -16,7 +16,7 @@ H the L × L Walsh–Hadamard matrix (entries ±1, applied as the O(L log L) but
 B_b a random ±1 diagonal, Π_b a random permutation, G_b a N(0, 1) diagonal. Each block maps a
 unit θ_d to length √(L/D) (‖H G Π H B eᵢ‖² = L ‖G‖² exactly), so when L divides D every column of P
 has length 1 and E‖P θ_d‖² = ‖θ_d‖²: a step of θ_d moves θ by as much, spread over all D numbers.
-(Our 1/(‖G‖√D) is the papers' 1/(σ√D), σ² = ‖G‖²/L the sample variance of G, with the L folded in.)
+(1/(‖G‖√D) is the scale of Aghajanyan et al.'s code; the papers write it 1/(σ√D), σ from G.)
 
 References: 1) Li, Farkhoor, Liu & Yosinski 2018, Measuring the Intrinsic Dimension of Objective Landscapes
 2) Aghajanyan, Zettlemoyer & Gupta 2021, Intrinsic Dimensionality Explains the Effectiveness of Language
@@ -143,6 +143,8 @@ def job(init: str, kind: str, size: int, lr: float, steps: int, batch_size: int,
     from .report import count_parameters
     from .train import evaluate, train
 
+    if init not in ("pretrained", "random") or kind not in ("full", "intrinsic", "lora"):
+        raise ValueError(f"init is 'pretrained' or 'random', kind 'full', 'intrinsic' or 'lora'; got {init!r}, {kind!r}")
     base, task, init_seed = load_base(), make_task("classify"), seed if init_seed is None else init_seed
     if init == "random":
         base = GPT(base.config, seed=seed + 1)
@@ -150,7 +152,7 @@ def job(init: str, kind: str, size: int, lr: float, steps: int, batch_size: int,
                 "lora": lambda: lora(base, r=size, lora_alpha=4 * size, target_modules=("q_proj", "v_proj"),
                                      seed=init_seed)}
     model = builders[kind]()
-    hist = train(model, task, steps=steps, lr=lr, batch_size=batch_size, seed=seed, progress=False)
+    train(model, task, steps=steps, lr=lr, batch_size=batch_size, seed=seed, progress=False)
     if kind == "lora":  # ΔW = (α/r)·B·A exactly, and A itself (Hu et al. §7 look at both)
         layers = lora_layers(model.base)
         delta = {n: layer.get_delta_weight("default").detach() for n, layer in layers.items()}
@@ -162,7 +164,7 @@ def job(init: str, kind: str, size: int, lr: float, steps: int, batch_size: int,
     return {"init": init, "kind": kind, "size": size, "lr": lr, "trainable": count_parameters(model)[0],
             "val": evaluate(model, head(task.val, eval_rows))["accuracy"],
             "test": evaluate(model, head(task.test, eval_rows))["accuracy"],
-            "s": hist.seconds, "ΔW": delta, "lora_A": a}
+            "ΔW": delta, "lora_A": a}
 
 
 def head(split: Split, rows: int) -> Split:

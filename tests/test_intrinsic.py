@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import minituner
 from minituner.analysis import amplification, subspace_similarity, top_singular
 from minituner.functional import cross_entropy
-from minituner.intrinsic import Fastfood, IntrinsicModel, d90, hadamard, head
+from minituner.intrinsic import Fastfood, IntrinsicModel, d90, hadamard, head, job
 
 
 @pytest.mark.parametrize("L", [1, 2, 4, 32, 128])
@@ -85,6 +85,12 @@ def test_gradient_of_theta_d_is_the_projected_full_gradient(tiny, classify):
     g = torch.cat([p.grad.flatten() for p in at.parameters()])  # (D,)
     assert torch.allclose(model.theta_d.grad, model.projection.dense().T @ g, rtol=1e-4, atol=1e-6)
     assert all(p.grad is None for p in model.base.parameters())
+
+
+def test_job_refuses_an_unknown_init_or_kind_before_any_work():
+    for init, kind in (("pretrained", "prompt"), ("scratch", "full")):
+        with pytest.raises(ValueError, match="init is 'pretrained' or 'random'"):
+            job(init, kind, 8, 1e-3, steps=1, batch_size=2, seed=0)
 
 
 def test_d90_is_the_smallest_d_on_the_bar():

@@ -13,6 +13,9 @@ B (out, r), A (r, in). Measured here for every matrix, from its SVD ΔW = U Σ V
 The baseline: a random ΔW of the same Frobenius norm with i.i.d. normal entries. Its spectrum is
 flat-ish (Marchenko–Pastur), so share(r) ≈ r / min(out, in) grows slowly; a fine-tuning ΔW whose
 share(r) sits far above that line is low-rank in the sense LoRA needs.
+
+LoRA's own analysis of its adapters (Hu et al. 2021, §7; lesson 12): subspace_similarity (their Figure 3)
+and amplification (their Table 7).
 """
 
 from __future__ import annotations
@@ -144,3 +147,50 @@ def magnitude_direction(w0: torch.Tensor, w: torch.Tensor) -> tuple[float, float
     dm = (w.norm(dim=1) - w0.norm(dim=1)).abs().mean()  # (out,) -> ()
     dd = (1 - torch.nn.functional.cosine_similarity(w, w0, dim=1)).mean()  # (out,) -> ()
     return float(dm), float(dd)
+
+
+def top_singular(m: torch.Tensor, side: str) -> torch.Tensor:
+    """The singular vectors of m (out, in), strongest first, as columns: side "left" (out, k), "right" (in, k)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"side is 'left' (the output space) or 'right' (the input space), got {side!r}")
+    U, _, Vh = torch.linalg.svd(m.double(), full_matrices=False)  # (out, k), (k,), (k, in)
+    return U if side == "left" else Vh.T
+
+
+def subspace_similarity(u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+    """LoRA's normalised subspace similarity (Hu et al. 2021, §7.2, Figure 3), for every i and j at once:
+
+        φ(A₁, A₂, i, j) = ‖U₁^{i⊤} U₂^{j}‖²_F / min(i, j)   ∈ [0, 1]
+
+    u1 (n, k1), u2 (n, k2): orthonormal columns, strongest first (top_singular; the paper uses the right
+    singular vectors of lora_A (r, in), our layout as theirs). U^i: the first i columns. 1 when the
+    top-i space lies in the top-j one, 0 when they are orthogonal; two random spaces give max(i, j)/n
+    on average. Returns φ (k1, k2), φ[i-1, j-1] = φ(·, ·, i, j)."""
+    if u1.dim() != 2 or u2.dim() != 2 or u1.shape[0] != u2.shape[0]:
+        raise ValueError(f"need two (n, k) bases of one space, got {tuple(u1.shape)} and {tuple(u2.shape)}")
+    overlap = (u1.T.double() @ u2.double()) ** 2  # (k1, k2): squared cosines between the directions
+    mass = overlap.cumsum(0).cumsum(1)  # (k1, k2): ‖U₁^{i⊤} U₂^{j}‖²_F for every i, j
+    i = torch.arange(1, u1.shape[1] + 1, dtype=torch.float64)
+    j = torch.arange(1, u2.shape[1] + 1, dtype=torch.float64)
+    return mass / torch.minimum(i[:, None], j[None, :])
+
+
+def amplification(w: torch.Tensor, dw: torch.Tensor, r: int, seed: int = 0) -> dict:
+    """How strongly ΔW amplifies directions W already has (Hu et al. 2021, §7.3, Table 7).
+
+    U (out, r), V (in, r): the top-r singular vectors of ΔW. W projected onto them is Uᵀ W V (r, r):
+
+        amplification factor = ‖ΔW‖_F / ‖Uᵀ W V‖_F
+
+    beside the same projection onto W's own top r directions (‖Σ_r(W)‖, the most any r can catch) and
+    onto r random orthonormal directions (chance). Large when ΔW stresses directions W holds weakly."""
+    def caught(u, v):
+        return float((u.T @ w.double() @ v).norm())  # ‖Uᵀ W V‖_F
+
+    g = torch.Generator().manual_seed(seed)
+    q_out, _ = torch.linalg.qr(torch.randn(w.shape[0], r, generator=g, dtype=torch.float64))  # (out, r)
+    q_in, _ = torch.linalg.qr(torch.randn(w.shape[1], r, generator=g, dtype=torch.float64))  # (in, r)
+    by_dw = caught(top_singular(dw, "left")[:, :r], top_singular(dw, "right")[:, :r])
+    return {"‖W‖": float(w.norm()), "‖ΔW‖": float(dw.norm()), "‖UᵀWV‖ ΔW dirs": by_dw,
+            "‖UᵀWV‖ W dirs": caught(top_singular(w, "left")[:, :r], top_singular(w, "right")[:, :r]),
+            "‖UᵀWV‖ random dirs": caught(q_out, q_in), "amplification": float(dw.norm()) / by_dw}

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # One module per part of the article, in the article's order.
-SECTIONS = ["linear", "prompt", "prefix", "lora", "freeze", "vectors", "dora", "qlora"]
+SECTIONS = ["linear", "prompt", "prefix", "lora", "intrinsic", "freeze", "vectors", "dora", "qlora"]
 
 
 @dataclass

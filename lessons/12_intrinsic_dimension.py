@@ -40,11 +40,12 @@ import torch
 
 import minituner
 from minituner.analysis import amplification, subspace_similarity, top_singular
-from minituner.compare import selected_settings
+from minituner.experiments import selected_settings
 from minituner.intrinsic import Fastfood, IntrinsicModel, conclusions, d90, job
 from minituner.jobs import run_all
 from minituner.lesson import options
 from minituner.methods.lora import lora_layers
+from minituner.methods.registry import low_rank
 from minituner.report import label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
@@ -195,7 +196,7 @@ seed1, seed2 = (args.seed + args.ranks.index(r) for r in (r1, r2))  # the init s
 
 def untrained_A(r: int, seed: int) -> dict:
     """{name: lora_A (r, in)} of a fresh adapter, as the LoRA run at rank r started."""
-    model = minituner.lora(base, r=r, lora_alpha=4 * r, target_modules=("q_proj", "v_proj"), seed=seed)
+    model = minituner.lora(base, **low_rank(r), target_modules=("q_proj", "v_proj"), seed=seed)
     return {n: layer.lora_A["default"].detach() for n, layer in lora_layers(model.base).items()}
 
 

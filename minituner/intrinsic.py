@@ -139,6 +139,7 @@ def job(init: str, kind: str, size: int, lr: float, steps: int, batch_size: int,
     from .checkpoint import load_base
     from .data import make_task
     from .methods.lora import lora_layers
+    from .methods.registry import low_rank
     from .methods.shortcuts import full, lora
     from .report import count_parameters
     from .train import evaluate, train
@@ -149,7 +150,7 @@ def job(init: str, kind: str, size: int, lr: float, steps: int, batch_size: int,
     if init == "random":
         base = GPT(base.config, seed=seed + 1)
     builders = {"full": lambda: full(base), "intrinsic": lambda: IntrinsicModel(base, size, seed=init_seed),
-                "lora": lambda: lora(base, r=size, lora_alpha=4 * size, target_modules=("q_proj", "v_proj"),
+                "lora": lambda: lora(base, **low_rank(size), target_modules=("q_proj", "v_proj"),
                                      seed=init_seed)}
     model = builders[kind]()
     train(model, task, steps=steps, lr=lr, batch_size=batch_size, seed=seed, progress=False)

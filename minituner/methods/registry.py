@@ -103,6 +103,11 @@ def by_config_name(name: str) -> tuple[type, type]:
     raise ValueError(f"unknown method {name!r}; known: {', '.join(known)}")
 
 
+def low_rank(r: int) -> dict:
+    """A low-rank setting: rank r with α = 4r (a scale α/r of 4 at every rank, as the sweeps use)."""
+    return {"r": r, "lora_alpha": 4 * r}
+
+
 def ranks(*rs: int) -> dict:
-    """The low-rank grid: each rank r with α = 4r (a scale α/r of 4 at every rank, as the sweeps use)."""
-    return {("r", "lora_alpha"): [(r, 4 * r) for r in rs]}
+    """The low-rank grid over ranks rs, each with low_rank's α."""
+    return {("r", "lora_alpha"): [tuple(low_rank(r).values()) for r in rs]}

@@ -24,6 +24,10 @@ def pytest_collection_modifyitems(config, items):
     from notebook_runs import NotebookRuns
 
     items[:] = [item for item in items if item not in reading] + reading
+    # the kernels take the cores: this process and the ones it starts compute on one thread each, as the kernels
+    # do (a thread that waits for a core another process holds spins, and everything slows down many times)
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     folder = tempfile.TemporaryDirectory(prefix="minituner-notebooks-")
     config.add_cleanup(folder.cleanup)
     config.stash[NOTEBOOK_RUNS] = NotebookRuns(list(dict.fromkeys(item.callspec.params["path"] for item in reading)),

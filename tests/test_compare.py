@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from minituner import compare as cmp
 from minituner.cli import main
@@ -65,7 +66,12 @@ def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch,
 
 def test_runs_in_one_thread_workers_give_the_same_bits_as_in_this_process():
     call = ("classify", "lora", {"r": 2, "lr": 3e-3}, 0, 3, "cpu", False)
-    here = cmp.job(*call)  # this process, its threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        here = cmp.job(*call)  # this process, two threads
+    finally:
+        torch.set_num_threads(threads)
     there = run_all(cmp.job, [call, call[:3] + (1,) + call[4:]], jobs=2)  # two workers, one thread each
     assert there[0]["curve"] == here["curve"] and there[0]["val loss"] == here["val loss"]
     assert there[1]["curve"] != here["curve"]  # the seed is honoured

@@ -36,7 +36,7 @@ from minituner.pretrain import pretrain
 from minituner.report import label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
-args = lesson.options("Lesson 01: pretraining", smoke=dict(steps=10, evals=2, prompts=1), out="runs/01_pretrain",
+args = lesson.options("Lesson 01: pretraining", smoke=dict(steps=4, evals=1, prompts=1), out="runs/01_pretrain",
                       steps=150, evals=10, prompts=3)
 steps, out = args.steps, args.out
 PROMPTS = ["the cat eats", "the animal that says woof is the", "the owl lives in the"][: args.prompts]

@@ -35,7 +35,7 @@ from minituner.lesson import options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
 
-args = options("Lesson 04: prompt tuning", smoke=dict(steps=3, ks=(1, 4)), out="runs/04_prompt_tuning",
+args = options("Lesson 04: prompt tuning", smoke=dict(steps=3, ks=(4,)), out="runs/04_prompt_tuning",
                ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0)
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify")

@@ -46,7 +46,7 @@ from minituner.model_families import table as families_table
 from minituner.report import count_parameters, markdown_table, plot_curves, save_figure
 from minituner.verify.lora import article_mapping
 
-args = options("Lesson 06: LoRA", smoke=dict(steps=4, ranks=(1, 4), seeds=(0,)), out="runs/06_lora",
+args = options("Lesson 06: LoRA", smoke=dict(steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",
                steps=60, batch_size=8, lr=1e-2, alpha=16.0, full_lr=5e-4, ranks=(1, 4, 16), seeds=(0, 1))
 torch.manual_seed(args.seeds[0])
 base, task = minituner.load_base(), minituner.make_task("classify")

@@ -39,7 +39,7 @@ from minituner.memory import measure_step
 from minituner.report import label, markdown_table, save_figure
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
-args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=5, time_steps=2),
+args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=2, time_steps=1),
                       out="runs/08_compare_all", task="classify", steps=250, time_steps=20)
 steps, out = args.steps, args.out
 MB = 1e6

@@ -42,15 +42,14 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """'the cat' -> [ids]; an unknown character is a ValueError naming it."""
-        ids = []
-        for pos, ch in enumerate(text):
-            if ch not in self.stoi or ch in SPECIALS:
-                raise ValueError(
-                    f"unknown character {ch!r} at position {pos} of {text[:40]!r}; "
-                    f"the tokenizer knows only {''.join(self.itos[len(SPECIALS):])!r}"
-                )
-            ids.append(self.stoi[ch])
-        return ids
+        try:
+            return [self.stoi[ch] for ch in text]  # one character never equals a special's name ("<pad>")
+        except KeyError:
+            pos, ch = next((i, ch) for i, ch in enumerate(text) if ch not in self.stoi)
+            raise ValueError(
+                f"unknown character {ch!r} at position {pos} of {text[:40]!r}; "
+                f"the tokenizer knows only {''.join(self.itos[len(SPECIALS):])!r}"
+            ) from None
 
     def decode(self, ids) -> str:
         """[ids] -> text; <pad> is dropped and <eos> ends the text."""

@@ -1,9 +1,11 @@
 """`minituner sweep` and `minituner compare` with a tiny step count: selection on validation only,
 the files they write, and mean ± std over seeds."""
 
+import dataclasses
 import json
 
 import pytest
+import torch
 
 from minituner import experiments as cmp
 from minituner.cli import main
@@ -25,18 +27,35 @@ def settings(tmp_path):
     return path
 
 
-def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch):
+def first_rows(split, n: int = 16):
+    return dataclasses.replace(split, x=split.x[:n], y=split.y[:n], mask=split.mask[:n], examples=split.examples[:n])
+
+
+@pytest.fixture
+def small_task(monkeypatch):
+    """cmp's tasks with validation and test cut to their first rows (runs in this process read them, jobs=1)."""
     real = protocol.make_task
 
-    def no_test(task):  # a task whose test split is None: touching it would fail
+    def small(task):
         data = real(task)
+        return dataclasses.replace(data, val=first_rows(data.val), test=first_rows(data.test))
+
+    monkeypatch.setattr(protocol, "make_task", small)
+    protocol._loaded.cache_clear()
+    yield
+    protocol._loaded.cache_clear()
+
+
+def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch, small_task):
+    small = protocol.make_task
+
+    def no_test(task):  # a task whose test split is None: touching it would fail
+        data = small(task)
         data.test = None
         return data
 
     monkeypatch.setattr(protocol, "make_task", no_test)
-    protocol._loaded.cache_clear()
-    chosen = cmp.sweep("classify", out=tmp_path, methods=["lora", "full"], steps=4, progress=False, jobs=1)
-    protocol._loaded.cache_clear()
+    chosen = cmp.sweep("classify", out=tmp_path, methods=["lora", "full"], steps=2, progress=False, jobs=1)
     assert set(chosen) == {"lora", "full"} and chosen["lora"] in cmp.row("lora").settings()
     table = (tmp_path / "sweep_classify.md").read_text()
     body = table.split("\n\n", 1)[1]  # the header explains the ✓; the rows carry two
@@ -47,8 +66,13 @@ def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch)
 
 
 def test_runs_in_one_thread_workers_give_the_same_bits_as_in_this_process():
-    call = ("classify", "lora", {"r": 2, "lr": 3e-3}, 0, 6, "cpu", False)
-    here = cmp.job(*call)  # this process, its threads
+    call = ("classify", "lora", {"r": 2, "lr": 3e-3}, 0, 3, "cpu", False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        here = cmp.job(*call)  # this process, two threads
+    finally:
+        torch.set_num_threads(threads)
     there = run_all(cmp.job, [call, call[:3] + (1,) + call[4:]], jobs=2)  # two workers, one thread each
     assert there[0]["curve"] == here["curve"] and there[0]["val loss"] == here["val loss"]
     assert there[1]["curve"] != here["curve"]  # the seed is honoured
@@ -69,15 +93,18 @@ def test_relabel_scores_split_the_cat_and_dog_answers_from_the_rest(base):
     assert scores["others, test"] == pytest.approx(sum(others) / len(others))  # unchanged labels score alike
 
 
-def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, settings, capsys):
+def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, settings, capsys, small_task):
     out = tmp_path / "cmp"
-    assert main(["compare", "--steps", "4", "--seeds", "2", "--selected", str(settings), "--out", str(out)]) == 0
+    assert main(["compare", "--steps", "2", "--seeds", "2", "--selected", str(settings), "--out", str(out),
+                 "--jobs", "1"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == 2 and [r["method"] for r in results["rows"]] == [m.label for m in cmp.rows()]
     for r in results["rows"]:
-        accs = [run["test acc"] for run in r["runs"]]
-        assert len(accs) == 2 and r["test acc"] == pytest.approx(sum(accs) / 2)
-        assert r["test acc std"] == pytest.approx(abs(accs[0] - accs[1]) / 2 ** 0.5)
+        for col in ("test acc", "test loss"):
+            values = [run[col] for run in r["runs"]]
+            assert len(values) == 2 and r[col] == pytest.approx(sum(values) / 2)
+            assert r[col + " std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert any(r["test loss std"] > 0 for r in results["rows"])  # the seeds differ, so the std is not 0 by default
     pct = {r["method"]: r["trainable %"] for r in results["rows"]}
     assert pct["full (全量微调)"] == 100 and pct["LoRA"] < 3 and pct["QLoRA"] < 3  # a 4-bit weight counts in full
     assert "±" in (out / "table.md").read_text()

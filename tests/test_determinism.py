@@ -16,7 +16,7 @@ RUN = """
 import hashlib, torch, minituner
 torch.set_num_threads(2)
 model = minituner.full(minituner.load_base())
-h = minituner.train(model, minituner.make_task("classify"), steps=6, batch_size=32, lr=1e-3, seed=0, progress=False)
+h = minituner.train(model, minituner.make_task("classify"), steps=4, batch_size=32, lr=1e-3, seed=0, progress=False)
 print(h.losses)
 print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
 """
@@ -27,5 +27,5 @@ def test_full_finetuning_is_bit_identical_in_two_fresh_processes():
     runs = [subprocess.run([sys.executable, "-c", RUN], env=env, capture_output=True, text=True, check=True).stdout
             for _ in range(2)]
     losses = runs[0].splitlines()[0]
-    assert losses.startswith("[") and len(set(losses.split(","))) > 1  # six losses, and they moved
+    assert losses.startswith("[") and len(set(losses.split(","))) > 1  # four losses, and they moved
     assert runs[0] == runs[1]

@@ -1,9 +1,9 @@
-"""Every lesson runs as a script in its --smoke preset and shows each section's result under it.
+"""Every lesson runs as a notebook in its --smoke preset and shows each section's result under it.
 
 The convention every lesson (lessons/NN_*.py, jupytext percent format) follows:
 - Its presets are read once, at the top: `args = minituner.lesson.options(...)`. As a script
   they come from the command line (`python lessons/NN_x.py --smoke --out DIR`); in a notebook
-  kernel they are the full lesson's defaults.
+  kernel from the variable MINITUNER_LESSON_ARGS (unset: the full lesson's defaults).
 - No `main()`: each section is a markdown cell with a `## ` heading, then code at the top level
   of its cell that ends with what it shows (a printed table or check, a figure saved with
   `minituner.report.save_figure`, which a notebook shows inline).
@@ -11,20 +11,17 @@ The convention every lesson (lessons/NN_*.py, jupytext percent format) follows:
   may stay silent, each stating why on its first line: `# silent: <reason>`.
 - It draws at least one figure (a PNG written into args.out).
 
-Here each lesson runs cell by cell, in one namespace, exactly as `python lessons/NN_x.py
---smoke --out DIR` would run it (same argv, `__name__ == "__main__"`); a cell's output is what
-it prints, a figure it writes, or the value of its last expression (as a notebook shows it,
-unless the cell ends with ";").
+Each lesson is executed once, as the notebook `minituner notebooks` makes of it, in a Jupyter
+kernel with MINITUNER_LESSON_ARGS="--smoke --out DIR" (tests/notebook_runs.py, started by
+conftest.py beside the other tests); the same checks then read the committed notebooks' full
+outputs. As a script a lesson differs only in where options() reads its words, so one lesson
+also runs as `python lessons/NN_x.py --smoke --out DIR`.
 """
 
-import ast
-import contextlib
-import io
-import json
+import runpy
 import sys
-from pathlib import Path
 
-import jupytext
+import nbformat
 import pytest
 import torch
 
@@ -34,10 +31,6 @@ from minituner.notebooks import NOTEBOOKS, lessons, out_of_sync
 
 LESSONS = lessons()
 MAX_SILENT = 2
-
-
-def is_section(markdown: str) -> bool:
-    return any(line.startswith("## ") for line in markdown.splitlines())
 
 
 def silent_cells(cells) -> tuple[list[str], int]:
@@ -56,44 +49,36 @@ def silent_cells(cells) -> tuple[list[str], int]:
     return bad, allowed
 
 
-def run_cells(path: Path, argv: list[str]) -> list[tuple[str, str, bool]]:
-    """Execute the lesson's code cells in order, as a script; (kind, source, showed something) per cell."""
-    out_dir = Path(argv[argv.index("--out") + 1])
-    namespace = {"__name__": "__main__", "__file__": str(path)}
-    result, old_argv = [], sys.argv
-    sys.argv = [str(path), *argv]
-    try:
-        for cell in jupytext.read(path).cells:
-            if cell.cell_type != "code":
-                result.append((cell.cell_type, cell.source, False))
-                continue
-            pngs = set(out_dir.rglob("*.png")) if out_dir.exists() else set()
-            tree = ast.parse(cell.source)
-            shown = not cell.source.rstrip().endswith(";")  # a trailing ";" hides the value, as in IPython
-            last = tree.body.pop() if shown and tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            buffer = io.StringIO()
-            with contextlib.redirect_stdout(buffer):
-                exec(compile(tree, str(path), "exec"), namespace)
-                if last is not None:  # a notebook displays the last expression's value
-                    value = eval(compile(ast.Expression(last.value), str(path), "eval"), namespace)
-                    if value is not None:
-                        print(repr(value))
-            new_png = out_dir.exists() and set(out_dir.rglob("*.png")) - pngs
-            result.append(("code", cell.source, bool(buffer.getvalue().strip() or new_png)))
-            sys.stdout.write(buffer.getvalue())
-    finally:
-        sys.argv = old_argv
-    return result
+def shows(cell) -> bool:
+    """A code cell shows something: printed text, a value, a figure (stderr, e.g. a progress bar, does not count)."""
+    return any(o.output_type != "stream" or (o.name == "stdout" and o.text.strip()) for o in cell.get("outputs", []))
 
 
+def check_sections(name: str, nb) -> None:
+    """Each section of the executed notebook shows its result under it, and each figure a cell saves is drawn there."""
+    bad, allowed = silent_cells([(c.cell_type, c.source, c.cell_type == "code" and shows(c)) for c in nb.cells])
+    assert not bad, f"{name}: no output under {bad}"
+    assert allowed <= MAX_SILENT, f"{name}: {allowed} silent section cells, at most {MAX_SILENT}"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            drawn = sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+            assert drawn >= c.source.count("save_figure("), f"{name}: a figure is not shown under its cell"
+
+
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_as_a_script_and_shows_each_section(path, tmp_path):
-    cells = run_cells(path, ["--smoke", "--out", str(tmp_path)])
-    bad, allowed = silent_cells(cells)
-    assert not bad, f"{path.name}: these sections' code shows nothing under them: {bad}"
-    assert allowed <= MAX_SILENT, f"{path.name}: {allowed} silent section cells, at most {MAX_SILENT}"
-    pngs = list(tmp_path.rglob("*.png"))
+def test_lesson_runs_as_a_notebook_and_shows_each_section(path, lesson_notebook):
+    nb, out = lesson_notebook
+    check_sections(path.name, nb)
+    pngs = list(out.rglob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs), f"{path.name} drew no figure into --out"
+
+
+def test_a_lesson_runs_as_a_script(monkeypatch, tmp_path, capsys):
+    path = LESSONS[0]
+    monkeypatch.setattr(sys, "argv", [str(path), "--smoke", "--out", str(tmp_path)])
+    runpy.run_path(str(path), run_name="__main__")
+    assert capsys.readouterr().out.strip() and list(tmp_path.rglob("*.png")), f"{path.name} showed nothing"
 
 
 def test_silent_cells_are_found():
@@ -144,29 +129,23 @@ STALE = set(out_of_sync())  # lesson names whose notebook is missing or no longe
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
 def test_executed_notebook_shows_each_section_under_its_heading(path):
-    cells = json.loads(path.read_text())["cells"]
-    if not any(c.get("outputs") for c in cells if c["cell_type"] == "code"):
+    nb = nbformat.read(path, as_version=4)
+    if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
         pytest.skip(f"{path.name} has not been executed")
     if path.stem + ".py" in STALE:
         pytest.skip(f"{path.name} is older than its lesson (test_notebooks_are_generated_from_the_lessons says so)")
-    bad, allowed = silent_cells([(c["cell_type"], "".join(c["source"]), bool(c.get("outputs"))) for c in cells])
-    assert not bad, f"{path.name}: no output under {bad}"
-    assert allowed <= MAX_SILENT
-    for c in cells:  # every figure a cell saves is drawn under it, as a PNG
-        if c["cell_type"] == "code":
-            drawn = sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
-            assert drawn >= "".join(c["source"]).count("save_figure("), f"{path.name}: a figure is not shown"
+    check_sections(path.name, nb)
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
 def test_executed_notebook_shows_a_progress_bar_once(path):
     """A progress bar on stderr is redrawn many times; a notebook keeps one stream per cell (minituner
     notebooks executes with coalesce_streams), not one output per redraw."""
-    cells = json.loads(path.read_text())["cells"]
-    if path.stem + ".py" in STALE or not any(c.get("outputs") for c in cells if c["cell_type"] == "code"):
+    cells = nbformat.read(path, as_version=4).cells
+    if path.stem + ".py" in STALE or not any(c.get("outputs") for c in cells if c.cell_type == "code"):
         pytest.skip(f"{path.name} is not executed from its current lesson")
     for i, cell in enumerate(cells):
-        streams = [o["name"] for o in cell.get("outputs", []) if o["output_type"] == "stream"]
+        streams = [o.name for o in cell.get("outputs", []) if o.output_type == "stream"]
         assert len(streams) == len(set(streams)), f"{path.name} cell {i}: {len(streams)} stream outputs"
 
 

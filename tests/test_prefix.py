@@ -194,5 +194,5 @@ def test_prefix_from_text_learns_on_the_real_base(base, classify, reparameterize
     The MLP form at 3e-3, the direct form (P-Tuning v2) at 3e-2: the rates lesson 05 uses."""
     model = prefix_tuning(base, 8, prefix_projection=reparameterize, init="text", init_text="he dog.\n")
     before = minituner.evaluate(model, classify.train)["loss"]
-    train(model, classify, steps=40, lr=lr, batch_size=16, progress=False)
+    train(model, classify, steps=20, lr=lr, batch_size=16, progress=False)  # loss ratio 0.58, 0.59 measured
     assert minituner.evaluate(model, classify.train)["loss"] < 0.8 * before

@@ -162,5 +162,5 @@ def test_prompt_tuning_learns_the_task_on_the_real_base(base, classify):
     """A short run on the shipped base: the answer loss falls (rounded, not exact floats)."""
     model = prompt_tuning(base, 8, init="vocab", seed=0)
     before = minituner.evaluate(model, classify.train)["loss"]
-    train(model, classify, steps=40, lr=0.1, batch_size=16, progress=False)
+    train(model, classify, steps=20, lr=0.1, batch_size=16, progress=False)  # loss ratio 0.51 measured
     assert minituner.evaluate(model, classify.train)["loss"] < 0.8 * before

@@ -51,7 +51,8 @@ def test_checkpoint_round_trip_and_shape_mismatch(tiny, tmp_path):
 def test_pretrain_command_writes_a_loadable_base_with_its_recipe(tmp_path, capsys):
     from minituner.cli import main
 
-    assert main(["pretrain", "--steps", "3", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert main(["pretrain", "--steps", "3", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",  # small: fast
+                 "--out", str(tmp_path / "b"), "--quiet"]) == 0
     model, meta = load_model(tmp_path / "b" / "base")  # the folder holds base.safetensors + base.json
     assert meta["recipe"]["steps"] == 3 and meta["held_out_loss"] > 0
     assert meta["fingerprint"] == minituner.fingerprint(model)

@@ -16,6 +16,7 @@ counts the answer's tokens only (as PEFT and LLaMA-Factory train).
 from __future__ import annotations
 
 import json
+import numbers
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +38,28 @@ class Split:
     y: torch.Tensor
     mask: torch.Tensor
     examples: list = field(default_factory=list)
+    sources: list = field(default_factory=list)  # where each row came from ("FILE, line N", "pairs[i]")
 
     def __len__(self) -> int:
         return self.x.size(0)
+
+    def lengths(self) -> torch.Tensor:
+        """(N,) the positions each row fills: up to its last position where the loss counts."""
+        positions = torch.arange(1, self.mask.size(1) + 1)  # (L,)
+        return ((self.mask > 0) * positions).amax(dim=1)  # (N,)
+
+    def check_context(self, block_size: int, num_virtual_tokens: int = 0) -> None:
+        """A ValueError naming the longest row (its file and line) when a row needs more positions
+        than a model with this block_size has: a row filling L positions needs num_virtual_tokens + L."""
+        lengths = self.lengths()  # (N,)
+        n = int(lengths.argmax())
+        if num_virtual_tokens + int(lengths[n]) > block_size:
+            where = self.sources[n] if n < len(self.sources) else f"{self.name} row {n}"
+            virtual = f" + {num_virtual_tokens} virtual tokens" if num_virtual_tokens else ""
+            too_long = int((lengths + num_virtual_tokens > block_size).sum())
+            raise ValueError(f"{where}: the row fills {int(lengths[n])} positions{virtual}, more than the model's "
+                             f"context block_size={block_size} ({too_long} row(s) of the {self.name} split are "
+                             f"too long); shorten them{' or use fewer virtual tokens' if virtual else ''}")
 
     def batch(self, batch_size: int, generator: torch.Generator):
         """A random batch (rows drawn with replacement by the seeded generator)."""
@@ -47,11 +67,13 @@ class Split:
         return self.x[i], self.y[i], self.mask[i]
 
 
-def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokenizer, end: str = END) -> Split:
+def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokenizer, end: str = END,
+                    sources: list[str] | None = None) -> Split:
     """(prompt, answer) pairs -> a Split whose mask covers the answer tokens only.
 
     Row text = prompt + answer + end; x = text[:-1], y = text[1:], right-padded with <pad>.
     mask[t] = 1 where y[t] is a character of the answer (the end marker included).
+    sources: where each pair came from, for error messages (default "NAME pair n").
     """
     if not examples:
         raise ValueError(f"the {name} split has no rows; every split needs at least one (prompt, answer) pair")
@@ -60,7 +82,7 @@ def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokeniz
         try:
             rows.append((tok.encode(p), tok.encode(a + end)))
         except ValueError as e:
-            raise ValueError(f"{name} pair {n}: {e}") from None
+            raise ValueError(f"{sources[n] if sources else f'{name} pair {n}'}: {e}") from None
     L = max(len(p) + len(a) for p, a in rows) - 1
     x = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
     y = torch.full((len(rows), L), tok.pad_id, dtype=torch.long)
@@ -70,7 +92,7 @@ def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokeniz
         x[n, : len(ids) - 1] = ids[:-1]
         y[n, : len(ids) - 1] = ids[1:]
         mask[n, len(p) - 1 : len(ids) - 1] = 1.0
-    return Split(name, x, y, mask, list(examples))
+    return Split(name, x, y, mask, list(examples), list(sources or [f"{name} pair {n}" for n in range(len(rows))]))
 
 
 def _check_pair(pair, where: str, tok: CharTokenizer, lowercase: bool) -> tuple[str, str]:
@@ -114,23 +136,40 @@ class Dataset:
     tokenizer: CharTokenizer
     world: object = None  # the mini-world a built-in task came from (None for your own pairs)
 
+    def check_context(self, block_size: int, num_virtual_tokens: int = 0) -> None:
+        """Refuse, before training, a row longer than a model's context: call it with the model's
+        ``gpt_config.block_size`` and the virtual tokens its method adds (prompt or prefix length).
+        The ValueError names the row's file and line (or pairs[i])."""
+        for split in (self.train, self.val, self.test):
+            split.check_context(block_size, num_virtual_tokens)
+
     @classmethod
     def from_pairs(cls, pairs, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False,
                    name: str = "pairs", tokenizer: CharTokenizer | None = None) -> Dataset:
         """Your own (prompt, answer) pairs as a Dataset.
 
-        val, test: fractions of the distinct prompts (dealt by a seeded shuffle, so one prompt
-        never lands in two splits), or lists of pairs of their own (then `pairs` is all train).
-        lowercase: lower-case prompts and answers first (the tokenizer knows lower case only).
+        val, test: fractions of the distinct prompts (dealt by a shuffle seeded with the int
+        `seed`, so one prompt never lands in two splits), or lists of pairs of their own (then
+        `pairs` is all train). lowercase: lower-case prompts and answers first (the tokenizer
+        knows lower case only). A prompt given twice must have the same answer both times.
         """
-        tok = tokenizer or CharTokenizer()
-        checked = {}
-        for what, rows in (("pairs", pairs), ("val", val), ("test", test)):
-            if what != "pairs" and not isinstance(rows, (list, tuple)):
-                continue
-            if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, (list, tuple)):
-                raise TypeError(f"{what} must be a list of (prompt, answer) pairs, got {type(rows).__name__}")
-            checked[what] = [_check_pair(p, f"{what}[{i}]", tok, lowercase) for i, p in enumerate(rows)]
+        if isinstance(pairs, (str, bytes, dict)) or not isinstance(pairs, (list, tuple)):
+            raise TypeError(f"pairs must be a list of (prompt, answer) pairs, got {type(pairs).__name__}")
+        rows = [(f"pairs[{i}]", p) for i, p in enumerate(pairs)]
+        return cls._from_rows(rows, val, test, seed, lowercase, name, tokenizer or CharTokenizer())
+
+    @classmethod
+    def _from_rows(cls, pairs: list, val, test, seed, lowercase: bool, name: str, tok: CharTokenizer) -> Dataset:
+        """pairs: [(where it came from, (prompt, answer))]; val, test: fractions or lists of pairs."""
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an int (the same seed gives the same splits), got {seed!r}")
+        rows = {"pairs": pairs}
+        for what, given in (("val", val), ("test", test)):
+            if isinstance(given, (list, tuple)):
+                rows[what] = [(f"{what}[{i}]", p) for i, p in enumerate(given)]
+        checked = {what: [(where, _check_pair(p, where, tok, lowercase)) for where, p in given]
+                   for what, given in rows.items()}
+        _check_one_answer_per_prompt([r for given in checked.values() for r in given])
         train_rows = checked["pairs"]
         fractions = {w: f for w, f in (("val", val), ("test", test)) if w not in checked}
         for what, f in fractions.items():
@@ -138,7 +177,7 @@ class Dataset:
                 raise ValueError(f"{what} must be a fraction strictly between 0 and 1 or a list of pairs, got {f!r}")
         if sum(fractions.values()) >= 1:
             raise ValueError(f"val + test must leave rows to train on, got {fractions}")
-        prompts = sorted({p for p, _ in train_rows})  # split by prompt: one prompt, one split
+        prompts = sorted({p for _, (p, _) in train_rows})  # split by prompt: one prompt, one split
         random.Random(seed).shuffle(prompts)
         start = 0
         for what, f in fractions.items():
@@ -147,32 +186,38 @@ class Dataset:
                 raise ValueError(f"{len(prompts)} distinct prompts with {what}={f} leave a split empty; "
                                  f"give more pairs or larger fractions")
             chosen = set(prompts[start:start + k])
-            checked[what] = [r for r in train_rows if r[0] in chosen]
+            checked[what] = [r for r in train_rows if r[1][0] in chosen]
             start += k
         kept = set(prompts[start:])
-        train_rows = [r for r in train_rows if r[0] in kept]
-        seen = {p for p, _ in train_rows}
+        train_rows = [r for r in train_rows if r[1][0] in kept]
+        seen = {p for _, (p, _) in train_rows}
         for what in ("val", "test"):
-            shared = seen & {p for p, _ in checked[what]}
+            shared = seen & {p for _, (p, _) in checked[what]}
             if shared:
                 raise ValueError(f"{len(shared)} prompt(s) are in both train and {what}, e.g. "
                                  f"{sorted(shared)[0]!r}; the splits must be disjoint")
-        splits = [encode_examples(s, rows, tok) for s, rows in
-                  (("train", train_rows), ("val", checked["val"]), ("test", checked["test"]))]
+        splits = [encode_examples(s, [pair for _, pair in given], tok, sources=[where for where, _ in given])
+                  for s, given in (("train", train_rows), ("val", checked["val"]), ("test", checked["test"]))]
         return cls(name, *splits, tok)
 
     @classmethod
     def from_jsonl(cls, path, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False) -> Dataset:
-        """One {"prompt": ..., "answer": ...} object per line (blank lines skipped); a line that
-        does not parse, or a character the tokenizer lacks, is a ValueError naming the file and line."""
+        """One {"prompt": ..., "answer": ...} object per line (blank lines skipped), UTF-8; a line
+        that does not decode or parse, or a character the tokenizer lacks, is a ValueError naming
+        the file and line."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
-        tok, pairs = CharTokenizer(), []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        rows = []
+        for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+            where = f"{path}, line {n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{where}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                 f"save the file as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{path}, line {n}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
@@ -181,13 +226,21 @@ class Dataset:
                     or not isinstance(obj.get("answer"), str):
                 raise ValueError(f"{where}: each line must be an object with string fields "
                                  f"\"prompt\" and \"answer\", got {line[:60]!r}")
-            try:
-                pairs.append(_check_pair((obj["prompt"], obj["answer"]), where, tok, lowercase))
-            except TypeError as e:
-                raise ValueError(str(e)) from None
-        if not pairs:
+            rows.append((where, (obj["prompt"], obj["answer"])))
+        if not rows:
             raise ValueError(f"{path}: no (prompt, answer) lines found")
-        return cls.from_pairs(pairs, val=val, test=test, seed=seed, name=path.stem, tokenizer=tok)
+        return cls._from_rows(rows, val, test, seed, lowercase, path.stem, CharTokenizer())
+
+
+def _check_one_answer_per_prompt(rows: list[tuple[str, tuple[str, str]]]) -> None:
+    """A ValueError naming both places when one prompt is given two different answers
+    (exact-match accuracy could not score it, and training would pull two ways)."""
+    first = {}
+    for where, (prompt, answer) in rows:
+        other = first.setdefault(prompt, (where, answer))
+        if other[1] != answer:
+            raise ValueError(f"{other[0]} and {where}: the prompt {prompt!r} has two answers, {other[1]!r} and "
+                             f"{answer!r}; give each prompt one answer")
 
 
 from_pairs = Dataset.from_pairs

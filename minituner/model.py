@@ -30,12 +30,16 @@ weights. The attention length k + T may not exceed ``block_size``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 
 from . import functional as F
+
+MAX_CONFIG = {"vocab_size": 2**20, "block_size": 2**17, "n_layer": 2**10, "n_head": 2**10, "n_embd": 2**15}
+MAX_PARAMETERS = 2**33  # 32 GiB of float32: far above GPT-2 XL (1.6e9), far below what would hang or crash
 
 
 @dataclass
@@ -47,11 +51,25 @@ class GPTConfig:
     n_embd: int = 64  # C, the model width d
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {getattr(self, name)}")
+        for name, most in MAX_CONFIG.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"GPTConfig.{name} must be an int, got {type(value).__name__} {value!r:.40}")
+            if not 1 <= value <= most:
+                raise ValueError(f"GPTConfig.{name} must be an integer in 1..{most:,}, got {value:,}")
+            setattr(self, name, int(value))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        n = self.n_parameters()
+        if n > MAX_PARAMETERS:
+            raise ValueError(f"this GPTConfig makes a model of {n:,} parameters ({4 * n / 2**30:.0f} GiB in float32), "
+                             f"more than the {MAX_PARAMETERS:,} a GPT here may have; use a smaller config")
+
+    def n_parameters(self) -> int:
+        """The parameters a GPT of this config holds: wte (V, C) + wpe (block_size, C) + ln_f, and per
+        block 12·C² + 13·C (q, k, v, o: 4·(C² + C); up, down: 8·C² + 5·C; two LayerNorms: 4·C)."""
+        C = self.n_embd
+        return (self.vocab_size + self.block_size) * C + 2 * C + self.n_layer * (12 * C * C + 13 * C)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,8 +213,9 @@ class LanguageModel(nn.Module):
                  use_cache: bool = True, stop_id: int | None = None, generator: torch.Generator | None = None):
         """Continue idx (B, T) by max_new_tokens tokens; returns (B, T + new).
 
-        temperature 0 is greedy (argmax); otherwise sample from softmax(logits / temperature),
-        keeping the top_k most likely tokens when top_k is given. With use_cache the keys
+        temperature 0 is greedy (argmax); otherwise (finite, > 0) sample from
+        softmax(logits / temperature), keeping the top_k most likely tokens when top_k is given
+        (top_k with temperature 0 is an error: greedy decoding would ignore it). With use_cache the keys
         and values of earlier positions are kept (one new token per step); without it the
         whole sequence is run again each step: both give the same tokens (a test checks it).
         Generation stops early once every row has produced stop_id.
@@ -205,6 +224,8 @@ class LanguageModel(nn.Module):
             raise TypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__}")
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if isinstance(idx, torch.Tensor) and idx.dim() == 2 and idx.size(1) == 0:
+            raise ValueError("idx holds no tokens (an empty prompt); generation continues a text: give at least one token")
         check_token_ids(idx, self.gpt_config.vocab_size)
         k = getattr(self, "num_virtual_tokens", 0)  # virtual tokens (prompt, prefix) take positions too
         if idx.size(1) + max_new_tokens > self.gpt_config.block_size - k:
@@ -212,10 +233,18 @@ class LanguageModel(nn.Module):
                              f"{f' + {k} virtual tokens' if k else ''} exceed the context "
                              f"block_size={self.gpt_config.block_size}; use max_new_tokens <= "
                              f"{max(0, self.gpt_config.block_size - k - idx.size(1))} or a shorter prompt")
-        if not temperature >= 0:  # also refuses NaN
-            raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-        if top_k is not None and not 1 <= top_k <= self.gpt_config.vocab_size:
-            raise ValueError(f"top_k must be in 1..{self.gpt_config.vocab_size}, got {top_k}")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r:.40}")
+        if not (math.isfinite(temperature) and temperature >= 0):  # inf would sample uniform noise
+            raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+                raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r:.40}")
+            if not 1 <= top_k <= self.gpt_config.vocab_size:
+                raise ValueError(f"top_k must be in 1..{self.gpt_config.vocab_size}, got {top_k}")
+            if temperature == 0:  # transformers warns and ignores it; here it is an error
+                raise ValueError(f"top_k={top_k} has no effect at temperature=0 (greedy decoding takes the most "
+                                 f"likely token); give temperature > 0 to sample from the top_k, or top_k=None")
         was_training = self.training
         self.eval()
         cache = KVCache(self.gpt_config.n_layer) if use_cache else None

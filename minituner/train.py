@@ -257,7 +257,11 @@ def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> 
     context limit before the marker, the text so far is returned with " […context limit]"
     appended, so a cut is never silent.
     """
-    idx = torch.tensor([tokenizer.encode(prompt)], device=model_device(model))
+    if not isinstance(prompt, str):
+        raise TypeError(f"the prompt must be a str, got {type(prompt).__name__}")
+    if not prompt:
+        raise ValueError("the prompt is empty; the model continues a text: give at least one character")
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=model_device(model))
     block_size = model.gpt_config.block_size
     room = block_size - idx.size(1) - getattr(model.config, "num_virtual_tokens", 0)  # virtual tokens take room too
     if room < 1:

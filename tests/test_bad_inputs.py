@@ -135,6 +135,55 @@ def garbled_checkpoint():
     mt.load_model(path)
 
 
+# ---------------------------------------------------------------- files, data, generation (issue 24)
+def edited_adapter_config(key, value):
+    """A saved LoRA adapter whose adapter_config.json was edited by hand (config[key] = value)."""
+    d = saved_lora()
+    f = d / "adapter_config.json"
+    info = json.loads(f.read_text())
+    (info if key == "method" else info["config"])[key] = value
+    f.write_text(json.dumps(info))
+    mt.PeftModel.from_pretrained(tiny(), d)
+
+
+def adapter_record(**bad):
+    """A folder whose files agree (hashes match) but whose record has a field of the wrong type."""
+    model = lora_model()
+    d = Path(tempfile.mkdtemp(dir=tmp())) / "adapter"
+    info = {"method": "lora", "config": model.config.to_dict(), "base_fingerprint": model.base_fingerprint, **bad}
+    importlib.import_module("minituner.checkpoint").save_folder(d, info, model.adapter_state_dict())
+    mt.PeftModel.from_pretrained(tiny(), d)
+
+
+def truncated_base():
+    d = Path(tempfile.mkdtemp(dir=tmp()))
+    mt.save_model(tiny(), d / "base")
+    f = d / "base.safetensors"
+    f.write_bytes(f.read_bytes()[:-64])
+    mt.load_base(d)
+
+
+def latin1_jsonl():
+    f = tmp() / "latin1.jsonl"
+    f.write_bytes(b'{"prompt": "who says meow?", "answer": " the cat"}\n{"prompt": "caf\xe9", "answer": " x"}\n')
+    mt.Dataset.from_jsonl(f)
+
+
+def row_longer_than_the_context():
+    f = tmp() / "long.jsonl"
+    f.write_text("".join(json.dumps({"prompt": f"who says {w}?", "answer": " the cat"}) + "\n" for w in "abcdefgh")
+                 + json.dumps({"prompt": "who says " + "meow " * 20 + "?", "answer": " the cat"}) + "\n")
+    mt.Dataset.from_jsonl(f, val=[("who says z?", " the z")], test=[("who says y?", " the y")]).check_context(
+        tiny().config.block_size, num_virtual_tokens=8)
+
+
+def pretrain_with(**kw):
+    return lambda: importlib.import_module("minituner.pretrain").pretrain(progress=False, **kw)
+
+
+PAIR = [("who says meow?", " the cat")] * 10
+
+
 @dataclass
 class Case:
     id: str
@@ -250,6 +299,41 @@ CASES = [
     C("load-missing-folder", lambda: mt.PeftModel.from_pretrained(tiny(), tmp() / "no_adapter"),
       (FileNotFoundError, ValueError), "no_adapter"),
     C("load-model-json-does-not-parse", garbled_checkpoint, ValueError, r"garbled\.json"),
+    # ------------------------------------------------ files, data, generation (issue 24)
+    C("generate-temperature-inf", lambda: tiny().generate(ids([3]), 2, temperature=math.inf), ValueError, "temperature"),
+    C("generate-temperature-text", lambda: tiny().generate(ids([3]), 2, temperature="hot"), TypeError, "temperature"),
+    C("generate-top-k-at-temperature-0", lambda: tiny().generate(ids([3]), 2, top_k=5), ValueError, "top_k", "temperature"),
+    C("generate-no-tokens", lambda: tiny().generate(torch.zeros(1, 0, dtype=torch.long), 2), ValueError, r"\bidx\b", "empty"),
+    C("answer-empty-prompt", lambda: mt.answer(tiny(), mt.CharTokenizer(), ""), ValueError, "prompt is empty"),
+    C("config-block-size-1e12", lambda: GPTConfig(block_size=10**12), ValueError, "block_size"),
+    C("config-block-size-float", lambda: GPTConfig(block_size=96.0), TypeError, "block_size"),
+    C("config-n-layer-bool", lambda: GPTConfig(n_layer=True), TypeError, "n_layer"),
+    C("config-too-many-parameters", lambda: GPTConfig(n_embd=2**15, n_head=1, n_layer=1024), ValueError, "parameters"),
+    C("pretrain-corpus-too-large", pretrain_with(steps=1, config=GPTConfig(block_size=100_000)), ValueError, "block_size",
+      "corpus"),
+    C("pretrain-batch-larger-than-corpus", pretrain_with(steps=1, n_train=8, batch_size=9), ValueError, "batch_size"),
+    C("pretrain-steps-1e12", pretrain_with(steps=10**12), ValueError, "steps"),
+    C("pretrain-seed-none", pretrain_with(steps=1, seed=None), TypeError, "seed"),
+    C("pretrain-device-unknown", pretrain_with(steps=1, device="tpu"), ValueError, "tpu"),
+    C("pairs-seed-none", lambda: mt.Dataset.from_pairs(PAIR, seed=None), TypeError, "seed"),
+    C("pairs-one-prompt-two-answers", lambda: mt.Dataset.from_pairs(PAIR + [("who says meow?", " the dog")]), ValueError,
+      r"pairs\[0\]", r"pairs\[10\]", "two answers"),
+    C("jsonl-not-utf8", latin1_jsonl, ValueError, r"latin1\.jsonl", "line 2", "UTF-8"),
+    C("data-row-longer-than-the-context", row_longer_than_the_context, ValueError, r"long\.jsonl, line 9", "block_size"),
+    C("load-edited-lora-alpha", lambda: edited_adapter_config("lora_alpha", 64), ValueError, "adapter_config.json",
+      "edited"),
+    C("load-edited-use-rslora", lambda: edited_adapter_config("use_rslora", True), ValueError, "adapter_config.json"),
+    C("load-edited-method", lambda: edited_adapter_config("method", "qlora"), ValueError, "adapter_config.json"),
+    C("load-config-null", lambda: adapter_record(config=None), ValueError, "adapter_config.json", "config"),
+    C("load-method-a-list", lambda: adapter_record(method=["lora"]), ValueError, "adapter_config.json", "method"),
+    C("load-truncated-base", truncated_base, ValueError, r"base\.safetensors"),
+    C("load-base-folder-without-one", lambda: mt.load_base(tmp()), FileNotFoundError, "base.safetensors"),
+    C("save-under-a-file", lambda: lora_model().save_pretrained(tmp() / "a_file" / "out"), ValueError, "a_file"),
+    C("save-model-under-a-file", lambda: mt.save_model(tiny(), tmp() / "a_file" / "base"), ValueError, "a_file"),
+    C("save-a-minituner-temporary-name", lambda: lora_model().save_pretrained(tmp() / ".minituner-tmp-0"), ValueError,
+      "temporary"),
+    C("check-writable-empty", lambda: importlib.import_module("minituner.checkpoint").check_writable(""), ValueError,
+      "empty"),
     # ------------------------------------------------ the command line: exit 2, one line, no traceback
     C("cli-no-command", cli(), CliError, "COMMAND"),
     C("cli-unknown-command", cli("tune"), CliError, "tune"),

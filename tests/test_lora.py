@@ -11,7 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 import minituner
 from minituner import LoraConfig, LoraModel, PeftModel, fingerprint, load_adapter, lora
-from minituner.checkpoint import tensors_sha256
+from minituner.checkpoint import save_folder
 from minituner.methods.lora import lora_layers
 from minituner.methods.lora_layer import LoRALinear
 from minituner.model import GPT, Linear
@@ -416,7 +416,7 @@ def test_an_adapter_file_with_wrong_tensors_is_refused(tiny, tmp_path, tamper):
     with pytest.raises(ValueError, match="sha256 differs"):  # the recorded hash catches it first
         PeftModel.from_pretrained(tiny, tmp_path / "a")
     info = json.loads(cfg_path.read_text())
-    cfg_path.write_text(json.dumps(dict(info, tensors_sha256=tensors_sha256(tensors))))  # a consistent forgery
+    save_folder(tmp_path / "a", {k: info[k] for k in ("method", "config", "base_fingerprint")}, tensors)  # a consistent forgery
     target = lora(tiny, r=2)
     with pytest.raises(ValueError, match="missing tensors|unexpected tensors|has shape"):
         target.load_adapter(tmp_path / "a", adapter_name="b")

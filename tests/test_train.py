@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import minituner
-from minituner.checkpoint import load_model, save_model
+from minituner.checkpoint import load_model, record_sha256, save_model
 from minituner.dataset import Dataset, encode_examples
 from minituner.train import History, best_score, evaluate, train
 
@@ -34,17 +34,21 @@ def test_teacher_forced_accuracy_equals_greedy_generation(base, classify):
         assert (minituner.answer(base, tok, prompt) == ans) == ev["correct"][n]
 
 
-def test_checkpoint_round_trip_and_shape_mismatch(tiny, tmp_path):
+def test_checkpoint_round_trip_and_edited_config(tiny, tmp_path):
     path = save_model(tiny, tmp_path / "m", {"note": "x"})
     loaded, meta = load_model(path)
     x = torch.randint(0, tiny.config.vocab_size, (2, 9))
     assert torch.equal(loaded(x), tiny(x))
     assert meta["fingerprint"] == minituner.fingerprint(tiny) and meta["note"] == "x"
-    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]  # no temporary file left
     cfg = json.loads((tmp_path / "m.json").read_text())
     cfg["config"]["n_embd"] = 32
     (tmp_path / "m.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="has shape"):
+    with pytest.raises(ValueError, match=r"m\.json: .* edited"):  # the sha256 covers the config
+        load_model(path)
+    cfg["sha256"] = record_sha256(cfg)  # a consistent record of another shape: the tensors do not fit
+    (tmp_path / "m.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="different saves"):
         load_model(path)
 
 

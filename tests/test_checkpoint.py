@@ -1,0 +1,343 @@
+"""Saves never lose the last good copy; loads refuse what is not exactly what was saved (issue 24).
+
+A save killed at any instant leaves the old complete model or the new complete one: a child
+process is made to die at each of a save's renames, and another is SIGKILLed at random
+moments while it saves in a loop. Saves into one folder from two processes are serialized;
+names are used as given; an edited or damaged file is refused with its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import string
+import time
+import warnings
+from collections import Counter
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minituner as mt
+from minituner import checkpoint
+from minituner.checkpoint import (
+    ADAPTER_CONFIG,
+    ADAPTER_TENSORS,
+    check_writable,
+    load_base,
+    load_folder,
+    load_model,
+    save_folder,
+    save_model,
+)
+from minituner.model import GPT, GPTConfig
+
+
+def tiny(seed: int = 0) -> GPT:
+    return GPT(GPTConfig(vocab_size=mt.CharTokenizer().vocab_size, block_size=32, n_layer=1, n_head=1, n_embd=8), seed)
+
+
+BASE = tiny()
+OLD = mt.get_peft_model(BASE, mt.LoraConfig(r=2, lora_alpha=4))
+NEW = mt.get_peft_model(BASE, mt.LoraConfig(r=4, lora_alpha=8, use_rslora=True))  # other shapes, other config
+
+
+def saved_sha(path) -> str:
+    """The sha256 of the complete save that path loads as (load_folder checks every hash)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the one between-renames state warns that it loads the newer save
+        return load_folder(path)[0]["sha256"]
+
+
+@pytest.fixture(scope="module")
+def sha(tmp_path_factory) -> dict:
+    """The sha256 that a save of OLD and of NEW records (the same for every save of one model)."""
+    folder = tmp_path_factory.mktemp("reference")
+    OLD.save_pretrained(folder / "old")
+    NEW.save_pretrained(folder / "new")
+    return {"old": saved_sha(folder / "old"), "new": saved_sha(folder / "new")}
+
+
+def in_child(fn) -> int:
+    """Run fn in a forked child (no new interpreter); its exit status: 0 when fn returned, 1 when it raised."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fn()
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def dying_at_rename(k: int, save) -> int:
+    """Run save() in a child that dies (no clean-up, as under SIGKILL) at its k-th rename."""
+    def run():
+        real, seen = os.replace, [0]
+
+        def replace(src, dst):
+            if seen[0] == k:
+                os._exit(3)
+            seen[0] += 1
+            real(src, dst)
+
+        os.replace = replace  # the child's own os module: the parent is untouched
+        save()
+
+    return in_child(run)
+
+
+# ---------------------------------------------------------------- kills
+@pytest.mark.parametrize("layout", ["folder", "base pair"])
+def test_a_save_dying_at_each_rename_leaves_the_old_or_the_new_model(layout, tmp_path):
+    if layout == "folder":
+        path, old, new = tmp_path / "run", (lambda: OLD.save_pretrained(tmp_path / "run")), \
+            (lambda: NEW.save_pretrained(tmp_path / "run"))
+        loaded = lambda: load_folder(path)[0]["sha256"]  # noqa: E731
+    else:
+        path, old, new = tmp_path / "base", (lambda: save_model(tiny(0), tmp_path / "base")), \
+            (lambda: save_model(tiny(1), tmp_path / "base"))
+        loaded = lambda: checkpoint.fingerprint(load_model(path)[0])  # noqa: E731
+    old()
+    old_model = loaded()
+    new()
+    new_model = loaded()
+    assert old_model != new_model
+    outcomes = []
+    for k in range(3):  # die before the tensors' rename, between the two renames, after both (finishes)
+        old()
+        status = dying_at_rename(k, new)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            now = loaded()
+        outcomes.append((status, now == new_model, len(caught)))
+    assert outcomes == [(3, False, 0), (3, True, 1), (0, True, 0)]  # old, new (with a warning), new
+    old()  # the next save removes what the dead ones left
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]
+
+
+def test_sigkill_at_random_moments_leaves_a_loadable_old_or_new_model(sha, tmp_path):
+    path, rng = tmp_path / "run", random.Random(0)
+    old, new = sha["old"], sha["new"]
+    OLD.save_pretrained(path)
+    seen = Counter()
+    for _ in range(200):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                while True:
+                    NEW.save_pretrained(path)
+                    OLD.save_pretrained(path)
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0, 0.012))  # a save takes a few ms
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        now = saved_sha(path)
+        assert now in (old, new)
+        seen[now == new] += 1
+    assert sum(seen.values()) == 200
+    OLD.save_pretrained(path)  # what the killed saves left is cleared, and nothing else is there
+    assert sorted(p.name for p in path.iterdir()) == [ADAPTER_CONFIG, ADAPTER_TENSORS]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+# ---------------------------------------------------------------- concurrent saves
+def test_two_processes_saving_to_one_path_take_turns(sha, tmp_path):
+    path = tmp_path / "run"
+    codes = []
+    pids = []
+    for model in (OLD, NEW):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for _ in range(40):
+                    model.save_pretrained(path)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+    assert codes == [0, 0]  # all 80 saves went through
+    assert saved_sha(path) in (sha["old"], sha["new"])
+    assert sorted(p.name for p in path.iterdir()) == [ADAPTER_CONFIG, ADAPTER_TENSORS]
+
+
+def test_saves_to_run_and_run_v2_at_once_leave_both_intact(sha, tmp_path):
+    def loop(save):
+        def run():
+            for _ in range(25):
+                save()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                run()
+                code = 0
+            finally:
+                os._exit(code)
+        return pid
+
+    pids = [loop(lambda: OLD.save_pretrained(tmp_path / "run")), loop(lambda: NEW.save_pretrained(tmp_path / "run.v2")),
+            loop(lambda: save_model(tiny(0), tmp_path / "base")), loop(lambda: save_model(tiny(1), tmp_path / "base.v2"))]
+    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0, 0, 0]
+    assert saved_sha(tmp_path / "run") == sha["old"]
+    assert saved_sha(tmp_path / "run.v2") == sha["new"]
+    assert checkpoint.fingerprint(load_model(tmp_path / "base")[0]) == checkpoint.fingerprint(tiny(0))
+    assert checkpoint.fingerprint(load_model(tmp_path / "base.v2")[0]) == checkpoint.fingerprint(tiny(1))
+
+
+# ---------------------------------------------------------------- names
+def test_a_users_hidden_folder_beside_the_save_survives(tmp_path):
+    mine = tmp_path / ".mine.backup.tmp"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (tmp_path / ".run.x.tmp").write_text("also mine")
+    assert dying_at_rename(0, lambda: OLD.save_pretrained(tmp_path / "mine")) == 3  # leaves a temp behind
+    for _ in range(2):
+        OLD.save_pretrained(tmp_path / "mine")
+        save_model(tiny(), tmp_path / "run")
+    assert (mine / "notes.txt").read_text() == "mine" and (tmp_path / ".run.x.tmp").read_text() == "also mine"
+
+
+def test_dots_are_part_of_a_base_name(tmp_path):
+    save_model(tiny(0), tmp_path / "base")
+    save_model(tiny(1), tmp_path / "base.v2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.json", "base.safetensors", "base.v2.json",
+                                                          "base.v2.safetensors"]
+    assert checkpoint.fingerprint(load_model(tmp_path / "base")[0]) == checkpoint.fingerprint(tiny(0))
+    assert checkpoint.fingerprint(load_model(tmp_path / "base.v2.safetensors")[0]) == checkpoint.fingerprint(tiny(1))
+
+
+def test_a_symlink_is_written_through_and_stays_a_link(sha, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    OLD.save_pretrained(tmp_path / "link")
+    NEW.save_pretrained(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink()
+    assert saved_sha(tmp_path / "real") == saved_sha(tmp_path / "link") == sha["new"]
+
+
+def test_minituners_own_names_cannot_be_save_names(tmp_path):
+    with pytest.raises(ValueError, match="temporary"):
+        OLD.save_pretrained(tmp_path / ".minituner-tmp-1234")
+    with pytest.raises(ValueError, match="temporary"):
+        save_model(tiny(), tmp_path / ".minituner-x")
+
+
+NAMES = st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1, max_size=30) \
+    .filter(lambda n: n not in (".", "..") and not n.startswith(".minituner-") and not n.endswith((".json", ".safetensors")))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=NAMES)
+def test_any_name_round_trips_and_touches_nothing_else(sha, tmp_path, name):
+    folder = tmp_path / "".join(random.Random(name).choices(string.ascii_lowercase, k=12))
+    (folder / "other").mkdir(parents=True)
+    NEW.save_pretrained(folder / "other")
+    OLD.save_pretrained(folder / name)
+    save_model(tiny(1), folder / name)  # name.safetensors + name.json beside the folder name/
+    assert saved_sha(folder / name) == sha["old"] and saved_sha(folder / "other") == sha["new"]
+    assert checkpoint.fingerprint(load_model(folder / name)[0]) == checkpoint.fingerprint(tiny(1))
+    assert sorted(p.name for p in folder.iterdir()) == sorted([name, "other", f"{name}.json", f"{name}.safetensors"])
+
+
+# ---------------------------------------------------------------- what a load refuses
+@pytest.mark.parametrize("edit", [("lora_alpha", 64), ("use_rslora", True), ("method", "qlora")])
+def test_an_edited_adapter_config_is_refused_naming_the_file(edit, tmp_path):
+    OLD.save_pretrained(tmp_path / "a")
+    f = tmp_path / "a" / ADAPTER_CONFIG
+    saved = json.loads(f.read_text())
+    key, value = edit
+    (saved if key == "method" else saved["config"])[key] = value
+    f.write_text(json.dumps(saved, indent=2))
+    with pytest.raises(ValueError, match=rf"{ADAPTER_CONFIG}: .*edited"):
+        mt.PeftModel.from_pretrained(BASE, tmp_path / "a")
+
+
+@pytest.mark.parametrize("bad", [{"config": None}, {"method": ["lora"]}, {"base_fingerprint": 7}])
+def test_a_saved_record_of_the_wrong_types_is_refused_naming_the_file(bad, tmp_path):
+    info = {"method": "lora", "config": OLD.config.to_dict(), "base_fingerprint": OLD.base_fingerprint, **bad}
+    save_folder(tmp_path / "a", info, OLD.adapter_state_dict())  # hashes that match: only the types are wrong
+    with pytest.raises(ValueError, match=rf"{ADAPTER_CONFIG}: '{next(iter(bad))}' must be a"):
+        mt.PeftModel.from_pretrained(BASE, tmp_path / "a")
+
+
+def test_a_json_of_the_right_hash_from_another_save_is_refused(tmp_path):
+    OLD.save_pretrained(tmp_path / "a")
+    NEW.save_pretrained(tmp_path / "b")
+    (tmp_path / "a" / ADAPTER_CONFIG).write_bytes((tmp_path / "b" / ADAPTER_CONFIG).read_bytes())
+    with pytest.raises(ValueError, match="different saves"):
+        load_folder(tmp_path / "a")
+
+
+def flipped(f, at: float, mask: int) -> None:
+    b = bytearray(f.read_bytes())
+    b[int(at * len(b))] ^= mask
+    f.write_bytes(bytes(b))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([ADAPTER_CONFIG, ADAPTER_TENSORS, "base.json", "base.safetensors"]),
+       at=st.floats(0, 1, exclude_max=True), mask=st.integers(1, 255))
+def test_any_corrupted_byte_is_refused_or_changes_nothing(sha, tmp_path, which, at, mask):
+    folder = tmp_path / "".join(random.Random(f"{which}{at}{mask}").choices(string.ascii_lowercase, k=12))
+    OLD.save_pretrained(folder / "a")
+    save_model(tiny(), folder / "base")
+    flipped(folder / ("a" if which.startswith("adapter") else ".") / which, at, mask)
+    try:
+        if which.startswith("adapter"):
+            info, tensors = load_folder(folder / "a")
+            same = info["sha256"] == sha["old"] and all(
+                torch.equal(tensors[k], v) for k, v in OLD.adapter_state_dict().items())
+        else:
+            model, _ = load_model(folder / "base")
+            same = checkpoint.fingerprint(model) == checkpoint.fingerprint(tiny()) and model.config == tiny().config
+    except ValueError as e:
+        assert which in str(e)  # refused, naming the file
+    else:
+        assert same  # a byte of JSON white space: the same model
+
+
+def test_a_truncated_base_is_refused_naming_the_file(tmp_path):
+    save_model(tiny(), tmp_path / "base")
+    f = tmp_path / "base.safetensors"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"base\.safetensors: "):
+        load_base(tmp_path)
+
+
+def test_load_base_takes_what_pretrain_out_writes(tmp_path):
+    save_model(tiny(), tmp_path / "pre" / "base")  # what `minituner pretrain --out pre` writes
+    for path in (tmp_path / "pre", tmp_path / "pre" / "base", tmp_path / "pre" / "base.safetensors"):
+        assert checkpoint.fingerprint(load_base(path)) == checkpoint.fingerprint(tiny())
+    with pytest.raises(FileNotFoundError, match=r"minituner pretrain --out .*nowhere"):
+        load_base(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="without base.safetensors"):
+        load_base(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- output folders checked up front
+def test_check_writable_refuses_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("x")
+    for folder, message in [("", "empty"), ("  ", "empty"), (tmp_path / "file", "existing file"),
+                            (tmp_path / "file" / "out", "file, not a folder")]:
+        with pytest.raises(ValueError, match=message):
+            check_writable(folder)
+    with pytest.raises(ValueError, match="notes.txt"):
+        check_writable(tmp_path / "full", only=(ADAPTER_CONFIG, ADAPTER_TENSORS))
+    assert check_writable(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking writes nothing
+    with pytest.raises(ValueError, match="file, not a folder"):
+        OLD.save_pretrained(tmp_path / "file" / "out")
+    with pytest.raises(ValueError, match="existing file"):
+        save_model(tiny(), tmp_path / "file" / "base")

@@ -81,10 +81,13 @@ def existing_dir(text: str) -> Path:
 
 
 def output_dir(text: str) -> Path:
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder to write into")
-    return path
+    """A folder this process can write (checkpoint.check_writable): refused at once, not after training."""
+    from .checkpoint import check_writable
+
+    try:
+        return check_writable(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # ---------------------------------------------------------------- commands

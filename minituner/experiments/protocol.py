@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import ASSETS, atomic_write, load_base
+from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
 from ..data import TASKS, make_task
 from ..jobs import default_jobs, run_all
 from ..memory import measure_step
@@ -126,9 +126,11 @@ def check_task(task: str) -> None:
 
 
 def check_out_dir(out: Path) -> None:
-    """Refuse, before any training, an output path that is a file."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out={str(out)!r} is a file; give a folder to write the tables and figures into")
+    """Refuse, before any training, an output folder that cannot be written (a file, under a file, no permission)."""
+    try:
+        check_writable(out)
+    except ValueError as e:
+        raise ValueError(f"out={str(out)!r}: {e}") from None
 
 
 def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/sweep", progress: bool = True,

@@ -115,7 +115,7 @@ def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, 
 def test_compare_refuses_a_file_as_out_before_training(tmp_path, settings):
     f = tmp_path / "a_file"
     f.write_text("x")
-    with pytest.raises(ValueError, match="is a file"):
+    with pytest.raises(ValueError, match="is an existing file"):
         cmp.compare(out=f, selected=settings)
     with pytest.raises(ValueError, match="seeds must be"):
         cmp.compare(seeds=0, selected=settings, out=tmp_path)

@@ -64,6 +64,9 @@ class Saving:
         if not isinstance(is_trainable, bool):
             raise TypeError(f"is_trainable must be True or False, got {is_trainable!r}")
         info, state = cls.read_saved(path, fingerprint(base), cls)
+        if is_trainable and info["method"] in ("prompt_tuning", "prefix_tuning"):
+            raise ValueError("is_trainable=True is refused for prompt and prefix tuning, as PEFT: their tensors "
+                             "stay trainable anyway; call model.train() to train on")
         model = get_peft_model(base, cls.saved_config(info, is_trainable), adapter_name)
         model.load_adapter_state_dict(state, f"{path}/adapter_model.safetensors")
         if not is_trainable:

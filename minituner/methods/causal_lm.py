@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..functional import cross_entropy
+
 
 @dataclass
 class CausalLMOutput:
@@ -24,5 +26,6 @@ class CausalLMOutput:
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """transformers' ForCausalLMLoss: position t predicts labels[t + 1]; label -100 is ignored.
     logits (B, T, V), labels (B, T) -> the mean cross-entropy over the counted positions."""
-    shifted = torch.nn.functional.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T): the next token's label
-    return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), shifted.flatten(), ignore_index=-100)
+    shifted = torch.cat([labels[:, 1:], labels.new_full((labels.size(0), 1), -100)], dim=1)  # (B, T): next label
+    counted = shifted != -100  # (B, T)
+    return cross_entropy(logits.float(), shifted.clamp(min=0), mask=counted)  # mean over the counted rows

@@ -6,12 +6,17 @@ mode, logits, counts, errors). A "same" row must observe the same; a "purpose" r
 difference (docs/peft.md names it, by the row's id, and says why). The file counts the kinds itself.
 """
 
+import contextlib
 import functools
+import io
+import json
 import tempfile
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from test_peft_equivalence import to_gpt2
 
 import minituner as mt
@@ -295,12 +300,53 @@ def prompt_std(lib):
     return P.std().item() > 0.5
 
 
-def saved_files(lib, method):
-    import json
-    import os
+def saved_layout(lib, method):
+    """The files written, and the config's inference_mode in adapter_config.json (PEFT writes True)."""
     d = saved(make(lib, method))
-    return sorted(os.listdir(d)), json.load(open(f"{d}/adapter_config.json"))["config" if lib == "ours" else
-                                                                              "inference_mode"]
+    info = json.loads((Path(d) / "adapter_config.json").read_text())
+    return sorted(p.name for p in Path(d).iterdir() if p.name != "README.md"), (info.get("config") or info)["inference_mode"]
+
+
+def saved_names(lib):
+    d = saved(make(lib, target_modules=["c_attn"]))
+    return sorted(load_file(f"{d}/adapter_model.safetensors"))[:1]
+
+
+def scales(lib, **kw):
+    m = make(lib, **kw)
+    return sorted({round(layer.scaling["default"] if lib == "peft" else layer.scale["default"], 6)
+                   for layer in m.modules() if hasattr(layer, "lora_A") and "default" in layer.lora_A})
+
+
+def merged_training_forward(lib):
+    m = fill(make(lib, target_modules=["c_attn"])).train()
+    want = logits(m).detach()
+    m.merge_adapter()
+    got = logits(m)
+    return close(got.detach(), want), got.requires_grad
+
+
+def set_adapter_frozen(lib):
+    m = make(lib)
+    m.add_adapter("o", config(lib))
+    m.set_adapter("o", inference_mode=True)
+    return m.active_adapter, roles(m)
+
+
+def printed_line(lib, method):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        returned = make(lib, method).print_trainable_parameters()
+    return out.getvalue(), returned
+
+
+def refused(lib, **kw):
+    return err(lambda: make(lib, **kw))
+
+
+def task_type(lib):
+    m = make(lib, task_type="CAUSAL_LM")
+    return roles(m), (m.config if lib == "ours" else m.peft_config["default"]).task_type
 
 
 def base_model(lib, method):
@@ -359,7 +405,19 @@ ROWS = [
     ("set_adapter-merged", "purpose", switch_merged),  # merged-switch
     ("disable_adapter-merged", "same", disable_merged),
     ("prompt-random-init-std", "purpose", prompt_std),  # prompt-init
-    ("get_base_model", "same", functools.partial(base_model, method="lora")),
+    *[(f"get_base_model-{m}", "same", functools.partial(base_model, method=m)) for m in ("lora", "ia3")],
+    *[(f"saved-files-{m}", "same", functools.partial(saved_layout, method=m)) for m in OURS_OF],
+    ("saved-tensor-names", "purpose", saved_names),  # saved-names
+    *[(f"scaling-{name}", "same", functools.partial(scales, **kw)) for name, kw in
+      (("r-lora_alpha", dict(lora_alpha=16)), ("use_rslora", dict(lora_alpha=16, use_rslora=True)))],
+    ("merge-forward-in-training-mode", "same", merged_training_forward),
+    ("set_adapter-inference_mode", "same", set_adapter_frozen),
+    *[(f"print_trainable_parameters-{m}", "same", functools.partial(printed_line, method=m))
+      for m in ("prompt", "ptuning_v2", "lora")],
+    ("task_type-CAUSAL_LM", "same", task_type),
+    ("fan_in_fan_out", "purpose", functools.partial(refused, fan_in_fan_out=True)),  # peft-only-fields
+    ("target_modules-bare-name-string", "purpose",
+     lambda lib: err(lambda: make(lib, target_modules="c_attn" if lib == "peft" else "q_proj"))),  # bare-name
 ]
 
 
@@ -388,8 +446,6 @@ def test_behaviour(row):
 
 
 def test_every_deliberate_difference_is_in_docs_and_the_count(capsys):
-    from pathlib import Path
-
     docs = (Path(__file__).parents[1] / "docs" / "peft.md").read_text()
     tally = {"same": 0, "different on purpose": 0, "missing": 0, "different": 0}
     for row_id, kind, _ in ROWS:

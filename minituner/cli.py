@@ -409,9 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
     p.add_argument("--no-execute", action="store_true", help="convert without running")
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
+    from .memory import MAX_PARAMS
+
     p = command("memory", "estimate one training step's memory at any size (weights, grads, AdamW, activations)",
                 cmd_memory)
-    p.add_argument("--params", type=number(1e12), default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
+    p.add_argument("--params", type=number(MAX_PARAMS), default=7e9, help="parameters of a LLaMA-shaped model, e.g. 7e9")
     p.add_argument("--method", default="lora", choices=[m.key for m in ordered() if m.memory],
                    help="the fine-tuning method (those whose memory layout minituner.memory knows)")
     p.add_argument("--bits", type=int, default=16, choices=(32, 16, 8, 4),

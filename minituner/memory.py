@@ -106,7 +106,7 @@ def gpt_shape(config) -> Shape:
     return Shape(config.n_layer, config.n_embd, config.n_head, config.vocab_size, config.block_size, 4 * config.n_embd)
 
 
-MAX_PARAMS = 1e12  # llama_shape's deepest shape (160 layers, width 20,480) holds about 8.2e11
+MAX_PARAMS = 9e11  # llama_shape's deepest shape (160 layers, width 20,480) holds about 8.2e11
 
 
 def llama_shape(params: float) -> Shape:

@@ -34,12 +34,12 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-def print_trainable_parameters(model) -> str:
-    """Print and return PEFT's one line: 'trainable params: N || all params: M || trainable%: P'."""
-    trainable, total = count_parameters(model)
-    line = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
-    print(line)
-    return line
+def print_trainable_parameters(model) -> None:
+    """Print PEFT's one line, 'trainable params: N || all params: M || trainable%: P', and return None as
+    PEFT does (the numbers: model.get_nb_trainable_parameters() on a PeftModel, else count_parameters)."""
+    counts = getattr(model, "get_nb_trainable_parameters", None)
+    trainable, total = counts() if counts else count_parameters(model)
+    print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
 
 
 def _module_key(name: str, depth: int) -> str:

@@ -180,6 +180,9 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     for step in bar:
         x, y, m = (t.to(device) for t in data.train.batch(batch_size, gen))
         loss = cross_entropy(model(x), y, m)
+        if not loss.requires_grad:  # trainable tensors that the forward never reads (a merged LoRA's A and B)
+            raise ValueError("the loss does not depend on any trainable tensor; a merged LoRA model keeps ΔW in "
+                             "the frozen W: call model.unmerge_adapter() before training it")
         if not torch.isfinite(loss):
             raise RuntimeError(f"the loss became {loss.item()} at step {step}: lower the learning rate "
                                f"(now {lr}) or keep gradient clipping on")

@@ -141,14 +141,16 @@ def test_alpha_must_be_finite_and_positive(tiny, alpha):
         lora(tiny, lora_alpha=alpha)
 
 
-def test_training_a_merged_model_says_unmerge_first(tiny, classify):
+def test_merging_keeps_the_training_mode_and_a_merged_model_trains_nothing(tiny, classify):
     model = fill_B(lora(tiny, r=4), seed=0)
-    model.merge_adapter()
-    with pytest.raises(ValueError, match="unmerge_adapter\\(\\) before training"):
-        train(model, classify, steps=1, lr=1e-3, batch_size=4, progress=False)
-    with torch.no_grad():
-        model(ids())  # inference on a merged model is what merging is for
-    model.unmerge_adapter()
+    for mode in (True, False):
+        model.train(mode)
+        model.merge_adapter()
+        assert model.training is mode  # as PEFT: merging is not a switch to eval mode
+        assert not model(ids()).requires_grad  # ΔW sits in the frozen W: lora_A, lora_B never reach the loss
+        model.unmerge_adapter()
+        assert model.training is mode
+    model.train()
     train(model, classify, steps=1, lr=1e-3, batch_size=4, progress=False)
 
 
@@ -288,6 +290,10 @@ def expected_weight(base, n, layer, name):
 def two_adapters(tiny):
     model = fill_B(lora(tiny, r=4, lora_alpha=8), seed=5)
     model.add_adapter("other", LoraConfig(r=2, lora_alpha=4, target_modules="all", seed=1))
+    assert model.active_adapter == "default"  # as PEFT: the active adapter stays, the new one is frozen
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
+        n for n, _ in model.named_parameters() if n.endswith(".default")}
+    model.set_adapter("other")
     fill_B(model, seed=6)
     single = {"default": fill_B(lora(tiny, r=4, lora_alpha=8), seed=5),
               "other": fill_B(lora(tiny, r=2, lora_alpha=4, target_modules="all", seed=1), seed=6)}
@@ -297,7 +303,7 @@ def two_adapters(tiny):
 def test_add_switch_and_remove_named_adapters(tiny):
     model, single = two_adapters(tiny)
     x = ids()
-    assert model.active_adapter == "other"  # a new adapter is the active, trainable one
+    assert model.active_adapter == "other"  # set_adapter made it the active, trainable one
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith(".other") for n in trainable)
     for name in ("default", "other", "default"):  # unmerged switching is exact
@@ -388,7 +394,10 @@ def test_save_and_load_an_adapter(tiny, tmp_path):
     # into a LoRA model of the same base, as a second named adapter
     other = lora(tiny, r=2)
     other.load_adapter(path, adapter_name="classify")
-    assert other.active_adapter == "classify" and torch.equal(other(x), model(x))
+    assert other.active_adapter == "default" and not other.training  # as PEFT: frozen, eval mode
+    assert not any(p.requires_grad for n, p in other.named_parameters() if n.endswith(".classify"))
+    other.set_adapter("classify")
+    assert torch.equal(other(x), model(x))
     assert other.list_adapters() == ["default", "classify"]
 
 

@@ -49,7 +49,10 @@ def get_peft_model(base: GPT, config: MethodConfig, adapter_name: str = "default
                          "use lora_model.merge_and_unload() for a plain GPT, or add_adapter() for another LoRA")
     if type(config) not in MODELS:
         raise TypeError(f"config must be one of {', '.join(c.__name__ for c in MODELS)}, got {type(config).__name__}")
-    return MODELS[type(config)](base, config, adapter_name)
+    model = MODELS[type(config)](base, config, adapter_name)
+    if getattr(config, "inference_mode", False):  # PEFT's: the adapter built frozen
+        model.set_inference_mode()
+    return model
 
 
 __all__ = ["METHODS", "Method", "register", "ordered", "get_peft_model", "PeftModel", "LoRALinear", "FullModel", "FreezeModel", "PromptTuningModel",

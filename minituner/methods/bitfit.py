@@ -64,7 +64,8 @@ class BitFitModel(PeftModel):
 
     def __init__(self, base: GPT, config: BitFitConfig, adapter_name: str = "default"):
         super().__init__(base, config, adapter_name)
-        for name in bias_names(self.base, config.bias_modules):
+        self.in_place = bias_names(self.base, config.bias_modules)  # trained where they are, saved as base.<name>
+        for name in self.in_place:
             self.base.get_parameter(name).requires_grad_(True)
 
 

@@ -17,54 +17,10 @@ r ≤ min(in, out)) when the model is built. The command line's options are thes
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import ClassVar
 
-from .options import ConfigError, check_options, option
-
-
-def peft_config(cls):
-    """A dataclass whose constructor rejects unknown keyword names with a ValueError listing the accepted ones."""
-    cls = dataclasses.dataclass(cls)
-    init, names = cls.__init__, [f.name for f in dataclasses.fields(cls)]
-
-    @functools.wraps(init)
-    def checked_init(self, *args, **kwargs):
-        unknown = sorted(set(kwargs) - set(names))
-        if unknown:
-            raise ValueError(f"{cls.__name__} got unknown argument(s) {', '.join(unknown)}; "
-                             f"accepted: {', '.join(names) or 'none'}")
-        init(self, *args, **kwargs)
-
-    cls.__init__ = checked_init
-    return cls
-
-
-class MethodConfig:
-    """What every config shares: its ``method`` name, the checks, ``to_dict()`` and ``from_dict()`` (JSON-safe)."""
-
-    method: ClassVar[str]
-
-    def __post_init__(self):
-        check_options(self)  # each field inside its domain: type and range, from option() metadata
-        self.check()
-
-    def check(self) -> None:
-        """What ties fields together (a ConfigError naming one of them); each field alone is already checked."""
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        if not isinstance(d, dict):
-            raise ValueError(f"a {cls.__name__} is read from a JSON object, got {type(d).__name__}")
-        return cls(**d)  # unknown names: the ValueError of peft_config
-
-
-SEED = dict(help="seed of every random init (and of LoRA's dropout masks)", ge=0, le=2**32 - 1, cli=False)
-N_VIRTUAL = dict(help="virtual tokens k before the real ones", ge=1, le=4096, short="k")
+from .fields import INFERENCE_MODE, N_VIRTUAL, SEED, TASK_TYPE, MethodConfig, peft_config
+from .options import ConfigError, option
 
 
 @peft_config
@@ -95,6 +51,8 @@ class PromptTuningConfig(MethodConfig):
     init: str = option("random", "how the virtual tokens start (PEFT's prompt_tuning_init)", choices=INITS)
     init_text: str | None = option(None, "the text the virtual tokens start from, with init text (repeated or cut to k tokens, as PEFT)")
     seed: int = option(0, **SEED)
+    task_type: str | None = option(None, **TASK_TYPE)
+    inference_mode: bool = option(False, **INFERENCE_MODE)
 
     def check(self):
         if (self.init == "text") != (self.init_text is not None):
@@ -127,16 +85,26 @@ class PrefixTuningConfig(PromptTuningConfig):
 
 @peft_config
 class LoraConfig(MethodConfig):
-    """target_modules: last names ("q_proj"), full names ("h.0.attn.q_proj"), a comma list, or "all"."""
+    """target_modules (targets.py): names matched as suffixes ("q_proj", "h.0.attn.q_proj"), a comma
+    list, "all", "all-linear" (PEFT's), or a regular expression string (PEFT's: a full match)."""
 
     method: ClassVar[str] = "lora"
+    INITS: ClassVar[tuple] = (True, False, "gaussian")
     r: int = option(8, "LoRA rank r", ge=1, le=4096, short="r")
     lora_alpha: float = option(8, "LoRA scale α: ΔW is scaled by α/r", gt=0, le=1e4, short="α")
     target_modules: tuple | str = option(("q_proj", "v_proj"), "the Linear layers that get an adapter: names "
-                                         "(q_proj, k_proj, v_proj, o_proj, up_proj, down_proj) or all")
+                                         "(q_proj, k_proj, v_proj, o_proj, up_proj, down_proj) or all", regex=True)
     lora_dropout: float = option(0.0, "dropout on the LoRA path", ge=0, lt=1)
     use_rslora: bool = option(False, "rank-stabilised scale α/√r instead of α/r")
     seed: int = option(0, **SEED)
+    task_type: str | None = option(None, **TASK_TYPE)
+    inference_mode: bool = option(False, **INFERENCE_MODE)
+    bias: str = option("none", "biases that train beside LoRA: none, all, or those of the targeted layers (lora_only)",
+                       choices=("none", "all", "lora_only"), cli=False)
+    modules_to_save: tuple | str | None = option(None, "modules trained whole beside LoRA and saved with it (e.g. ln_f)",
+                                                 cli=False)
+    init_lora_weights: bool | str = option(True, "True: A Kaiming-uniform, B = 0; 'gaussian': A ~ N(0, 1/r), B = 0; "
+                                           "False: both random (ΔW ≠ 0 at step 0)", choices=INITS, cli=False)
 
     def check(self):
         if not self.target_modules:
@@ -144,3 +112,5 @@ class LoraConfig(MethodConfig):
                               "('q_proj', 'v_proj') or 'all'")
         if self.target_modules == ("all",):
             self.target_modules = "all"
+        if self.target_modules == ("all-linear",):
+            self.target_modules = "all-linear"

@@ -31,9 +31,10 @@ from .. import functional as F
 from ..model import Linear
 from .config import LoraConfig, peft_config
 from .lora import LoraModel
-from .lora_layer import LoRALinear, lora_layers, resolve_targets
+from .lora_layer import LoRALinear, lora_layers
 from .options import ConfigError
 from .registry import Method, ranks, register
+from .targets import resolve_targets
 
 
 @peft_config
@@ -56,8 +57,8 @@ class DoRALinear(LoRALinear):
         super().__init__(base_layer)
         self.magnitude = nn.ParameterDict()
 
-    def add(self, name: str, r: int, alpha: float, dropout: float, use_rslora: bool, seed: int):
-        super().add(name, r, alpha, dropout, use_rslora, seed)
+    def add(self, name: str, r: int, alpha: float, dropout: float, use_rslora: bool, seed: int, init=True):
+        super().add(name, r, alpha, dropout, use_rslora, seed, init)
         self.magnitude[name] = nn.Parameter(self.weight.detach().norm(dim=1))  # (out,) m = ‖W₀‖_c
 
     def remove(self, name: str):
@@ -79,7 +80,7 @@ class DoRALinear(LoRALinear):
 
     def forward(self, x):
         name = self.active
-        if name is None or not self.enabled or self.merged is not None or name not in self.lora_A:
+        if name is None or not self.enabled or self.merged or name not in self.lora_A:
             return self.base_layer(x)  # (..., out)
         return F.linear(x, self.dora_weight(name), self.base_layer.bias)  # (..., out): x W′ᵀ + b
 
@@ -95,17 +96,10 @@ class DoraModel(LoraModel):
                 setattr(self.base.get_submodule(parent), leaf, DoRALinear(layer))
         super().add_adapter(name, config)
 
-    def set_adapter(self, name: str):
-        super().set_adapter(name)
-        for layer in lora_layers(self.base).values():
-            if name in layer.magnitude:
-                layer.magnitude[name].requires_grad_(True)
-
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """LoRA's lora_A and lora_B of the active adapter, and its magnitudes: "….magnitude" (out,)."""
-        name = self.active_adapter
-        return super().adapter_state_dict() | {f"{n}.magnitude": layer.magnitude[name]
-                                               for n, layer in lora_layers(self.base).items() if name in layer.magnitude}
+    def adapter_tensors(self, name: str) -> dict[str, torch.Tensor]:
+        """LoRA's lora_A and lora_B of adapter `name`, and its magnitudes: "….magnitude" (out,)."""
+        return super().adapter_tensors(name) | {f"{n}.magnitude": layer.magnitude[name]
+                                                for n, layer in lora_layers(self.base).items() if name in layer.magnitude}
 
 
 register(Method("dora", "DoRA", DoraConfig, DoraModel, order=9, grid={**ranks(8), "lr": [3e-3, 1e-2]}, note="q,v"))

@@ -53,6 +53,7 @@ class FreezeModel(PeftModel):
         top += [m.wte] if config.train_head else []  # the head *is* wte (tied)
         for module in top:
             module.requires_grad_(True)
+        self.in_place = [n for n, p in self.base.named_parameters() if p.requires_grad]
 
 
 register(Method("freeze", "freeze (冻结)", FreezeConfig, FreezeModel, order=2,

@@ -31,6 +31,7 @@ class FullModel(PeftModel):
     def __init__(self, base: GPT, config: FullConfig, adapter_name: str = "default"):
         super().__init__(base, config, adapter_name)
         self.base.requires_grad_(True)
+        self.in_place = [n for n, _ in self.base.named_parameters()]
 
     def adapter_state_dict(self):
         return self.base.state_dict(keep_vars=True)  # every tensor, named as in the base

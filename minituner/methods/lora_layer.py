@@ -10,9 +10,10 @@ Names: the code uses the paper's and PEFT's names, so the article's letters swap
 The article's A (m×r) is our ``lora_B`` (out×r); the article's B (r×n) is our ``lora_A``
 (r×in): ΔW = A_article · B_article = lora_B · lora_A (α is PEFT's ``lora_alpha``).
 
-Shapes (in, out of the wrapped Linear; r the rank):
-    lora_A (r, in)   random, seeded: uniform in ±1/√in (PEFT's Kaiming-uniform default)
+Shapes (in, out of the wrapped Linear; r the rank), and PEFT's init_lora_weights:
+    lora_A (r, in)   True: uniform in ±1/√in (PEFT's Kaiming-uniform); "gaussian": N(0, 1/r)
     lora_B (out, r)  zeros, so ΔW = B·A = 0 and a fresh LoRA model equals its base exactly
+                     (False: B uniform in ±1/√r too, as torch's Linear: ΔW ≠ 0 from the start)
 Trainable count: r · (in + out) per targeted Linear.
 
 Merging: W ← W + scale·B·A makes the adapter free at inference; unmerging subtracts it,
@@ -32,13 +33,14 @@ import torch
 import torch.nn as nn
 
 from ..model import Linear
+from .targets import resolve_targets
 
 
 class LoRALinear(nn.Module):
     """``base_layer`` (a frozen Linear, the very same tensors) plus named low-rank adapters.
 
     Each adapter `name` has lora_A[name] (r, in), lora_B[name] (out, r) and a scale; one
-    adapter is active at a time. ``merged`` is the name whose ΔW is inside W, or None;
+    adapter is active at a time. ``merged_adapters`` are those whose ΔW is inside W, in order;
     ``w_base`` is the untouched copy of W that ``merge(keep_copy=True)`` keeps (else None).
     """
 
@@ -49,7 +51,7 @@ class LoRALinear(nn.Module):
         self.lora_A, self.lora_B = nn.ParameterDict(), nn.ParameterDict()
         self.scale, self.dropout, self.generators = {}, {}, {}
         self.active: str | None = None
-        self.merged: str | None = None
+        self.merged_adapters: list[str] = []
         self.w_base: torch.Tensor | None = None
         self.enabled = True
 
@@ -57,12 +59,19 @@ class LoRALinear(nn.Module):
     def weight(self) -> nn.Parameter:
         return self.base_layer.weight  # W (out, in)
 
-    def add(self, name: str, r: int, alpha: float, dropout: float, use_rslora: bool, seed: int):
+    @property
+    def merged(self) -> bool:
+        return bool(self.merged_adapters)
+
+    def add(self, name: str, r: int, alpha: float, dropout: float, use_rslora: bool, seed: int, init=True):
         g = torch.Generator().manual_seed(seed)
-        bound = 1.0 / math.sqrt(self.in_features)  # PEFT's default: kaiming_uniform_(a=√5) on A
-        A = (torch.rand(r, self.in_features, generator=g) * 2 - 1) * bound  # (r, in)
+        if init == "gaussian":
+            A = torch.randn(r, self.in_features, generator=g) / r  # (r, in), PEFT's normal_(std=1/r)
+        else:  # PEFT's default: kaiming_uniform_(a=√5) on A, i.e. U(±1/√in)
+            A = (torch.rand(r, self.in_features, generator=g) * 2 - 1) / math.sqrt(self.in_features)  # (r, in)
+        B = torch.zeros(self.out_features, r) if init else (torch.rand(self.out_features, r, generator=g) * 2 - 1) / math.sqrt(r)
         self.lora_A[name] = nn.Parameter(A.to(self.weight))
-        self.lora_B[name] = nn.Parameter(torch.zeros(self.out_features, r).to(self.weight))  # (out, r)
+        self.lora_B[name] = nn.Parameter(B.to(self.weight))  # (out, r)
         self.scale[name] = alpha / math.sqrt(r) if use_rslora else alpha / r
         self.dropout[name] = dropout
         self.generators[name] = g  # dropout masks come from here: the same seed, the same masks
@@ -83,22 +92,23 @@ class LoRALinear(nn.Module):
             self.w_base = self.weight.detach().clone()
         if name in self.lora_A:
             self.weight.add_(self.get_delta_weight(name))  # W ← W + ΔW
-            self.merged = name
+            self.merged_adapters.append(name)
 
     @torch.no_grad()
     def unmerge(self, drop_copy: bool = True):
-        """W ← W − ΔW, (W + ΔW) − ΔW in float32; or W ← W_base when a copy was kept."""
+        """W ← W − ΔW for each merged adapter, last first, in float32; or W ← W_base when a copy was kept."""
         if self.w_base is not None:
             self.weight.copy_(self.w_base)  # W ← W_base, from the untouched copy
-        elif self.merged is not None:
-            self.weight.sub_(self.get_delta_weight(self.merged))  # W ← (W + ΔW) − ΔW
-        self.merged = None
+        else:
+            for name in reversed(self.merged_adapters):
+                self.weight.sub_(self.get_delta_weight(name))  # W ← (W + ΔW) − ΔW
+        self.merged_adapters = []
         self.w_base = None if drop_copy else self.w_base
 
     def forward(self, x):
         y = self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
         name = self.active
-        if name is None or not self.enabled or self.merged is not None or name not in self.lora_A:
+        if name is None or not self.enabled or self.merged or name not in self.lora_A:
             return y
         A, B = self.lora_A[name], self.lora_B[name]
         p = self.dropout[name]
@@ -110,23 +120,6 @@ class LoRALinear(nn.Module):
 
 def lora_layers(model) -> dict[str, LoRALinear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
-
-
-def resolve_targets(model, targets) -> list[str]:
-    """target_modules -> the full names of the Linear modules they match (by last name part)."""
-    names = [n for n, m in model.named_modules()
-             if isinstance(m, LoRALinear) or (isinstance(m, Linear) and not n.endswith(".base_layer"))]
-    if targets == "all":
-        return names
-    kinds = sorted({n.rsplit(".", 1)[-1] for n in names})
-    chosen = set()
-    for t in targets:
-        hit = [n for n in names if n == t or n.endswith("." + t)]
-        if not hit:
-            raise ValueError(f"target_modules: unknown LoRA target {t!r}; the model's Linear modules are "
-                             f"{', '.join(kinds)} (or full names such as {names[0]!r}), or 'all'")
-        chosen.update(hit)
-    return [n for n in names if n in chosen]  # in the model's order
 
 
 def inject(model, name: str, config) -> None:
@@ -145,4 +138,4 @@ def inject(model, name: str, config) -> None:
             parent, _, leaf = n.rpartition(".")
             setattr(model.get_submodule(parent), leaf, layer)
         layer.add(name, r, config.lora_alpha, config.lora_dropout, config.use_rslora,
-                  seed=config.seed * 100_003 + i)  # a seed per layer
+                  seed=config.seed * 100_003 + i, init=config.init_lora_weights)  # a seed per layer

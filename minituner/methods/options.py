@@ -4,10 +4,11 @@ builds its option from it, and the property tests draw values inside and outside
     r: int = option(8, "LoRA rank r", ge=1, le=4096, short="r")
 
 metadata: help (the option's text), the bounds gt / ge / lt / le, choices, short (the setting's
-name in tables, e.g. "k"), cli (False: not a command-line option). The type is the field's
+name in tables, e.g. "k"), cli (False: not a command-line option), regex (a string that is not a
+plain comma list of names stays a string: PEFT's regular expression). The type is the field's
 annotation: bool takes True or False only (never "no" or 1), int an int (never a bool or 2.0),
-float any finite real, str a string; "| None" allows None, "tuple | str" a list of names or one
-comma-separated string.
+float any finite real, str a string; "| None" allows None, "bool | str" True, False or one of the
+choices, "tuple | str" a list of names or one comma-separated string.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 import typing
+
+NAMES = re.compile(r"\s*[\w.]+\s*(,\s*[\w.]+\s*)*")  # "q_proj, v_proj": a comma list of plain names
 
 
 class ConfigError(ValueError):
@@ -26,9 +30,10 @@ class ConfigError(ValueError):
         self.config, self.field = config, field
 
 
-def option(default, help: str, *, gt=None, ge=None, lt=None, le=None, choices=None, short=None, cli=True):
+def option(default, help: str, *, gt=None, ge=None, lt=None, le=None, choices=None, short=None, cli=True,
+           regex=False):
     """A dataclass field whose metadata states its domain (see the module docstring)."""
-    meta = dict(help=help, gt=gt, ge=ge, lt=lt, le=le, choices=choices, short=short, cli=cli)
+    meta = dict(help=help, gt=gt, ge=ge, lt=lt, le=le, choices=choices, short=short, cli=cli, regex=regex)
     if isinstance(default, (list, dict, set)):
         raise TypeError("a mutable default must be a tuple")
     return dataclasses.field(default=default, metadata=meta)
@@ -51,7 +56,7 @@ def domain(f: dataclasses.Field, annotation: str) -> str:
     elif "float" in allowed:
         words = "a finite number"
     elif "tuple" in allowed:
-        words = "a list of names (or one comma-separated string)"
+        words = "a list of names (or one comma-separated string" + (", or a regular expression)" if m.get("regex") else ")")
     else:
         words = "a string"
     bounds = [f"{op} {m[key]:g}" for key, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
@@ -72,10 +77,18 @@ def check_field(config, f: dataclasses.Field, annotation: str):
             raise bad()
         return None
     if "bool" in allowed:
-        if not isinstance(value, bool):
+        if isinstance(value, bool):
+            return value
+        if not allowed & {"str", "int", "float", "tuple"}:
             raise bad()
-        return value
     if "tuple" in allowed:
+        if isinstance(value, str) and m.get("regex") and not NAMES.fullmatch(value):
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ConfigError(name, f.name, f"is neither a list of names nor a valid regular expression "
+                                  f"({e}): {value!r}") from None
+            return value
         if isinstance(value, str):
             value = tuple(s.strip() for s in value.split(",") if s.strip())
         elif isinstance(value, (list, tuple)) and all(isinstance(s, str) for s in value):

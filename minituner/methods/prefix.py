@@ -112,9 +112,12 @@ class PrefixTuningModel(PeftModel):
         P = self.prefix_tensor()  # (L, 2, n, C)
         return [(P[i, 0], P[i, 1]) for i in range(P.size(0))]  # [(P_k, P_v)] * L, each (n, C)
 
-    def forward(self, idx, kv_cache=None):
+    def logits(self, idx, kv_cache=None):
         """idx (B, T) -> logits (B, T, V), every layer attending over K' = [P_k; K], V' = [P_v; V]."""
         return self.base(idx, prefixes=self.prefixes(), kv_cache=kv_cache)  # (B, T, V)
+
+    def set_inference_mode(self) -> None:
+        """Nothing: PEFT keeps the prefixes trainable under inference_mode (from_pretrained: eval mode only)."""
 
     @torch.no_grad()
     def fold(self) -> PrefixTuningModel:

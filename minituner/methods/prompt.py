@@ -8,8 +8,9 @@ The code is the ``prompt=`` slot of ``GPT.forward`` in model.py:
     x = torch.cat([(P + wpe[0:n]).expand(B, -1, -1), x], dim=1)   # (B, n_virtual + T, C)
 
 Shapes: P (n_virtual, C) with C = d the model width; the frozen model sees (B, n_virtual + T, C)
-and returns logits for the T real positions only, (B, T, V), so they line up with the
-targets and the task's answer mask: virtual positions never count in the loss.
+and ``model(idx)`` returns logits for the T real positions only, (B, T, V), so they line up with
+the targets and the task's answer mask: virtual positions never count in the loss. PEFT's call
+``model(input_ids=idx, labels=idx)`` returns PEFT's (B, n_virtual + T, V), its loss as PEFT's.
 Positions as PEFT on GPT-2: [P; X] is one sequence of inputs_embeds, so virtual token i
 gets wpe[i] added (x'_i = P_i + wpe[i]) and the real tokens are numbered n..n+T-1
 (tests/test_peft_equivalence.py checks it against PEFT's PromptTuningConfig).
@@ -17,7 +18,8 @@ gets wpe[i] added (x'_i = P_i + wpe[i]) and the real tokens are numbered n..n+T-
 Trainable parameters (closed form, checked by tests):  n_virtual · d.
 
 Initialisation (Lester et al. compare these in their ablations; PEFT's ``PromptTuningInit``):
-    "random"  N(0, σ²), σ the std of the base's token embeddings (P starts at their scale)
+    "random"  N(0, σ²), σ the std of the base's token embeddings (P starts at their scale;
+              PEFT's RANDOM is nn.Embedding's N(0, 1), far above the scale of our wte)
     "vocab"   n_virtual rows of the token embedding table drawn at random ("sampled vocab")
     "text"    the token embeddings of ``init_text``, repeated or cut to n_virtual tokens (as PEFT)
 
@@ -65,9 +67,28 @@ class PromptTuningModel(PeftModel):
     def num_virtual_tokens(self) -> int:
         return self.prompt.size(0)
 
-    def forward(self, idx, kv_cache=None):
+    def logits(self, idx, kv_cache=None):
         """idx (B, T) -> logits (B, T, V) of the real tokens, computed on X' = [P; X]."""
         return self.base(idx, prompt=self.prompt, kv_cache=kv_cache)  # (B, T, V)
+
+    def causal_logits(self, input_ids):
+        """PEFT's model(input_ids=...): logits of the k virtual and the T real positions, (B, k + T, V)."""
+        top = []  # the last block's output, virtual rows included (GPT.forward drops them before ln_f)
+        hook = self.base.h[-1].register_forward_hook(lambda module, args, out: top.append(out))
+        try:
+            real = self.logits(input_ids)  # (B, T, V)
+        finally:
+            hook.remove()
+        virtual = self.base.ln_f(top[0][:, : self.num_virtual_tokens]) @ self.base.wte.weight.T  # (B, k, V)
+        return torch.cat([virtual, real], dim=1)  # (B, k + T, V)
+
+    def causal_loss(self, logits, labels):
+        """PEFT's: k labels of -100 before the real ones, so the last virtual row predicts the first token."""
+        ignore = labels.new_full((labels.size(0), self.num_virtual_tokens), -100)
+        return super().causal_loss(logits, torch.cat([ignore, labels], dim=1))
+
+    def set_inference_mode(self) -> None:
+        """Nothing: PEFT keeps a prompt trainable under inference_mode (from_pretrained gives eval mode only)."""
 
 
 register(Method("prompt", "prompt tuning (提示微调)", PromptTuningConfig, PromptTuningModel, order=3,

@@ -66,17 +66,14 @@ class QLoraModel(LoraModel):
                 parent, _, leaf = n.rpartition(".")
                 setattr(self.base.get_submodule(parent), leaf, Linear4bit(m, config.bnb_4bit_use_double_quant))
 
-    def merge_adapter(self, keep_copy: bool = False):
+    def merge_adapter(self, adapter_names=None, keep_copy: bool = False):
         raise ValueError("a 4-bit W cannot hold ΔW without rounding it away; use merge_and_unload() for a "
                          "float32 GPT with W = Ŵ + ΔW")
 
-    def print_trainable_parameters(self) -> str:
-        """PEFT's line, with each 4-bit weight counted as one frozen parameter (as PEFT counts them)."""
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, all), each 4-bit weight counted as one frozen parameter (as PEFT counts them)."""
         trainable, total = count_parameters(self)
-        total += numel_4bit(self)
-        line = f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}"
-        print(line)
-        return line
+        return trainable, total + numel_4bit(self)
 
     def base_bytes(self) -> dict[str, int]:
         """Bytes of the Linear weights: as float32, and as held here (NF4 codes and scales)."""
@@ -86,15 +83,15 @@ class QLoraModel(LoraModel):
 
     @torch.no_grad()
     def merge_and_unload(self) -> GPT:
-        """A float32 GPT: W = Ŵ + ΔW where an adapter sits, W = Ŵ elsewhere (all tensors trainable)."""
+        """A float32 GPT: W = Ŵ + ΔW where an adapter sits, W = Ŵ elsewhere (frozen, as PEFT leaves it)."""
         plain = copy.deepcopy(self.base)
         for n, m in list(plain.named_modules()):
             if isinstance(m, LoRALinear) or (isinstance(m, Linear4bit) and not n.endswith(".base_layer")):
                 w = m.weight + (m.get_delta_weight(self.active_adapter) if isinstance(m, LoRALinear) else 0)
                 parent, _, leaf = n.rpartition(".")
                 bias = m.base_layer.bias if isinstance(m, LoRALinear) else m.bias
-                setattr(plain.get_submodule(parent), leaf, _float_linear(w, bias))
-        return plain.requires_grad_(True)
+                setattr(plain.get_submodule(parent), leaf, _float_linear(w, bias).requires_grad_(bias.requires_grad))
+        return plain
 
 
 register(Method("qlora", "QLoRA", QLoraConfig, QLoraModel, order=10, grid={**ranks(8), "lr": [3e-3, 1e-2]},

@@ -1,0 +1,63 @@
+"""Which Linear layers a config's ``target_modules`` names (LoRA and its kin, (IA)³), as PEFT reads it.
+
+    ("q_proj", "v_proj")      a list: a module matches a name equal to its full name or to its end
+                              ("q_proj" matches "h.0.attn.q_proj"; "h.0.attn.q_proj" only that one)
+    "q_proj,v_proj"           a comma list of plain names: the same as the list (the command line's form)
+    "all" / "all-linear"      every Linear (PEFT's "all-linear" leaves out the output head; ours is
+                              tied to wte and is no Linear, so the two are the same set here)
+    r"h\\.[01]\\..*_proj"       any other string: a regular expression matched against the full name
+                              (PEFT's re.fullmatch); a lone name also matches as a last name, so
+                              "q_proj" works where PEFT would find no module
+A name that matches nothing is a ValueError listing the model's Linear modules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..model import Linear
+
+
+def linear_names(model) -> list[str]:
+    """The full names of the model's Linear layers (a wrapped one by its wrapper's name), in order."""
+    from .lora_layer import LoRALinear
+
+    return [n for n, m in model.named_modules()
+            if isinstance(m, LoRALinear) or (isinstance(m, Linear) and not n.endswith(".base_layer"))
+            or hasattr(m, "ia3_l")]
+
+
+def resolve_targets(model, targets, field: str = "target_modules") -> list[str]:
+    """target_modules -> the full names of the Linear modules they match, in the model's order (field: the
+    config field the names came from, for the error)."""
+    names = linear_names(model)
+    kinds = sorted({n.rsplit(".", 1)[-1] for n in names})
+    if targets in ("all", "all-linear"):
+        return names
+    if isinstance(targets, str):  # PEFT: a regular expression, matched against the whole name
+        hit = [n for n in names if re.fullmatch(targets, n) or re.fullmatch(targets, n.rsplit(".", 1)[-1])]
+        if not hit:
+            raise ValueError(f"{field}={targets!r} (a regular expression) matches none of the model's "
+                             f"Linear modules: {', '.join(names)}")
+        return hit
+    chosen = set()
+    for t in targets:
+        hit = [n for n in names if n == t or n.endswith("." + t)]
+        if not hit:
+            raise ValueError(f"{field}: unknown target {t!r}; the model's Linear modules are "
+                             f"{', '.join(kinds)} (or full names such as {names[0]!r}), 'all', or a regular expression")
+        chosen.update(hit)
+    return [n for n in names if n in chosen]
+
+
+def module_names(model, modules) -> list[str]:
+    """modules_to_save -> the full names of the modules named (equal to, or ending in, a name)."""
+    names = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))
+             or isinstance(m, Linear)]
+    out = []
+    for t in modules:
+        hit = [n for n in names if (n == t or n.endswith("." + t)) and not n.endswith(".base_layer")]
+        if not hit:
+            raise ValueError(f"modules_to_save: no module named {t!r} (e.g. ln_f, h.0.ln_1, wpe)")
+        out += [n for n in hit if n not in out]
+    return out

@@ -58,7 +58,7 @@ def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokeniz
     rows = []
     for n, (p, a) in enumerate(examples):
         try:
-            rows.append((tok.encode(p), tok.encode(a + end)))
+            rows.append((tok.encode(p), tok.encode(a) + tok.encode(end)))  # the marker one token of its own
         except ValueError as e:
             raise ValueError(f"{name} pair {n}: {e}") from None
     L = max(len(p) + len(a) for p, a in rows) - 1
@@ -88,6 +88,8 @@ def _check_pair(pair, where: str, tok: CharTokenizer, lowercase: bool) -> tuple[
     if END in ans:
         raise ValueError(f"{where}: the answer contains a newline, the end-of-answer marker; "
                          f"use one line per answer")
+    if not isinstance(tok, CharTokenizer):  # GPT-2's byte-level BPE writes any text
+        return prompt, ans
     alphabet = "".join(tok.itos[2:])
     for field_name, text in (("prompt", prompt), ("answer", ans)):
         for pos, ch in enumerate(text):
@@ -162,13 +164,15 @@ class Dataset:
         return cls(name, *splits, tok)
 
     @classmethod
-    def from_jsonl(cls, path, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False) -> Dataset:
+    def from_jsonl(cls, path, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False,
+                   tokenizer=None) -> Dataset:
         """One {"prompt": ..., "answer": ...} object per line (blank lines skipped); a line that
-        does not parse, or a character the tokenizer lacks, is a ValueError naming the file and line."""
+        does not parse, or a character the tokenizer lacks, is a ValueError naming the file and line.
+        tokenizer: the base's (default CharTokenizer; a BPETokenizer for a GPT-2 base)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
-        tok, pairs = CharTokenizer(), []
+        tok, pairs = tokenizer or CharTokenizer(), []
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue

@@ -129,6 +129,9 @@ def prepare(args):
     import minituner as mt
 
     base, tok = base_model(args.base)
+    if args.init == "text" and not isinstance(tok, mt.CharTokenizer):
+        raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
+                         "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
     data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase,
                                  tokenizer=tok)
     return data, mt.get_peft_model(base, method_config(args))

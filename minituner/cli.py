@@ -23,7 +23,7 @@ from .methods import ordered
 
 PRETRAIN_OUT = Path("runs/pretrain")
 ROOT = Path(__file__).resolve().parents[1]  # a clone's root (README.md lives there; not in an installed wheel)
-EVAL_EVERY, PATIENCE = 25, 4  # finetune's validation with one process (--nproc 1)
+EVAL_EVERY, PATIENCE = 25, 4  # finetune's validation (rank 0's with --nproc > 1)
 
 
 # ---------------------------------------------------------------- argparse type functions
@@ -92,54 +92,53 @@ def output_dir(text: str) -> Path:
 
 # ---------------------------------------------------------------- commands
 def base_model(path: Path | None):
-    """The shipped base, or one written by `minituner pretrain --out DIR` (DIR/base.*) or at a path stem."""
-    from .checkpoint import BASE_NAME, load_base
+    """(base, its tokenizer): the shipped base, one written by `minituner pretrain --out DIR` (or at a
+    path stem), or a Hugging Face GPT-2 folder (with its vocab.json + merges.txt)."""
+    from .gpt2 import load_any_base
 
-    if path is not None and path.is_dir():
-        path = path / BASE_NAME
-    return load_base(path)
+    return load_any_base(path)
 
 
 def prepare(args):
     """The finetune command's data and model, built from its options (a bad one raises here)."""
     import minituner as mt
 
-    data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase)
-    return data, mt.get_peft_model(base_model(args.base), method_config(args))
+    base, tok = base_model(args.base)
+    if args.init == "text" and not isinstance(tok, mt.CharTokenizer):
+        raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
+                         "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
+    data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase,
+                                 tokenizer=tok)
+    return data, mt.get_peft_model(base, method_config(args))
 
 
 def finetune(args) -> None:
     """The finetune command's work in one process: all of it, or with --nproc N > 1 one rank's share
-    (train_ddp on 1/N of every batch; rank 0 alone evaluates, prints and saves)."""
+    (train() on 1/N of every batch; rank 0 alone validates, prints and saves)."""
     import torch.distributed as dist
 
     import minituner as mt
 
-    from .distributed import train_ddp
+    from .peft_format import save_adapter
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     data, model = prepare(args)
     if rank == 0:
         model.print_trainable_parameters()
     lr = args.lr if args.lr is not None else default_lr(args.method)
-    if world == 1:
-        hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
-                        device=args.device, eval_every=args.eval_every or EVAL_EVERY,
-                        patience=args.patience or PATIENCE)
-        how = (f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else "") + \
-            f"best validation accuracy (ties: lower loss) at step {hist.best_step}"
-    else:
-        device = f"cuda:{rank}" if dist.get_backend() == "nccl" else "cpu"  # nccl: process r on GPU r
-        hist = train_ddp(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
-                         device=device)
-        how = (f"{world} processes with {args.batch_size // world} rows each, {hist.allreduce_bytes:,} bytes "
-               f"all-reduced per step; no validation with --nproc > 1: the last step's weights")
+    device = f"cuda:{rank}" if world > 1 and dist.get_backend() == "nccl" else args.device  # nccl: process r on GPU r
+    hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
+                    device=device, eval_every=args.eval_every or EVAL_EVERY, patience=args.patience or PATIENCE)
+    how = (f"{world} processes with {args.batch_size // world} rows each, {hist.allreduce_bytes:,} bytes "
+           f"all-reduced per step; " if world > 1 else "") + \
+        (f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else "") + \
+        f"best validation accuracy (ties: lower loss) at step {hist.best_step}"
     if rank:
         return
     ev = mt.evaluate(model, data.test)
     print(f"trained {len(hist.losses)} steps at lr {lr:g} in {hist.seconds:.1f} s ({how}); "
           f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
-    model.save_pretrained(args.out)
+    save_adapter(model, args.out, args.base)  # PEFT's own format for a GPT-2 folder's LoRA, prompt, prefix
     base = f" --base {shlex.quote(str(args.base))}" if args.base else ""
     print(f"saved {args.out}; try: minituner generate --adapter {shlex.quote(str(args.out))}{base} "
           f"{shlex.quote(data.test.examples[0][0])}")
@@ -158,12 +157,6 @@ def cmd_finetune(args) -> int:
         finetune(args)
         return 0
     backend = backend_for(args.nproc, args.batch_size, device)
-    refused = [opt for opt, given in (("--eval-every", args.eval_every), ("--patience", args.patience),
-                                      ("--lora-dropout", args.lora_dropout)) if given]
-    if refused:
-        raise ValueError(f"--nproc {args.nproc} cannot honour {', '.join(refused)}: the processes train without "
-                         f"validation or early stopping, and LoRA's seeded dropout would give every process the "
-                         f"same masks; drop {', '.join(refused)}, or use --nproc 1")
     prepare(args)  # every input checked here, before any process starts: a bad one is one line, not N tracebacks
     spawn(finetune, nproc=args.nproc, args=(args,), backend=backend)
     return 0
@@ -173,13 +166,14 @@ def cmd_generate(args) -> int:
     import minituner as mt
 
     from .device import check_device
+    from .peft_format import load_adapter
 
     device = check_device(args.device)
-    model = base_model(args.base)
+    model, tok = base_model(args.base)
     if args.adapter is not None:
-        model = mt.PeftModel.from_pretrained(model, args.adapter)
+        model = load_adapter(model, args.adapter)  # minituner's save_pretrained folder or PEFT's format
     model.to(device)
-    print(args.prompt + mt.answer(model, mt.CharTokenizer(), args.prompt, max_new_tokens=args.max_new_tokens))
+    print(args.prompt + mt.answer(model, tok, args.prompt, max_new_tokens=args.max_new_tokens))
     return 0
 
 
@@ -320,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line')
     p.add_argument("--out", required=True, type=output_dir, help="folder to save the result in (save_pretrained)")
     p.add_argument("--base", type=existing_dir, default=None,
-                   help="a folder written by `minituner pretrain --out` (default: the shipped base)")
+                   help="a folder written by `minituner pretrain --out`, or a Hugging Face GPT-2 folder "
+                        "(config.json, model.safetensors, vocab.json, merges.txt) (default: the shipped base)")
     p.add_argument("--val", type=fraction, default=0.2, help="fraction of the pairs held out for early stopping")
     p.add_argument("--test", type=fraction, default=0.2, help="fraction of the pairs held out for the test score")
     p.add_argument("--lowercase", action="store_true", help="lower-case prompts and answers")
@@ -330,14 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate (default: the method's, as `minituner sweep` chose it on classify: "
                         + ", ".join(f"{m.key} {lr:g}" for m in ordered() if (lr := selected(m.key).get("lr"))) + ")")
     g.add_argument("--eval-every", type=positive_int, default=None,
-                   help=f"steps between validation checks (default: {EVAL_EVERY}; not with --nproc > 1)")
+                   help=f"steps between validation checks (default: {EVAL_EVERY})")
     g.add_argument("--patience", type=positive_int, default=None,
                    help="stop after this many validation checks without improvement, the best weights kept "
-                        f"(default: {PATIENCE}; not with --nproc > 1)")
+                        f"(default: {PATIENCE})")
     g.add_argument("--nproc", type=positive_int, default=1, metavar="N",
                    help="processes training together (data parallel, torch.distributed): each takes "
                         "--batch-size / N rows of every batch; gloo on CPUs (N <= cores), nccl with --device cuda "
-                        "(N <= GPUs); trains without validation, so not with --eval-every, --patience or --lora-dropout")
+                        "(N <= GPUs); rank 0 validates")
     add_method_options(p)
 
     p = command("generate", "answer a prompt with the base, or with a fine-tuned result (--adapter)", cmd_generate)
@@ -345,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", type=existing_dir, default=None,
                    help="a folder written by `minituner finetune --out` (default: none, the base alone)")
     p.add_argument("--base", type=existing_dir, default=None,
-                   help="a folder written by `minituner pretrain --out` (default: the shipped base)")
+                   help="a folder written by `minituner pretrain --out`, or a Hugging Face GPT-2 folder "
+                        "(config.json, model.safetensors, vocab.json, merges.txt) (default: the shipped base)")
     p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help="tokens to generate at most (default: the room left in the context; "
                         "generation stops at the end of the answer)")

@@ -80,7 +80,7 @@ def encode_examples(name: str, examples: list[tuple[str, str]], tok: CharTokeniz
     rows = []
     for n, (p, a) in enumerate(examples):
         try:
-            rows.append((tok.encode(p), tok.encode(a + end)))
+            rows.append((tok.encode(p), tok.encode(a) + tok.encode(end)))  # the marker one token of its own
         except ValueError as e:
             raise ValueError(f"{sources[n] if sources else f'{name} pair {n}'}: {e}") from None
     L = max(len(p) + len(a) for p, a in rows) - 1
@@ -110,6 +110,8 @@ def _check_pair(pair, where: str, tok: CharTokenizer, lowercase: bool) -> tuple[
     if END in ans:
         raise ValueError(f"{where}: the answer contains a newline, the end-of-answer marker; "
                          f"use one line per answer")
+    if not isinstance(tok, CharTokenizer):  # GPT-2's byte-level BPE writes any text
+        return prompt, ans
     alphabet = "".join(tok.itos[2:])
     for field_name, text in (("prompt", prompt), ("answer", ans)):
         for pos, ch in enumerate(text):
@@ -201,10 +203,11 @@ class Dataset:
         return cls(name, *splits, tok)
 
     @classmethod
-    def from_jsonl(cls, path, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False) -> Dataset:
+    def from_jsonl(cls, path, val=0.2, test=0.2, seed: int = 0, lowercase: bool = False,
+                   tokenizer=None) -> Dataset:
         """One {"prompt": ..., "answer": ...} object per line (blank lines skipped), UTF-8; a line
         that does not decode or parse, or a character the tokenizer lacks, is a ValueError naming
-        the file and line."""
+        the file and line. tokenizer: the base's (default CharTokenizer; a BPETokenizer for a GPT-2 base)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
@@ -229,7 +232,7 @@ class Dataset:
             rows.append((where, (obj["prompt"], obj["answer"])))
         if not rows:
             raise ValueError(f"{path}: no (prompt, answer) lines found")
-        return cls._from_rows(rows, val, test, seed, lowercase, path.stem, CharTokenizer())
+        return cls._from_rows(rows, val, test, seed, lowercase, path.stem, tokenizer or CharTokenizer())
 
 
 def _check_one_answer_per_prompt(rows: list[tuple[str, tuple[str, str]]]) -> None:

@@ -22,8 +22,14 @@ gradient. (Averaging each rank's own mean, S_rank / n_rank, would weight a rank 
 short answers more: not the same gradient.) tests/test_distributed.py checks that two
 processes with half the batch each end with the weights of one process with the whole batch.
 
+The loop is train()'s own (train.py, as nanoGPT's train.py: ``ddp = dist.is_initialized()``):
+inside a process group it wraps the model with ``wrap`` and scales the loss with
+``whole_batch_loss``; rank 0 scores the validation split and broadcasts the score, so
+eval_every, patience and the restored best weights are the one-process run's. LoRA dropout:
+each rank draws its own masks (``rank_generators``: seed + rank), as each rank sees other rows.
+
 Run it: ``minituner finetune --nproc 2 --method lora --data pairs.jsonl --out runs/mine`` (your
-pairs; the command spawns the processes, trains without validation, rank 0 saves), or
+pairs; the command spawns the processes, rank 0 validates, prints and saves), or
 ``torchrun --nproc_per_node 2 -m minituner.distributed --method lora --steps 50`` (a mini-world task).
 
 References: 1) Li et al. 2020, PyTorch Distributed: Experiences on Accelerating Data
@@ -36,16 +42,13 @@ import argparse
 import os
 import socket
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
-from .functional import cross_entropy
-from .optim import AdamW
-from .train import History, check_train_args, lr_at, update
+from .train import train
 
 
 def allreduce_bytes(model) -> int:
@@ -97,23 +100,38 @@ def backend_for(nproc: int, batch_size: int, device="cpu") -> str:
     return backend
 
 
-def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
-              grad_clip: float = 1.0, warmup: int = 0, device: str = "cpu") -> History:
-    """train() on W processes: each rank takes rows [rank·b, (rank+1)·b) of the batch train() would
-    draw (b = batch_size / W), the loss scaled so the averaged gradient is the whole batch's.
+def whole_batch_loss(mean: torch.Tensor, mask: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss this rank backpropagates, the whole batch's mean loss) from this rank's mean loss.
 
-    Returns a History whose .losses are the whole batch's loss per step (the same on every
-    rank) and whose .allreduce_bytes counts what the step's gradient buckets carried. There is no
-    validation curve or early stopping (train()'s eval_every, patience): the weights are the last step's.
+    mean = S_rank / n_rank over this rank's answer tokens (mask); returns S_rank · W / n, whose
+    gradients DDP averages into ∇(Σ S / n), and Σ S_rank / n, all-reduced (the same on every rank).
     """
-    check_train_args(data, steps, lr, batch_size, 0.0, grad_clip, warmup, 0, None)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} must split evenly over {world} processes")
-    b = batch_size // world
-    model.to(device)
-    model.train()
-    ddp = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    n = mask.sum()  # this rank's answer tokens
+    n_all = n.clone()
+    dist.all_reduce(n_all)  # the whole batch's answer tokens
+    loss = mean * n * world / n_all  # S_rank · W / n: DDP's average then gives ∇(Σ S / n)
+    whole = loss.detach() / world
+    dist.all_reduce(whole)  # Σ S_rank / n: the whole batch's mean loss
+    return loss, whole
+
+
+def rank_generators(model, rank: int) -> None:
+    """Each rank its own dropout masks: every LoRA dropout generator (seeded from the config's seed)
+    re-seeded to seed + rank·1,000,003 on rank > 0 (rank 0 keeps the one-process stream; the
+    prime step keeps rank r's seeds off the other layers' seed·100,003 + i)."""
+    if rank:
+        for module in model.modules():
+            for g in getattr(module, "generators", {}).values():
+                g.manual_seed(g.initial_seed() + rank * 1_000_003)
+
+
+def wrap(model, rank: int, device) -> tuple[DistributedDataParallel, list[int]]:
+    """model in DistributedDataParallel (its gradients all-reduced after backward), with a hook that
+    appends to the returned list the bytes of each gradient bucket it all-reduces; LoRA dropout
+    masks made different per rank (rank_generators)."""
+    rank_generators(model, rank)
+    device = torch.device(device)
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     sent = []
 
     def counting_hook(state, bucket):  # each bucket of gradients, counted, then the usual all-reduce
@@ -121,27 +139,7 @@ def train_ddp(model, data, steps: int = 300, lr: float = 1e-3, batch_size: int =
         return allreduce_hook(state, bucket)
 
     ddp.register_comm_hook(None, counting_hook)
-    opt = AdamW(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)  # every rank draws the same batch, then takes its rows
-    hist = History(optimizer_state_bytes=opt.state_bytes())
-    t0 = time.perf_counter()
-    for step in range(steps):
-        x, y, m = (t[rank * b:(rank + 1) * b].to(device) for t in data.train.batch(batch_size, gen))
-        n = m.sum()  # this rank's answer tokens
-        n_all = n.clone()
-        dist.all_reduce(n_all)  # the whole batch's answer tokens
-        mean = cross_entropy(ddp(x), y, m)  # S_rank / n_rank
-        loss = mean * n * world / n_all  # S_rank · W / n: DDP's average then gives ∇(Σ S / n)
-        whole = loss.detach() / world
-        dist.all_reduce(whole)  # Σ S_rank / n: the whole batch's mean loss, the same on every rank
-        if not torch.isfinite(whole):  # so every rank stops here together
-            raise RuntimeError(f"the loss became {whole.item()} at step {step}: lower the learning rate (now {lr})")
-        update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
-        hist.losses.append(whole.item())
-    hist.seconds = time.perf_counter() - t0
-    hist.allreduce_bytes = sum(sent) // max(1, steps)
-    model.eval()
-    return hist
+    return ddp, sent
 
 
 def free_port() -> int:
@@ -170,20 +168,17 @@ def spawn(fn, nproc: int = 2, args=(), backend: str = "gloo") -> None:
     torch.multiprocessing.spawn(_worker, args=(nproc, free_port(), fn, args, backend), nprocs=nproc, join=True)
 
 
-METHODS = ("full", "lora", "prompt_tuning")
+SMALL = {"r": 4, "lora_alpha": 16, "num_virtual_tokens": 4}  # each method's small setting, where it has the field
 
 
-def build(method: str, base):
-    """The model a method trains on base (the three whose all-reduce sizes the lesson compares)."""
-    from .methods.shortcuts import full, lora, prompt_tuning
+def build(key: str, base):
+    """The model registered method `key` trains on base, at SMALL's setting (the lesson compares their all-reduces)."""
+    from .methods import METHODS, get_peft_model
 
-    if method == "full":
-        return full(base)
-    if method == "lora":
-        return lora(base, r=4, lora_alpha=16)
-    if method == "prompt_tuning":
-        return prompt_tuning(base, num_virtual_tokens=4)
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if key not in METHODS:
+        raise ValueError(f"unknown method {key!r}; choose one of {', '.join(METHODS)}")
+    fields = {f.name for f in METHODS[key].fields()}
+    return get_peft_model(base, METHODS[key].make_config(**{k: v for k, v in SMALL.items() if k in fields}))
 
 
 def main(argv=None) -> int:
@@ -192,7 +187,9 @@ def main(argv=None) -> int:
     from .data import make_task
 
     p = argparse.ArgumentParser(prog="python -m minituner.distributed", description=main.__doc__)
-    p.add_argument("--method", default="lora", choices=METHODS)
+    from .methods import ordered
+
+    p.add_argument("--method", default="lora", choices=[m.key for m in ordered()])
     p.add_argument("--task", default="classify")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -202,8 +199,8 @@ def main(argv=None) -> int:
     rank, world = init()
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     model = build(args.method, load_base())
-    hist = train_ddp(model, make_task(args.task), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                     seed=args.seed, device=device)
+    hist = train(model, make_task(args.task), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                 seed=args.seed, device=device, progress=False)
     if rank == 0:
         print(f"{args.method}: {world} processes, batch {args.batch_size} ({args.batch_size // world} each), "
               f"loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}, {hist.allreduce_bytes:,} bytes all-reduced "

@@ -23,6 +23,10 @@ GPT-2's nonlinearity is GELU's tanh form ("gelu_new") and its LayerNorm ε is 1e
 both are what ``functional.gelu`` and ``functional.layer_norm`` already compute, so a
 config asking for anything else is refused rather than loaded into a different model.
 
+``load_any_base(path)`` is what the command line's ``--base`` reads: a GPT-2 folder (with its
+BPE tokenizer from vocab.json + merges.txt), a folder or path stem from ``minituner pretrain``
+(with the character tokenizer), or None for the shipped base. The tokenizer follows the base.
+
 References: 1) Radford et al. 2019, Language Models are Unsupervised Multitask Learners
 (GPT-2). 2) Hugging Face transformers, ``modeling_gpt2.py`` (the tensor names and Conv1D).
 """
@@ -35,8 +39,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .checkpoint import check_state
+from .bpe import BPETokenizer
+from .checkpoint import BASE_NAME, check_state, load_base
 from .model import GPT, GPTConfig
+from .tokenizer import CharTokenizer
 
 # config.json values minituner's GPT computes exactly; any other value would silently change the model
 FIXED = {
@@ -133,3 +139,33 @@ def load_gpt2(folder) -> GPT:
     check_state(model.state_dict(), state, str(folder))
     model.load_state_dict(state)
     return model.eval()
+
+
+def is_gpt2_folder(path) -> bool:
+    """True for a folder with a config.json (a Hugging Face checkpoint); load_gpt2 checks the rest."""
+    return path is not None and Path(path).is_dir() and (Path(path) / "config.json").is_file()
+
+
+def load_any_base(path=None) -> tuple[GPT, CharTokenizer | BPETokenizer]:
+    """(base model, its tokenizer) from any base minituner reads; the tokenizer follows the base:
+
+    None                                 the shipped base, CharTokenizer
+    a Hugging Face GPT-2 folder          load_gpt2(folder), BPETokenizer of its vocab.json + merges.txt
+    a folder from `minituner pretrain`   folder/base.safetensors + base.json, CharTokenizer
+    a path stem NAME                     NAME.safetensors + NAME.json (save_model's pair), CharTokenizer
+    """
+    if path is None:
+        return load_base(), CharTokenizer()
+    path = Path(path)
+    if is_gpt2_folder(path):
+        model, tok = load_gpt2(path), BPETokenizer.from_files(path)
+        if tok.vocab_size > model.config.vocab_size:
+            raise ValueError(f"{path}: vocab.json has ids up to {tok.vocab_size - 1}, but the model's "
+                             f"vocab_size is {model.config.vocab_size}; the tokenizer is not this model's")
+        return model, tok
+    stem = path / BASE_NAME if path.is_dir() else path
+    if not stem.with_suffix(".safetensors").is_file():
+        raise FileNotFoundError(f"{path} is not a base: give a Hugging Face GPT-2 folder (config.json, "
+                                f"model.safetensors, vocab.json, merges.txt) or a folder written by "
+                                f"`minituner pretrain --out` ({BASE_NAME}.safetensors + {BASE_NAME}.json)")
+    return load_base(stem), CharTokenizer()

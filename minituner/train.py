@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from .dataset import Dataset, Split
@@ -50,6 +51,7 @@ class History:
     stopped_early: bool = False
     seconds: float = 0.0
     optimizer_state_bytes: int = 0
+    allreduce_bytes: int = 0  # with several processes: the gradient bytes one step all-reduced
 
     def __repr__(self) -> str:
         out = f"History({len(self.losses)} steps, {self.seconds:.1f} s, final train loss {self.losses[-1]:.4f}" \
@@ -166,33 +168,58 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     (best_score: higher accuracy, ties to the lower loss) and restores the trainable tensors
     of the best evaluation.
     A non-finite loss stops training with a RuntimeError naming the step.
+
+    One loop for one process or W (as nanoGPT's train.py): inside a torch.distributed process
+    group (``distributed.spawn``, torchrun) each rank takes its 1/W of the batch through
+    DistributedDataParallel (see distributed.py for the loss scaling that makes the averaged
+    gradient the whole batch's); rank 0 alone scores data.val and broadcasts (loss, accuracy),
+    so every rank takes the same decisions (best step, stop) and restores the same weights.
     """
     check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience)
     device = check_device(device)
-    model.to(device)
-    model.train()
-    opt = AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(seed)
-    hist = History(optimizer_state_bytes=opt.state_bytes())
+    ddp = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must split evenly over {world} processes")
+    b = batch_size // world  # this rank's rows of every batch
+    raw_model = model
+    raw_model.to(device)
+    raw_model.train()
+    opt = AdamW(raw_model.parameters(), lr=lr, weight_decay=weight_decay)
+    hist, sent = History(optimizer_state_bytes=opt.state_bytes()), []
+    if ddp:
+        from .distributed import wrap
+
+        model, sent = wrap(raw_model, rank, device)  # sent: the bytes of every gradient bucket all-reduced
+    gen = torch.Generator().manual_seed(seed)  # every rank draws the same batch, then takes its rows
     best, best_state, bad_evals = (-math.inf, -math.inf), None, 0
     t0 = time.perf_counter()
-    bar = progress_bar(steps, f"train {data.name}", progress)
+    bar = progress_bar(steps, f"train {data.name}", progress and rank == 0)
     for step in bar:
-        x, y, m = (t.to(device) for t in data.train.batch(batch_size, gen))
-        loss = cross_entropy(model(x), y, m)
+        x, y, m = (t[rank * b:(rank + 1) * b].to(device) for t in data.train.batch(batch_size, gen))
+        loss = whole = cross_entropy(model(x), y, m)  # the mean over this rank's answer tokens
+        if ddp:
+            from .distributed import whole_batch_loss
+
+            loss, whole = whole_batch_loss(loss, m, world)
         if not loss.requires_grad:  # trainable tensors that the forward never reads (a merged LoRA's A and B)
             raise ValueError("the loss does not depend on any trainable tensor; a merged LoRA model keeps ΔW in "
                              "the frozen W: call model.unmerge_adapter() before training it")
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"the loss became {loss.item()} at step {step}: lower the learning rate "
+        if not torch.isfinite(whole):  # the whole batch's loss: every rank stops here together
+            raise RuntimeError(f"the loss became {whole.item()} at step {step}: lower the learning rate "
                                f"(now {lr}) or keep gradient clipping on")
         update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
-        hist.losses.append(loss.item())
+        hist.losses.append(whole.item())
         if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
-            ev = evaluate(model, data.val)
-            model.train()
-            hist.val.append((step + 1, ev["loss"], ev["accuracy"]))
-            bar.set_postfix(loss=f"{loss.item():.4f}", val_loss=f"{ev['loss']:.4f}", val_acc=f"{ev['accuracy']:.3f}")
+            score = torch.zeros(2, dtype=torch.float64)  # (val loss, val accuracy), rank 0's
+            if rank == 0:
+                ev = evaluate(raw_model, data.val)
+                raw_model.train()
+                score[:] = torch.tensor([ev["loss"], ev["accuracy"]])
+            if ddp:
+                dist.broadcast(score, src=0)  # every rank now takes rank 0's decisions
+            hist.val.append((step + 1, score[0].item(), score[1].item()))
+            bar.set_postfix(loss=f"{whole.item():.4f}", val_loss=f"{score[0]:.4f}", val_acc=f"{score[1]:.3f}")
             if best_score(hist.val[-1]) > best:
                 best, hist.best_step, bad_evals = best_score(hist.val[-1]), step + 1, 0
                 if patience is not None:
@@ -203,14 +230,15 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
                     hist.stopped_early = step + 1 < steps
                     break
         elif step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.set_postfix(loss=f"{whole.item():.4f}")
     bar.close()
     if best_state is not None:  # early stopping: back to the best validation score
         with torch.no_grad():
             for p, saved in zip(opt.params, best_state, strict=True):
                 p.copy_(saved)
     hist.seconds = time.perf_counter() - t0
-    model.eval()
+    hist.allreduce_bytes = sum(sent) // max(1, len(hist.losses))
+    raw_model.eval()
     return hist
 
 

@@ -4,11 +4,14 @@ import json
 
 import pytest
 import torch
+from tiny_gpt2 import PAIRS
 
 import minituner
-from minituner.bpe import train_bpe
+from minituner.bpe import BPETokenizer, train_bpe
+from minituner.checkpoint import fingerprint, save_model
 from minituner.data import Dataset, corpus_sentences, encode_examples, make_world, task_examples
-from minituner.gpt2 import load_gpt2
+from minituner.gpt2 import load_any_base, load_gpt2
+from minituner.tokenizer import CharTokenizer
 
 transformers = pytest.importorskip("transformers")
 
@@ -111,3 +114,77 @@ def test_lora_and_prompt_tuning_train_on_a_loaded_gpt2_with_a_bpe_tokenizer(hf_f
         model.save_pretrained(tmp_path / model.config.method)  # the adapter folder, checked against this base
         again = minituner.PeftModel.from_pretrained(base, tmp_path / model.config.method)
         assert torch.equal(again(x), model(x))
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A GPT-2 folder with its own vocab.json + merges.txt (tests/tiny_gpt2.py)."""
+    from tiny_gpt2 import write_tiny_gpt2
+
+    return write_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"))
+
+
+def test_load_any_base_takes_each_kind_of_base_with_its_tokenizer(tiny_folder, tmp_path):
+    model, tok = load_any_base(tiny_folder)
+    assert isinstance(tok, BPETokenizer) and tok.stoi == BPETokenizer.from_files(tiny_folder).stoi
+    assert fingerprint(model) == fingerprint(load_gpt2(tiny_folder))
+    shipped, char = load_any_base(None)
+    assert isinstance(char, CharTokenizer) and fingerprint(shipped) == fingerprint(minituner.load_base())
+    save_model(shipped, tmp_path / "pre" / "base")  # what `minituner pretrain --out pre` writes
+    for path in (tmp_path / "pre", tmp_path / "pre" / "base"):
+        model, tok = load_any_base(path)
+        assert isinstance(tok, CharTokenizer) and fingerprint(model) == fingerprint(shipped)
+    with pytest.raises(FileNotFoundError, match="not a base: give a Hugging Face GPT-2 folder"):
+        load_any_base(tmp_path)
+    other = tmp_path / "other"  # a vocabulary larger than the model's: another model's tokenizer
+    other.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (other / name).symlink_to(tiny_folder / name)
+    train_bpe(corpus_sentences(make_world(0)), num_merges=200).save(other)
+    with pytest.raises(ValueError, match="the tokenizer is not this model's"):
+        load_any_base(other)
+
+
+def test_pairs_encode_with_gpt2s_tokenizer_the_end_marker_one_token(tiny_folder):
+    _, tok = load_any_base(tiny_folder)
+    data = Dataset.from_jsonl(PAIRS, tokenizer=tok)
+    (end,) = tok.encode("\n")
+    for split in (data.train, data.val, data.test):
+        for row, (prompt, answer) in enumerate(split.examples):
+            ids = tok.encode(prompt) + tok.encode(answer) + [end]  # the marker a token of its own
+            n = len(ids) - 1
+            assert split.x[row, :n].tolist() == ids[:-1] and split.y[row, :n].tolist() == ids[1:]
+            want = torch.zeros(split.x.size(1))
+            want[len(tok.encode(prompt)) - 1:n] = 1.0  # the answer's tokens and the marker count, pad never
+            assert torch.equal(split.mask[row], want)
+            assert split.y[row, n:].eq(tok.pad_id).all()  # pad = GPT-2's <|endoftext|>, masked out
+    with pytest.raises(ValueError, match="newline"):
+        Dataset.from_pairs([("a", "b\nc")] * 3, tokenizer=tok)
+
+
+@pytest.mark.parametrize("method", list(minituner.METHODS))
+def test_every_method_trains_on_a_gpt2_folder_and_answers(tiny_folder, tmp_path, method):
+    base, tok = load_any_base(tiny_folder)
+    data = Dataset.from_jsonl(PAIRS, tokenizer=tok)
+    entry = minituner.METHODS[method]  # the config's own defaults (random init: no character text on BPE), its fixed fields
+    small = {"r": 2} if "r" in entry.config.__dataclass_fields__ else {}
+    model = minituner.get_peft_model(base, entry.config(**entry.fixed, **small))
+    before = minituner.evaluate(model, data.train)["loss"]
+    minituner.train(model, data, steps=4, lr=1e-2, batch_size=8, seed=0, progress=False)
+    assert minituner.evaluate(model, data.train)["loss"] < before
+    reply = minituner.answer(model, tok, data.test.examples[0][0], max_new_tokens=4)
+    ids = model.generate(torch.tensor([tok.encode(data.test.examples[0][0])]), 4, stop_id=tok.encode("\n")[0])
+    assert reply == tok.decode(ids[0, len(tok.encode(data.test.examples[0][0])):]).split("\n")[0]
+    model.save_pretrained(tmp_path / method)
+    again = minituner.PeftModel.from_pretrained(base, tmp_path / method)
+    assert torch.equal(again(data.test.x), model(data.test.x))
+
+
+def test_finetune_refuses_init_text_on_a_gpt2_base(tiny_folder, tmp_path, capsys):
+    """--init text encodes with the character tokenizer (methods/virtual_tokens.py): wrong ids for GPT-2's."""
+    from minituner.cli import main
+
+    code = main(["finetune", "--method", "prompt", "--base", str(tiny_folder), "--data", str(PAIRS), "--out",
+                 str(tmp_path / "o"), "--init", "text", "--init-text", "the cat", "--num-virtual-tokens", "7"])
+    assert code == 2 and "with a GPT-2 base use --init random or vocab" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,254 @@
+"""Adapters in Hugging Face PEFT's own format, for GPT-2-shaped bases: both directions.
+
+    save_peft_format(model, dir, base_folder)   # LoRA, prompt tuning, prefix tuning / P-Tuning v2
+    peft.PeftModel.from_pretrained(transformers.GPT2LMHeadModel.from_pretrained(base_folder), dir)
+    load_peft_format(base, dir)                 # a folder PEFT saved (or save_peft_format wrote)
+
+minituner's own ``save_pretrained`` uses PEFT's file names but its own tensor names and
+config; this file writes and reads what PEFT writes and reads (adapter_config.json with
+``peft_type``, adapter_model.safetensors with PEFT's tensor names):
+
+LoRA. GPT-2 has one fused ``c_attn`` (C -> 3C, c_attn(x) = [q | k | v]) where minituner has
+q_proj, k_proj, v_proj. Adapters of rank r on a set S of them become one PEFT adapter of
+rank r_e = |S|·r on c_attn:
+    A = [A_q; A_v]   (r_e, C)          stacked in q, k, v order
+    B                (3C, r_e)         B_q in the q rows and the first r columns, B_v in the v
+                                       rows and the next r: block-diagonal, so
+    B·A = [B_q A_q; 0; B_v A_v]        each part's ΔW in its own rows, nothing across.
+PEFT's scale is lora_alpha/r_e (lora_alpha/√r_e with rsLoRA), ours α/r (α/√r), so c_attn
+gets lora_alpha = α·r_e/r (α·√(r_e/r)) through PEFT's ``alpha_pattern`` (and r_e through
+``rank_pattern``); o_proj, up_proj, down_proj map one to one onto attn.c_proj, mlp.c_fc,
+mlp.c_proj (a Conv1D: PEFT's lora_A is (r, in), lora_B (out, r), as ours).
+Prompt tuning: ``prompt_embeddings`` (k, C) is our P. Prefix tuning / P-Tuning v2:
+``prompt_embeddings`` (k, 2·L·C), row t = [P_k(layer 0), P_v(layer 0), P_k(layer 1), …] of
+virtual token t; a prefix with the MLP is saved as the prefixes it makes, P = MLP(E) (what
+PEFT itself saves), so the folder says prefix_projection false.
+
+Loading a PEFT folder: prompt and prefix map back exactly. A PEFT LoRA on c_attn of rank R
+becomes q, k and v adapters of rank R sharing A (B's row blocks), the same ΔW; a folder written
+by save_peft_format carries minituner's own config in the safetensors metadata and is split
+back into the adapters it came from, after the base fingerprint is checked.
+tests/test_peft_format.py runs both directions against transformers + PEFT.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .checkpoint import ADAPTER_CONFIG, ADAPTER_TENSORS, fingerprint, tensors_sha256
+from .gpt2 import is_gpt2_folder, load_gpt2
+from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
+from .methods.lora_layer import lora_layers
+
+EXPORTS = ("lora", "prompt_tuning", "prefix_tuning")  # methods PEFT has with the same computation
+ONE_TO_ONE = {"attn.o_proj": "attn.c_proj", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}
+QKV = ("q_proj", "k_proj", "v_proj")  # c_attn's parts, in its output order
+PREFIX = "base_model.model."  # PEFT's name of the wrapped GPT2LMHeadModel
+LORA_KEY = re.compile(r"base_model\.model\.transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"
+                      r"\.lora_([AB])\.weight")
+
+
+def lora_to_peft(model) -> tuple[dict, dict]:
+    """(PEFT LoraConfig fields, PEFT tensors) of a LoraModel's active adapter on a GPT-2-shaped base."""
+    cfg, C = model.config, model.gpt_config.n_embd
+    parts: dict[str, list] = {}  # PEFT module name -> [(part index in c_attn or None, A, B)]
+    for name, layer in lora_layers(model.base).items():
+        if model.active_adapter not in layer.lora_A:
+            continue
+        A, B = layer.lora_A[model.active_adapter].detach(), layer.lora_B[model.active_adapter].detach()
+        block, _, kind = name.rpartition(".")  # "h.0.attn", "q_proj"
+        if kind in QKV:
+            parts.setdefault(f"transformer.{block}.c_attn", []).append((QKV.index(kind), A, B))
+        else:
+            i, sub = name.split(".", 2)[1], name.split(".", 2)[2]
+            parts[f"transformer.h.{i}.{ONE_TO_ONE[sub]}"] = [(None, A, B)]
+    tensors, ranks, alphas = {}, {}, {}
+    for module, pieces in parts.items():
+        A = torch.cat([a for _, a, _ in pieces])  # (r_e, in): [A_q; A_k; A_v] of the parts present
+        B = pieces[0][2] if pieces[0][0] is None else torch.zeros(3 * C, A.size(0))  # (out, r_e)
+        if pieces[0][0] is not None:  # block-diagonal: part j's B in its rows, its own r columns
+            for s, (j, _, b) in enumerate(pieces):
+                B[j * C:(j + 1) * C, s * cfg.r:(s + 1) * cfg.r] = b
+        tensors[f"{PREFIX}{module}.lora_A.weight"], tensors[f"{PREFIX}{module}.lora_B.weight"] = A, B
+        if A.size(0) != cfg.r:  # scale α/r kept: PEFT's lora_alpha/r_e (or /√r_e) must equal it
+            ranks[module] = A.size(0)
+            alphas[module] = cfg.lora_alpha * (math.sqrt(A.size(0) / cfg.r) if cfg.use_rslora else A.size(0) / cfg.r)
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.lora_alpha,
+              "target_modules": sorted(parts), "lora_dropout": cfg.lora_dropout, "use_rslora": cfg.use_rslora,
+              "fan_in_fan_out": True, "bias": "none", "rank_pattern": ranks, "alpha_pattern": alphas}
+    return config, tensors
+
+
+def to_peft(model) -> tuple[dict, dict]:
+    """(adapter_config.json fields, adapter_model.safetensors tensors) as PEFT writes them."""
+    method, c = model.config.method, model.gpt_config
+    if method not in EXPORTS:
+        raise ValueError(f"PEFT's format is written for {', '.join(EXPORTS)}, not {method!r} (minituner's DoRA, "
+                         f"QLoRA, IA3, BitFit, freeze and full compute differently or have no PEFT adapter); "
+                         f"use model.save_pretrained(dir)")
+    if method == "lora":
+        return lora_to_peft(model)
+    shared = {"task_type": "CAUSAL_LM", "num_virtual_tokens": model.num_virtual_tokens, "token_dim": c.n_embd,
+              "num_layers": c.n_layer, "num_attention_heads": c.n_head, "num_transformer_submodules": 1}
+    if method == "prompt_tuning":
+        return dict(shared, peft_type="PROMPT_TUNING", prompt_tuning_init="RANDOM"), \
+            {"prompt_embeddings": model.prompt.detach()}  # (k, C)
+    P = model.prefix_tensor().detach()  # (L, 2, k, C)
+    return dict(shared, peft_type="PREFIX_TUNING", prefix_projection=False, encoder_hidden_size=c.n_embd), \
+        {"prompt_embeddings": P.permute(2, 0, 1, 3).reshape(P.size(2), -1)}  # (k, 2·L·C)
+
+
+def save_peft_format(model: PeftModel, path, base_folder) -> Path:
+    """Write model's adapter into path in PEFT's format, for the GPT-2 folder base_folder it was trained
+    on (checked by fingerprint); path's two files are renamed into place together."""
+    if not is_gpt2_folder(base_folder):
+        raise ValueError(f"base_folder {base_folder} is not a Hugging Face GPT-2 folder (config.json, "
+                         f"model.safetensors): PEFT loads the adapter onto GPT2LMHeadModel.from_pretrained(base_folder)")
+    if fingerprint(load_gpt2(base_folder)) != model.base_fingerprint:
+        raise ValueError(f"the model was not trained on {base_folder} (the base fingerprints differ)")
+    config, tensors = to_peft(model)
+    config.update(base_model_name_or_path=str(base_folder), inference_mode=True)
+    tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
+    own = {"method": model.config.method, "config": model.config.to_dict(), "base_fingerprint": model.base_fingerprint}
+    meta = {"format": "pt", "minituner": json.dumps(own), "tensors_sha256": tensors_sha256(tensors)}
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or set(os.listdir(path)) - {ADAPTER_CONFIG, ADAPTER_TENSORS}):
+        raise ValueError(f"save path {path} is a file or a folder with other files in it; give a new or empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        save_file(tensors, str(tmp / ADAPTER_TENSORS), metadata=meta)
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o755)
+        if path.is_dir():  # the old pair leaves as a whole, the new one arrives as a whole
+            os.replace(path, tmp / "old")
+            os.replace(tmp, path)
+            shutil.rmtree(path / "old")
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_peft_folder(path) -> tuple[dict, dict, dict]:
+    """(PEFT config, tensors, safetensors metadata) of a PEFT adapter folder; a ValueError if it is not one."""
+    path = Path(path)
+    cfg_path, st = path / ADAPTER_CONFIG, path / ADAPTER_TENSORS
+    if not cfg_path.is_file() or not st.is_file():
+        raise ValueError(f"{path} is not a PEFT adapter folder: it needs {ADAPTER_CONFIG} and {ADAPTER_TENSORS}")
+    config = json.loads(cfg_path.read_text())
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise ValueError(f"{cfg_path} has no peft_type: not written by PEFT (minituner's own folders load with "
+                         f"PeftModel.from_pretrained)")
+    with safe_open(str(st), "pt") as f:
+        meta, tensors = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    if "tensors_sha256" in meta and meta["tensors_sha256"] != tensors_sha256(tensors):
+        raise ValueError(f"{st}: the tensors' sha256 differs from the one recorded; the file is damaged")
+    return config, tensors, meta
+
+
+def pattern_value(patterns: dict, module: str, default):
+    """PEFT's rank_pattern / alpha_pattern lookup: the first key that matches the end of the module's name."""
+    for key, value in patterns.items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
+
+
+def lora_from_peft(base, config: dict, tensors: dict, own: dict | None) -> PeftModel:
+    """A LoraModel on base with PEFT's LoRA tensors (GPT-2 names): split back exactly (own: our export's
+    config), or each c_attn adapter as q, k, v adapters sharing A."""
+    bad = {k: config.get(k) for k in ("use_dora", "modules_to_save", "layer_replication", "lora_bias")
+           if config.get(k)} | ({"bias": config["bias"]} if config.get("bias", "none") != "none" else {})
+    unknown = [k for k in tensors if not LORA_KEY.fullmatch(k)]
+    if bad or unknown:
+        raise ValueError(f"this PEFT LoRA has what minituner's LoRA cannot hold: {bad or unknown[:3]}; "
+                         f"only lora_A/lora_B on c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, bias 'none'")
+    C, found = base.config.n_embd, {}
+    for key, t in tensors.items():
+        i, module, ab = LORA_KEY.fullmatch(key).groups()
+        found.setdefault((int(i), module), {})[ab] = t
+    rs = {A_B["A"].size(0) for A_B in found.values()}
+    if own is None:
+        alphas = {pattern_value(config.get("alpha_pattern") or {}, f"transformer.h.{i}.{m}", config["lora_alpha"])
+                  for i, m in found}
+        if len(rs) != 1 or len(alphas) != 1:
+            raise ValueError(f"this PEFT LoRA has ranks {sorted(rs)} and lora_alphas {sorted(alphas)} across "
+                             f"modules; minituner's LoraConfig has one r and one lora_alpha")
+        targets = [f"h.{i}.{sub}" for i, m in sorted(found) for sub in
+                   (["attn." + q for q in QKV] if m == "attn.c_attn" else [k for k, v in ONE_TO_ONE.items() if v == m])]
+        own = dict(r=rs.pop(), lora_alpha=alphas.pop(), target_modules=targets,
+                   lora_dropout=config.get("lora_dropout", 0.0), use_rslora=config.get("use_rslora", False))
+    model = get_peft_model(base, LoraConfig.from_dict(own))
+    with torch.no_grad():
+        for name, layer in lora_layers(model.base).items():
+            block, _, kind = name.rpartition(".")
+            i, sub = int(name.split(".")[1]), name.split(".", 2)[2]
+            AB = found.get((i, "attn.c_attn" if kind in QKV else ONE_TO_ONE[sub]))
+            if AB is None:
+                raise ValueError(f"the PEFT folder has no LoRA tensors for {name}")
+            A, B = AB["A"], AB["B"]
+            if kind in QKV:  # this part's rows of B; its own columns (and rows of A) when split back
+                parts = [q for q in QKV if f"{block}.{q}" in lora_layers(model.base)]
+                j, r = QKV.index(kind), layer.lora_A["default"].size(0)
+                cols = slice(parts.index(kind) * r, (parts.index(kind) + 1) * r) if A.size(0) != r else slice(None)
+                A, B = A[cols], B[j * C:(j + 1) * C, cols]
+            layer.lora_A["default"].copy_(A)
+            layer.lora_B["default"].copy_(B)
+    return model
+
+
+def load_peft_format(base, path) -> PeftModel:
+    """A folder in PEFT's format (LoRA, prompt tuning, prefix tuning on a GPT-2 base) as a minituner model on base."""
+    config, tensors, meta = read_peft_folder(path)
+    own = json.loads(meta["minituner"]) if "minituner" in meta else None
+    if own is not None and own["base_fingerprint"] != fingerprint(base):
+        raise ValueError(f"{path} was trained on the base with fingerprint {own['base_fingerprint']}, "
+                         f"not on this one ({fingerprint(base)}); load it onto that base")
+    kind, c = config["peft_type"], base.config
+    if kind == "LORA":
+        return lora_from_peft(base, config, tensors, own and own["config"])
+    if kind not in ("PROMPT_TUNING", "PREFIX_TUNING"):
+        raise ValueError(f"{path}: PEFT type {kind} is not read; minituner reads LORA, PROMPT_TUNING, PREFIX_TUNING")
+    P, k = tensors.get("prompt_embeddings"), config.get("num_virtual_tokens")
+    width = c.n_embd if kind == "PROMPT_TUNING" else 2 * c.n_layer * c.n_embd
+    if P is None or tuple(P.shape) != (k, width) or config.get("num_transformer_submodules", 1) != 1:
+        raise ValueError(f"{path}: expected prompt_embeddings of shape ({k}, {width}) for this base "
+                         f"(C={c.n_embd}, L={c.n_layer}), got {None if P is None else tuple(P.shape)}")
+    with torch.no_grad():
+        if kind == "PROMPT_TUNING":
+            model = get_peft_model(base, PromptTuningConfig(num_virtual_tokens=k))
+            model.prompt.copy_(P)
+        else:
+            model = get_peft_model(base, PrefixTuningConfig(num_virtual_tokens=k, prefix_projection=False))
+            model.prefix.copy_(P.view(k, c.n_layer, 2, c.n_embd).permute(1, 2, 0, 3))  # (L, 2, k, C)
+    return model
+
+
+def is_peft_folder(path) -> bool:
+    cfg = Path(path) / ADAPTER_CONFIG
+    return cfg.is_file() and "peft_type" in json.loads(cfg.read_text())
+
+
+def save_adapter(model: PeftModel, path, base_path=None) -> Path:
+    """What `minituner finetune` saves: PEFT's format when the base is a GPT-2 folder and PEFT has the
+    method (EXPORTS), else minituner's own save_pretrained."""
+    if is_gpt2_folder(base_path) and model.config.method in EXPORTS:
+        return save_peft_format(model, path, base_path)
+    return Path(model.save_pretrained(path))
+
+
+def load_adapter(base, path) -> PeftModel:
+    """Either format, by its adapter_config.json: PEFT's (peft_type) or minituner's."""
+    return load_peft_format(base, path) if is_peft_folder(path) else PeftModel.from_pretrained(base, path)

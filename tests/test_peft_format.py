@@ -1,0 +1,138 @@
+"""PEFT's own adapter format on a GPT-2 folder, both directions: what minituner saves PEFT loads to the
+same logits, and what PEFT saves minituner loads to the same logits (minituner/peft_format.py)."""
+
+import json
+
+import pytest
+import torch
+from tiny_gpt2 import PAIRS, write_tiny_gpt2
+
+import minituner
+from minituner.cli import main
+from minituner.gpt2 import load_any_base
+from minituner.peft_format import load_adapter, load_peft_format, save_peft_format
+
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture(scope="module")
+def base(folder):
+    return load_any_base(folder)[0]
+
+
+@pytest.fixture(scope="module")
+def idx(base):
+    return torch.randint(0, base.config.vocab_size, (3, 12), generator=torch.Generator().manual_seed(1))
+
+
+def hf_model(folder):
+    return transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+
+
+@torch.no_grad()
+def randomize(model, seed=0):
+    """Every trainable tensor random, so an adapter changes the logits (lora_B starts at zero)."""
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model.eval()
+
+
+def peft_logits(folder, adapter, idx, k=0):
+    model = peft.PeftModel.from_pretrained(hf_model(folder), adapter).eval()
+    with torch.no_grad():
+        return model(input_ids=idx).logits[:, k:]  # prompt tuning: PEFT returns the virtual rows too
+
+
+MODELS = {
+    "lora q,v": lambda b: minituner.lora(b, r=2, lora_alpha=6, target_modules=("q_proj", "v_proj")),
+    "lora all, rslora": lambda b: minituner.lora(b, r=3, lora_alpha=4, target_modules="all", use_rslora=True),
+    "lora k, o, one layer": lambda b: minituner.lora(b, r=2, target_modules=("h.1.attn.k_proj", "o_proj")),
+    "prompt tuning": lambda b: minituner.prompt_tuning(b, num_virtual_tokens=4),
+    "prefix tuning (MLP)": lambda b: minituner.prefix_tuning(b, num_virtual_tokens=3, prefix_projection=True),
+    "p-tuning v2": lambda b: minituner.ptuning_v2(b, num_virtual_tokens=3),
+}
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_peft_loads_what_minituner_saves_and_minituner_reads_it_back(folder, base, idx, tmp_path, kind):
+    ours = randomize(MODELS[kind](base))
+    save_peft_format(ours, tmp_path / "a", folder)
+    k = ours.num_virtual_tokens if kind == "prompt tuning" else 0
+    with torch.no_grad():
+        expected = ours(idx)
+        assert (expected - base(idx)).abs().max() > 1e-2  # the adapter does change the logits
+        assert (peft_logits(folder, tmp_path / "a", idx, k) - expected).abs().max() <= TOL
+        again = load_peft_format(base, tmp_path / "a")
+        assert (again(idx) - expected).abs().max() <= TOL
+    if kind.startswith("lora"):  # split back into the very adapters it came from
+        assert again.config == ours.config
+        assert all(torch.equal(t, ours.adapter_state_dict()[n]) for n, t in again.adapter_state_dict().items())
+
+
+PEFT_CONFIGS = {
+    "lora c_attn": lambda: peft.LoraConfig(r=2, lora_alpha=5, target_modules=["c_attn"], fan_in_fan_out=True,
+                                           init_lora_weights=False),
+    "lora all four": lambda: peft.LoraConfig(r=2, lora_alpha=3, target_modules=["c_attn", "c_proj", "c_fc"],
+                                             fan_in_fan_out=True, init_lora_weights=False, use_rslora=True),
+    "prompt tuning": lambda: peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+    "prefix tuning": lambda: peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3),
+    "prefix with projection": lambda: peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3,
+                                                               prefix_projection=True, encoder_hidden_size=16),
+}
+
+
+@pytest.mark.parametrize("kind", PEFT_CONFIGS)
+def test_minituner_loads_what_peft_saves(folder, base, idx, tmp_path, kind):
+    torch.manual_seed(2)
+    theirs = peft.get_peft_model(hf_model(folder), PEFT_CONFIGS[kind]())
+    with torch.no_grad():  # PEFT's prompt init is random already; its LoRA's B random via init_lora_weights
+        for name, p in theirs.named_parameters():
+            if p.requires_grad and "prompt_encoder" in name:
+                p.normal_(0, 0.5)
+    theirs.save_pretrained(tmp_path / "a")
+    k = 4 if kind == "prompt tuning" else 0
+    ours = load_adapter(base, tmp_path / "a")
+    with torch.no_grad():
+        assert (peft_logits(folder, tmp_path / "a", idx, k) - ours(idx)).abs().max() <= TOL
+        assert (ours(idx) - base(idx)).abs().max() > 1e-2
+
+
+def test_cli_finetunes_a_gpt2_folder_with_lora_and_peft_loads_it(folder, base, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["finetune", "--method", "lora", "--base", str(folder), "--data", str(PAIRS), "--out", str(out),
+                 "--steps", "4", "--batch-size", "8", "--eval-every", "2"]) == 0
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    ours = load_adapter(base, out)
+    assert ours.config.r == 4 and any(t.abs().sum() > 0 for n, t in ours.adapter_state_dict().items() if "lora_B" in n)
+    idx = torch.tensor([minituner.BPETokenizer.from_files(folder).encode("who says meow?")])
+    with torch.no_grad():
+        assert (peft_logits(folder, out, idx) - ours(idx)).abs().max() <= TOL
+    capsys.readouterr()
+    assert main(["generate", "--base", str(folder), "--adapter", str(out), "--max-new-tokens", "3", "who says meow?"]) == 0
+    assert capsys.readouterr().out.startswith("who says meow?" + minituner.answer(ours, load_any_base(folder)[1],
+                                                                                   "who says meow?", 3))
+
+
+def test_what_peft_format_refuses(folder, base, tmp_path, tiny):
+    with pytest.raises(ValueError, match="PEFT's format is written for lora, prompt_tuning, prefix_tuning"):
+        save_peft_format(minituner.dora(base, r=2), tmp_path / "d", folder)
+    with pytest.raises(ValueError, match="not trained on"):
+        save_peft_format(minituner.lora(tiny, r=2), tmp_path / "t", folder)
+    with pytest.raises(ValueError, match="not a Hugging Face GPT-2 folder"):
+        save_peft_format(minituner.lora(base, r=2), tmp_path / "x", tmp_path)
+    save_peft_format(minituner.lora(base, r=2), tmp_path / "l", folder)
+    with pytest.raises(ValueError, match="fingerprint"):  # minituner's own export remembers its base
+        load_peft_format(tiny, tmp_path / "l")
+    minituner.lora(base, r=2).save_pretrained(tmp_path / "own")
+    with pytest.raises(ValueError, match="no peft_type"):
+        load_peft_format(base, tmp_path / "own")

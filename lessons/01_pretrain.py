@@ -32,8 +32,8 @@ import minituner
 from minituner import lesson
 from minituner.checkpoint import base_metadata
 from minituner.data import corpus_sentences
-from minituner.pretrain import pretrain
 from minituner.lesson import conclusions, num, pct
+from minituner.pretrain import pretrain
 from minituner.report import label, markdown_table, save_figure, show
 from minituner.train import lr_at
 

@@ -32,7 +32,7 @@ import minituner
 from minituner.checkpoint import base_metadata
 from minituner.data import encode_examples
 from minituner.functional import cross_entropy
-from minituner.lesson import ZH, best, conclusions, num, options, pct, run, than
+from minituner.lesson import ZH, best, conclusions, options, pct, run, than
 from minituner.optim import AdamW
 from minituner.report import markdown_table, parameter_table, plot_curves, running_mean, show
 from minituner.train import lr_at

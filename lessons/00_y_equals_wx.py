@@ -142,7 +142,7 @@ print(f"max |by hand − model's attention| = {attn_residual:.1e}")
 
 chars = list(tok.decode(ids[0].tolist()))
 fig, ax = plt.subplots(figsize=(5, 4.5))
-ax.imshow(weights[0, 0], cmap="viridis")
+ax.imshow(weights[0, 0].numpy(), cmap="viridis")
 ax.set_xticks(range(T), chars, fontsize=7)
 ax.set_yticks(range(T), chars, fontsize=7)
 ax.set_xlabel(label("key: the token read", "被读取的字符(键)"))

@@ -75,9 +75,9 @@ show(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh,
 # linear warm-up and a cosine decay, the same batch (all printed below). The left panel draws
 # that schedule, `minituner.train.lr_at(step)`: the rate climbs in a straight line from almost
 # 0 to its peak over the warm-up steps (a fresh model's first gradients are large and point
-# anywhere; full-size steps then could throw it far off), then falls along half a cosine to a
-# tenth of the peak at the last step (smaller steps at the end settle the loss instead of
-# making it jump around its minimum). Every few steps it
+# anywhere; full-size steps then could throw it far off), then falls along half a cosine
+# towards a tenth of the peak by the last step (smaller steps at the end settle the loss
+# instead of making it jump around its minimum). Every few steps it
 # scores the corpus's validation rows (验证集), which it never trains on; the shipped base's
 # line is its loss on the corpus's test rows, the same sentences drawn with another seed.
 # The loss falls fast at first, then slowly; sections 3 and 4 show what the short run has

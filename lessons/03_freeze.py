@@ -85,8 +85,8 @@ show(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "tra
 # First: validation and test accuracy per setting (bars) and the share of parameters it
 # trains (line). Then: each run's training loss and validation loss (验证集). A run can drive
 # its training loss close to zero (it fits the training descriptions) and still not answer
-# the held-out ones. The article's §2 warns of exactly this: with little data, training
-# too much of the model over-fits. On a validation curve that shows as a loss that reaches
+# the held-out ones. The article's §2 names that risk: fine-tuning "存在过拟合风险" (runs a
+# risk of over-fitting, 过拟合). On a validation curve it shows as a loss that reaches
 # its lowest point and then rises while the training loss keeps falling; the table under
 # the figures reads that off each curve.
 
@@ -204,7 +204,7 @@ show(conclusions(
     f"{top['trainable %']:.1f}% of the parameters); full fine-tuning val {full['val acc']:.3f}, test "
     f"{full['test acc']:.3f}; the base untrained val {rows[0]['val acc']:.3f}, test {rows[0]['test acc']:.3f}.",
     f"Over-fitting (过拟合): the validation loss rose after its lowest point in {len(over)} of {len(shape)} runs"
-    + (f" ({', '.join(over)}), while their training loss kept falling: the article's §2 warning." if over else "."),
+    + (f" ({', '.join(over)}), while their training loss kept falling: the risk the article's §2 names." if over else "."),
     f"Training the tied head alone ({num(head['trainable'])} numbers) moves test accuracy {rows[0]['test acc']:.3f} -> "
     f"{head['test acc']:.3f}. No block's weights changed ({blocks_same}), but every block's input did "
     f"({min(inputs_moved):.3f}–{max(inputs_moved):.3f} of its size): the head is wte, which also embeds the input.",
@@ -215,7 +215,7 @@ show(conclusions(
     zh=f"在验证集上最好的是 {top['run']}(验证集准确率 {top['val acc']:.3f},测试集 {top['test acc']:.3f},"
        f"训练 {top['trainable %']:.1f}% 的参数);全量微调的验证集准确率为 {full['val acc']:.3f}。"
        f"{len(shape)} 次训练中有 {len(over)} 次验证集损失在最低点之后回升"
-       + (",而训练损失还在下降:这就是文章第 2 节警告的过拟合。" if over else ",没有看到过拟合。")
+       + (",而训练损失还在下降:这正是文章第二节提到的过拟合风险。" if over else ",没有看到过拟合。")
        + "只训练与 wte 绑定的输出头"
        f"({num(head['trainable'])} 个参数)把测试集准确率从 {rows[0]['test acc']:.3f} 提高到 {head['test acc']:.3f};"
        f"各个块的权重一个也没变,但每个块的输入都变了(相对变化 {min(inputs_moved):.3f}–{max(inputs_moved):.3f}),"

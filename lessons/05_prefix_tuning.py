@@ -140,7 +140,7 @@ with torch.no_grad():
 print(f"the zero prefix's share of attention over all layers and heads: {pct(taken.min().item())} to "
       f"{pct(taken.max().item())}")
 fig, ax = plt.subplots(figsize=(5, 3.5))
-im = ax.imshow(taken, vmin=0, vmax=1, cmap="viridis")
+im = ax.imshow(taken.numpy(), vmin=0, vmax=1, cmap="viridis")
 for i in range(c.n_layer):
     for j in range(nh):
         ax.text(j, i, pct(taken[i, j].item()), ha="center", va="center", fontsize=8, color="white")

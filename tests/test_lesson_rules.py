@@ -105,8 +105,9 @@ def test_a_choice_on_validation_or_a_reported_range_passes(code):
     assert not picks_by_test(code), code
 
 
-# a measured-looking number: a decimal (0.66, .5), a percentage (77%, 23.5 %), thousands separators (208,448)
-NUMBER = re.compile(r"(?<![\w.§])(?<!§ )(\d*\.?\d+\s?%|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d*\.\d+)(?![\w.]*\d)")
+# a measured-looking number: a decimal (0.66, .5), a percentage (77%, 23.5 %), thousands separators (208,448);
+# not a section number (§3.2) nor part of a name (Phi-1.5, v2.0)
+NUMBER = re.compile(r"(?<![\w.§])(?<!§ )(?<![A-Za-z]-)(\d*\.?\d+\s?%|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d*\.\d+)(?![\w.]*\d)")
 
 
 def typed_numbers(markdown: str) -> list[str]:
@@ -126,7 +127,8 @@ def test_lesson_markdown_types_no_measured_number(path):
     ("they take 77% of the attention, 23.5 % at the first", ["77%", "23.5 %"]),
     ("the base has 208,448 parameters; lr .5", ["208,448", ".5"]),
     ("article §3.2 and § 4.1; steps 1. choose, 2. prepare; 12C² + 13C; N(0, 1); W is (out, in)", []),
-    ("GPT-2 has 12 layers; h.0.attn; `lora_A`; x1, …, xm", []),
+    ("GPT-2 has 12 layers; h.0.attn; `lora_A`; x1, …, xm; Phi-1.5, GPT-3.5, v2.0", []),
+    ("a rate of -0.5 or (0.5)", ["0.5", "0.5"]),
 ])
 def test_typed_numbers_are_found_and_section_numbers_are_not(text, numbers):
     assert typed_numbers(text) == numbers

@@ -132,3 +132,34 @@ def test_lesson_markdown_types_no_measured_number(path):
 ])
 def test_typed_numbers_are_found_and_section_numbers_are_not(text, numbers):
     assert typed_numbers(text) == numbers
+
+
+FIGURES = {"save_figure", "plot_losses", "plot_curves", "plot_tradeoff"}  # minituner.report's: each returns a path
+
+
+def display_faults(cell_source: str) -> list[str]:
+    """What a notebook would show wrongly for this code cell: a figure cell that echoes the path its
+    last call returns (no ';'), a Markdown table printed as raw pipes instead of shown."""
+    tree, faults = ast.parse(cell_source), []
+    last = tree.body[-1] if tree.body else None
+    if (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and _name(last.value.func) in FIGURES
+            and not cell_source.rstrip().endswith(";")):
+        faults.append(f"ends with {_name(last.value.func)}(...) without ';' (the notebook echoes its path)")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _name(node.func) == "print" and any(
+                isinstance(a, ast.Call) and _name(a.func) in ("markdown_table", "parameter_table") for a in node.args):
+            faults.append(f"line {node.lineno}: print(markdown_table(...)) shows raw pipes; use show(...)")
+    return faults
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_shows_tables_as_tables_and_figures_without_their_path(path):
+    faults = [f for c in jupytext.read(path).cells if c.cell_type == "code" for f in display_faults(c.source)]
+    assert not faults, f"{path.name}: {faults}"
+
+
+def test_display_faults_are_found():
+    assert display_faults("fig = 1\nsave_figure(fig, out / 'a.png')")
+    assert display_faults("print(markdown_table(rows))")
+    assert not display_faults("fig = 1\nsave_figure(fig, out / 'a.png');")
+    assert not display_faults("show(markdown_table(rows))\npath = plot_curves(h, 't', 'p')")

@@ -254,6 +254,7 @@ stable_but_slow = small["val loss climb"] <= min(r["val loss climb"] for r in lr
 oscillates = large["val loss climb"] > small["val loss climb"]
 larger_faster = fastest["lr"] > small["lr"]
 chosen = best(lr_rows)  # by validation accuracy, as every choice in these lessons
+wrecked = [r for r in lr_rows if r["val acc"] < before["val acc"]]
 verdict = "confirmed" if stable_but_slow and oscillates and larger_faster else "contradicted (an erratum)"
 show(conclusions(
     f"Smallest rate {small['lr']}: validation loss climb {small['val loss climb']:.2f}, target "
@@ -264,6 +265,9 @@ show(conclusions(
     + ("a larger rate than the smallest, so a larger rate can converge faster, as the article's '可能' allows; "
        f"the largest rate {'was as fast' if large['steps to target'] <= fastest['steps to target'] else 'was not'}."
        if larger_faster else "the smallest rate itself."),
+    f"Too large a rate costs more than oscillation: at lr {', '.join(str(r['lr']) for r in wrecked)} validation "
+    f"accuracy ended below the untrained base's {before['val acc']:.3f} (what pretraining taught was overwritten), "
+    "which is why the article asks a pretrained model for a small rate." if wrecked else "",
     f"Verdict on §4 step 6: {verdict}. The validation split prefers lr {chosen['lr']} (val acc "
     f"{chosen['val acc']:.3f}; test acc beside it {chosen['test acc']:.3f}).",
 ))

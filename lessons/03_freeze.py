@@ -30,7 +30,15 @@ import torch
 
 import minituner
 from minituner.lesson import best, conclusions, num, options, run
-from minituner.report import label, markdown_table, parameter_table, plot_curves, save_figure, show
+from minituner.report import (
+    label,
+    markdown_table,
+    parameter_table,
+    plot_curves,
+    running_mean,
+    save_figure,
+    show,
+)
 
 args = options("Lesson 03: freezing", smoke=dict(steps=3, seeds=(0,)), out="runs/03_freeze",
                steps=40, batch_size=16, lr=5e-4, seeds=(0, 1))
@@ -113,10 +121,13 @@ shape = []  # each validation curve (step, loss, accuracy): where it was lowest,
 for name, hist in histories.items():
     low = min(hist.val, key=lambda e: e[1])
     end = hist.val[-1]
+    smooth = running_mean(hist.losses)  # the training loss, as the left panel draws it
     shape.append({"run": name, "lowest val loss": low[1], "at step": low[0], "final val loss": end[1],
-                  "rise after the lowest": end[1] / low[1] - 1, "over-fits": end[1] > 1.01 * low[1]})
+                  "rise after the lowest": end[1] / low[1] - 1, "train loss fell after": smooth[-1] < smooth[low[0] - 1],
+                  "over-fits": end[1] > 1.01 * low[1] and smooth[-1] < smooth[low[0] - 1]})
 show(markdown_table(shape))
-print("over-fits: the validation loss ended more than 1% above its lowest point (more than a flat curve's last digit)")
+print("over-fits: the validation loss ended more than 1% above its lowest point (more than a flat curve's last digit) "
+      "while the training loss fell")
 
 # %% [markdown]
 # ## 4. The head alone against a whole block: seeds and learning rates

@@ -14,9 +14,11 @@
 #
 # 1. one layer really is Y = WX (+ b);
 # 2. the model's parameters are almost all matrices W;
-# 3. but a stack of matrices alone would collapse into *one* matrix: LayerNorm, attention's
+# 3. attention (注意力), the one place where a token reads the others, is matrices too, plus a
+#    softmax and a causal mask;
+# 4. but a stack of matrices alone would collapse into *one* matrix: LayerNorm, attention's
 #    softmax and GELU are what make the stack more than that;
-# 4. what the stack does with a sentence.
+# 5. what the stack does with a sentence.
 #
 # Code writes rows, the article writes columns: with tokens as rows, `y = x @ W.T + b`
 # (`minituner.functional.linear`); with tokens as columns, Y = WX + b. Same numbers.
@@ -32,7 +34,8 @@ import minituner
 from minituner import functional as F
 from minituner import lesson
 from minituner.data import FORWARD
-from minituner.report import label, markdown_table, save_figure
+from minituner.lesson import conclusions, num, pct
+from minituner.report import label, markdown_table, save_figure, show
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = lesson.options("Lesson 00: Y = WX", smoke=dict(rows=8, prompts=1), out="runs/00_y_equals_wx",
@@ -48,7 +51,7 @@ print(f"the shipped base: {base.config}")
 #
 # Take the first attention projection `h.0.attn.q_proj` of the shipped base and a real
 # sentence. Computing it the article's way (tokens as columns) and the code's way (tokens as
-# rows) gives the same numbers. Mind the shapes: W is (out, in) = 64 × 64, it maps *each
+# rows) gives the same numbers. Mind the shapes (printed below): W is (out, in), it maps *each
 # token's vector* to another vector, so X and Y both have one column per token. The article's
 # m and n (the lengths of X and Y in §1) are not W's m × n of §3.2 (a matrix's shape):
 # [errata 7](../docs/errata.md).
@@ -85,7 +88,7 @@ in_matrices = sum(p.numel() for p in base.parameters() if p.dim() == 2)
 c = base.config
 d = c.n_embd
 closed_form = c.vocab_size * d + c.block_size * d + c.n_layer * (12 * d * d + 13 * d) + 2 * d
-print(markdown_table(rows[:18]))
+show(markdown_table(rows[:18]))
 print(f"… {len(rows)} tensors in all: {total:,} parameters, {in_matrices:,} ({in_matrices / total:.1%}) "
       f"in matrices W")
 print(f"closed form V·d + T·d + L·(12d² + 13d) + 2d = {closed_form:,}; match: {closed_form == total}")
@@ -96,10 +99,59 @@ names = sorted(by_kind, key=by_kind.get)
 ax.barh(names, [by_kind[n] for n in names])
 ax.set_xlabel(label("parameters (all layers)", "参数个数(所有层)"))
 ax.set_title(label("Where the tiny GPT's parameters are", "参数都在哪里"))
-save_figure(fig, out / "parameters_by_matrix.png")
+save_figure(fig, out / "parameters_by_matrix.png");
 
 # %% [markdown]
-# ## 3. Why the stack does not collapse into one matrix (为什么不会塌缩成一个矩阵)
+# ## 3. Attention: where tokens read each other (注意力)
+#
+# Y = WX treats each token alone: the column of token t in Y depends only on the column of
+# token t in X. The one place where tokens meet is attention. Each token's vector x is
+# projected three ways, by three matrices W of the kind section 1 checked: a **query**
+# q = W_q x (what it looks for), a **key** k = W_k x (what it offers) and a **value**
+# v = W_v x (what it passes on). Token t scores every token j by q_t · k_j / √hs, softmax
+# turns each row of scores into weights that are positive and sum to 1, and token t's
+# output is the weighted sum of the values. The **causal mask** (因果掩码) sets the scores of
+# later tokens (j > t) to −∞ before the softmax, so their weight is exactly 0: a language
+# model predicting the next character may not read it. The model splits its width into a
+# few heads (nh heads of hs numbers each) that attend separately, then joins them and
+# applies one more matrix, W_o.
+#
+# Below, the first block's attention on section 1's sentence, written out step by step
+# (shapes printed), against the model's own `CausalSelfAttention`.
+
+# %%
+attn = base.h[0].attn
+nh, hs = attn.n_head, d // attn.n_head
+with torch.no_grad():
+    a_in = base.h[0].ln_1(x)  # (1, T, C): what the first attention reads
+    T = a_in.size(1)
+    q = attn.q_proj(a_in).view(1, T, nh, hs).transpose(1, 2)  # (1, nh, T, hs): queries, one set per head
+    k = attn.k_proj(a_in).view(1, T, nh, hs).transpose(1, 2)  # (1, nh, T, hs): keys
+    v = attn.v_proj(a_in).view(1, T, nh, hs).transpose(1, 2)  # (1, nh, T, hs): values
+    scores = q @ k.transpose(-2, -1) / hs**0.5  # (1, nh, T, T): q_t · k_j / sqrt(hs)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T): token t may read tokens 0..t
+    weights = torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)  # (1, nh, T, T)
+    mixed = (weights @ v).transpose(1, 2).reshape(1, T, d)  # (1, T, C): the heads side by side again
+    attn_by_hand = attn.o_proj(mixed)  # (1, T, C): W_o
+    attn_residual = (attn_by_hand - attn(a_in)).abs().max().item()
+print(f"{nh} heads of {hs}: q, k, v {tuple(q.shape)}, scores and weights {tuple(weights.shape)}, output "
+      f"{tuple(attn_by_hand.shape)}")
+print(f"each row of weights sums to 1: max |sum − 1| = {(weights.sum(-1) - 1).abs().max().item():.1e}; "
+      f"weight on later tokens: {weights[..., ~causal].abs().max().item()}")
+print(f"max |by hand − model's attention| = {attn_residual:.1e}")
+
+chars = list(tok.decode(ids[0].tolist()))
+fig, ax = plt.subplots(figsize=(5, 4.5))
+ax.imshow(weights[0, 0].numpy(), cmap="viridis")
+ax.set_xticks(range(T), chars, fontsize=7)
+ax.set_yticks(range(T), chars, fontsize=7)
+ax.set_xlabel(label("key: the token read", "被读取的字符(键)"))
+ax.set_ylabel(label("query: the token reading", "读取者(查询)"))
+ax.set_title(label("Layer 0, head 0: attention weights", "第 0 层第 0 头的注意力权重"))
+save_figure(fig, out / "attention_weights.png");
+
+# %% [markdown]
+# ## 4. Why the stack does not collapse into one matrix (为什么不会塌缩成一个矩阵)
 #
 # If every layer were only Y = WX, two layers would be W₂(W₁X) = (W₂W₁)X: one matrix again,
 # and a stack of a hundred layers would be no more than one layer. What stops that are the
@@ -134,8 +186,8 @@ with torch.no_grad():
         "softmax(2s) vs 2·softmax(s)": (torch.softmax(2 * s, -1) - 2 * torch.softmax(s, -1)).norm().item()
         / (2 * torch.softmax(s, -1)).norm().item(),
     }
-print(markdown_table([{"comparison": k, "relative difference": v, "one matrix would give": "0"}
-                      for k, v in collapse.items()]))
+show(markdown_table([{"comparison": k, "relative difference": v, "one matrix would give": "0"}
+                     for k, v in collapse.items()]))
 print(f"over {len(h):,} token vectors of the corpus")
 
 fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -146,10 +198,10 @@ ax.set_xlabel("z")
 ax.set_title(label("GELU bends: the MLP is not one matrix", "GELU 是弯的:MLP 不是一个矩阵"))
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
-save_figure(fig, out / "gelu.png")
+save_figure(fig, out / "gelu.png");
 
 # %% [markdown]
-# ## 4. What the stack does with a sentence (这一摞矩阵能做什么)
+# ## 5. What the stack does with a sentence (这一摞矩阵能做什么)
 #
 # The model's last output is one score per character of the vocabulary (the head is `wte`
 # transposed), turned into probabilities by softmax. After "the cat " the next character
@@ -161,7 +213,7 @@ save_figure(fig, out / "gelu.png")
 # %%
 prompts = ["the cat says", "the animal that says woof is the", "the owl lives in the"][: args.prompts]
 answers = {p: minituner.answer(base, tok, p) for p in prompts}
-print(markdown_table([{"prompt": p, "greedy answer": a} for p, a in answers.items()]))
+show(markdown_table([{"prompt": p, "greedy answer": a} for p, a in answers.items()]))
 
 cat_sentences = [FORWARD[kind].format(a="cat", v=v) for kind, v in minituner.make_world().facts["cat"].items()]
 print("the world's sentences about the cat:", cat_sentences)
@@ -170,30 +222,40 @@ firsts = {s[len(context)] for s in cat_sentences if s.startswith(context)}  # th
 with torch.no_grad():
     probs = torch.softmax(base(torch.tensor([tok.encode(context)]))[0, -1], dim=-1)  # (V,): Y, as probabilities
 top = probs.topk(8)
-print(markdown_table([{"next character": repr(tok.decode([i])), "probability": p}
-                      for i, p in zip(top.indices.tolist(), top.values.tolist())]))
+show(markdown_table([{"next character": repr(tok.decode([i])), "probability": p}
+                     for i, p in zip(top.indices.tolist(), top.values.tolist())]))
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.bar([repr(tok.decode([i])) for i in top.indices.tolist()], top.values.tolist())
 ax.set_ylabel(label("probability", "概率"))
 ax.set_title(label(f"Next character after {context!r}", f"{context!r} 之后的下一个字符"))
-save_figure(fig, out / "next_character.png")
+save_figure(fig, out / "next_character.png");
 
 # %% [markdown]
 # ## Conclusions (小结)
 #
-# Read from the results above, not typed in by hand:
+# Generated from the results above, in English and then in Chinese.
 
 # %%
-print(f"- One layer is Y = WX: the article's column form and the code's row form differ by "
-      f"{step1_residual:.1e} ({'identical' if step1_residual == 0 else 'float32 rounding'}).")
-print(f"- The model is {total:,} numbers, {in_matrices / total:.1%} of them in {sum(p.dim() == 2 for p in base.parameters())} "
-      f"matrices W; the closed form matches PyTorch's count: {closed_form == total}.")
-print(f"- Two matrices without GELU are one matrix (difference {collapse['W₂(W₁x) vs one matrix (W₂W₁)x']:.1e}); "
-      f"with GELU the best single matrix misses by {collapse['W₂·GELU(W₁x) vs the best single matrix']:.0%}, "
-      f"LayerNorm and softmax fail the doubling test by {collapse['LN(2x) vs 2·LN(x)']:.0%} and "
-      f"{collapse['softmax(2s) vs 2·softmax(s)']:.0%}: Y = WX is each layer's core, not the whole model.")
-likeliest = {tok.decode([i]) for i in probs.topk(len(firsts)).indices.tolist()}
-print(f"- The stack has learned the world: {next(iter(answers))!r} → {next(iter(answers.values()))!r}; "
-      f"after {context!r} the {len(firsts)} letters that begin the world's sentences about the cat "
-      f"({', '.join(sorted(firsts))}) hold {sum(probs[tok.encode(c)[0]].item() for c in firsts):.0%} of the probability"
-      + (f", and they are the {len(firsts)} likeliest characters." if likeliest == firsts else "."))
+n_matrices = sum(p.dim() == 2 for p in base.parameters())
+gelu_miss = collapse["W₂·GELU(W₁x) vs the best single matrix"]
+ln_miss, sm_miss = collapse["LN(2x) vs 2·LN(x)"], collapse["softmax(2s) vs 2·softmax(s)"]
+mass = sum(probs[tok.encode(c)[0]].item() for c in firsts)
+prompt0, answer0 = next(iter(answers.items()))
+show(conclusions(
+    f"One layer is Y = WX: the article's column form and the code's row form differ by {step1_residual:.1e}.",
+    f"The model is {num(total)} numbers, {pct(in_matrices / total)} of them in {n_matrices} matrices W; the closed "
+    f"form matches PyTorch's count: {closed_form == total}.",
+    f"Attention is matrices too (q, k, v, o) plus a softmax and a causal mask; written out by hand it matches the "
+    f"model to {attn_residual:.1e}.",
+    f"Without GELU two matrices are one; with it the best single matrix misses by {pct(gelu_miss)}, and LayerNorm "
+    f"and softmax fail the doubling test by {pct(ln_miss)} and {pct(sm_miss)}: Y = WX is each layer's core, not the "
+    "whole model.",
+    f"The stack has learned the world: {prompt0!r} → {answer0!r}; after {context!r} the letters that begin the "
+    f"world's sentences about the cat hold {pct(mass)} of the probability.",
+    zh=f"一层就是 Y = WX:文章按列写、代码按行写,两者相差 {step1_residual:.1e}。整个模型共有 {num(total)} 个参数,"
+       f"其中 {pct(in_matrices / total)} 在 {n_matrices} 个矩阵 W 里。注意力同样由矩阵(q、k、v、o)组成,再加上 "
+       f"softmax 和因果掩码;手算结果与模型相差 {attn_residual:.1e}。去掉 GELU,两个矩阵就合成一个;有了 GELU,"
+       f"最好的单个矩阵也差 {pct(gelu_miss)},LayerNorm 和 softmax 在加倍检验中分别差 {pct(ln_miss)} 和 "
+       f"{pct(sm_miss)}:Y = WX 是每一层的核心,而不是模型的全部。预训练让模型学会了这个小世界:"
+       f"{prompt0!r} 之后它接着写 {answer0!r}。",
+))

@@ -32,8 +32,10 @@ import minituner
 from minituner import lesson
 from minituner.checkpoint import base_metadata
 from minituner.data import corpus_sentences
+from minituner.lesson import conclusions, num, pct
 from minituner.pretrain import pretrain
-from minituner.report import label, markdown_table, save_figure
+from minituner.report import label, markdown_table, save_figure, show
+from minituner.train import lr_at
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = lesson.options("Lesson 01: pretraining", smoke=dict(steps=4, evals=1, prompts=1), out="runs/01_pretrain",
@@ -62,15 +64,20 @@ corpus = minituner.make_corpus(n_train=1, length=fresh.config.block_size + 1)
 fresh_loss = minituner.evaluate(fresh, corpus.test)["loss"]
 ln_v = math.log(tok.vocab_size)
 print(f"held-out loss on the {len(corpus.test)} test rows {fresh_loss:.3f}, ln V = {ln_v:.3f}")
-print(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh, tok, p, max_new_tokens=16)}
-                      for p in PROMPTS]))
+show(markdown_table([{"prompt": p, "fresh model writes": minituner.answer(fresh, tok, p, max_new_tokens=16)}
+                     for p in PROMPTS]))
 
 # %% [markdown]
 # ## 2. Pretrain, briefly (预训练:只跑几步)
 #
 # `pretrain()` is the function that made the shipped base; here it runs for fewer steps, on
 # fewer rows of the corpus, with the base's own recipe: AdamW, a learning rate with a
-# linear warm-up and a cosine decay, the same batch (all printed below). Every few steps it
+# linear warm-up and a cosine decay, the same batch (all printed below). The left panel draws
+# that schedule, `minituner.train.lr_at(step)`: the rate climbs in a straight line from almost
+# 0 to its peak over the warm-up steps (a fresh model's first gradients are large and point
+# anywhere; full-size steps then could throw it far off), then falls along half a cosine
+# towards a tenth of the peak by the last step (smaller steps at the end settle the loss
+# instead of making it jump around its minimum). Every few steps it
 # scores the corpus's validation rows (验证集), which it never trains on; the shipped base's
 # line is its loss on the corpus's test rows, the same sentences drawn with another seed.
 # The loss falls fast at first, then slowly; sections 3 and 4 show what the short run has
@@ -84,7 +91,14 @@ print(f"{steps} steps on {recipe['n_train_rows']:,} rows, lr {recipe['lr']} afte
       f"batch {recipe['batch_size']}: {hist.seconds:.1f} s ({ms_per_step:.0f} ms a step on this machine, {len(hist.val)} "
       f"validation evaluations included); training loss of the last steps {short_meta['final_train_loss']}")
 
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, (ax0, ax) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+ax0.plot(range(1, steps + 1), [lr_at(s, steps, recipe["lr"], recipe["warmup"]) for s in range(steps)])
+ax0.axvline(recipe["warmup"], color="grey", ls=":", label=label(f"end of warm-up, step {recipe['warmup']}", "预热结束"))
+ax0.set_xlabel(label("step", "步"))
+ax0.set_ylabel(label("learning rate", "学习率"))
+ax0.set_title(label("warm-up, then cosine decay", "预热,然后余弦衰减"))
+ax0.legend(fontsize=8)
+ax0.grid(alpha=0.3)
 ax.plot(range(1, steps + 1), hist.losses, alpha=0.6, label=label("training loss (each step)", "训练损失"))
 ax.plot([s for s, _, _ in hist.val], [loss for _, loss, _ in hist.val], "o-",
         label=label("validation loss", "验证集损失"))
@@ -97,7 +111,7 @@ ax.set_ylabel(label("loss per character (nats, every position)", "每个字符�
 ax.set_title(label(f"Pretraining, {steps} steps", f"预训练 {steps} 步"))
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
-save_figure(fig, out / "pretrain_loss.png")
+save_figure(fig, out / "pretrain_loss.png");
 
 # %% [markdown]
 # ## 3. The short run against the shipped base (短训练 vs 发布的基座模型)
@@ -110,7 +124,7 @@ results = {name: {"held-out loss": minituner.evaluate(m, corpus.test)["loss"],
                   "facts answered both ways": minituner.evaluate(m, probe)["accuracy"]}
            for name, m in (("short run", short), ("shipped base", base))}
 r = meta["recipe"]
-print(markdown_table([{"model": name, "steps": n, **v} for (name, v), n in zip(results.items(), (steps, r["steps"]))]))
+show(markdown_table([{"model": name, "steps": n, **v} for (name, v), n in zip(results.items(), (steps, r["steps"]))]))
 print(f"the shipped base: {r['steps']:,} steps, lr {r['lr']}, batch {r['batch_size']}, seed {r['seed']}: "
       f"{meta['seconds']} s when it was made ({1000 * meta['seconds'] / r['steps']:.0f} ms a step, "
       f"on {meta['device']}, torch {meta['torch']})")
@@ -119,19 +133,26 @@ print(f"the shipped base: {r['steps']:,} steps, lr {r['lr']}, batch {r['batch_si
 # ## 4. What each model writes (各自写出什么)
 
 # %%
-print(markdown_table([{"prompt": p, "short run": minituner.answer(short, tok, p, max_new_tokens=16),
-                       "shipped base": minituner.answer(base, tok, p, max_new_tokens=16)} for p in PROMPTS]))
+show(markdown_table([{"prompt": p, "short run": minituner.answer(short, tok, p, max_new_tokens=16),
+                      "shipped base": minituner.answer(base, tok, p, max_new_tokens=16)} for p in PROMPTS]))
 
 # %% [markdown]
 # ## Conclusions (小结)
 #
-# Read from the results above:
+# Generated from the results above, in English and then in Chinese.
 
 # %%
 short_r, base_r = results["short run"], results["shipped base"]
-print(f"- Untrained, the model's loss is {fresh_loss:.2f}, close to ln V = {ln_v:.2f}: it knows nothing.")
-print(f"- {steps} steps took {hist.seconds:.0f} s here and brought the held-out loss to {short_r['held-out loss']:.3f}; "
-      f"it answers {short_r['facts answered both ways']:.0%} of the facts both ways.")
-print(f"- The shipped base ran {r['steps'] // steps}× as many steps: held-out loss {base_r['held-out loss']:.3f}, "
-      f"{base_r['facts answered both ways']:.0%} of the facts. Pretraining is the expensive part; "
-      f"fine-tuning (the next lessons) starts from its result.")
+show(conclusions(
+    f"Untrained, the model's loss is {fresh_loss:.2f}, against ln V = {ln_v:.2f}: it knows nothing.",
+    f"{steps} steps took {hist.seconds:.0f} s here and brought the held-out loss to {short_r['held-out loss']:.3f}; "
+    f"it answers {pct(short_r['facts answered both ways'])} of the facts both ways.",
+    f"The shipped base ran {num(r['steps'])} steps: held-out loss {base_r['held-out loss']:.3f}, "
+    f"{pct(base_r['facts answered both ways'])} of the facts. Pretraining is the expensive part; fine-tuning "
+    "(the next lessons) starts from its result.",
+    zh=f"未经训练的模型损失为 {fresh_loss:.2f},与 ln V = {ln_v:.2f} 相当:它什么都不知道。预训练 {steps} 步"
+       f"(这台机器上用了 {hist.seconds:.0f} 秒)把留出集损失降到 {short_r['held-out loss']:.3f},"
+       f"正反两个方向都答对的事实占 {pct(short_r['facts answered both ways'])}。发布的基座模型训练了 "
+       f"{num(r['steps'])} 步,留出集损失 {base_r['held-out loss']:.3f},答对 {pct(base_r['facts answered both ways'])} "
+       "的事实。预训练是最昂贵的一步;后面各课的微调都从它的结果出发。",
+))

@@ -5,7 +5,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · Full fine-tuning, step by step (全量微调, article §3.1 and §4)
+# # 02 · 全量微调 (full fine-tuning), step by step (article §3.1 and §4)
 #
 # Full fine-tuning (§3.1) trains *every* layer and parameter of a pretrained model on
 # task data, with a small learning rate. The article lays fine-tuning out as eight steps
@@ -23,19 +23,27 @@
 # Run it: `python lessons/02_full_finetune.py` (`--smoke` for the quick test preset).
 
 # %%
+import inspect
+import math
+
 import torch
 
 import minituner
 from minituner.checkpoint import base_metadata
 from minituner.data import encode_examples
-from minituner.lesson import options, run
+from minituner.functional import cross_entropy
+from minituner.lesson import ZH, best, conclusions, options, pct, run, than
 from minituner.optim import AdamW
-from minituner.report import markdown_table, parameter_table, plot_curves
+from minituner.report import markdown_table, parameter_table, plot_curves, running_mean, show
+from minituner.train import lr_at
 
-args = options("Lesson 02: full fine-tuning", smoke=dict(steps=3, relabel_steps=3), out="runs/02_full_finetune",
-               steps=80, relabel_steps=40, batch_size=16, lr=5e-4, seed=0)
+args = options("Lesson 02: full fine-tuning", smoke=dict(steps=3, relabel_steps=3, lrs=(1e-2,)),
+               out="runs/02_full_finetune", steps=80, relabel_steps=40, batch_size=16, lr=5e-4, seed=0,
+               lrs=(1e-4, 3e-3, 1e-2))
 torch.manual_seed(args.seed)
-print(f"{args.steps} steps, batch {args.batch_size}, lr {args.lr}; relabelling {args.relabel_steps} steps")
+GRAD_CLIP = inspect.signature(minituner.train).parameters["grad_clip"].default  # train()'s default
+print(f"{args.steps} steps, batch {args.batch_size}, lr {args.lr}; relabelling {args.relabel_steps} steps; "
+      f"the learning-rate trade-off at {sorted({args.lr, *args.lrs})}")
 
 # %% [markdown]
 # ## Step 1: choose the pretrained model (选择预训练模型)
@@ -107,20 +115,61 @@ print(f"the base's cross-entropy on the test answers: {before['test loss']:.3f} 
 # - weight decay is 0 in every run of these lessons, so AdamW here is Adam;
 # - the learning rate printed is the *peak*: `train()` decays it by a cosine to a tenth of
 #   it over the run (after an optional linear warm-up, none here);
-# - gradient clipping at 1.0: when the gradient of all trainable numbers, seen as one
-#   vector, is longer than 1.0, it is scaled down to length 1.0 before the step (a guard
-#   against one bad batch).
+# - gradient clipping (its threshold printed below): when the gradient of all trainable
+#   numbers, seen as one vector, is longer than the threshold, it is scaled down to that
+#   length before the step (a guard against one bad batch).
 #
 # The rate is small next to the base's pretraining rate, as the article advises for a
 # pretrained model (a large step would overwrite what pretraining learned).
 
 # %%
 model = minituner.full(base)
-print(markdown_table(parameter_table(model.base, depth=1)))  # the GPT inside the wrapper
+show(markdown_table(parameter_table(model.base, depth=1)))  # the GPT inside the wrapper
 trainable = minituner.count_parameters(model)[0]
 state = AdamW(model.parameters(), lr=args.lr).state_bytes()
 print(f"AdamW state {state:,} bytes = 2 × {trainable:,} trainable × 4 bytes: {state == 2 * trainable * 4}")
-print(f"lr {args.lr} is {recipe['lr'] / args.lr:.0f}× smaller than pretraining's {recipe['lr']}")
+print(f"lr {args.lr} is {recipe['lr'] / args.lr:.0f}× smaller than pretraining's {recipe['lr']}; "
+      f"gradient clipping at norm {GRAD_CLIP}; weight decay {inspect.signature(minituner.train).parameters['weight_decay'].default}")
+
+# %% [markdown]
+# ## One training step, written out (一步训练,逐行写出)
+#
+# Before `train()` runs its loop, here is its first step by hand, on a fresh copy of the base:
+# the batch it draws first (the same seeded generator), the logits, the masked cross-entropy,
+# the gradients, clipping, and AdamW's update written for every tensor. At step t = 1 Adam's
+# moments are m = (1 − β₁)·g and v = (1 − β₂)·g², so after bias correction m̂ = g and v̂ = g²:
+# each number moves by lr·g / (|g| + ε), almost exactly lr in the direction that lowers the
+# loss, however small its gradient. The learning rate of step 0 comes from the same
+# schedule `train()` uses (`lr_at`). Then `train()` takes one step from another copy, and the
+# two models' parameters are compared.
+
+# %%
+gen = torch.Generator().manual_seed(args.seed)  # train() seeds its batches the same way
+x, y, m = task.train.batch(args.batch_size, gen)  # (B, T) each: the first batch train() draws
+by_hand = minituner.full(base)
+params = [p for p in by_hand.parameters() if p.requires_grad]
+logits = by_hand(x)  # (B, T, V)
+loss = cross_entropy(logits, y, m)  # −log p(correct next character), averaged over the answer positions
+loss.backward()  # p.grad for every trainable tensor
+norm = torch.cat([p.grad.reshape(-1) for p in params]).norm()  # the gradient as one vector
+scale = min(1.0, GRAD_CLIP / (norm.item() + 1e-6))  # clipping, as torch.nn.utils.clip_grad_norm_
+opt = AdamW(params, lr=args.lr)  # only for its settings: β₁, β₂, ε
+(b1, b2), eps, lr0 = opt.betas, opt.eps, lr_at(0, args.steps, args.lr, warmup=0)
+with torch.no_grad():
+    for p in params:
+        g = p.grad * scale
+        m1, v1 = (1 - b1) * g, (1 - b2) * g * g  # m ← β₁·0 + (1 − β₁)g,  v ← β₂·0 + (1 − β₂)g²
+        p -= lr0 * (m1 / (1 - b1)) / ((v1 / (1 - b2)).sqrt() + eps)  # θ ← θ − lr·m̂ / (√v̂ + ε)
+reference = minituner.full(base)
+minituner.train(reference, task, steps=1, lr=args.lr, batch_size=args.batch_size, seed=args.seed, progress=False)
+step_diff = max((a - b).abs().max().item() for a, b in zip(by_hand.parameters(), reference.parameters(), strict=True))
+moved = torch.cat([(a - b).abs().reshape(-1) for a, b in zip(by_hand.parameters(), base.parameters(), strict=True)])
+print(f"batch x {tuple(x.shape)}, logits {tuple(logits.shape)}, loss {loss.item():.4f} over {int(m.sum())} answer "
+      f"characters; gradient norm {norm.item():.3f} (clip at {GRAD_CLIP}: scaled by {scale:.3f}); lr at step 0 "
+      f"{lr0} (train(steps=1) uses {lr_at(0, 1, args.lr, warmup=0)})")
+print(f"max |by hand − train()'s first step| over every parameter = {step_diff:.1e}")
+print(f"how far each number moved, in units of lr: median {moved.median().item() / lr0:.3f}, "
+      f"max {moved.max().item() / lr0:.3f}")
 
 # %% [markdown]
 # ## Step 7: train (微调训练), and the same from random weights
@@ -139,20 +188,89 @@ scratch, scratch_hist = run("same shape, from scratch", minituner.GPT(base.confi
 print(f"fine-tuned: {tuned['s']:.1f} s, final training loss {tuned['train loss']:.3f}; "
       f"from scratch: {scratch['s']:.1f} s, final training loss {scratch['train loss']:.3f}")
 plot_curves({f"full fine-tuning, lr {args.lr}": tuned_hist, f"from random weights, lr {recipe['lr']}": scratch_hist},
-            "classify: full fine-tuning vs the same training from scratch", args.out / "full_finetune_curves.png")
+            "classify: full fine-tuning vs the same training from scratch", args.out / "full_finetune_curves.png");
 
 # %% [markdown]
 # ## Step 8: evaluate (评估)
 #
-# Exact match of the greedy answer, on the training split and on the test split, whose
+# Exact match of the greedy answer, on the training split, on the validation split (what
+# any choice is made on) and on the test split (scored once, reported beside it), whose
 # facts the task never showed. The base before fine-tuning, the fine-tuned model, and the
 # model trained from scratch on the task alone.
 
 # %%
 rows = [before, tuned, scratch]
-print(markdown_table(rows, ["run", "steps", "lr", "train loss", "train acc", "test loss", "test acc"]))
+show(markdown_table(rows, ["run", "steps", "lr", "train loss", "train acc", "val acc", "test loss", "test acc"]))
 print(f"test accuracy: pretraining buys {tuned['test acc'] - scratch['test acc']:+.3f} over the same training "
       f"from scratch; fine-tuning adds {tuned['test acc'] - before['test acc']:+.3f} to the base as shipped")
+
+# %% [markdown]
+# ## Step 6 again: the learning-rate trade-off (学习率的取舍)
+#
+# The article's §4 step 6: "学习率很小…稳定但可能会收敛得比较慢;很大…震荡但可能会收敛得较快" —
+# a small learning rate is stable but may converge slowly; a large one oscillates but may
+# converge faster. Here is that claim measured: full fine-tuning as above, the same batches
+# and steps, at several peak rates (printed at the top; `--lrs` changes them), scoring the
+# validation split every few steps. Two numbers per rate, both from the curves:
+# - **speed**: the first step at which the training loss (the running mean drawn on the left)
+#   falls below a target, a tenth of the base's training loss before fine-tuning;
+# - **oscillation**: how much the validation loss climbs back up along the way, the sum of
+#   its rises between evaluations divided by its lowest value (0 for a curve that only falls).
+
+# %%
+curves, lr_rows = {f"lr {args.lr}": tuned_hist}, [tuned | {"run": f"lr {args.lr}"}]
+for rate in sorted(set(args.lrs) - {args.lr}):
+    row, curves[f"lr {rate}"] = run(f"lr {rate}", minituner.full(base), task, args.steps, rate,
+                                    batch_size=args.batch_size, seed=args.seed, eval_every=every)
+    lr_rows.append(row)
+target = before["train loss"] / 10
+for row in lr_rows:
+    hist = curves[row["run"]]
+    val = [v for _, v, _ in hist.val]
+    row["steps to target"] = next((i + 1 for i, v in enumerate(running_mean(hist.losses)) if v < target), math.inf)
+    row["val loss climb"] = sum(max(0.0, b - a) for a, b in zip(val, val[1:])) / min(val)
+lr_rows.sort(key=lambda r: r["lr"])
+print(f"target: training loss (running mean) below {target:.4f}, a tenth of the base's {before['train loss']:.4f}; "
+      f"{args.steps} steps, validation every {every} (inf: the target was not reached)")
+show(markdown_table(lr_rows, ["lr", "steps to target", "val loss climb", "train loss", "val loss", "val acc",
+                              "test acc"]))
+plot_curves(curves, "classify: full fine-tuning at several learning rates", args.out / "learning_rates.png");
+
+# %% [markdown]
+# The article's claim, checked on the table above (the verdict is computed, not typed):
+
+# %%
+def reached(r, zh=False):
+    """'at step N' / '第 N 步达到目标', or that the run never reached the target."""
+    if r["steps to target"] == math.inf:
+        return f"{args.steps} 步内未达到目标" if zh else f"not reached in {args.steps} steps"
+    return f"第 {r['steps to target']} 步达到目标" if zh else f"reached at step {r['steps to target']}"
+
+
+small, large = lr_rows[0], lr_rows[-1]
+fastest = min(lr_rows, key=lambda r: r["steps to target"])
+stable_but_slow = small["val loss climb"] <= min(r["val loss climb"] for r in lr_rows) and \
+    small["steps to target"] > fastest["steps to target"]
+oscillates = large["val loss climb"] > small["val loss climb"]
+larger_faster = fastest["lr"] > small["lr"]
+chosen = best(lr_rows)  # by validation accuracy, as every choice in these lessons
+wrecked = [r for r in lr_rows if r["val acc"] < before["val acc"]]
+verdict = "confirmed" if stable_but_slow and oscillates and larger_faster else "contradicted (an erratum)"
+show(conclusions(
+    f"Smallest rate {small['lr']}: validation loss climb {small['val loss climb']:.2f}, target "
+    f"{reached(small)}: {'stable but slower' if stable_but_slow else 'not the stable, slow end'}.",
+    f"Largest rate {large['lr']}: climb {large['val loss climb']:.2f}, target {reached(large)}: "
+    f"{'it oscillates' if oscillates else 'no more oscillation than the smallest'}.",
+    f"Fastest to the target: lr {fastest['lr']} ({reached(fastest)}), "
+    + ("a larger rate than the smallest, so a larger rate can converge faster, as the article's '可能' allows; "
+       f"the largest rate {'was as fast' if large['steps to target'] <= fastest['steps to target'] else 'was not'}."
+       if larger_faster else "the smallest rate itself."),
+    f"Too large a rate costs more than oscillation: at lr {', '.join(str(r['lr']) for r in wrecked)} validation "
+    f"accuracy ended below the untrained base's {before['val acc']:.3f} (what pretraining taught was overwritten), "
+    "which is why the article asks a pretrained model for a small rate." if wrecked else "",
+    f"Verdict on §4 step 6: {verdict}. The validation split prefers lr {chosen['lr']} (val acc "
+    f"{chosen['val acc']:.3f}; test acc beside it {chosen['test acc']:.3f}).",
+))
 
 # %% [markdown]
 # ## The article's example: what was a cat is now to be called a dog
@@ -187,7 +305,7 @@ for split in ("train", "test"):
         "other animals, before": right_before[~is_cd].float().mean().item(),
         "other animals, after": said_new[~is_cd].float().mean().item(),
     })
-print(markdown_table(relabel_rows))
+show(markdown_table(relabel_rows))
 for prompt, _ in [relabel.train.examples[0], relabel.test.examples[0]]:
     print(f"   {prompt!r}: before {minituner.answer(model, tok, prompt)!r}, after {minituner.answer(swapped, tok, prompt)!r}")
 
@@ -213,39 +331,43 @@ for name, m in (("before", model), ("after", swapped)):
     names_rows.append({"model": name, "answers cat or dog": int(cat_or_dog.sum()),
                        "of them on other animals": int(cat_or_dog[~is_cd].sum()),
                        "of them on cat/dog rows": int(cat_or_dog[is_cd].sum())})
-print(markdown_table(names_rows))
+show(markdown_table(names_rows))
 print(f"(the unseen split has {len(task.test)} rows, {int(is_cd.sum())} of them cat/dog rows: one row is "
       f"{1 / is_cd.sum():.3f} of their accuracy)")
 
 # %% [markdown]
-# ## Conclusions
+# ## Conclusions (小结)
 #
-# Each line is printed from the tables above.
+# Generated from the tables above, in English and then in Chinese.
 
 # %%
 seen, unseen = relabel_rows
 b, a = names_rows
-print(f"- Fine-tuning every parameter for {args.steps} steps moves test accuracy "
-      f"{before['test acc']:.3f} -> {tuned['test acc']:.3f}; the same steps from random weights reach "
-      f"{scratch['test acc']:.3f} (train acc {scratch['train acc']:.3f}): the test's facts come from pretraining.")
 held, spread = seen["cat/dog: swapped, after"], unseen["cat/dog: swapped, after"]
-print(f"- The swap: {held:.0%} of the seen cat/dog descriptions answered with the swapped name, {spread:.0%} of "
-      f"the unseen ones ({unseen['cat/dog: original, after']:.0%} still the original name)."
-      + (f" {args.relabel_steps} steps taught a mapping from the seen prompts, not that cats are now called dogs."
-         if held >= 0.75 and spread <= 0.25 else ""))
-n_other, n_cd = int((~is_cd).sum()), int(is_cd.sum())
-lost = round((unseen["other animals, before"] - unseen["other animals, after"]) * n_other)
-print(f"- Unseen rows answered 'cat' or 'dog': {b['answers cat or dog']} -> {a['answers cat or dog']} "
-      f"({b['of them on other animals']} -> {a['of them on other animals']} on the other animals' {n_other} rows, "
-      f"{b['of them on cat/dog rows']} -> {a['of them on cat/dog rows']} on the {n_cd} cat/dog rows). The other "
-      f"animals' accuracy went {unseen['other animals, before']:.3f} -> {unseen['other animals, after']:.3f} "
-      f"({-lost:+d} rows)"
-      + (": fewer of their rows were answered cat or dog, so the rows they lost went to other animals' names: "
-         "the extra training moved answers everywhere, not towards the swapped pair."
-         if lost > 0 and a["of them on other animals"] <= b["of them on other animals"] else
-         f": {a['of them on other animals'] - b['of them on other animals']} more of their rows were answered cat or "
-         f"dog, of the {lost} they lost." if lost > 0 else "."))
-moved = round((unseen["cat/dog: original, after"] - unseen["cat/dog: original, before"]) * n_cd)
-print(f"- The unseen cat/dog rows answered with their original name: {unseen['cat/dog: original, before']:.3f} -> "
-      f"{unseen['cat/dog: original, after']:.3f} ({moved:+d} of {n_cd} rows, one seed)"
-      + (": the swap did not reach them." if spread <= 0.25 else "."))
+other = unseen["other animals, after"] - unseen["other animals, before"]
+show(conclusions(
+    f"One training step written out (logits, masked cross-entropy, backward, clipping, AdamW) equals train()'s first "
+    f"step to {step_diff:.1e}.",
+    f"Fine-tuning every parameter for {args.steps} steps moves validation accuracy {before['val acc']:.3f} -> "
+    f"{tuned['val acc']:.3f} (test {before['test acc']:.3f} -> {tuned['test acc']:.3f}); the same steps from random "
+    f"weights reach {scratch['test acc']:.3f} on test: the test's facts come from pretraining.",
+    f"The learning rate's training-loss target: the smallest rate {reached(small)}, the fastest (lr {fastest['lr']}) "
+    f"{reached(fastest)}, the largest {reached(large)}, with a validation climb of {large['val loss climb']:.2f}; "
+    f"the article's trade-off is {verdict}.",
+    f"The swap: {pct(held)} of the seen cat/dog descriptions answered with the swapped name, {pct(spread)} of the "
+    f"unseen ones: {args.relabel_steps} steps taught a mapping from the seen prompts"
+    + (", not that cats are now called dogs." if spread < held else "."),
+    f"The other animals' unseen accuracy went {unseen['other animals, before']:.3f} -> "
+    f"{unseen['other animals, after']:.3f}; unseen rows answered 'cat' or 'dog' went {b['answers cat or dog']} -> "
+    f"{a['answers cat or dog']}.",
+    zh=f"把训练的一步逐行写出来(logits、只算答案位置的交叉熵、反向传播、梯度裁剪、AdamW 更新),"
+       f"与 train() 的第一步相差 {step_diff:.1e}。全量微调 {args.steps} 步后,验证集准确率从 "
+       f"{before['val acc']:.3f} 升到 {tuned['val acc']:.3f}(测试集 {before['test acc']:.3f} → "
+       f"{tuned['test acc']:.3f});同样的步数从随机权重开始只有 {scratch['test acc']:.3f}:测试集里的事实来自预训练。"
+       f"学习率:最小的 {small['lr']} {reached(small, zh=True)},最快的 {fastest['lr']} {reached(fastest, zh=True)},"
+       f"最大的 {large['lr']} {reached(large, zh=True)},验证集损失回升 {large['val loss climb']:.2f},"
+       f"{than(large['val loss climb'], small['val loss climb'], ZH)}最小学习率的 {small['val loss climb']:.2f}:文章的说法"
+       f"{'得到证实' if verdict == 'confirmed' else '与测量不符'}。猫狗互换:见过的描述有 {pct(held)} 答成了新名字,"
+       f"没见过的只有 {pct(spread)}——{args.relabel_steps} 步学到的是见过的句子到新名字的映射。其他动物在测试集上的"
+       f"准确率变化 {other:+.3f}。",
+))

@@ -5,7 +5,7 @@
 # ---
 
 # %% [markdown]
-# # 03 · Freezing: how many layers must train? (冻结, article §4 step 5)
+# # 03 · 冻结 (freezing): how many layers must train? (article §4 step 5)
 #
 # The article's step 5: "you can choose to freeze part of the model, especially the
 # bottom layers; this keeps the general features the pretrained model learned" — keep the
@@ -18,8 +18,9 @@
 # change: it stays bit-identical (`minituner verify` checks all three).
 #
 # This lesson sweeps N from 0 to the model's depth on the `classify` task, puts the
-# number of trainable parameters beside the test accuracy, and then asks why the
-# cheapest trained row does as well as it does.
+# number of trainable parameters beside the validation accuracy (what any choice is made
+# on) and the test accuracy (reported beside it), reads the validation curves for
+# over-fitting, and then asks why the cheapest trained row does as well as it does.
 #
 # Run it: `python lessons/03_freeze.py` (`--smoke` for the quick test preset).
 
@@ -28,8 +29,16 @@ import matplotlib.pyplot as plt
 import torch
 
 import minituner
-from minituner.lesson import options, run
-from minituner.report import label, markdown_table, parameter_table, plot_curves, save_figure
+from minituner.lesson import best, conclusions, num, options, run
+from minituner.report import (
+    label,
+    markdown_table,
+    parameter_table,
+    plot_curves,
+    running_mean,
+    save_figure,
+    show,
+)
 
 args = options("Lesson 03: freezing", smoke=dict(steps=3, seeds=(0,)), out="runs/03_freeze",
                steps=40, batch_size=16, lr=5e-4, seeds=(0, 1))
@@ -46,20 +55,21 @@ print(f"{args.steps} steps per run, batch {args.batch_size}, lr {args.lr}; seeds
 
 # %%
 one = minituner.freeze(base, trainable_layers=1)
-print(markdown_table(parameter_table(one.base, depth=1)))  # the GPT inside the wrapper
+show(markdown_table(parameter_table(one.base, depth=1)))  # the GPT inside the wrapper
 C = base.config.n_embd
 block = sum(p.numel() for p in one.base.h[-1].parameters())
 print(f"one block: {block:,} = 12·{C}² + 13·{C} = {12 * C * C + 13 * C:,}: {block == 12 * C * C + 13 * C}")
 one.print_trainable_parameters();
 
 # %% [markdown]
-# ## 2. The sweep: N = 0 … depth, then full fine-tuning (全量微调)
+# ## 2. The sweep: N = 0 … depth, then full fine-tuning (冻结多少层)
 #
 # Every row trains the same number of steps with the same learning rate, batch and seed;
 # only what is frozen changes. N = 0 with nothing trainable is the base as shipped. The
 # "head" row trains only the output head, which this GPT (like GPT-2) ties to the token
 # embedding `wte`: the same V × C matrix reads the input characters and scores the
-# output ones. The last row is full fine-tuning: every block plus the embeddings.
+# output ones, so training it also changes what every block reads (section 5 measures
+# that). The last row is full fine-tuning (全量微调): every block plus the embeddings.
 # "train loss" is the mean training loss of the last ten steps; the test split asks about
 # facts the task's training split never shows.
 
@@ -68,27 +78,37 @@ SETTINGS = [("head only (tied wte)", 0, {"train_head": True})]
 SETTINGS += [(f"top {n} block{'s' * (n > 1)}", n, {}) for n in range(1, base.config.n_layer + 1)]
 SETTINGS += [("full (+ embeddings)", base.config.n_layer, {"train_embeddings": True})]
 seed = args.seeds[0]
-rows, histories = [run("base, nothing trained", base, task, steps=0)[0]], {}
+rows, histories, models = [run("base, nothing trained", base, task, steps=0)[0]], {}, {}
 for name, n, kwargs in SETTINGS:
-    row, histories[name] = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps,
-                                args.lr, batch_size=args.batch_size, seed=seed, eval_every=max(2, args.steps // 6))
+    models[name] = minituner.freeze(base, trainable_layers=n, **kwargs)
+    row, histories[name] = run(name, models[name], task, args.steps, args.lr, batch_size=args.batch_size, seed=seed,
+                               eval_every=max(2, args.steps // 6))
     rows.append(row)
-print(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "train acc", "test loss", "test acc", "s"]))
+show(markdown_table(rows, ["run", "trainable", "trainable %", "train loss", "train acc", "val loss", "val acc",
+                           "test loss", "test acc", "s"]))
 
 # %% [markdown]
-# ## 3. The picture
+# ## 3. The picture, and over-fitting (过拟合)
 #
-# First: test accuracy per setting (bars) and the share of parameters it trains (line).
-# Then: each run's training loss and validation loss (验证集). A run can drive its training
-# loss close to zero (it fits the training descriptions) and still not answer the held-out ones.
+# First: validation and test accuracy per setting (bars) and the share of parameters it
+# trains (line). Then: each run's training loss and validation loss (验证集). A run can drive
+# its training loss close to zero (it fits the training descriptions) and still not answer
+# the held-out ones. The article's §2 names that risk: fine-tuning "存在过拟合风险" (runs a
+# risk of over-fitting, 过拟合). On a validation curve it shows as a loss that reaches
+# its lowest point and then rises while the training loss keeps falling; the table under
+# the figures reads that off each curve.
 
 # %%
 fig, ax1 = plt.subplots(figsize=(7, 4.5), layout="constrained")
-xs = range(len(rows))
-ax1.bar(xs, [r["test acc"] for r in rows], color="tab:blue", alpha=0.7)
-ax1.set_ylabel(label("test accuracy (exact match)", "测试集准确率"), color="tab:blue")
+xs = torch.arange(len(rows)).tolist()
+ax1.bar([x - 0.2 for x in xs], [r["val acc"] for r in rows], width=0.4, color="tab:green", alpha=0.7,
+        label=label("validation", "验证集"))
+ax1.bar([x + 0.2 for x in xs], [r["test acc"] for r in rows], width=0.4, color="tab:blue", alpha=0.7,
+        label=label("test", "测试集"))
+ax1.legend(fontsize=8, loc="upper left")
+ax1.set_ylabel(label("accuracy (exact match)", "准确率"))
 ax1.set_ylim(0, 1)
-ax1.set_xticks(list(xs), [r["run"] for r in rows], rotation=30, ha="right", fontsize=8)
+ax1.set_xticks(xs, [r["run"] for r in rows], rotation=30, ha="right", fontsize=8)
 twin = ax1.twinx()
 twin.plot(xs, [r["trainable %"] for r in rows], "o-", color="tab:red")
 twin.set_ylabel(label("trainable parameters, % of the model", "可训练参数占比"), color="tab:red")
@@ -97,12 +117,23 @@ ax1.set_title(label("How much must train?", "需要训练多少?"))
 ax1.grid(alpha=0.3, axis="y")
 save_figure(fig, args.out / "freeze_sweep.png")
 plot_curves(histories, "classify: training and validation loss per frozen setting", args.out / "freeze_curves.png")
+shape = []  # each validation curve (step, loss, accuracy): where it was lowest, where it ended
+for name, hist in histories.items():
+    low = min(hist.val, key=lambda e: e[1])
+    end = hist.val[-1]
+    smooth = running_mean(hist.losses)  # the training loss, as the left panel draws it
+    shape.append({"run": name, "lowest val loss": low[1], "at step": low[0], "final val loss": end[1],
+                  "rise after the lowest": end[1] / low[1] - 1, "train loss fell after": smooth[-1] < smooth[low[0] - 1],
+                  "over-fits": end[1] > 1.01 * low[1] and smooth[-1] < smooth[low[0] - 1]})
+show(markdown_table(shape))
+print("over-fits: the validation loss ended more than 1% above its lowest point (more than a flat curve's last digit) "
+      "while the training loss fell")
 
 # %% [markdown]
 # ## 4. The head alone against a whole block: seeds and learning rates
 #
-# The head-only row trains a few thousand numbers, the top-1-block row fifty thousand;
-# the sweep puts their test accuracies side by side. Whichever is ahead, three
+# The head-only row trains far fewer numbers than the top-1-block row (the sweep's table
+# counts them) and the sweep puts their accuracies side by side. Whichever is ahead, three
 # explanations to separate: luck (one seed; one test row is a small step of accuracy,
 # printed below), the learning rate (one rate, printed at the top, for every row: a whole
 # block moves far more numbers at each step than the head does), or over-fitting (过拟合).
@@ -116,7 +147,7 @@ probe = []
 for name, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, args.lr),
                              ("top 1 block", 1, {}, args.lr),
                              ("top 1 block", 1, {}, args.lr / 5)]:
-    accs, train_accs = [], []
+    accs, val_accs, train_accs = [], [], []
     for s in args.seeds:
         if s == seed and lr == args.lr:  # this run is the sweep's: reuse it
             row = sweep[name]
@@ -126,47 +157,78 @@ for name, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, ar
             row, _ = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps, lr,
                          batch_size=args.batch_size, seed=s)
         accs.append(row["test acc"])
+        val_accs.append(row["val acc"])
         train_accs.append(row["train acc"])
-    probe.append({"run": name, "lr": lr, "seeds": len(accs), "test acc min": min(accs),
-                  "test acc mean": sum(accs) / len(accs), "test acc max": max(accs),
-                  "train acc mean": sum(train_accs) / len(train_accs)})
-print(markdown_table(probe))
+    probe.append({"run": name, "lr": lr, "seeds": len(accs), "train acc mean": sum(train_accs) / len(train_accs),
+                  "val acc mean": sum(val_accs) / len(val_accs), "test acc min": min(accs),
+                  "test acc mean": sum(accs) / len(accs), "test acc max": max(accs)})
+show(markdown_table(probe))
 print(f"one test row = {1 / len(task.test):.4f} of accuracy ({len(task.test)} rows)")
 
 # %% [markdown]
-# ## Conclusions
+# ## 5. What training the tied head changes (只训练输出头,改变了什么)
 #
-# Read from the tables above (the cell below prints each statement from them).
+# The head-only run froze every block, so every block's weights are the base's, bit for bit.
+# But the head *is* the token embedding `wte`: the matrix that scores the output characters
+# also turns the input characters into the vectors the first block reads. Training it
+# therefore changes the input of block 0, hence what block 0 passes to block 1, and so on:
+# every block computes on new inputs with its old weights. Below, on the test prompts, the
+# size of the change of each block's input, relative to the base's.
 
 # %%
-best = max(rows[1:], key=lambda r: r["test acc"])
+head_model = models["head only (tied wte)"].base  # the GPT inside the wrapper
+
+
+@torch.no_grad()
+def block_inputs(gpt, idx):
+    """What each block reads: [(B, T, C)] × n_layer, starting from wte(idx) + wpe."""
+    h, seen = gpt.wte(idx) + gpt.wpe(torch.arange(idx.size(1))), []
+    for block in gpt.h:
+        seen.append(h)
+        h = block(h)
+    return seen
+
+
+idx = task.test.x
+blocks_same = all(torch.equal(p, q) for p, q in zip(base.h.parameters(), head_model.h.parameters(), strict=True))
+wte_moved = (head_model.wte.weight - base.wte.weight).norm() / base.wte.weight.norm()
+inputs_moved = [((a - b).norm() / b.norm()).item()
+                for a, b in zip(block_inputs(head_model, idx), block_inputs(base, idx), strict=True)]
+print(f"every block's weights bit-identical to the base's: {blocks_same}; wte (the head) moved by "
+      f"{wte_moved:.3f} of its size")
+show(markdown_table([{"block": i, "its input moved, relative to the base's": v} for i, v in enumerate(inputs_moved)]))
+
+# %% [markdown]
+# ## Conclusions (小结)
+#
+# Generated from the tables above, in English and then in Chinese. The best row is the one
+# the validation split prefers; its test accuracy is reported beside it.
+
+# %%
+top = best(rows[1:])
 head, full = rows[1], rows[-1]
-print(f"- Best test accuracy: {best['run']} ({best['test acc']:.3f}, {best['trainable %']:.1f}% of the parameters); "
-      f"full fine-tuning {full['test acc']:.3f}; the base untrained {rows[0]['test acc']:.3f}.")
-print(f"- Training the tied head alone ({head['trainable']:,} numbers, {head['trainable %']:.1f}%) moves test "
-      f"accuracy {rows[0]['test acc']:.3f} -> {head['test acc']:.3f}: no block changed, so whatever it gained the "
-      "frozen blocks already computed; the head only changed which character they lead to.")
-beaten = [r["run"] for r in rows[2:-1] if r["test acc"] < head["test acc"]]
-print(f"- The head alone scores above {len(beaten)} of the {len(rows) - 3} block rows"
-      + (f" ({', '.join(beaten)})." if beaten else "."))
-fit = [r["run"] for r in rows[1:] if r["train acc"] == 1.0]
-print(f"- Rows that fit every training description (train acc 1): {', '.join(fit) or 'none'}.")
+over = [r["run"] for r in shape if r["over-fits"]]
 h, b, slow = probe
 overlap = h["test acc min"] <= b["test acc max"] and b["test acc min"] <= h["test acc max"]
-print(f"- Over {h['seeds']} seeds at lr {args.lr}: head only {h['test acc min']:.3f}–{h['test acc max']:.3f}, "
-      f"top block {b['test acc min']:.3f}–{b['test acc max']:.3f}: the ranges "
-      f"{'overlap, so one seed cannot rank them' if overlap else 'do not overlap on these seeds'}.")
-print(f"- At a fifth of the rate the top block reaches train acc {slow['train acc mean']:.3f} and test acc "
-      f"{slow['test acc mean']:.3f}, against {b['train acc mean']:.3f} and {b['test acc mean']:.3f} at lr {args.lr}.")
-gap = {r["run"]: r["train acc"] - r["test acc"] for r in rows[1:]}
-print("- Train acc − test acc (the generalisation gap): " + ", ".join(f"{k} {v:+.3f}" for k, v in gap.items()) + ".")
-curve = histories["top 1 block"].val  # (step, validation loss, accuracy)
-low = min(curve, key=lambda e: e[1])
-rose = curve[-1][1] > 1.01 * low[1]  # by more than 1%: not the last digit of a flat curve
-print(f"- The top block's validation loss is lowest at step {low[0]} ({low[1]:.3f}) and ends at {curve[-1][1]:.3f}"
-      + (": it rose while the training loss fell, over-fitting (过拟合). " if rose else
-         " (still falling). " if low is curve[-1] else " (flat at the end). ")
-      + (f"A block can fit the training descriptions themselves (gap {gap['top 1 block']:+.3f}); the head alone "
-         f"cannot (gap {gap['head only (tied wte)']:+.3f}): it can only change which name the frozen blocks' features "
-         "lead to, so what it learns carries over to the held-out descriptions."
-         if gap["top 1 block"] > gap["head only (tied wte)"] else ""))
+show(conclusions(
+    f"Best on validation: {top['run']} (val acc {top['val acc']:.3f}, test acc {top['test acc']:.3f}, "
+    f"{top['trainable %']:.1f}% of the parameters); full fine-tuning val {full['val acc']:.3f}, test "
+    f"{full['test acc']:.3f}; the base untrained val {rows[0]['val acc']:.3f}, test {rows[0]['test acc']:.3f}.",
+    f"Over-fitting (过拟合): the validation loss rose after its lowest point in {len(over)} of {len(shape)} runs"
+    + (f" ({', '.join(over)}), while their training loss kept falling: the risk the article's §2 names." if over else "."),
+    f"Training the tied head alone ({num(head['trainable'])} numbers) moves test accuracy {rows[0]['test acc']:.3f} -> "
+    f"{head['test acc']:.3f}. No block's weights changed ({blocks_same}), but every block's input did "
+    f"({min(inputs_moved):.3f}–{max(inputs_moved):.3f} of its size): the head is wte, which also embeds the input.",
+    f"Over {h['seeds']} seeds the head alone scores {h['test acc min']:.3f}–{h['test acc max']:.3f} on test and the top "
+    f"block {b['test acc min']:.3f}–{b['test acc max']:.3f}: the ranges "
+    f"{'overlap, so one seed cannot rank them' if overlap else 'do not overlap on these seeds'}. At a fifth of the "
+    f"rate the top block reaches train acc {slow['train acc mean']:.3f}, against {b['train acc mean']:.3f}.",
+    zh=f"在验证集上最好的是 {top['run']}(验证集准确率 {top['val acc']:.3f},测试集 {top['test acc']:.3f},"
+       f"训练 {top['trainable %']:.1f}% 的参数);全量微调的验证集准确率为 {full['val acc']:.3f}。"
+       f"{len(shape)} 次训练中有 {len(over)} 次验证集损失在最低点之后回升"
+       + (",而训练损失还在下降:这正是文章第二节提到的过拟合风险。" if over else ",没有看到过拟合。")
+       + "只训练与 wte 绑定的输出头"
+       f"({num(head['trainable'])} 个参数)把测试集准确率从 {rows[0]['test acc']:.3f} 提高到 {head['test acc']:.3f};"
+       f"各个块的权重一个也没变,但每个块的输入都变了(相对变化 {min(inputs_moved):.3f}–{max(inputs_moved):.3f}),"
+       "因为输出头就是把输入字符变成向量的那个矩阵。",
+))

@@ -5,7 +5,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Prompt tuning (提示微调, article §3.2)
+# # 04 · 提示微调 (prompt tuning, article §3.2)
 #
 # The article's prompt tuning keeps the base model as it is and, for each task, trains
 # a few extra "tokens" put in front of the input:
@@ -20,8 +20,8 @@
 # This lesson checks that line by hand, sweeps k against full fine-tuning (lesson 02),
 # measures what an untrained prompt costs the base, and tries what the literature does to
 # help. Lester et al. found that prompt tuning lags behind full fine-tuning on small
-# models and closes the gap only as models approach ten billion parameters; this base
-# has about two hundred thousand.
+# models and closes the gap only as models approach ten billion parameters; this base's
+# size is printed below.
 #
 # Run it: `python lessons/04_prompt_tuning.py` (add `--smoke` for the quick test preset).
 
@@ -31,9 +31,9 @@ import copy
 import torch
 
 import minituner
-from minituner.lesson import options, reference_rows, run
+from minituner.lesson import best, conclusions, options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
-from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
+from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers, show
 
 args = options("Lesson 04: prompt tuning", smoke=dict(steps=3, ks=(4,)), out="runs/04_prompt_tuning",
                ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0)
@@ -41,7 +41,8 @@ torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify")
 fingerprint = minituner.fingerprint(base)
 C = base.config.n_embd
-print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prompt lr {args.lr}, full fine-tuning lr {args.full_lr}")
+print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prompt lr {args.lr}, full fine-tuning lr "
+      f"{args.full_lr}; the base has {minituner.count_parameters(base)[1]:,} parameters")
 
 # %% [markdown]
 # ## 1. X' = [P; X], checked by hand
@@ -92,12 +93,13 @@ except ValueError as e:
     print(f"k + T > block_size: ValueError: {e}")
 
 # %% [markdown]
-# ## 2. How many virtual tokens? A sweep of k, against full fine-tuning
+# ## 2. How many virtual tokens? A sweep of k, against full fine-tuning (全量微调)
 #
 # Each run starts from the same base, sees the same batches and trains for the same
 # number of steps; P starts random, at the scale of the token embeddings. Full
 # fine-tuning (every parameter, at its own small learning rate, as in lesson 02) is the
-# reference. The test split asks about facts the task's training split never shows.
+# reference. The validation split (what the best k is chosen on, in section 4) and the test
+# split (reported beside it) ask about facts the task's training split never shows.
 
 # %%
 every = max(2, args.steps // 8)
@@ -108,9 +110,10 @@ for k in args.ks:
     row, histories[f"prompt, k={k}"] = run(f"prompt, k={k}", models[k], task, args.steps, args.lr,
                                            batch_size=args.batch_size, seed=args.seed, eval_every=every)
     rows.append(row)
-columns = ["run", "trainable", "trainable %", "lr", "steps", "train loss", "train acc", "test loss", "test acc"]
-print(markdown_table(rows, columns))
-plot_curves(histories, "classify: prompt tuning for several k vs full fine-tuning", args.out / "prompt_tuning_curves.png")
+columns = ["run", "trainable", "trainable %", "lr", "steps", "train loss", "train acc", "val loss", "val acc",
+           "test loss", "test acc"]
+show(markdown_table(rows, columns))
+plot_curves(histories, "classify: prompt tuning for several k vs full fine-tuning", args.out / "prompt_tuning_curves.png");
 
 # %% [markdown]
 # ## 3. What an untrained prompt costs the base
@@ -133,59 +136,65 @@ for k in args.ks:
             minituner.prompt_tuning(base, num_virtual_tokens=k, init=init, seed=args.seed), task.test)["accuracy"]
     entry["test acc after training (random)"] = next(r["test acc"] for r in rows if r["run"] == f"prompt, k={k}")
     start.append(entry)
-print(markdown_table(start))
+show(markdown_table(start))
 print(f"the base without a prompt: {rows[0]['test acc']:.3f}")
 
 # %% [markdown]
 # ## 4. What helps prompt tuning
 #
-# Three things to try, each changed alone, at the k that did best in the sweep:
+# Three things to try, each changed alone, at the k the validation split prefers in the
+# sweep (its test accuracy is only reported):
 # - **text init**: start P from the embeddings of real text instead of random vectors,
 #   here the last k characters of a sentence the base read in pretraining. This is
 #   `PromptTuningInit.TEXT` of PEFT (Hugging Face's library of parameter-efficient
-#   fine-tuning methods, 参数高效微调, whose names minituner's API borrows); Lester et al. compared random-uniform init, embeddings
-#   sampled from the 5,000 most common tokens, and class-label embeddings. With the
+#   fine-tuning methods, 参数高效微调, whose names minituner's API borrows); Lester et al. compared
+#   random-uniform init, embeddings sampled from the most common tokens, and class-label embeddings. With the
 #   positions of section 1, P + wpe[0:k] is then exactly what the base read for that text at
 #   positions 0…k−1, and X follows it at k…, as a new line of the corpus would.
 # - **a larger learning rate**: P has only k·d numbers and its gradient reaches it through
-#   every frozen layer. Lester et al. trained at 0.3 with Adafactor, an optimiser that
+#   every frozen layer. Lester et al. trained at a far larger rate (printed below) with Adafactor, an optimiser that
 #   keeps factored second moments (a row and a column mean instead of AdamW's full v) and
 #   scales its steps differently, so their rate does not carry over to AdamW as is.
 # - **more steps**: the same prompt, trained as long again.
 #
-# One test row is a small step of accuracy (printed below), and the order of the batches
-# moves several rows, so the inits are also run with a second seed.
+# One row is a small step of accuracy (printed below), and the order of the batches moves
+# several rows, so the inits are also run with a second seed. Each variant is judged on the
+# validation split; the test split is printed beside it.
 
 # %%
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
-best_k = max((r for r in rows if r["run"].startswith("prompt")), key=lambda r: r["test acc"])["run"].split("=")[1]
-k = int(best_k)
+LESTER_LR = 0.3  # Lester et al. 2021 (§3, training): their rate, with Adafactor
+chosen = best([r for r in rows if r["run"].startswith("prompt")])  # by validation accuracy
+k = int(chosen["run"].split("=")[1])
 text = (PHRASE * (k // len(PHRASE) + 1))[-k:]  # the last k characters: text the base knows, ending where X begins
-print(f"k = {k} ({k * C:,} trainable numbers); init_text {text!r}; one test row = {1 / len(task.test):.4f} of accuracy")
+print(f"k = {k}, chosen on validation (val acc {chosen['val acc']:.3f}; test acc {chosen['test acc']:.3f}); "
+      f"{k * C:,} trainable numbers; init_text {text!r}")
+print(f"one row = {1 / len(task.val):.4f} of validation accuracy, {1 / len(task.test):.4f} of test accuracy; "
+      f"Lester et al.'s rate {LESTER_LR} (Adafactor) against {args.lr} here (AdamW)")
 variants = [("random init", {}, args.lr), ("text init", dict(init="text", init_text=text), args.lr),
             (f"random init, lr ×3 = {3 * args.lr:g}", {}, 3 * args.lr)]
+sweep = {r["run"]: r for r in rows}
 helps = []
 for name, kwargs, lr in variants:
-    accs = []
+    entry = {"variant": name, "k": k, "steps": args.steps}
     for seed in (args.seed, args.seed + 1):
         if name == "random init" and seed == args.seed:
-            accs.append(next(r["test acc"] for r in rows if r["run"] == f"prompt, k={k}"))  # the sweep's run
+            row = sweep[f"prompt, k={k}"]  # the sweep's run
+        elif lr != args.lr and seed != args.seed:  # the larger rate on one seed only, to keep the lesson short
             continue
-        if lr != args.lr and seed != args.seed:  # the larger rate on one seed only, to keep the lesson short
-            accs.append(float("nan"))
-            continue
-        row, _ = run(name, minituner.prompt_tuning(base, k, seed=seed, **kwargs), task, args.steps, lr,
-                     batch_size=args.batch_size, seed=seed)
-        accs.append(row["test acc"])
-    helps.append({"variant": name, "k": k, "steps": args.steps, "test acc, seed 0": accs[0], "test acc, seed 1": accs[1]})
-longer = copy.deepcopy(models[k])
-row, _ = run("more steps", longer, task, args.steps, args.lr, batch_size=args.batch_size, seed=args.seed)
+        else:
+            row, _ = run(name, minituner.prompt_tuning(base, k, seed=seed, **kwargs), task, args.steps, lr,
+                         batch_size=args.batch_size, seed=seed)
+        entry |= {f"val acc, seed {seed}": row["val acc"], f"test acc, seed {seed}": row["test acc"]}
+    helps.append(entry)
+row, _ = run("more steps", copy.deepcopy(models[k]), task, args.steps, args.lr, batch_size=args.batch_size,
+             seed=args.seed)
 helps.append({"variant": "random init, then as many steps again", "k": k, "steps": 2 * args.steps,
-              "test acc, seed 0": row["test acc"], "test acc, seed 1": float("nan")})
-print(markdown_table(helps))
+              f"val acc, seed {args.seed}": row["val acc"], f"test acc, seed {args.seed}": row["test acc"]})
+show(markdown_table(helps))
 plot_tradeoff([(r["run"].replace("prompt, ", ""), r["trainable"], r["test acc"]) for r in rows[1:]],
               "Prompt tuning: trainable parameters vs test accuracy", args.out / "params_vs_accuracy.png",
-              baseline=rows[0]["test acc"])
+              baseline=rows[0]["test acc"]);
 
 # %% [markdown]
 # ## 5. The trained prompt at work
@@ -201,34 +210,35 @@ same = print_answers(models[k], task, n=1 if args.smoke else 3)
 print(f"the base is bit-identical after all of it: {minituner.fingerprint(base) == fingerprint}")
 
 # %% [markdown]
-# ## Conclusions
+# ## Conclusions (小结)
 #
-# Each line is printed from the tables above.
+# Generated from the tables above, in English and then in Chinese.
 
 # %%
 full = rows[1]
 prompts = [r for r in rows if r["run"].startswith("prompt")]
 lo, hi = min(r["test acc"] for r in prompts), max(r["test acc"] for r in prompts)
-print(f"- Prompt tuning with {', '.join(str(k) for k in args.ks)} virtual tokens reaches test accuracy "
-      f"{lo:.3f}–{hi:.3f} training {min(r['trainable'] for r in prompts):,}–{max(r['trainable'] for r in prompts):,} "
-      f"numbers; full fine-tuning {full['test acc']:.3f} training {full['trainable']:,}; the base {rows[0]['test acc']:.3f}.")
 at0 = [s["test acc at step 0, random"] for s in start]
-print("- Untrained random prompts score " + ", ".join(f"{a:.3f} at k={s['k']}" for a, s in zip(at0, start))
-      + f" against the base's {rows[0]['test acc']:.3f}"
-      + ("; the larger the random prompt, the lower it starts, and training must first undo that." if
-         at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"] else "."))
-moved = [s["test acc, only positions moved by k"] for s in start]
-print("- Moving the real tokens by k alone scores " + ", ".join(f"{a:.3f} at k={s['k']}" for a, s in zip(moved, start))
-      + (": each random prompt costs more than its shift of positions; the rest is what attending to the random "
-         "vectors costs." if all(m > a for m, a in zip(moved, at0)) else
-         ": the shift alone costs at least as much as a random prompt, so what a fresh prompt costs this base is "
-         "mostly that its text now begins at position k with nothing before it, as no corpus row does." if all(m <= a for m, a in
-                                                                                          zip(moved, at0)) else "."))
+falls = at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"]
 rand, text_init, fast = helps[:3]
-better = sum(text_init[c] > rand[c] for c in ("test acc, seed 0", "test acc, seed 1"))
-print(f"- Text init, seeds 0 and 1: {text_init['test acc, seed 0']:.3f}, {text_init['test acc, seed 1']:.3f}; random "
-      f"init: {rand['test acc, seed 0']:.3f}, {rand['test acc, seed 1']:.3f}: text init is ahead on {better} of 2 seeds, "
-      f"by {(text_init['test acc, seed 0'] - rand['test acc, seed 0']) * len(task.test):+.0f} and "
-      f"{(text_init['test acc, seed 1'] - rand['test acc, seed 1']) * len(task.test):+.0f} test rows. Three times the "
-      f"rate (seed 0): {fast['test acc, seed 0']:.3f}.")
-print(f"- Training as long again: {helps[0]['test acc, seed 0']:.3f} -> {helps[-1]['test acc, seed 0']:.3f}.")
+seeds = [c.split("seed ")[1] for c in text_init if c.startswith("val acc")]
+ahead = sum(text_init[f"val acc, seed {s}"] > rand[f"val acc, seed {s}"] for s in seeds)
+longer = helps[-1][f"test acc, seed {args.seed}"]
+show(conclusions(
+    f"Prompt tuning with {', '.join(map(str, args.ks))} virtual tokens reaches test accuracy {lo:.3f}–{hi:.3f}; "
+    f"the validation split prefers k = {k} (val {chosen['val acc']:.3f}, test {chosen['test acc']:.3f}); full "
+    f"fine-tuning test {full['test acc']:.3f}; the base {rows[0]['test acc']:.3f}.",
+    "Untrained random prompts score " + ", ".join(f"{a:.3f} at k={s['k']}" for a, s in zip(at0, start))
+    + f" against the base's {rows[0]['test acc']:.3f}"
+    + ("; the larger the random prompt, the lower it starts, and training must first undo that." if falls else "."),
+    f"Text init is ahead of random init on validation on {ahead} of {len(seeds)} seeds (test, seed {args.seed}: "
+    f"{text_init[f'test acc, seed {args.seed}']:.3f} against {rand[f'test acc, seed {args.seed}']:.3f}); three times "
+    f"the rate: val {fast[f'val acc, seed {args.seed}']:.3f}; as many steps again: test "
+    f"{rand[f'test acc, seed {args.seed}']:.3f} -> {longer:.3f}.",
+    zh=f"提示微调用 {', '.join(map(str, args.ks))} 个虚拟 token,测试集准确率在 {lo:.3f}–{hi:.3f} 之间;"
+       f"按验证集选出 k = {k}(验证集 {chosen['val acc']:.3f},测试集 {chosen['test acc']:.3f});全量微调的测试集准确率"
+       f"为 {full['test acc']:.3f},未训练的基座模型为 {rows[0]['test acc']:.3f}。未经训练的随机提示会先拉低模型"
+       f"(k 最大时只有 {at0[-1]:.3f})" + (",提示越长,起点越低,训练要先把这部分损失找回来。" if falls else "。")
+       + f"用真实文本初始化提示,在 {len(seeds)} 个随机种子中有 {ahead} 个在验证集上胜过随机初始化;"
+       f"再训练同样多的步数,测试集准确率从 {rand[f'test acc, seed {args.seed}']:.3f} 变为 {longer:.3f}。",
+))

@@ -5,7 +5,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Prefix tuning (前缀微调) and P-Tuning v2 (article §3.2)
+# # 05 · 前缀微调 (prefix tuning) and P-Tuning v2 (article §3.2)
 #
 # First, the three words of attention (注意力) this lesson needs. At every layer each
 # position's vector x is projected three ways: a **query** q = W_q x (what it looks for),
@@ -33,13 +33,22 @@
 # Run it: `python lessons/05_prefix_tuning.py` (add `--smoke` for the quick test preset).
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 
 import minituner
-from minituner.lesson import options, reference_rows, run
+from minituner.lesson import best, conclusions, options, pct, reference_rows, run
 from minituner.methods.prefix import prefix_parameter_count
 from minituner.methods.virtual_tokens import text_keys_values
-from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers
+from minituner.report import (
+    label,
+    markdown_table,
+    plot_curves,
+    plot_tradeoff,
+    print_answers,
+    save_figure,
+    show,
+)
 
 args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(steps=3, ks=(2,)), out="runs/05_prefix_tuning",
                ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0)
@@ -74,7 +83,8 @@ print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prefix tuni
 # still takes exp(0) out of the softmax's sum Z: every real token's weight shrinks by
 # Z / (Z + k), and the zero values put nothing back. The first layer's attention output
 # changes on the same input; the whole model's logits change for that reason at every layer,
-# and because the real tokens moved by k positions.
+# and because the real tokens moved by k positions. The figure draws that share for every
+# layer and head of the model with a zero prefix, averaged over the real tokens.
 
 # %%
 k = 4
@@ -118,6 +128,29 @@ with torch.no_grad():
     empty = torch.zeros(0, d)
     print(f"a prefix of length 0 is the base exactly: "
           f"{torch.equal(base(idx, prefixes=[(empty, empty)] * c.n_layer), base(idx))}")
+    zero_k, taken = k, torch.zeros(c.n_layer, nh)  # (L, nh): the zero keys' share, per layer and head
+    h = base.wte(idx) + base.wpe(torch.arange(k, k + T))  # (B, T, d): the zero-prefix model's input
+    for layer, block in enumerate(base.h):
+        a = block.ln_1(h)  # (B, T, d)
+        Q, K = heads(block.attn.q_proj(a)), heads(block.attn.k_proj(a))  # (B, nh, T, hs)
+        S = (Q @ K.transpose(-2, -1) / (d // nh) ** 0.5).masked_fill(~seen[:, k:], float("-inf"))  # (B, nh, T, T)
+        share = k / (k + S.exp().sum(-1))  # (B, nh, T): k zero keys score 0 each, exp(0) = 1
+        taken[layer] = torch.stack([share[:, i][is_real[:, i]].mean() for i in range(nh)])
+        h = block(h, prefix=(zeros, zeros))  # (B, T, d): on to the next layer, with its zero prefix
+print(f"the zero prefix's share of attention over all layers and heads: {pct(taken.min().item())} to "
+      f"{pct(taken.max().item())}")
+fig, ax = plt.subplots(figsize=(5, 3.5))
+im = ax.imshow(taken.numpy(), vmin=0, vmax=1, cmap="viridis")
+for i in range(c.n_layer):
+    for j in range(nh):
+        ax.text(j, i, pct(taken[i, j].item()), ha="center", va="center", fontsize=8, color="white")
+ax.set_xticks(range(nh))
+ax.set_yticks(range(c.n_layer))
+ax.set_xlabel(label("head", "注意力头"))
+ax.set_ylabel(label("layer", "层"))
+fig.colorbar(im, ax=ax)
+ax.set_title(label(f"Share of attention {zero_k} zero prefix keys take", "全零前缀占去的注意力"))
+save_figure(fig, args.out / "zero_prefix_share.png");
 
 # %% [markdown]
 # ## 2. What trains: the MLP while training, plain prefixes after `fold()`
@@ -141,13 +174,14 @@ for name, m, closed, formula in [
     trainable, total = minituner.count_parameters(m)
     counts.append({"model": name, "k": k, "closed form": formula, "trainable": trainable,
                    "= closed form": trainable == closed, "trainable %": 100 * trainable / total})
-print(markdown_table(counts))
+show(markdown_table(counts))
 with torch.no_grad():
     rms = lambda t: t.pow(2).mean().sqrt().item()  # noqa: E731
     kv = text_keys_values(base, torch.tensor(task.tokenizer.encode(phrase(k))))  # (L, 2, k, C): the base's own
+    rand_rms = rms(minituner.ptuning_v2(base, k, seed=args.seed).prefix)
     print(f"root-mean-square size: the base's own keys and values {rms(kv):.2f}; P-Tuning v2's prefixes (text "
-          f"init) {rms(v2.prefix):.2f}; a random init N(0, 1) 1.00; the MLP's W1 {rms(mlp.mlp_in.weight):.3f}, "
-          f"W2 {rms(mlp.mlp_out.weight):.3f}, E {rms(mlp.embedding):.2f}")
+          f"init) {rms(v2.prefix):.2f}; a random init N(0, 1) {rand_rms:.2f}; the MLP's W1 "
+          f"{rms(mlp.mlp_in.weight):.3f}, W2 {rms(mlp.mlp_out.weight):.3f}, E {rms(mlp.embedding):.2f}")
 
 # %% [markdown]
 # ## 3. Prefix tuning and P-Tuning v2 side by side, sweeping k
@@ -172,17 +206,17 @@ for k in args.ks:
     for name, method, kwargs, lr in [("prefix (MLP), text init", minituner.prefix_tuning, text, args.prefix_lr),
                                      ("v2, random init", minituner.ptuning_v2, {}, args.v2_lr),
                                      ("v2, text init", minituner.ptuning_v2, text, args.v2_lr)]:
-        label = f"{name}, k={k}"
-        models[label] = method(base, k, seed=args.seed, **kwargs)
-        row, histories[label] = run(label, models[label], task, args.steps, lr, batch_size=args.batch_size,
-                                    seed=args.seed, eval_every=every)
-        if models[label].reparameterized:
-            models[label].fold()  # what is kept after training: 2·L·k·d numbers
-        row["stored"] = minituner.count_parameters(models[label])[0]
+        run_name = f"{name}, k={k}"
+        models[run_name] = method(base, k, seed=args.seed, **kwargs)
+        row, histories[run_name] = run(run_name, models[run_name], task, args.steps, lr, batch_size=args.batch_size,
+                                       seed=args.seed, eval_every=every)
+        if models[run_name].reparameterized:
+            models[run_name].fold()  # what is kept after training: 2·L·k·d numbers
+        row["stored"] = minituner.count_parameters(models[run_name])[0]
         rows.append(row)
-print(markdown_table(rows, ["run", "trainable", "stored", "trainable %", "lr", "train loss", "train acc", "test loss",
-                            "test acc"]))
-plot_curves(histories, "classify: prefix tuning, P-Tuning v2, full fine-tuning", args.out / "prefix_tuning_curves.png")
+show(markdown_table(rows, ["run", "trainable", "stored", "trainable %", "lr", "train loss", "train acc", "val acc",
+                           "test loss", "test acc"]))
+plot_curves(histories, "classify: prefix tuning, P-Tuning v2, full fine-tuning", args.out / "prefix_tuning_curves.png");
 
 # %% [markdown]
 # ## 4. Why can a random deep prompt score below the base?
@@ -205,10 +239,10 @@ for k in args.ks:
         if init == "random":
             entry["random: test loss at step 0"], entry["random: test loss trained"] = at0["loss"], trained["test loss"]
     start.append(entry)
-print(markdown_table(start))
+show(markdown_table(start))
 plot_tradeoff([(r["run"], r["trainable"], r["test acc"]) for r in rows[1:]],
               "Prefix tuning and P-Tuning v2: trainable parameters vs accuracy", args.out / "params_vs_accuracy.png",
-              xlabel="trainable parameters while training (log)", baseline=rows[0]["test acc"])
+              xlabel="trainable parameters while training (log)", baseline=rows[0]["test acc"]);
 
 # %% [markdown]
 # ## 5. The folded prefix at work
@@ -227,22 +261,32 @@ print_answers(models[f"prefix (MLP), text init, k={k}"], task, n=1 if args.smoke
 print(f"the base is bit-identical after all of it: {minituner.fingerprint(base) == fingerprint}")
 
 # %% [markdown]
-# ## Conclusions
+# ## Conclusions (小结)
 #
-# Each line is printed from the tables above.
+# Generated from the tables above, in English and then in Chinese. The best row is the one
+# the validation split prefers; its test accuracy is reported beside it.
 
 # %%
-best = max(rows[2:], key=lambda r: r["test acc"])
-print(f"- Best of the prefix rows: {best['run']}, test acc {best['test acc']:.3f} with {best['trainable']:,} "
-      f"trainable numbers; full fine-tuning {rows[1]['test acc']:.3f}; the base {rows[0]['test acc']:.3f}.")
-for s in start:
-    print(f"- k={s['k']}: P-Tuning v2 starts at {s['v2 at step 0, random init']:.3f} with random prefixes and "
-          f"{s['v2 at step 0, text init']:.3f} with the phrase's own keys and values (base {s['base']:.3f}); "
-          f"after training {s['v2 trained, random init']:.3f} and {s['v2 trained, text init']:.3f}."
-          + (f" From random, training cut the test loss {s['random: test loss at step 0']:.2f} -> "
-             f"{s['random: test loss trained']:.2f}, still above the base's {rows[0]['test loss']:.2f}: "
-             f"{args.steps} steps were climbing back and had not yet reached the base."
-             if s["random: test loss at step 0"] > s["random: test loss trained"] > rows[0]["test loss"] else ""))
-print(f"- Size: a random N(0, 1) prefix has root-mean-square 1.00, the base's own keys and values {rms(kv):.2f}"
-      + (": the same scale, so what hurts the random start is what the prefixes hold, not how large they are."
-         if 0.5 < rms(kv) < 2 else "."))
+top = best(rows[2:])
+full = rows[1]
+climbing = [s for s in start if s["random: test loss at step 0"] > s["random: test loss trained"] > rows[0]["test loss"]]
+show(conclusions(
+    f"Best prefix row on validation: {top['run']}, val acc {top['val acc']:.3f}, test acc {top['test acc']:.3f}, with "
+    f"{top['trainable']:,} trainable numbers; full fine-tuning test {full['test acc']:.3f}; the base "
+    f"{rows[0]['test acc']:.3f}.",
+    f"A prefix of {zero_k} zero keys is not nothing: it takes {pct(taken.min().item())}–{pct(taken.max().item())} of the "
+    "attention of every layer and head.",
+    *[f"k={s['k']}: P-Tuning v2 starts at test acc {s['v2 at step 0, random init']:.3f} with random prefixes and "
+      f"{s['v2 at step 0, text init']:.3f} with the phrase's own keys and values (base {s['base']:.3f}); after "
+      f"training {s['v2 trained, random init']:.3f} and {s['v2 trained, text init']:.3f}." for s in start],
+    f"From random, training lowered the test loss but left it above the base's {rows[0]['test loss']:.2f} for k in "
+    f"{[s['k'] for s in climbing]}: {args.steps} steps were still climbing back." if climbing else "",
+    f"Size: a random N(0, 1) prefix has root-mean-square {rand_rms:.2f}, the base's own keys and values {rms(kv):.2f}.",
+    zh=f"按验证集,前缀类方法中最好的是 {top['run']}(验证集准确率 {top['val acc']:.3f},测试集 {top['test acc']:.3f},"
+       f"可训练参数 {top['trainable']:,} 个);全量微调的测试集准确率为 {full['test acc']:.3f},基座模型为 "
+       f"{rows[0]['test acc']:.3f}。全零的前缀并不等于“没有”:在每一层、每个注意力头里,它都占去 "
+       f"{pct(taken.min().item())}–{pct(taken.max().item())} 的注意力。P-Tuning v2 用随机前缀开始时测试集准确率只有 "
+       f"{min(s['v2 at step 0, random init'] for s in start):.3f}–{max(s['v2 at step 0, random init'] for s in start):.3f},"
+       f"用短语自身的键和值初始化则为 {min(s['v2 at step 0, text init'] for s in start):.3f}–"
+       f"{max(s['v2 at step 0, text init'] for s in start):.3f}:初始化决定了起点。",
+))

@@ -80,12 +80,13 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
         hist = train(model, data, steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_every=eval_every,
                      device=device, progress=False, **train_kwargs)
         model.to("cpu")
-    ev_train, ev_test = evaluate(model, data.train), evaluate(model, data.test)
+    ev_train, ev_val, ev_test = evaluate(model, data.train), evaluate(model, data.val), evaluate(model, data.test)
     last = hist.losses[-10:] if hist else []
     row = {"run": name, "trainable": trainable, "trainable %": 100 * trainable / total,
            "lr": lr if steps else "", "steps": steps,
            "train loss": sum(last) / len(last) if last else ev_train["loss"],
-           "train acc": ev_train["accuracy"], "test loss": ev_test["loss"], "test acc": ev_test["accuracy"],
+           "train acc": ev_train["accuracy"], "val loss": ev_val["loss"], "val acc": ev_val["accuracy"],
+           "test loss": ev_test["loss"], "test acc": ev_test["accuracy"],
            "s": hist.seconds if hist else 0.0}
     return row, hist
 
@@ -124,3 +125,48 @@ def reference_rows(base, data, steps: int, full_lr: float, batch_size: int = 16,
     tuned, hist = run("full fine-tuning", full(base), data, steps, full_lr, batch_size=batch_size, seed=seed,
                       eval_every=eval_every)
     return [untrained, tuned], {"full fine-tuning": hist}
+
+
+def best(rows: list[dict]) -> dict:
+    """The row a lesson names best: the highest validation accuracy, ties to the lower validation loss
+    (train.best_score's order). The test split is reported beside it, never chosen by."""
+    from .train import best_score
+
+    return max(rows, key=lambda r: best_score((0, r["val loss"], r["val acc"])))
+
+
+class Prose(str):
+    """Sentences generated from results: a str that a notebook renders as Markdown (text in a terminal)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+
+def num(v, digits: int = 3) -> str:
+    """A measured value as prose writes it: ints with thousands separators, floats to `digits` decimals."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v:,}" if isinstance(v, int) else f"{v:.{digits}f}"
+
+
+def pct(v: float) -> str:
+    """A share (0..1) as a whole percentage: 0.774 -> '77%'."""
+    return f"{v:.0%}"
+
+
+def than(a: float, b: float, words=("above", "below", "level with"), tol: float = 0.0) -> str:
+    """The word comparing a with b: words[0] if a > b + tol, words[1] if a < b − tol, else words[2]."""
+    return words[0] if a > b + tol else words[1] if a < b - tol else words[2]
+
+
+ZH = ("高于", "低于", "持平于")  # than(..., words=ZH): the same comparison in Chinese
+
+
+def conclusions(*sentences: str, zh: str | None = None) -> Prose:
+    """The lesson's conclusions as a bullet list (one sentence each, generated from its results), then
+    its Chinese summary (小结) as one paragraph; show(conclusions(...)) renders it in a notebook."""
+    text = "\n".join(f"- {s}" for s in sentences if s)
+    return Prose(text + (f"\n\n**小结** {zh}" if zh else ""))

@@ -275,11 +275,13 @@ shrinks = all(norms[a, s] > norms[b, s] for s in args.seeds for a, b in zip(args
 print(f"- ‖ΔW‖ {'shrinks' if shrinks else 'does not shrink steadily'} as r grows at a fixed α: "
       + ", ".join(f"r={r}: {norms[r, args.seeds[0]]:.2f}" for r in args.ranks) + f" (seed {args.seeds[0]}).")
 wide = rows[-1]
-low = min(histories[f"LoRA r={r_all} all"].val, key=lambda e: e[1])  # (step, validation loss, accuracy)
+curve = histories[f"LoRA r={r_all} all"].val  # (step, validation loss, accuracy) per evaluation
+low = min(curve, key=lambda e: e[1])
 print(f"- All six projections at r={r_all}: train acc {wide['train acc']:.3f}, validation {wide['val acc']:.3f} "
-      f"(test {wide['test acc']:.3f}); its validation loss was lowest at step {low[0]} of {args.steps}"
-      + (": it fits the training split and loses held-out rows, over-fitting (过拟合)."
-         if wide["val acc"] < untrained["val acc"] else "."))
+      f"(test {wide['test acc']:.3f}); its validation loss was lowest at step {low[0]} ({low[1]:.3f}) and ended at "
+      f"{curve[-1][1]:.3f} (step {curve[-1][0]})"
+      + (": its validation loss rose while it fit the training split, over-fitting (过拟合)."
+         if curve[-1][1] > 1.05 * low[1] else "."))
 print(f"- Relabelling swapped {swap_stats['seen cat/dog rows swapped']} seen cat/dog descriptions and "
       f"{swap_stats['unseen cat/dog rows swapped']} unseen ones.")
 print(f"- Merged: {products['LoRA, merged']} matrix products per forward, as the base ({products['base']}); "
@@ -296,6 +298,7 @@ print(f"- LoRA 冻结 W,只训练低秩的 ΔW = AB:r = {best} 时只训练 {by_
       f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告。")
 print(f"- 在固定的 α 下,r 越大 ‖ΔW‖ {'越小' if shrinks else '并不单调变小'}:Adam 让 A、B 的每个元素都按学习率移动,"
       "缩放 α/r 并不能让不同秩的更新一样大(rsLoRA 用 α/√r)。")
-print(f"- 改标签(猫↔狗):见过的描述换了 {swap_stats['seen cat/dog rows swapped']},没见过的只换了 "
-      f"{swap_stats['unseen cat/dog rows swapped']}:适配器记住的是描述,不是动物。")
+print(f"- 改标签(猫↔狗):训练时见过的 {len(cd_seen)} 条猫狗描述换了 {sum(cd_seen)} 条,没见过的 {len(cd_test)} 条只换了 "
+      f"{sum(cd_test)} 条" + (":适配器记住的是描述,不是动物。" if sum(cd_seen) / len(cd_seen) > 2 * sum(cd_test) / len(cd_test)
+                            else "。"))
 print(f"- 合并 W ← W + ΔW 之后,每次前向的矩阵乘法是 {products['LoRA, merged']} 次,与基座相同:推理不增加计算。")

@@ -236,6 +236,8 @@ md = [{"method": name, "ΔM (mean |Δ‖W_i‖|)": sum(p[0] for p in v) / len(v)
       for name, v in split.items()]
 show(markdown_table([rows["DoRA"]]))
 show(markdown_table(md))
+
+# %%
 with torch.no_grad():  # one (ΔD, ΔM) point per row of every adapted matrix
     points = {name: torch.tensor([magnitude_direction(layer.weight[i:i + 1], w(layer)[i:i + 1])[::-1]
                                   for layer in lora_layers(m.base).values() for i in range(layer.out_features)])
@@ -296,6 +298,10 @@ kinds = summarise(qrows, "kind", ["NF4 ‖W−Ŵ‖/‖W‖", "NF4 DQ ‖W−Ŵ�
 show(markdown_table(kinds))
 worst = max(qrows, key=lambda row: row["NF4 DQ ‖W−Ŵ‖/‖W‖"])
 best = min(qrows, key=lambda row: row["NF4 DQ ‖W−Ŵ‖/‖W‖"])
+print(f"per matrix (DQ): ‖W−Ŵ‖/‖W‖ from {best['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({best['matrix']}) "
+      f"to {worst['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({worst['matrix']})")
+
+# %%
 u = torch.cat([normalized_blocks(m.weight.detach()).reshape(-1) for m in base.modules() if isinstance(m, Linear)])
 share = torch.bincount((u[:, None] - NF4).abs().argmin(dim=1), minlength=len(NF4)) / u.numel()  # (16,) per level
 fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -308,8 +314,8 @@ ax.set_title(label("NF4's levels over the weights they round", "NF4 的取值与
 ax.legend(fontsize=8)
 save_figure(fig, args.out / "nf4_levels.png")
 print("share of the weights at each level, q_0 … q_15: " + ", ".join(f"{v:.3f}" for v in share.tolist()))
-print(f"per matrix (DQ): ‖W−Ŵ‖/‖W‖ from {best['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({best['matrix']}) "
-      f"to {worst['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({worst['matrix']})")
+
+# %%
 
 r = hp["qlora"]["r"]
 model = lora_like(qlora, hp["qlora"])

@@ -283,7 +283,8 @@ print(f"lesson time {time.perf_counter() - t0:.1f} s")
 # 下面每句话里的数字都由代码从上面的结果打印。
 
 # %%
-print(f"- 同一套代码可以读入真实的 GPT-2({count_parameters(base)[1]:,} 个参数):LoRA 只训练其中 "
+print(f"- 同一套代码在 GPT-2 small 的规模上运行({count_parameters(base)[1]:,} 个参数"
+      f"{'' if args.gpt2 else ',随机初始化'}):LoRA 只训练其中 "
       f"{lora_row['trainable %']:.2f}%,但在这台 CPU 上一步仍要 {lora_cost['measured MiB']:,.0f} MiB,"
       f"全量微调为 {full_cost['measured MiB']:,.0f} MiB。")
 print(f"- 内存估算与实测计的是同一批张量,所以两者一致只说明公式对;H200 上真实峰值比估算高 {min(gaps)}–{max(gaps)} MiB,"

@@ -8,13 +8,14 @@
 # # 06 · LoRA: a frozen W plus a low-rank ΔW (低秩适配 LoRA, article §3.2)
 #
 # LoRA is Low-Rank Adaptation (Hu et al. 2021; the article's §5.1 expands it wrongly as
-# "Layer-wise Relevance Adaption"). The article (§3.2) writes it in four steps: turn
-# Y = WX into **Y = (W + ΔW)X**, where ΔW is what fine-tuning learns; factor it as
-# **ΔW = AB** with ΔW m×n, A m×r, B r×n and a small rank r (秩); train only A and B; at
-# inference add ΔW into W, so inference costs no more. ΔW is a low-rank update of *every*
-# entry of W, not a choice of some entries.
+# "Layer-wise Relevance Adaption"). The article (§3.2) writes it in three steps (首先,
+# 其次, 接下来): turn Y = WX into **Y = (W + ΔW)X**, where ΔW is what fine-tuning learns;
+# factor it as **ΔW = AB** with ΔW m×n, A m×r, B r×n and a small rank r (秩); train only A
+# and B, then add ΔW into W, so inference costs no more. It then adds switching to another
+# task, (W + ΔW) − ΔW + ΔW′ (lesson 07). ΔW is a low-rank update of *every* entry of W, not a
+# choice of some entries.
 #
-# minituner's `LoRALinear` (in `minituner/methods/lora.py`) is that formula, in the row
+# minituner's `LoRALinear` (in `minituner/methods/lora_layer.py`) is that formula, in the row
 # form code uses:
 #
 #     y = linear(x, W, b) + scale * (x @ A.T) @ B.T        scale = α / r
@@ -34,6 +35,7 @@
 # %%
 import tempfile
 from pathlib import Path
+from statistics import mean
 
 import matplotlib.pyplot as plt
 import torch
@@ -43,7 +45,7 @@ from minituner.data import encode_examples
 from minituner.lesson import MatmulCounter, options, run
 from minituner.methods.lora import lora_layers
 from minituner.model_families import table as families_table
-from minituner.report import count_parameters, markdown_table, plot_curves, save_figure
+from minituner.report import count_parameters, markdown_table, plot_curves, save_figure, show
 from minituner.verify.lora import article_mapping
 
 args = options("Lesson 06: LoRA", smoke=dict(steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",
@@ -84,8 +86,9 @@ fresh.print_trainable_parameters();
 # Every run starts from the same base and trains the same number of steps; a seed fixes
 # the order of the batches (and LoRA's random A). Full fine-tuning trains all parameters
 # at a small learning rate; LoRA trains its A and B at a larger one, since B starts at
-# zero. Accuracy is exact match of the greedy answer on the test split, whose facts the
-# task's training split never shows; the untrained base is the first row.
+# zero. Accuracy is exact match of the greedy answer on the validation and the test split,
+# whose facts the task's training split never shows; the untrained base is the first row.
+# Only validation accuracy chooses (the rank, in the conclusions); test is printed beside it.
 #
 # The sweeps: ranks on q,v (the trainable count grows linearly in r), each with every
 # seed; then one rank with the targets widened from q,v to every projection (`"all"`: q,
@@ -95,35 +98,42 @@ fresh.print_trainable_parameters();
 # %%
 every = max(2, args.steps // 8)
 train_kw = dict(batch_size=args.batch_size, warmup=min(10, args.steps // 5), eval_every=every)
-untrained, _ = run("base, untrained", base, task, steps=0)
+
+
+def val_acc(row, model):
+    """The row, with the model's exact-match accuracy on the validation split (what chooses)."""
+    return row | {"val acc": minituner.evaluate(model, task.val)["accuracy"]}
+
+
+untrained = val_acc(run("base, untrained", base, task, steps=0)[0], base)
 rows, histories, models = [], {}, {}
-row, histories["full fine-tuning"] = run("full fine-tuning", minituner.full(base), task, args.steps, args.full_lr,
+full_model = minituner.full(base)
+row, histories["full fine-tuning"] = run("full fine-tuning", full_model, task, args.steps, args.full_lr,
                                          seed=args.seeds[0], **train_kw)
-rows.append(row)
+rows.append(val_acc(row, full_model))
 for r in args.ranks:
     for seed in args.seeds:
         label = f"LoRA r={r} q,v, seed {seed}"
         models[r, seed] = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=seed)
         row, hist = run(label, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
-        row["r"] = r
-        rows.append(row)
+        rows.append(val_acc(row, models[r, seed]) | {"r": r})
         if seed == args.seeds[0]:
             histories[f"LoRA r={r} q,v"] = hist
 r_all = args.ranks[len(args.ranks) // 2]
-row, histories[f"LoRA r={r_all} all"] = run(f"LoRA r={r_all} all, seed {args.seeds[0]}",
-                                            minituner.lora(base, r=r_all, lora_alpha=args.alpha, target_modules="all",
-                                                           seed=args.seeds[0]),
-                                            task, args.steps, args.lr, seed=args.seeds[0], **train_kw)
-rows.append(row)
-print(markdown_table([untrained, *rows], ["run", "trainable", "trainable %", "train loss", "train acc", "test loss",
-                                       "test acc", "s"]))
-print(f"one test row = {1 / len(task.test):.4f} of accuracy ({len(task.test)} rows)")
-plot_curves(histories, "classify: LoRA ranks and targets vs full fine-tuning", args.out / "lora_curves.png")
+wide_model = minituner.lora(base, r=r_all, lora_alpha=args.alpha, target_modules="all", seed=args.seeds[0])
+row, histories[f"LoRA r={r_all} all"] = run(f"LoRA r={r_all} all, seed {args.seeds[0]}", wide_model, task,
+                                            args.steps, args.lr, seed=args.seeds[0], **train_kw)
+rows.append(val_acc(row, wide_model))
+show(markdown_table([untrained, *rows], ["run", "trainable", "trainable %", "train loss", "train acc", "val acc",
+                                      "test loss", "test acc", "s"]))
+print(f"one row = {1 / len(task.val):.4f} of validation accuracy ({len(task.val)} rows), "
+      f"{1 / len(task.test):.4f} of test accuracy ({len(task.test)} rows)")
+plot_curves(histories, "classify: LoRA ranks and targets vs full fine-tuning", args.out / "lora_curves.png");
 
 # %% [markdown]
 # ## 3. The rank sweep in one picture, and what α/r does with Adam
 #
-# Left: test accuracy per rank, one dot per seed. Right: how large the learned update
+# Left: validation and test accuracy per rank, one dot per seed. Right: how large the learned update
 # is, ‖ΔW‖ (Frobenius norm, averaged over the adapted matrices), per rank.
 #
 # The scale α/r is often said to "keep the update size similar across ranks". With Adam
@@ -139,21 +149,22 @@ norms = {key: sum(l.get_delta_weight("default").norm().item() for l in lora_laye
          for key, m in models.items()}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 for seed in args.seeds:
-    pts = [(row["r"], row["test acc"]) for row in lora_rows if row["run"].endswith(f"seed {seed}")]
-    ax1.plot(*zip(*pts), "o-", label=f"LoRA q,v, seed {seed}")
+    mine = [row for row in lora_rows if row["run"].endswith(f"seed {seed}")]
+    ax1.plot([row["r"] for row in mine], [row["val acc"] for row in mine], "o-", label=f"validation, seed {seed}")
+    ax1.plot([row["r"] for row in mine], [row["test acc"] for row in mine], "s--", label=f"test, seed {seed}")
     ax2.plot(args.ranks, [norms[r, seed] for r in args.ranks], "o-", label=f"seed {seed}")
-ax1.axhline(rows[0]["test acc"], color="grey", ls=":", label="full fine-tuning")
+ax1.axhline(rows[0]["val acc"], color="grey", ls=":", label="full fine-tuning, validation")
 for ax in (ax1, ax2):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("rank r")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-ax1.set_ylabel("test accuracy (exact match)")
+ax1.set_ylabel("accuracy (exact match)")
 ax1.set_ylim(-0.02, 1.02)
 ax2.set_ylabel("mean ‖ΔW‖ = ‖(α/r)·B·A‖ after training")
 fig.suptitle(f"LoRA on q,v: rank vs accuracy and update size (α = {args.alpha:g})")
 save_figure(fig, args.out / "lora_rank_sweep.png")
-print(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in args.seeds}} for r in args.ranks]))
+show(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in args.seeds}} for r in args.ranks]))
 
 # %% [markdown]
 # ## 4. Relabelling with LoRA: a surface mapping, or knowledge?
@@ -182,7 +193,7 @@ swap_stats = {"seen cat/dog rows swapped": f"{sum(cd_seen)} of {len(cd_seen)}",
               "unseen cat/dog rows swapped": f"{sum(cd_test)} of {len(cd_test)}",
               "unseen cat/dog rows with the old name": f"{sum(said_old)} of {len(said_old)}",
               "other animals, unseen, accuracy": sum(others) / len(others)}
-print(markdown_table([swap_stats]))
+show(markdown_table([swap_stats]))
 
 # %% [markdown]
 # ## 5. Merge: no extra cost at inference
@@ -236,47 +247,58 @@ print(f"adapter file {a:,} bytes ({len(model.adapter_state_dict())} tensors) vs 
 # keeps the projections split, so a fused name is a ValueError that lists the names it has.
 
 # %%
-print(markdown_table(families_table(r=8)))
+show(markdown_table(families_table(r=8)))
 try:
     minituner.lora(base, target_modules=["query_key_value"])
 except ValueError as e:
     print(f"ValueError: {e}")
 
 # %% [markdown]
-# ## Conclusions
+# ## Conclusions (结论)
 #
-# Each line is printed from the tables above.
+# Each line is printed from the tables above; the validation split chooses, the test split is
+# printed beside.
 
 # %%
 full = rows[0]
-by_rank = {r: [row["test acc"] for row in lora_rows if row["r"] == r] for r in args.ranks}
-spread = max(max(v) - min(v) for v in by_rank.values())
-print(f"- LoRA on q,v with r in {args.ranks} trains {min(row['trainable %'] for row in lora_rows):.2f}–"
-      f"{max(row['trainable %'] for row in lora_rows):.2f}% of the parameters and reaches test accuracy "
-      f"{min(min(v) for v in by_rank.values()):.3f}–{max(max(v) for v in by_rank.values()):.3f}; "
-      f"full fine-tuning {full['test acc']:.3f}.")
-print(f"- Between seeds, one rank's accuracy differs by up to {spread:.3f}: a difference between ranks smaller "
-      "than that cannot be told apart from the order of the batches.")
+by_rank = {r: [row for row in lora_rows if row["r"] == r] for r in args.ranks}
+val = {r: mean([row["val acc"] for row in v]) for r, v in by_rank.items()}
+test = {r: mean([row["test acc"] for row in v]) for r, v in by_rank.items()}
+best = max(args.ranks, key=lambda r: val[r])
+spread = max(max(row["val acc"] for row in v) - min(row["val acc"] for row in v) for v in by_rank.values())
+print(f"- Validation picks r = {best} among {args.ranks} (mean over seeds {val[best]:.3f}; test {test[best]:.3f}); "
+      f"full fine-tuning {full['val acc']:.3f} (test {full['test acc']:.3f}), the untrained base "
+      f"{untrained['val acc']:.3f} (test {untrained['test acc']:.3f}).")
+print(f"- Between seeds one rank's validation accuracy differs by up to {spread:.3f}: a smaller difference between "
+      "ranks is the order of the batches as much as the rank.")
 shrinks = all(norms[a, s] > norms[b, s] for s in args.seeds for a, b in zip(args.ranks, args.ranks[1:]))
-print(f"- ‖ΔW‖ {'shrinks' if shrinks else 'does not shrink steadily'} as r grows at a fixed α (seed {args.seeds[0]}: "
-      + ", ".join(f"r={r}: {norms[r, args.seeds[0]]:.2f}" for r in args.ranks) + ").")
+print(f"- ‖ΔW‖ {'shrinks' if shrinks else 'does not shrink steadily'} as r grows at a fixed α: "
+      + ", ".join(f"r={r}: {norms[r, args.seeds[0]]:.2f}" for r in args.ranks) + f" (seed {args.seeds[0]}).")
 wide = rows[-1]
-qv = next(row for row in lora_rows if row["r"] == r_all and row["run"].endswith(f"seed {args.seeds[0]}"))
-curve = histories[f"LoRA r={r_all} all"].val  # (step, validation loss, validation accuracy)
+curve = histories[f"LoRA r={r_all} all"].val  # (step, validation loss, accuracy) per evaluation
 low = min(curve, key=lambda e: e[1])
-print(f"- All six projections at r={r_all} ({wide['trainable']:,} numbers): train acc {wide['train acc']:.3f}, test "
-      f"acc {wide['test acc']:.3f}, against q,v at the same rank and seed {qv['train acc']:.3f} and {qv['test acc']:.3f}; "
-      f"the untrained base {untrained['test acc']:.3f}. Its validation loss was lowest at step {low[0]} "
-      f"({low[1]:.3f}) and ended at {curve[-1][1]:.3f}"
-      + (": it fits the training descriptions yet answers fewer held-out rows than the base did, and its validation "
-         "loss rose while it trained: more adapted matrices at this learning rate over-fit (过拟合) the training split."
-         if wide["test acc"] < untrained["test acc"] and wide["train acc"] >= 0.9 and curve[-1][1] > 1.01 * low[1]
-         else "."))
-seen_share, unseen_share = sum(cd_seen) / len(cd_seen), sum(cd_test) / len(cd_test)
-print(f"- Relabelling: {swap_stats['seen cat/dog rows swapped']} seen cat/dog descriptions swapped, "
-      f"{swap_stats['unseen cat/dog rows swapped']} unseen ones, {swap_stats['unseen cat/dog rows with the old name']} "
-      "unseen ones still with the old name"
-      + (": the adapter swapped the names for the descriptions it saw, not for the animals (as full fine-tuning did "
-         "in lesson 02)." if seen_share >= 0.5 and unseen_share <= 0.25 else "."))
-print(f"- Merged, the model runs {products['LoRA, merged']} matrix products per forward like the base "
-      f"({products['base']}); unmerged {products['LoRA, unmerged']}.")
+print(f"- All six projections at r={r_all}: train acc {wide['train acc']:.3f}, validation {wide['val acc']:.3f} "
+      f"(test {wide['test acc']:.3f}); its validation loss was lowest at step {low[0]} ({low[1]:.3f}) and ended at "
+      f"{curve[-1][1]:.3f} (step {curve[-1][0]})"
+      + (": its validation loss rose while it fit the training split, over-fitting (过拟合)."
+         if curve[-1][1] > 1.05 * low[1] else "."))
+print(f"- Relabelling swapped {swap_stats['seen cat/dog rows swapped']} seen cat/dog descriptions and "
+      f"{swap_stats['unseen cat/dog rows swapped']} unseen ones.")
+print(f"- Merged: {products['LoRA, merged']} matrix products per forward, as the base ({products['base']}); "
+      f"unmerged {products['LoRA, unmerged']}.")
+
+# %% [markdown]
+# ## 小结
+#
+# 下面每句话里的数字都由代码从上面的结果打印。
+
+# %%
+print(f"- LoRA 冻结 W,只训练低秩的 ΔW = AB:r = {best} 时只训练 {by_rank[best][0]['trainable']:,} 个参数"
+      f"(占 {by_rank[best][0]['trainable %']:.2f}%),验证集准确率 {val[best]:.3f}(测试集 {test[best]:.3f}),"
+      f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告。")
+print(f"- 在固定的 α 下,r 越大 ‖ΔW‖ {'越小' if shrinks else '并不单调变小'}:Adam 让 A、B 的每个元素都按学习率移动,"
+      "缩放 α/r 并不能让不同秩的更新一样大(rsLoRA 用 α/√r)。")
+print(f"- 改标签(猫↔狗):训练时见过的 {len(cd_seen)} 条猫狗描述换了 {sum(cd_seen)} 条,没见过的 {len(cd_test)} 条只换了 "
+      f"{sum(cd_test)} 条" + (":适配器记住的是描述,不是动物。" if sum(cd_seen) / len(cd_seen) > 2 * sum(cd_test) / len(cd_test)
+                            else "。"))
+print(f"- 合并 W ← W + ΔW 之后,每次前向的矩阵乘法是 {products['LoRA, merged']} 次,与基座相同:推理不增加计算。")

@@ -11,19 +11,23 @@
 # fine-tuning (参数高效微调, PEFT, §3.2: prompt tuning, prefix tuning, LoRA); §4 step 5 adds
 # freezing and §5.1 names P-Tuning v2. This lesson trains each of them from the same shipped
 # base, on the same task, with the same data order and seed, plus one row from a random
-# initialisation: the floor, what the task alone teaches, and four methods that came after
-# the article (lesson 11): BitFit, (IA)³, DoRA and LoRA on a 4-bit base (QLoRA). It is the
-# same code as `minituner compare` (`minituner/compare.py`).
+# initialisation: the floor, what the task alone teaches, and four methods the article does
+# not cover (lesson 11): BitFit (2021), (IA)³ (2022) and LoRA on a 4-bit base (QLoRA, May
+# 2023), which predate the article (January 2024), and DoRA (February 2024), which came
+# after it. It is the same code as `minituner compare` (`minituner/experiments/`).
 #
 # Each method gets the settings `minituner sweep` chose for it on the validation split
 # (learning rate, and k or r; `minituner/assets/selected.json`); training early-stops on
 # validation, and the test split is scored once, at the end (article §4 steps 7 and 8).
+# The lesson trains fewer steps than `minituner compare` (its `--steps` says how many), so
+# that it runs in about a minute; `docs/compare/` holds the full comparison over three seeds.
 #
 # Validation and test ask facts that the task's training split never shows, so the test
 # accuracy measures how much of the pretrained knowledge each method can put to use.
 #
 # Run it: `python lessons/08_compare_all.py` (`--steps N`, `--task`, `--smoke` for the test
-# preset). In a notebook the full lesson runs.
+# preset). In a notebook the full lesson runs. Every choice is made on validation; the
+# conclusions order the methods by validation accuracy and print test beside it.
 
 # %%
 import tempfile
@@ -33,14 +37,15 @@ import matplotlib.pyplot as plt
 import torch
 
 import minituner
-import minituner.compare as cmp
+import minituner.experiments as cmp
 from minituner import lesson
 from minituner.memory import measure_step
-from minituner.report import label, markdown_table, save_figure
+from minituner.model import Linear
+from minituner.report import label, markdown_table, save_figure, show
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=2, time_steps=1),
-                      out="runs/08_compare_all", task="classify", steps=250, time_steps=20)
+                      out="runs/08_compare_all", task="classify", steps=100, time_steps=10)
 steps, out = args.steps, args.out
 MB = 1e6
 
@@ -53,7 +58,7 @@ MB = 1e6
 # trained numbers.
 
 # %%
-print(f"{steps} steps of each method on `{args.task}`")
+print(f"at most {steps} steps of each method on `{args.task}` (`minituner compare`: {cmp.STEPS[args.task]})")
 rows = cmp.compare(task=args.task, steps=steps, out=out, progress=True)
 short = {r["method"]: r["method"].split(" (")[0] for r in rows}  # "full (全量微调)" -> "full"
 
@@ -65,13 +70,13 @@ short = {r["method"]: r["method"].split(" (")[0] for r in rows}  # "full (全量
 
 # %%
 columns = ["method", "setting", "trainable params", "trainable %", "val acc", "test loss", "test acc"]
-print(markdown_table(rows, [c for c in columns if c in rows[0]]))
+show(markdown_table(rows, [c for c in columns if c in rows[0]]))
 
 # %% [markdown]
 # ## 3. Memory, read for the student (内存:每一列是什么意思)
 #
 # Each method's model again, as the comparison built it, and what one training step of it holds
-# (`minituner.compare.step_memory_bytes`), split in two:
+# (`minituner.memory.measure_step`), split in two:
 # - **weights, gradients and AdamW state**: every weight (4 bytes, float32; QLoRA's 4-bit weights
 #   at the bytes of their packed codes and scales), plus a gradient and AdamW's two moments (m, v)
 #   for each *trainable* number: 4·all + 3·4·trainable bytes. This is
@@ -80,8 +85,8 @@ print(markdown_table(rows, [c for c in columns if c in rows[0]]))
 # - **saved activations**: the tensors autograd keeps from the forward pass for the backward
 #   pass. They depend on how far back the gradient must travel, not on how many numbers train.
 #   Prompt tuning trains the fewest numbers, but its gradient must reach the input, through
-#   every layer, so it keeps almost every activation; freezing all but the top block stops the
-#   backward pass there.
+#   every layer, so it keeps almost every activation; freezing all but the top blocks (the
+#   sweep chose how many) stops the backward pass there.
 #
 # What is kept after training is measured the same way for every method: the folder
 # `save_pretrained` writes (the trainable tensors, 4 bytes each, plus a small JSON; for full
@@ -90,7 +95,7 @@ print(markdown_table(rows, [c for c in columns if c in rows[0]]))
 # %%
 base, data = minituner.load_base(), minituner.make_task(args.task)
 chosen = cmp.selected_settings()[args.task]  # the sweep's choice per method, made on validation
-built = {short[m.name]: (m.build(base, chosen[m.key], seed=0), chosen[m.key]["lr"]) for m in cmp.METHODS}
+built = {short[m.label]: (cmp.build(m, base, chosen[m.key], seed=0), chosen[m.key]["lr"]) for m in cmp.rows()}
 batch = data.train.batch(16, torch.Generator().manual_seed(0))
 memory = {}
 with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +107,7 @@ with tempfile.TemporaryDirectory() as tmp:
         memory[name] = {"method": name, "trainable params": trainable, "AdamW state MB": 8 * trainable / MB,
                         "weights+grads+AdamW MB": params / MB, "saved activations MB": (step - params) / MB,
                         "step memory MB": step / MB, "saved folder bytes": sum(f.stat().st_size for f in folder.iterdir())}
-print(markdown_table(list(memory.values())))
+show(markdown_table(list(memory.values())))
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 names = list(memory)
@@ -114,7 +119,7 @@ ax.invert_yaxis()
 ax.set_xlabel(label("MB one training step holds", "每个训练步占用的内存 (MB)"))
 ax.set_title(label("Where a step's memory goes", "一步的内存花在哪里"))
 ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
-save_figure(fig, out / "memory.png")
+save_figure(fig, out / "memory.png");
 
 # %% [markdown]
 # ## 4. Does PEFT reduce compute? (PEFT 能减少计算量吗?)
@@ -135,7 +140,7 @@ full = next(c for c in cost if c["method"] == "full")
 for c in cost:
     c |= {"trainable ÷ full": c["trainable"] / full["trainable"], "memory ÷ full": c["step memory MB"] / full["step memory MB"],
           "time ÷ full": c["ms per step"] / full["ms per step"]}
-print(markdown_table(cost, ["method", "ms per step", "trainable ÷ full", "memory ÷ full", "time ÷ full"]))
+show(markdown_table(cost, ["method", "ms per step", "trainable ÷ full", "memory ÷ full", "time ÷ full"]))
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 xs = range(len(cost))
@@ -150,31 +155,44 @@ ax.set_ylabel(label("÷ full fine-tuning (log)", "相对全量微调(对数)"))
 ax.set_title(label("PEFT trains far fewer numbers; a step's memory and time fall far less",
                    "PEFT 训练的参数少得多,每步的内存和时间却少得不多"))
 ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
-save_figure(fig, out / "cost.png")
+save_figure(fig, out / "cost.png");
 
 # %% [markdown]
-# ## Conclusions (小结)
+# ## Conclusions (结论)
 #
-# Read from this run (one seed: a difference of one or two test rows is noise):
+# Read from this run; one seed, so a difference of one or two rows is noise.
 
 # %%
-acc = {short[r["method"]]: r["test acc"] for r in rows}
-share = {short[r["method"]]: r["trainable %"] for r in rows}
+by_val = sorted(rows, key=lambda r: -r["val acc"])  # validation orders; test is printed beside
+name = {r["method"]: short[r["method"]] for r in rows}
+row = {short[r["method"]]: r for r in rows}
 by = {c["method"]: c for c in cost}
-print("- Test accuracy, best first: " + ", ".join(f"{n} {a:.2f}" for n, a in sorted(acc.items(), key=lambda x: -x[1])) + ".")
-print(f"- From scratch reaches {acc['from scratch']:.2f}: the test asks facts only pretraining taught; "
-      f"{sum(a > acc['from scratch'] for n, a in acc.items() if n != 'from scratch')} of {len(acc) - 1} methods "
-      f"that start from the base do better.")
-print(f"- LoRA trains {share['LoRA']:.1f}% of the parameters and scores {acc['LoRA']:.2f} against full fine-tuning's "
-      f"{acc['full']:.2f}; its AdamW state is {memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f}× "
-      f"smaller and its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
+print("- Validation accuracy, best first (test in brackets): "
+      + ", ".join(f"{name[r['method']]} {r['val acc']:.2f} ({r['test acc']:.2f})" for r in by_val) + ".")
+print(f"- From scratch reaches {row['from scratch']['val acc']:.2f}: validation asks facts only pretraining taught.")
+print(f"- LoRA trains {row['LoRA']['trainable %']:.1f}% of the parameters; its AdamW state is "
+      f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f}× smaller than full fine-tuning's, "
+      f"its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
 print(f"- Saved activations dominate a step's memory: prompt tuning trains {memory['prompt tuning']['trainable params']:,} "
-      f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing holds "
-      f"{by['freeze']['memory ÷ full']:.0%}, because its backward pass stops at the top block.")
-print("- Time per step ÷ full: " + ", ".join(f"{c['method']} {c['time ÷ full']:.2f}" for c in cost)
-      + ": a step's time falls far less than the trainable count.")
-after = ["BitFit", "(IA)³", "DoRA", "QLoRA"]
-print("- After the article: " + ", ".join(f"{n} {acc[n]:.2f} with {share[n]:.2f}% trained" for n in after)
-      + f", against LoRA's {acc['LoRA']:.2f} with {share['LoRA']:.2f}%; QLoRA's step holds "
-      f"{memory['QLoRA']['weights+grads+AdamW MB']:.2f} MB of weights and optimiser state against LoRA's "
-      f"{memory['LoRA']['weights+grads+AdamW MB']:.2f} MB (its base is 4-bit), and the same activations.")
+      f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing all "
+      f"but the top {chosen['freeze']['layers']} blocks holds {by['freeze']['memory ÷ full']:.0%}.")
+print(f"- QLoRA's step holds {memory['QLoRA']['weights+grads+AdamW MB']:.2f} MB of weights and optimiser state against "
+      f"LoRA's {memory['LoRA']['weights+grads+AdamW MB']:.2f} MB (a 4-bit base), and {memory['QLoRA']['saved activations MB']:.2f} "
+      f"MB of saved activations against {memory['LoRA']['saved activations MB']:.2f} MB: the difference is about the "
+      f"size of the Linear weights in float32 ({4 * sum(m.weight.numel() for m in base.modules() if isinstance(m, Linear)) / MB:.2f} "
+      "MB), the dequantised Ŵ that autograd keeps for the backward pass.")
+
+# %% [markdown]
+# ## 小结
+#
+# 下面每句话里的数字都由代码从上面的结果打印。
+
+# %%
+top = by_val[0]
+print(f"- 按验证集排序,最好的是 {name[top['method']]}:验证集准确率 {top['val acc']:.2f},测试集 {top['test acc']:.2f};"
+      f"从随机初始化训练只有 {row['from scratch']['val acc']:.2f}:验证集问的是只有预训练才教过的事实。")
+print(f"- LoRA 只训练 {row['LoRA']['trainable %']:.1f}% 的参数,AdamW 状态比全量微调小 "
+      f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f} 倍;但一步的内存是全量微调的 "
+      f"{by['LoRA']['memory ÷ full']:.0%},时间是 {by['LoRA']['time ÷ full']:.0%}:反向传播仍要穿过所有层,激活值并不减少多少。")
+print(f"- 提示微调只训练 {memory['prompt tuning']['trainable params']:,} 个数,却占全量微调 "
+      f"{by['prompt tuning']['memory ÷ full']:.0%} 的内存:梯度必须传回输入。")

@@ -14,8 +14,8 @@ named as LoRA users meet it in the wild: ``h.{i}.attn.{q,k,v,o}_proj``,
 ``h.{i}.mlp.{up,down}_proj``.
 
 The two slots, and all a method may pass in:
-    prompt   (k, C)             prompt tuning, X' = [x'1..x'k; x1..xm]  (article §3.2)
-    prefixes [(pk, pv)] * n_layer, each (k, C)
+    prompt   (k, C) or (B, k, C) prompt tuning, X' = [x'1..x'k; x1..xm]  (article §3.2)
+    prefixes [(pk, pv)] * n_layer, each (k, C) or (B, k, C)
                                 prefix tuning / P-Tuning v2, K' = [P_k; K], V' = [P_v; V],
                                 the article's W' = [Wp; W]  (§3.2)
 Positions follow Hugging Face PEFT on GPT-2: with k virtual tokens first, the real
@@ -301,15 +301,15 @@ class GPT(LanguageModel):
     def forward(self, idx, prompt=None, prefixes=None, kv_cache: KVCache | None = None):
         """idx (B, T) token ids -> logits (B, T, V) for the real tokens only.
 
-        prompt (k, C): prompt tuning's virtual tokens, put before the token embeddings
+        prompt (k, C), or (B, k, C) one per row: prompt tuning's virtual tokens, put before the token embeddings
         (inserted once: when kv_cache already holds them they are not inserted again).
-        prefixes: one (P_k, P_v) pair of (k, C) tensors per block, prefix tuning.
+        prefixes: one (P_k, P_v) pair of (k, C) or (B, k, C) tensors per block, prefix tuning.
         """
         check_token_ids(idx, self.config.vocab_size)
         B, T = idx.shape
         past = kv_cache.n_real if kv_cache is not None else 0
         insert_prompt = prompt is not None and (kv_cache is None or kv_cache.length == 0)
-        k_virtual = (prompt.size(0) if insert_prompt else 0) + (kv_cache.n_virtual if kv_cache else 0)
+        k_virtual = (prompt.size(-2) if insert_prompt else 0) + (kv_cache.n_virtual if kv_cache else 0)
         k_prefix = prefixes[0][0].size(-2) if prefixes is not None else 0
         if prefixes is not None and len(prefixes) != self.config.n_layer:
             raise ValueError(f"prefixes needs one (P_k, P_v) pair per block: {self.config.n_layer}, got {len(prefixes)}")
@@ -322,16 +322,16 @@ class GPT(LanguageModel):
         pos = torch.arange(k + past, k + past + T, device=idx.device)  # (T,) positions k+past..k+past+T-1
         x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
         if insert_prompt:  # prompt tuning: X' = [x'1..x'k; x1..xm], x'_i = P_i + wpe[i]
-            virtual = prompt + self.wpe(torch.arange(prompt.size(0), device=idx.device))  # (k, C)
+            virtual = prompt + self.wpe(torch.arange(prompt.size(-2), device=idx.device))  # ([B,] k, C)
             x = torch.cat([virtual.expand(B, -1, -1), x], dim=1)  # (B, k + T, C)
         for i, block in enumerate(self.h):
             prefix = prefixes[i] if prefixes is not None else None
             cache = kv_cache.layers[i] if kv_cache is not None else None
             x = block(x, prefix=prefix, cache=cache)  # (B, k + T, C)
         if kv_cache is not None:
-            kv_cache.n_virtual += prompt.size(0) if insert_prompt else 0
+            kv_cache.n_virtual += prompt.size(-2) if insert_prompt else 0
             kv_cache.n_real += T
         if insert_prompt:
-            x = x[:, prompt.size(0):, :]  # (B, T, C): the virtual positions are not predicted
+            x = x[:, prompt.size(-2):, :]  # (B, T, C): the virtual positions are not predicted
         x = self.ln_f(x)
         return x @ self.wte.weight.T  # (B, T, V), the head tied to the token embedding

@@ -146,3 +146,9 @@ def error_bound(w: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor
     c = _absmax(_blocks(w.float(), BLOCK))  # (n_blocks,) the exact scales
     bound = c * (q[1:] - q[:-1]).max() / 2 + (c - scales(state)).abs()  # (n_blocks,)
     return bound.repeat_interleave(BLOCK)[: w.numel()].view(w.shape)
+
+
+def normalized_blocks(w: torch.Tensor) -> torch.Tensor:
+    """w / c: each weight over its block's absmax, (n_blocks, BLOCK) in [−1, 1], what NF4 rounds to a q_i."""
+    blocks = _blocks(w.float(), BLOCK)  # (n_blocks, BLOCK)
+    return blocks / _absmax(blocks)[:, None]

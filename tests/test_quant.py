@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from minituner.analysis import linear_weights, quantization_rows
 from minituner.model import Linear
 from minituner.quant import (
+    NF4,
     Linear4bit,
     dequantize_nf4,
     error_bound,
     nf4_code_book,
+    normalized_blocks,
     pack4,
     quantize_nf4,
     state_bytes,
@@ -120,3 +122,12 @@ def test_quantization_rows_bytes_and_errors(tiny):
             bound = error_bound(w, quantize_nf4(w, double_quant=double_quant))
             assert 0 < row[f"{tag} max|W−Ŵ|"] <= bound.max() * (1 + 1e-5)
             assert 0 < row[f"{tag} ‖W−Ŵ‖/‖W‖"] <= bound.norm() / w.norm() * (1 + 1e-5)
+
+
+def test_normalized_blocks_are_what_nf4_rounds():
+    w = torch.randn(8, 64, generator=torch.Generator().manual_seed(0)) * 0.02
+    u = normalized_blocks(w)  # (n_blocks, 64)
+    assert u.abs().amax(dim=1).eq(1).all()  # each block's absmax maps to ±1
+    state = quantize_nf4(w, double_quant=False)
+    nearest = NF4[(u.reshape(-1, 1) - NF4).abs().argmin(dim=1)]  # the level each w/c rounds to
+    torch.testing.assert_close(dequantize_nf4(state).reshape(-1) / state["scales"].repeat_interleave(64), nearest)

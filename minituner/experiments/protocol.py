@@ -28,6 +28,7 @@ import torch
 
 from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
 from ..data import TASKS, make_task
+from ..device import check_device
 from ..jobs import default_jobs, run_all
 from ..memory import measure_step
 from ..methods import FullConfig, FullModel, Method, get_peft_model, ordered
@@ -139,6 +140,7 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
     with the best validation accuracy (then the lower validation loss). Writes sweep_<task>.md and
     selected.json (merged with what is there) into `out`; returns {method key: chosen setting}."""
     check_task(task)
+    check_device(device)  # before any worker starts
     chosen_methods = [row(k) for k in methods] if methods else rows()
     out = Path(out)
     check_out_dir(out)
@@ -183,6 +185,7 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
     from .tables import write_task
 
     check_task(task)
+    check_device(device)  # before any worker starts
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be an int >= 1, got {seeds!r}")
     out = Path(out)

@@ -6,9 +6,6 @@ Row form, the line in ``LoRALinear.forward``:
 
     y = linear(x, W, b) + scale * (x @ A.T) @ B.T        scale = α / r   (α / √r with rsLoRA)
 
-or, the same y computed with ΔW put into the weight first where that is cheaper (small layers,
-see IN_WEIGHT_FACTOR): y = linear(x, W + scale * B @ A, b).
-
 Names: the code uses the paper's and PEFT's names, so the article's letters swap places.
 The article's A (m×r) is our ``lora_B`` (out×r); the article's B (r×n) is our ``lora_A``
 (r×in): ΔW = A_article · B_article = lora_B · lora_A (α is PEFT's ``lora_alpha``).
@@ -37,15 +34,7 @@ import torch.nn as nn
 from .. import functional as F
 from ..model import Linear
 
-# The same y, two ways: the low-rank path x Wᵀ + b + scale·(x Aᵀ) Bᵀ, or ΔW put into the weight
-# first, x (W + scale·B·A)ᵀ + b (no dropout; W a plain Linear's). On top of the frozen layer's
-# own work the low-rank path does 3·N·r·(in + out) multiply-adds (N rows; forward and the input
-# and A, B gradients) in thin products of inner size or width r, which run many times below the
-# CPU's matmul rate; the in-weight path does N·in·out (the gradient of W + ΔW, from which A's and
-# B's follow in r·in·out) in one well-shaped product. The in-weight path is taken where in·out <=
-# IN_WEIGHT_FACTOR × 3·r·(in + out): the thin products' shortfall, as the lora row of
-# benchmarks/bench_methods.py measures it (tests/test_lora.py holds both paths to the same y and gradients).
-IN_WEIGHT_FACTOR = 4
+IN_WEIGHT_FACTOR = 4  # ΔW goes into the weight where in·out <= this · 3·r·(in + out) (see forward)
 
 
 class LoRALinear(nn.Module):
@@ -110,19 +99,17 @@ class LoRALinear(nn.Module):
         self.w_base = None if drop_copy else self.w_base
 
     def forward(self, x):
+        """x Wᵀ + b + s·(x Aᵀ) Bᵀ; no dropout, small plain Linear: the same y as x (W + s·B·A)ᵀ + b, whose
+        gradient costs N·in·out in one product, not 3·N·r·(in + out) in thin slow ones (N rows)."""
         name = self.active
         if name is None or not self.enabled or self.merged is not None or name not in self.lora_A:
             return self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
-        A, B = self.lora_A[name], self.lora_B[name]
-        p = self.dropout[name]
+        A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x
         if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator
-            keep = torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p
-            x_lora = x * keep / (1 - p)
+            x_lora = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
         elif type(self.base_layer) is Linear and self.in_features * self.out_features <= \
                 IN_WEIGHT_FACTOR * 3 * A.size(0) * (self.in_features + self.out_features):
             return F.linear(x, torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias)
-        else:
-            x_lora = x
         return self.base_layer(x) + self.scale[name] * (x_lora @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
 
 

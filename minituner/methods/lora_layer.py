@@ -34,7 +34,8 @@ import torch.nn as nn
 from .. import functional as F
 from ..model import Linear
 
-IN_WEIGHT_FACTOR = 4  # ΔW goes into the weight where in·out <= this · 3·r·(in + out) (see forward)
+# no dropout, plain Linear, in·out <= IN_WEIGHT_FACTOR·3·r·(in+out): forward's y as x (W + s·B·A)ᵀ + b, the gradient
+IN_WEIGHT_FACTOR = 4  # N·in·out in one product instead of 3·N·r·(in + out) in thin, slow ones of width r (N rows)
 
 
 class LoRALinear(nn.Module):
@@ -95,20 +96,16 @@ class LoRALinear(nn.Module):
             self.weight.copy_(self.w_base)  # W ← W_base, from the untouched copy
         elif self.merged is not None:
             self.weight.sub_(self.get_delta_weight(self.merged))  # W ← (W + ΔW) − ΔW
-        self.merged = None
-        self.w_base = None if drop_copy else self.w_base
+        self.merged, self.w_base = None, (None if drop_copy else self.w_base)
 
     def forward(self, x):
-        """x Wᵀ + b + s·(x Aᵀ) Bᵀ; no dropout, small plain Linear: the same y as x (W + s·B·A)ᵀ + b, whose
-        gradient costs N·in·out in one product, not 3·N·r·(in + out) in thin slow ones (N rows)."""
         name = self.active
         if name is None or not self.enabled or self.merged is not None or name not in self.lora_A:
             return self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
-        A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x
-        if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator
+        A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x  # (r, in), (out, r)
+        if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator:
             x_lora = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
-        elif type(self.base_layer) is Linear and self.in_features * self.out_features <= \
-                IN_WEIGHT_FACTOR * 3 * A.size(0) * (self.in_features + self.out_features):
+        elif type(self.base_layer) is Linear and A.size(1) * B.size(0) <= IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
             return F.linear(x, torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias)
         return self.base_layer(x) + self.scale[name] * (x_lora @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
 

@@ -336,6 +336,12 @@ class _CrossEntropy(torch.autograd.Function):
         return dz.scatter_add_(-1, targets.unsqueeze(-1), -w), None, None
 
 
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """−log softmax(z_t)[y_t] at every position, no reduction: logits (B, T, V), targets (B, T) -> (B, T).
+    The same numbers as ``_CrossEntropy``'s forward before its weighted sum."""
+    return -torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None):
     """``cross_entropy_plain``'s numbers with a hand-written backward (``_CrossEntropy``).
 

@@ -85,6 +85,7 @@ class Server:
                 self.lora = get_peft_model(self.base, model.config, name).eval()
             else:
                 self.lora.add_adapter(name, model.config)
+                self.lora.set_adapter(name)  # PEFT's add_adapter keeps the active one: the tensors load into `name`
             self.lora.load_adapter_state_dict(model.adapter_state_dict(), f"LoRA adapter {name!r}")
         else:
             raise TypeError(f"a Server serves prompt tuning, prefix tuning (P-Tuning v2) and LoRA adapters, "

@@ -41,7 +41,7 @@ class CountMatmuls(TorchFunctionMode):
         self.n = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in ("__matmul__", "matmul"):
+        if getattr(func, "__name__", "") in ("__matmul__", "matmul", "addmm"):
             self.n += 1
         return func(*args, **(kwargs or {}))
 
@@ -212,19 +212,60 @@ def test_merge_equals_unmerged_and_unmerge_restores_w(tiny):
         model.unmerge_adapter()
 
 
-def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny):
+def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
+    import minituner.methods.lora_layer as lora_layer
+
     model = fill_B(lora(tiny, r=4, lora_alpha=8, target_modules="all"), seed=2)
     x = ids()
     counts = {}
-    for name, make in (("base", lambda: tiny), ("lora", lambda: model), ("merged", lambda: model.merge_adapter() or model),
-                       ("unloaded", lambda: model.merge_and_unload())):
+
+    def low_rank():
+        monkeypatch.setattr(lora_layer, "IN_WEIGHT_FACTOR", 0)
+        return model
+
+    def in_weight():
+        monkeypatch.setattr(lora_layer, "IN_WEIGHT_FACTOR", 10**9)
+        return model
+
+    for name, make in (("base", lambda: tiny), ("lora", low_rank), ("in weight", in_weight),
+                       ("merged", lambda: model.merge_adapter() or model), ("unloaded", lambda: model.merge_and_unload())):
         m = make()
         with CountMatmuls() as c:
             m(x)
         counts[name] = c.n
     n_lora = 6 * tiny.config.n_layer  # every projection of every block
     assert counts["lora"] == counts["base"] + 2 * n_lora  # unmerged: x·Aᵀ and (x·Aᵀ)·Bᵀ per target
+    assert counts["in weight"] == counts["base"] + n_lora  # or W + s·B·A per target, then the base's product
     assert counts["merged"] == counts["base"] == counts["unloaded"]
+
+
+@pytest.mark.parametrize("n_in, n_out, r", [(8, 12, 2), (64, 64, 4)])
+def test_low_rank_and_in_weight_paths_give_the_same_y_and_gradients(monkeypatch, n_in, n_out, r):
+    """LoRALinear.forward takes x Wᵀ + b + s·(x Aᵀ) Bᵀ or x (W + s·B·A)ᵀ + b by size
+    (IN_WEIGHT_FACTOR); both must give the same output and gradients (float64)."""
+    import minituner.methods.lora_layer as lora_layer
+
+    base = Linear(n_in, n_out).double()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        base.weight.copy_(torch.randn(n_out, n_in, generator=g, dtype=torch.float64))
+        base.bias.copy_(torch.randn(n_out, generator=g, dtype=torch.float64))
+    layer = LoRALinear(base)
+    layer.add("a", r, alpha=3.0, dropout=0.0, use_rslora=False, seed=1)
+    layer.active = "a"
+    with torch.no_grad():
+        layer.lora_B["a"].copy_(torch.randn(n_out, r, generator=g, dtype=torch.float64))
+    x = torch.randn(3, 5, n_in, generator=g, dtype=torch.float64)
+    results = []
+    for factor in (0, 10**9):  # 0: always the low-rank path; huge: always in the weight
+        monkeypatch.setattr(lora_layer, "IN_WEIGHT_FACTOR", factor)
+        xi = x.clone().requires_grad_(True)
+        y = layer(xi)
+        y.backward(torch.cos(y))
+        results.append([y.detach(), xi.grad, layer.lora_A["a"].grad.clone(), layer.lora_B["a"].grad.clone()])
+        layer.lora_A["a"].grad = layer.lora_B["a"].grad = None
+    for low_rank, in_weight in zip(*results):
+        torch.testing.assert_close(low_rank, in_weight, rtol=1e-12, atol=1e-12)
 
 
 def test_merge_and_unload_gives_the_base_s_structure(tiny):

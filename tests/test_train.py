@@ -34,6 +34,26 @@ def test_teacher_forced_accuracy_equals_greedy_generation(base, classify):
         assert (minituner.answer(base, tok, prompt) == ans) == ev["correct"][n]
 
 
+@pytest.mark.parametrize("method", ["base", "prompt"])
+def test_evaluate_in_cut_chunks_gives_the_bits_of_one_padded_pass(base, classify, method):
+    """evaluate() runs length-sorted chunks cut after the last answer token; the loss and every
+    row's verdict must be the same bits as one pass over the padded rows per batch_size block."""
+    model = base if method == "base" else minituner.prompt_tuning(base, num_virtual_tokens=4, seed=1)
+    split, block = classify.test, 200  # two blocks of the loss sum: 200 + 152 rows
+    total, count, correct = 0.0, 0.0, []
+    with torch.no_grad():
+        for i in range(0, len(split), block):
+            x, y, m = split.x[i:i + block], split.y[i:i + block], split.mask[i:i + block]
+            logits = model(x)
+            total += minituner.functional.cross_entropy(logits, y, m).item() * m.sum().item()
+            count += m.sum().item()
+            correct += ((logits.argmax(-1) == y) | (m == 0)).all(dim=1).tolist()
+    for chunk in (1, 7, 32, len(split)):
+        ev = evaluate(model, split, batch_size=block, chunk=chunk)
+        assert ev["loss"] == total / count
+        assert ev["correct"] == correct
+
+
 def test_checkpoint_round_trip_and_edited_config(tiny, tmp_path):
     path = save_model(tiny, tmp_path / "m", {"note": "x"})
     loaded, meta = load_model(path)

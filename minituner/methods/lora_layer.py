@@ -32,8 +32,12 @@ import math
 import torch
 import torch.nn as nn
 
+from .. import functional as F
 from ..model import Linear
 from .targets import resolve_targets
+
+# no dropout, plain Linear, in·out <= IN_WEIGHT_FACTOR·3·r·(in+out): forward's y as x (W + s·B·A)ᵀ + b, the gradient
+IN_WEIGHT_FACTOR = 4  # N·in·out in one product instead of 3·N·r·(in + out) in thin, slow ones of width r (N rows)
 
 
 class LoRALinear(nn.Module):
@@ -106,16 +110,15 @@ class LoRALinear(nn.Module):
         self.w_base = None if drop_copy else self.w_base
 
     def forward(self, x):
-        y = self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
         name = self.active
         if name is None or not self.enabled or self.merged or name not in self.lora_A:
-            return y
-        A, B = self.lora_A[name], self.lora_B[name]
-        p = self.dropout[name]
-        if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator
-            keep = torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p
-            x = x * keep / (1 - p)
-        return y + self.scale[name] * (x @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
+            return self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
+        A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x  # (r, in), (out, r)
+        if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator:
+            x_lora = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
+        elif type(self.base_layer) is Linear and A.size(1) * B.size(0) <= IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
+            return F.linear(x, torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias)
+        return self.base_layer(x) + self.scale[name] * (x_lora @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
 
 
 def lora_layers(model) -> dict[str, LoRALinear]:

@@ -40,10 +40,10 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import minituner.compare as cmp
 import torch
 
 import minituner
+import minituner.experiments as cmp
 from minituner.lesson import options
 from minituner.methods.lora import lora_layers
 from minituner.report import markdown_table, save_figure, show
@@ -221,14 +221,14 @@ server = Server(base)
 for name in TASKS:
     server.add(f"{name}-lora", minituner.PeftModel.from_pretrained(base, paths[name]))
 serve_rows, served = [], {}
-for kind in ("prompt", "ptuning_v2"):
+for kind in ("prompt", "ptuning-v2"):
     for name in TASKS:
-        hp, method = chosen[name][kind], cmp.BY_KEY[kind]
-        served[f"{name}-{kind}"] = m = method.build(base, hp, seed=args.seed)
+        hp, method = chosen[name][kind], cmp.row(kind)
+        served[f"{name}-{kind}"] = m = cmp.build(method, base, hp, seed=args.seed)
         minituner.train(m, tasks[name], steps=args.serve_steps, lr=hp["lr"], batch_size=args.batch_size,
                         seed=args.seed, progress=False)
         server.add(f"{name}-{kind}", m)
-        serve_rows.append({"adapter": f"{name}-{kind}", "setting": method.setting(hp), "steps": args.serve_steps})
+        serve_rows.append({"adapter": f"{name}-{kind}", "setting": method.describe(hp), "steps": args.serve_steps})
 for name in TASKS:
     served[f"{name}-lora"] = minituner.PeftModel.from_pretrained(base, paths[name])
 show(markdown_table(serve_rows))

@@ -175,7 +175,7 @@ print(f"- LoRA trains {row['LoRA']['trainable %']:.1f}% of the parameters; its A
       f"its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
 print(f"- Saved activations dominate a step's memory: prompt tuning trains {memory['prompt tuning']['trainable params']:,} "
       f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing all "
-      f"but the top {chosen['freeze']['layers']} blocks holds {by['freeze']['memory ÷ full']:.0%}.")
+      f"but the top {chosen['freeze']['trainable_layers']} blocks holds {by['freeze']['memory ÷ full']:.0%}.")
 print(f"- QLoRA's step holds {memory['QLoRA']['weights+grads+AdamW MB']:.2f} MB of weights and optimiser state against "
       f"LoRA's {memory['LoRA']['weights+grads+AdamW MB']:.2f} MB (a 4-bit base), and {memory['QLoRA']['saved activations MB']:.2f} "
       f"MB of saved activations against {memory['LoRA']['saved activations MB']:.2f} MB: the difference is about the "

@@ -113,7 +113,7 @@ save_figure(fig, out / "singular_values.png");
 # ## 3. How much of ‖ΔW‖² the top r directions hold, per kind and per layer
 #
 # "share r" is for ΔW, "random r" for the same-norm random matrix. "eff. rank" is Roy &
-# Vetterli's; "r for 90%" the smallest rank that keeps 90% of ‖ΔW‖² (of the full rank, the matrix's smaller side).
+# Vetterli's; the "r for …" column the smallest rank that keeps nine tenths of ‖ΔW‖² (of the full rank, the matrix's smaller side).
 
 # %%
 cols = [f"share r={r}" for r in RANKS] + [f"random r={r}" for r in RANKS] + ["eff. rank", "eff. rank random",

@@ -15,7 +15,7 @@
 # - **Intrinsic dimension** (Li et al. 2018; Aghajanyan, Zettlemoyer & Gupta 2021). Freeze all D
 #   numbers θ₀ of the model and train only a vector θ_d of d numbers, mapped into the full space by
 #   a fixed random matrix P (D × d): **θ = θ₀ + P θ_d**. **d90** is the smallest d whose validation
-#   accuracy reaches 90% of full fine-tuning's. Aghajanyan et al. found d90 of a few hundred for
+#   accuracy reaches nine tenths of full fine-tuning's. Aghajanyan et al. found d90 of a few hundred for
 #   RoBERTa on MRPC, that d90 falls as pretraining goes on, and that it falls as models grow.
 # - P is the **Fastfood transform** P = H G Π H B / (‖G‖√D) per block (H Walsh–Hadamard, B random
 #   signs, Π a permutation, G Gaussian), applied in O(D log d) and never stored: a dense P would
@@ -46,7 +46,7 @@ from minituner.jobs import run_all
 from minituner.lesson import options
 from minituner.methods.lora import lora_layers
 from minituner.methods.registry import low_rank
-from minituner.report import label, markdown_table, save_figure
+from minituner.report import label, markdown_table, save_figure, show
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = options("Lesson 12: intrinsic dimension", out="runs/12_intrinsic",
@@ -76,7 +76,7 @@ P = small(torch.eye(24)).T  # (D, d): column i = P eᵢ
 off = P.T @ P - torch.eye(24)  # (d, d)
 x = task.val.x[:8]
 fresh = IntrinsicModel(base, args.dims[0], seed=args.seed)
-print(markdown_table([
+show(markdown_table([
     {"check": "column lengths ‖P eᵢ‖ (D = 4096, d = 24)", "value": f"{P.norm(dim=0).min():.6f} … {P.norm(dim=0).max():.6f}"},
     {"check": "largest |PᵀP − I| off the diagonal (chance ~ 1/√D)", "value": f"{off.abs().max():.4f}"},
     {"check": "P applied to a random θ_d: ‖Pθ_d‖ / ‖θ_d‖", "value": f"{(small(z := torch.randn(24)).norm() / z.norm()):.4f}"},
@@ -111,7 +111,7 @@ full_pre, full_rand, checks = first[0], first[1], first[2:]
 best = max(range(len(checks)), key=lambda i: checks[i]["val"])  # ties: the smaller c
 c = args.lr_factors[best]
 bar = 0.9 * full_pre["val"]
-print(markdown_table([{"run": f"full fine-tuning, {r['init']}", "trainable": r["trainable"], "lr": r["lr"],
+show(markdown_table([{"run": f"full fine-tuning, {r['init']}", "trainable": r["trainable"], "lr": r["lr"],
                        "val": r["val"], "test": r["test"]} for r in (full_pre, full_rand)]
                      + [{"run": f"subspace d = {d_mid}, c = {f}" + (" ✓" if i == best else ""), "trainable": r["trainable"],
                          "lr": r["lr"], "val": r["val"], "test": r["test"]} for i, (f, r) in enumerate(zip(args.lr_factors, checks))]))
@@ -133,10 +133,10 @@ curve = {init: sorted((r for r in runs if r["kind"] == "intrinsic" and r["init"]
          for init in ("pretrained", "random")}
 loras = [r for r in runs if r["kind"] == "lora"]
 found = {init: d90([r["size"] for r in rows], [r["val"] for r in rows], full_pre["val"]) for init, rows in curve.items()}
-print(markdown_table([{"d": curve["pretrained"][i]["size"], "pretrained val": p["val"], "pretrained test": p["test"],
+show(markdown_table([{"d": curve["pretrained"][i]["size"], "pretrained val": p["val"], "pretrained test": p["test"],
                        "random val": q["val"], "random test": q["test"]}
                       for i, (p, q) in enumerate(zip(curve["pretrained"], curve["random"]))]))
-print(markdown_table([{"LoRA r": r["size"], "trainable": r["trainable"], "val": r["val"], "test": r["test"]}
+show(markdown_table([{"LoRA r": r["size"], "trainable": r["trainable"], "val": r["val"], "test": r["test"]}
                       for r in loras]))
 for init in ("pretrained", "random"):
     print(f"d90 {init}: " + (f"{found[init]}" if found[init] else f"not reached up to d = {args.dims[-1]}"))
@@ -155,7 +155,7 @@ ax.set_ylabel(label("validation exact-match accuracy", "验证集准确率"))
 ax.set_ylim(-0.02, 1.02)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=7)
-save_figure(fig, args.out / "accuracy_vs_d.png")
+save_figure(fig, args.out / "accuracy_vs_d.png");
 
 # %% [markdown]
 # ## 4. d90 beside LoRA at the same accuracy
@@ -176,7 +176,7 @@ rows.append({"way": f"LoRA r = {lora_hit['size']} on q, v" if lora_hit else "LoR
              "val": lora_hit["val"] if lora_hit else "", "test": lora_hit["test"] if lora_hit else ""})
 rows.append({"way": "full fine-tuning, pretrained", "trained numbers": full_pre["trainable"], "val": full_pre["val"],
              "test": full_pre["test"]})
-print(markdown_table(rows))
+show(markdown_table(rows))
 
 # %% [markdown]
 # ## 5. Do LoRA adapters of two ranks find the same directions? (Hu et al., Figure 3)
@@ -223,10 +223,10 @@ for ax, (what, m) in zip(axes, phi.items()):
 axes[0].set_ylabel(f"i (top directions at r = {r1})")
 fig.colorbar(im, ax=axes, shrink=0.8)
 fig.suptitle(label(f"φ(r={r1}, r={r2}, i, j) on q_proj, mean of the layers", "子空间相似度"), fontsize=10, y=1.04)
-save_figure(fig, args.out / "subspace_similarity.png")
+save_figure(fig, args.out / "subspace_similarity.png");
 width = base.config.n_embd
 spots = [(1, 1), (1, r1), (r1, r1)]
-print(markdown_table([{"φ of": what, "matrices": k, **{f"φ({i},{j})": float(m[k][i - 1, j - 1]) for i, j in spots}}
+show(markdown_table([{"φ of": what, "matrices": k, **{f"φ({i},{j})": float(m[k][i - 1, j - 1]) for i, j in spots}}
                       for what, m in phi.items() for k in kinds]
                      + [{"φ of": "random spaces", "matrices": "any", **{f"φ({i},{j})": max(i, j) / width
                                                                         for i, j in spots}}]))
@@ -250,7 +250,7 @@ amp_rows = []
 for name, r, run in sources:
     per = [amplification(weights[n], run["ΔW"][n], r, seed=args.seed) for n in weights]
     amp_rows.append({"ΔW from": name, "r": r, **{k: sum(p[k] for p in per) / len(per) for k in per[0]}})
-print(markdown_table(amp_rows))
+show(markdown_table(amp_rows))
 
 # %% [markdown]
 # ## Conclusions: what this says about the hypothesis (结论)

@@ -50,7 +50,7 @@ from .gpt2 import is_gpt2_folder, load_gpt2
 from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from .methods.lora_layer import lora_layers
 
-EXPORTS = ("lora", "prompt_tuning", "prefix_tuning")  # methods PEFT has with the same computation
+EXPORTS = (LoraConfig, PromptTuningConfig, PrefixTuningConfig)  # methods PEFT has with the same computation
 ONE_TO_ONE = {"attn.o_proj": "attn.c_proj", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}
 QKV = ("q_proj", "k_proj", "v_proj")  # c_attn's parts, in its output order
 PREFIX = "base_model.model."  # PEFT's name of the wrapped GPT2LMHeadModel
@@ -92,8 +92,8 @@ def lora_to_peft(model) -> tuple[dict, dict]:
 def to_peft(model) -> tuple[dict, dict]:
     """(adapter_config.json fields, adapter_model.safetensors tensors) as PEFT writes them."""
     method, c = model.config.method, model.gpt_config
-    if method not in EXPORTS:
-        raise ValueError(f"PEFT's format is written for {', '.join(EXPORTS)}, not {method!r} (minituner's DoRA, "
+    if type(model.config) not in EXPORTS:  # exactly these (DoRA's and QLoRA's configs extend LoraConfig)
+        raise ValueError(f"PEFT's format is written for {', '.join(c.method for c in EXPORTS)}, not {method!r} (minituner's DoRA, "
                          f"QLoRA, IA3, BitFit, freeze and full compute differently or have no PEFT adapter); "
                          f"use model.save_pretrained(dir)")
     if method == "lora":
@@ -244,7 +244,7 @@ def is_peft_folder(path) -> bool:
 def save_adapter(model: PeftModel, path, base_path=None) -> Path:
     """What `minituner finetune` saves: PEFT's format when the base is a GPT-2 folder and PEFT has the
     method (EXPORTS), else minituner's own save_pretrained."""
-    if is_gpt2_folder(base_path) and model.config.method in EXPORTS:
+    if is_gpt2_folder(base_path) and type(model.config) in EXPORTS:
         return save_peft_format(model, path, base_path)
     return Path(model.save_pretrained(path))
 

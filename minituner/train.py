@@ -176,6 +176,8 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     so every rank takes the same decisions (best step, stop) and restores the same weights.
     """
     check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience)
+    for split in (data.train, data.val):  # the splits train() reads: every row fits the context (else named)
+        split.check_context(model.gpt_config.block_size, getattr(model, "num_virtual_tokens", 0))
     device = check_device(device)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)

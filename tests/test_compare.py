@@ -128,3 +128,12 @@ def test_shipped_selection_names_every_method_with_every_hyper_parameter_of_its_
         assert set(chosen) == {m.key for m in cmp.rows()}, task
         for key, hp in chosen.items():
             assert hp in cmp.row(key).settings(), (task, key)  # a setting of the method's own grid
+
+
+def test_a_runs_validation_score_is_that_of_the_weights_it_returns(base, classify):
+    """run() reads the best evaluation from the History instead of scoring validation again: train() restored
+    exactly those weights, so a fresh evaluation gives the same bits."""
+    data = dataclasses.replace(classify, val=first_rows(classify.val))
+    model, hist, val = cmp.run(cmp.row("lora"), {"r": 2, "lora_alpha": 8, "lr": 3e-2}, base, data, seed=0, steps=55)
+    again = evaluate(model, data.val)
+    assert (val["loss"], val["accuracy"]) == (again["loss"], again["accuracy"]) and len(hist.val) >= 1

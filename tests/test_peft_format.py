@@ -110,7 +110,7 @@ def test_minituner_loads_what_peft_saves(folder, base, idx, tmp_path, kind):
 def test_cli_finetunes_a_gpt2_folder_with_lora_and_peft_loads_it(folder, base, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["finetune", "--method", "lora", "--base", str(folder), "--data", str(PAIRS), "--out", str(out),
-                 "--steps", "4", "--batch-size", "8", "--eval-every", "2"]) == 0
+                 "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--r", "4"]) == 0
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
     ours = load_adapter(base, out)
     assert ours.config.r == 4 and any(t.abs().sum() > 0 for n, t in ours.adapter_state_dict().items() if "lora_B" in n)

@@ -87,7 +87,8 @@ def run(method: Method, setting: dict, base: GPT, data, seed: int, device: str =
     model = build(method, base, setting, seed)
     hist = train(model, data, steps=steps or STEPS[data.name], lr=setting["lr"], batch_size=batch_size,
                  seed=seed, device=device, eval_every=EVAL_EVERY, patience=PATIENCE, progress=progress)
-    return model, hist, evaluate(model, data.val)
+    _, loss, accuracy = max(hist.val, key=best_score)  # the weights train() restored: no second evaluation
+    return model, hist, {"loss": loss, "accuracy": accuracy}
 
 
 @functools.cache

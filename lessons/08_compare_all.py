@@ -163,7 +163,8 @@ save_figure(fig, out / "cost.png");
 # Read from this run; one seed, so a difference of one or two rows is noise.
 
 # %%
-by_val = sorted(rows, key=lambda r: -r["val acc"])  # validation orders; test is printed beside
+# validation orders the methods; the other split is printed beside it
+by_val = sorted(rows, key=lambda r: -r["val acc"])
 name = {r["method"]: short[r["method"]] for r in rows}
 row = {short[r["method"]]: r for r in rows}
 by = {c["method"]: c for c in cost}

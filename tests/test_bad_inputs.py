@@ -339,7 +339,8 @@ CASES = [
     C("cli-unknown-command", cli("tune"), CliError, "tune"),
     C("cli-finetune-no-method", cli("finetune", "--data", PAIRS, "--out", tmp() / "o"), CliError, "--method"),
     C("cli-finetune-unknown-method", cli("finetune", "--method", "qlorra"), CliError, "--method", "lora"),
-    *[C(f"cli-finetune{opt}={val}", cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / "o", opt, val),
+    *[C(f"cli-finetune{opt}={getattr(val, 'name', val)}",  # a path by its name: ids never hold a path
+       cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / "o", opt, val),
         CliError, re.escape(opt)) for opt, val in [
         ("--r", "0"), ("--r", "-1"), ("--r", "abc"), ("--r", "2.5"),
         ("--lora-alpha", "0"), ("--lora-alpha", "nan"), ("--lora-alpha", "inf"), ("--lora-alpha", "-4"),

@@ -39,6 +39,44 @@ def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> t
     return y.view(*x.shape[:-1], W.size(0))  # (..., out)
 
 
+class _StackedLinear(torch.autograd.Function):
+    """Several Linears that read the same x, as one product (GPT-2's c_attn holds q, k, v so).
+
+    forward:  y = x Wᵀ + b with W = [W_1; …; W_n] (Σ out_i, in), b = [b_1; …; b_n]
+    backward (G = ∂L/∂y, G_i its columns of W_i):
+        ∂L/∂x = G W     ∂L/∂W_i = G_iᵀ x     ∂L/∂b_i = Σ_rows G_i
+    One large product instead of n small ones, each way. The stacked W is made again in the
+    backward rather than kept, so the step keeps what n separate Linears keep: x and the W_i.
+    """
+
+    @staticmethod
+    def forward(ctx, x, *weights_and_biases):
+        Ws, bs = weights_and_biases[0::2], weights_and_biases[1::2]
+        x2 = x.reshape(-1, x.size(-1))  # (N, in)
+        need_x, need_W = any(ctx.needs_input_grad[1::2]), ctx.needs_input_grad[0]  # for ∂L/∂W_i, for ∂L/∂x
+        ctx.save_for_backward(x2 if need_x else None, *(W if need_W else None for W in Ws))
+        ctx.sizes = [W.size(0) for W in Ws]
+        ctx.x_shape = x.shape
+        y = torch.addmm(torch.cat(bs), x2, torch.cat(Ws).T)  # (N, Σ out_i)
+        return y.view(*x.shape[:-1], y.size(1))  # (..., Σ out_i)
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, *Ws = ctx.saved_tensors
+        g2 = g.reshape(-1, g.size(-1))  # (N, Σ out_i)
+        sizes = ctx.sizes
+        dx = (g2 @ torch.cat(Ws)).view(ctx.x_shape) if ctx.needs_input_grad[0] else None  # (..., in)
+        dW = (g2.T @ x2).split(sizes) if any(ctx.needs_input_grad[1::2]) else [None] * len(Ws)  # (out_i, in) each
+        db = g2.sum(0).split(sizes) if any(ctx.needs_input_grad[2::2]) else [None] * len(Ws)  # (out_i,) each
+        return dx, *(t for pair in zip(dW, db) for t in pair)
+
+
+def stacked_linear(x: torch.Tensor, parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """x [W_1; …; W_n]ᵀ + [b_1; …; b_n] for parts [(W_i (out_i, in), b_i (out_i,))]: (..., in) -> (..., Σ out_i),
+    the columns of part i equal to ``linear(x, W_i, b_i)`` (``_StackedLinear``)."""
+    return _StackedLinear.apply(x, *(t for W, b in parts for t in (W, b)))
+
+
 class _Embedding(torch.autograd.Function):
     """Row lookup with a deterministic backward.
 
@@ -240,8 +278,11 @@ class _CausalAttention(torch.autograd.Function):
         S = s·Q Kᵀ + M,   p = softmax(S) (row-wise),   Y = p V
     backward (G = ∂L/∂Y):
         ∂L/∂V = pᵀ G        ∂L/∂p = G Vᵀ
-        ∂L/∂S = p ⊙ (∂L/∂p − Σ_j (∂L/∂p)_j p_j)     (softmax's Jacobian; 0 where masked)
+        ∂L/∂S = p ⊙ (∂L/∂p − D),  D_i = Σ_j (∂L/∂p)_ij p_ij = G_i · Y_i
+                                                   (softmax's Jacobian; 0 where masked)
         ∂L/∂Q = s·(∂L/∂S) K  ∂L/∂K = s·(∂L/∂S)ᵀ Q
+    D by its second form: Σ_j (G_i · V_j) p_ij = G_i · Σ_j p_ij V_j = G_i · Y_i, a sum over the
+    hs channels of one row instead of over its P + Tk keys (FlashAttention's D, Dao et al. 2022).
     Heads ride in the batch dimension (B·nh) so each product is one bmm; the scale and
     the mask go into the first one (``baddbmm``: M + s·Q Kᵀ). The forward's softmax is
     torch's (one pass over the scores instead of four); its backward is the formula above.
@@ -256,21 +297,23 @@ class _CausalAttention(torch.autograd.Function):
         bias = _mask_bias(Tq, L - n_prefix, n_prefix, q.dtype, q.device)  # (Tq, L)
         scores = torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=scale)  # (B·nh, Tq, L): M + s·Q Kᵀ
         p = torch.softmax(scores, dim=-1)  # (B·nh, Tq, L): torch's one-pass softmax (the formula: _Softmax)
-        ctx.save_for_backward(q3, k3, v3, p)
+        y = torch.bmm(p, v3).view(B, nh, Tq, hs).transpose(1, 2).contiguous()  # (B, Tq, nh, hs): heads side by side
+        ctx.save_for_backward(q3, k3, v3, p, y)  # y is also the output projection's input: kept once
         ctx.scale, ctx.shapes = scale, (q.shape, k.shape)
-        return torch.bmm(p, v3).view(B, nh, Tq, hs)
+        return y.transpose(1, 2)  # (B, nh, Tq, hs), a view: y.transpose(1, 2).reshape(B, Tq, C) copies nothing
 
     @staticmethod
     def backward(ctx, g):
-        q3, k3, v3, p = ctx.saved_tensors
+        q3, k3, v3, p, y = ctx.saved_tensors
         q_shape, k_shape = ctx.shapes
         g3 = g.reshape(q3.shape)  # (B·nh, Tq, hs)
         dq = dk = dv = None
         if ctx.needs_input_grad[2]:
             dv = torch.bmm(p.transpose(1, 2), g3).view(k_shape)  # (B, nh, L, hs)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            D = (g * y.transpose(1, 2)).sum(dim=-1).reshape(-1, q3.size(1), 1)  # (B·nh, Tq, 1): G·Y per row
             dS = torch.bmm(g3, v3.transpose(1, 2))  # (B·nh, Tq, L): ∂L/∂p
-            dS.sub_((dS * p).sum(dim=-1, keepdim=True)).mul_(p)  # ∂L/∂S
+            dS.sub_(D).mul_(p)  # ∂L/∂S = p ⊙ (∂L/∂p − D)
             if ctx.needs_input_grad[0]:
                 dq = torch.bmm(dS, k3).mul_(ctx.scale).view(q_shape)  # (B, nh, Tq, hs)
             if ctx.needs_input_grad[1]:

@@ -194,10 +194,10 @@ def block_activations(shape: Shape, B: int, T: int, grad_in: bool, train: set, l
     g1 = g or "ln" in train
     gq, gk, gv = (g1 or m in train or m in lora for m in ("q_proj", "k_proj", "v_proj"))
     gk, gv = gk or k_prefix > 0, gv or k_prefix > 0  # trained prefixes join the keys and values
-    if gq or gk or gv:  # functional._CausalAttention keeps q, k, v (heads as the batch) and the probabilities
-        n += N * C + 2 * (N + B * k_prefix) * C + B * nh * T1 * Tk
     g_att = gq or gk or gv
-    n += linear_in(C, ("o_proj",))
+    if g_att:  # functional._CausalAttention keeps q, k, v (heads as the batch), the probabilities and its output y
+        n += N * C + 2 * (N + B * k_prefix) * C + B * nh * T1 * Tk + N * C
+    n += linear_in(C, ("o_proj",)) - (N * C if g_att and ("o_proj" in train or "o_proj" in lora) else 0)  # y, once
     g = g or g_att or "o_proj" in train or "o_proj" in lora  # the residual stream after attention
     n += norm(g, "ln" in train)
     mlp_in = ("gate_proj", "up_proj") if shape.gated else ("up_proj",)

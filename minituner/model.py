@@ -87,6 +87,10 @@ class Linear(nn.Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)  # (..., out)
 
+    def as_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) with forward(x) = x Wᵀ + b: what a fused product (CausalSelfAttention.qkv) needs."""
+        return self.weight, self.bias
+
 
 class Embedding(nn.Module):
     """A lookup table: row idx of weight (num, C), with a deterministic backward (F.embedding)."""
@@ -109,6 +113,14 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight, self.bias)
 
 
+def shows_weight(layer: nn.Module) -> bool:
+    """Whether a product with layer.as_weight() may stand in for calling layer: it has the method, and no
+    forward hook (here or global) waits to see or change the call."""
+    hooks = (layer._forward_hooks, layer._forward_pre_hooks, nn.modules.module._global_forward_hooks,
+             nn.modules.module._global_forward_pre_hooks)
+    return hasattr(layer, "as_weight") and not any(hooks)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -117,12 +129,26 @@ class CausalSelfAttention(nn.Module):
         self.q_proj, self.k_proj = Linear(C, C), Linear(C, C)
         self.v_proj, self.o_proj = Linear(C, C), Linear(C, C)
 
+    def qkv(self, x):
+        """q, k, v = x W_qᵀ + b_q, x W_kᵀ + b_k, x W_vᵀ + b_v, each (B, T, C).
+
+        When the three layers can each show their weight (``as_weight``: a Linear, or a LoRA layer
+        whose ΔW rides inside it) and x has at least C rows, this is one product with the stacked
+        weight [W_q; W_k; W_v] (3C, C), as GPT-2's c_attn: one large matmul is faster than three
+        small ones, and the same numbers. Otherwise (an adapter on the outputs, one row at a time
+        in generation, where stacking the weights would cost more than it saves) it is three.
+        """
+        layers = (self.q_proj, self.k_proj, self.v_proj)
+        C = x.size(-1)
+        parts = [layer.as_weight() if shows_weight(layer) and x.numel() >= C * C else None for layer in layers]
+        if any(part is None for part in parts):
+            return tuple(layer(x) for layer in layers)
+        return F.stacked_linear(x, parts).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+
     def forward(self, x, prefix=None, cache=None):
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
-        q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.k_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.v_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in self.qkv(x))  # 3 × (B, nh, T, hs)
         if cache is not None:  # the keys and values of earlier tokens, kept by generate()
             k, v = cache.extend(k, v)  # (B, nh, T_past + T, hs)
         n_prefix = 0

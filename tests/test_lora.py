@@ -234,8 +234,9 @@ def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
             m(x)
         counts[name] = c.n
     n_lora = 6 * tiny.config.n_layer  # every projection of every block
-    assert counts["lora"] == counts["base"] + 2 * n_lora  # unmerged: x·Aᵀ and (x·Aᵀ)·Bᵀ per target
-    assert counts["in weight"] == counts["base"] + n_lora  # or W + s·B·A per target, then the base's product
+    fused = 2 * tiny.config.n_layer  # q, k, v in one product instead of three (CausalSelfAttention.qkv)
+    assert counts["lora"] == counts["base"] + fused + 2 * n_lora  # unmerged: x·Aᵀ and (x·Aᵀ)·Bᵀ per target
+    assert counts["in weight"] == counts["base"] + n_lora  # or W + s·B·A per target, then the base's products
     assert counts["merged"] == counts["base"] == counts["unloaded"]
 
 

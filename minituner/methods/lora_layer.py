@@ -109,15 +109,28 @@ class LoRALinear(nn.Module):
         self.merged_adapters = []
         self.w_base = None if drop_copy else self.w_base
 
+    def as_weight(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(W + s·B·A, b) when the active adapter's ΔW rides inside the weight (the base a plain Linear, no
+        dropout, a small layer: in·out <= IN_WEIGHT_FACTOR·3·r·(in + out)); else None."""
+        name = self.active
+        if name is None or not self.enabled or self.merged or name not in self.lora_A:
+            return self.base_layer.as_weight() if type(self.base_layer) is Linear else None
+        A, B = self.lora_A[name], self.lora_B[name]  # (r, in), (out, r)
+        if type(self.base_layer) is not Linear or (self.training and self.dropout[name] > 0) or \
+                A.size(1) * B.size(0) > IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
+            return None
+        return torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias  # W + s·B·A (out, in)
+
     def forward(self, x):
         name = self.active
         if name is None or not self.enabled or self.merged or name not in self.lora_A:
             return self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
+        in_weight = self.as_weight()
+        if in_weight is not None:
+            return F.linear(x, *in_weight)  # (..., out): x (W + s·B·A)ᵀ + b
         A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x  # (r, in), (out, r)
         if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator:
             x_lora = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
-        elif type(self.base_layer) is Linear and A.size(1) * B.size(0) <= IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
-            return F.linear(x, torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias)
         return self.base_layer(x) + self.scale[name] * (x_lora @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
 
 

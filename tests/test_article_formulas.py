@@ -29,11 +29,13 @@ def test_formula_holds(c):
     assert residual <= tolerance, f"{c.section} {c.formula}: residual {residual:.3g} > {tolerance:.0g}"
 
 
+@pytest.mark.xdist_group("verify_output")  # one worker runs the fixture, once
 def test_verify_command_prints_a_table_and_exits_zero(verify_output):
     out = verify_output
     assert "Y = WX" in out and f"{len(CHECKS)} of {len(CHECKS)} formulas hold" in out
 
 
+@pytest.mark.xdist_group("verify_output")  # one worker runs the fixture, once
 def test_each_check_says_whether_the_article_states_it(verify_output):
     from minituner.verify import check
 

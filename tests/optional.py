@@ -16,4 +16,6 @@ class optional:
         self._name = name
 
     def __getattr__(self, attr: str):
+        if attr.startswith("__"):  # what pytest asks each name of a module it collects (__test__): no import
+            raise AttributeError(attr)
         return getattr(pytest.importorskip(self._name), attr)

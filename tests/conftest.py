@@ -14,13 +14,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
-
-import minituner
-from minituner.model import GPT, GPTConfig
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
 
 NOTEBOOKS = pytest.StashKey[Path]()  # the folder the lessons are executed into (tests/notebook_runs.py)
 STARTED = pytest.StashKey[bool]()
@@ -37,10 +30,8 @@ def pytest_configure(config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    """-n auto: one worker per core this process may use (as minituner's jobs)."""
-    from minituner.jobs import default_jobs
-
-    return default_jobs()
+    """-n auto: one worker per core this process may use (as minituner.jobs.default_jobs, which imports torch)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -67,6 +58,8 @@ def pytest_collection_modifyitems(config, items):
         os.replace(tmp, folder / "lessons.json")  # every worker writes the same list, whole
         return
     # the kernels take the cores: this process and the ones it starts compute on one thread each, as the kernels do
+    import torch
+
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
     start_lessons(folder, lessons)
@@ -95,9 +88,16 @@ def lesson_notebook(request, path):
     return result(request.config.stash[NOTEBOOKS], path.stem)
 
 
+# torch and minituner are imported where they are used: pytest-xdist's controller, which runs no test, never does
+
 @pytest.fixture
 def tiny():
     """A small random GPT for fast structural tests (vocabulary of the real tokenizer)."""
+    import torch
+
+    import minituner
+    from minituner.model import GPT, GPTConfig
+
     torch.manual_seed(0)
     return GPT(GPTConfig(vocab_size=minituner.CharTokenizer().vocab_size, block_size=96, n_layer=2, n_head=2, n_embd=16), seed=0)
 
@@ -105,9 +105,13 @@ def tiny():
 @pytest.fixture(scope="session")
 def base():
     """The shipped pretrained base (tests must not modify it: methods copy it)."""
+    import minituner
+
     return minituner.load_base()
 
 
 @pytest.fixture(scope="session")
 def classify():
+    import minituner
+
     return minituner.make_task("classify")

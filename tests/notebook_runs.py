@@ -83,17 +83,21 @@ class NotebookRuns:
 
     async def _kernel(self):
         km = AsyncKernelManager(kernel_name="python3")
-        await km.start_kernel(cwd=str(ROOT), env={**os.environ, "OMP_NUM_THREADS": "1"})
+        log = self._folder / f".kernel-{id(km)}.log"  # what the kernel itself prints, shown with a failure
+        out = open(log, "w")  # also a restarted kernel's
+        await km.start_kernel(cwd=str(ROOT), env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=out, stderr=out)
         try:
             while self._queue:
                 path = self._queue.pop(0)
                 try:
                     self._write(path.stem, nbformat.writes(await self._execute(km, path)), ".ipynb")
                 except Exception:  # the test of this lesson raises it
-                    self._write(path.stem, traceback.format_exc(), ".error")
+                    said = log.read_text()[-4000:]
+                    self._write(path.stem, f"{traceback.format_exc()}\nthe kernel's own output:\n{said}", ".error")
                     await km.restart_kernel(now=True)
         finally:
             await km.shutdown_kernel(now=True)
+            out.close()
 
     async def _execute(self, km, path: Path) -> nbformat.NotebookNode:
         nb = jupytext.read(path)

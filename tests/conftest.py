@@ -30,7 +30,12 @@ def pytest_configure(config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    """-n auto: one worker per core this process may use (as minituner.jobs.default_jobs, which imports torch)."""
+    """-n auto: one worker per core."""
+    return cores()
+
+
+def cores() -> int:
+    """The cores this process may use (as minituner.jobs.default_jobs, which imports torch)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -77,7 +82,7 @@ def pytest_xdist_node_collection_finished(node, ids):
 def start_lessons(folder: Path, lessons: list[str]) -> None:
     from notebook_runs import start
 
-    start([Path(p) for p in lessons], folder)
+    start([Path(p) for p in lessons], folder, cores())
 
 
 @pytest.fixture

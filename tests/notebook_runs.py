@@ -2,7 +2,7 @@
 
 A lesson becomes a notebook with jupytext, as `minituner notebooks` makes it, and runs in a kernel whose
 MINITUNER_LESSON_ARGS is "--smoke --out <folder>/<lesson>": minituner.lesson.options reads it there,
-as in a notebook someone opened. KERNELS kernels of one thread each take the lessons in turn; a kernel
+as in a notebook someone opened. kernels() kernels of one thread each take the lessons in turn; a kernel
 is reused (starting one and importing torch costs seconds), so before each lesson the names the previous
 one defined are deleted, and after a failure the kernel is restarted. Each result lands in the folder:
 <lesson>.ipynb, the executed notebook, or <lesson>.error, why it failed; result() waits for one. So the
@@ -29,7 +29,6 @@ from nbclient import NotebookClient
 from minituner.lesson import LESSON_ARGS
 from minituner.notebooks import ROOT
 
-KERNELS = 2  # one per core
 CELL_TIMEOUT = 300  # seconds; a smoke cell takes a few
 
 # Run before each lesson, in its kernel: forget the previous lesson's names (IPython's %reset would also
@@ -40,10 +39,17 @@ SETUP = """\
 __import__("os").environ[{var!r}] = {value!r}
 """
 
-def start(lessons: list[Path], folder: Path, kernels: int = KERNELS) -> None:
+
+def kernels(cores: int) -> int:
+    """2 on a 2-core machine, beside its 2 test workers (measured: the lessons are done before the other tests);
+    a quarter of the cores on a larger machine, whose workers finish the other tests sooner."""
+    return max(2, cores // 4)
+
+
+def start(lessons: list[Path], folder: Path, cores: int) -> None:
     """Start executing `lessons` now, in a background thread, each into `folder` (see result)."""
     runs = NotebookRuns(lessons, folder)
-    threading.Thread(target=runs.run, args=(min(kernels, len(lessons)),), daemon=True).start()
+    threading.Thread(target=runs.run, args=(min(kernels(cores), len(lessons)),), daemon=True).start()
 
 
 def result(folder: Path, name: str, timeout: float = 1800) -> tuple[nbformat.NotebookNode, Path]:

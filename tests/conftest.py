@@ -1,10 +1,10 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# The suite's processes share the cores: pytest-xdist's workers (one per core), the notebooks' kernels, the
-# processes tests start. Each worker computes on one thread (a test that needs two says so), and a thread that waits
-# for a core another process holds sleeps instead of spinning. Set before torch is imported, which reads them;
-# the processes a test starts inherit them.
+# The suite's processes share the cores: pytest-xdist's workers (one per core), the notebooks'
+# kernels, the processes tests start. Each worker computes on one thread (a test that needs two
+# says so), and a thread that waits for a core another process holds sleeps instead of spinning.
+# Set before torch is imported, which reads them; the processes a test starts inherit them.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"

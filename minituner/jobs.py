@@ -7,7 +7,7 @@ threads of one process spin while they wait for a core the other holds
 (`python benchmarks/bench_methods.py` and docs/benchmarks.md say how to measure it). So a sweep or a
 comparison runs its runs in ``jobs`` worker processes of one thread each, never in more
 threads than cores. The losses are the same bits with 1 thread as with 2 (checked in
-tests/test_compare.py), so the number of workers does not change any result.
+tests/test_jobs.py), so the number of workers does not change any result.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Every lesson executed once, as a notebook in a Jupyter kernel, in its smoke preset, beside the rest of the suite.
 
 A lesson becomes a notebook with jupytext, as `minituner notebooks` makes it, and runs in a kernel whose
-MINITUNER_LESSON_ARGS is "--smoke --out <a folder of its own>": minituner.lesson.options reads it there,
-as in a notebook someone opened. KERNELS kernels of one thread each take the lessons in turn; a kernel
+MINITUNER_LESSON_ARGS is "--smoke --out <folder>/<lesson>": minituner.lesson.options reads it there,
+as in a notebook someone opened. kernels() kernels of one thread each take the lessons in turn; a kernel
 is reused (starting one and importing torch costs seconds), so before each lesson the names the previous
-one defined are deleted, and after a failure the kernel is restarted. conftest.py starts this in a
-background thread as soon as the tests that read it are collected, and runs those tests last, so on a
-2-core machine the notebooks execute while the other tests run.
+one defined are deleted, and after a failure the kernel is restarted. Each result lands in the folder:
+<lesson>.ipynb, the executed notebook, or <lesson>.error, why it failed; result() waits for one. So the
+process that executes (the only pytest process, or pytest-xdist's controller: conftest.py) need not be
+the one whose test reads it, and on a 2-core machine the notebooks execute while the other tests run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import atexit
 import os
 import shlex
 import threading
-from concurrent.futures import Future
+import time
+import traceback
 from pathlib import Path
 
 import jupytext
@@ -27,7 +29,6 @@ from nbclient import NotebookClient
 from minituner.lesson import LESSON_ARGS
 from minituner.notebooks import ROOT
 
-KERNELS = 2  # one per core
 CELL_TIMEOUT = 300  # seconds; a smoke cell takes a few
 
 # Run before each lesson, in its kernel: forget the previous lesson's names (IPython's %reset would also
@@ -38,48 +39,75 @@ SETUP = """\
 __import__("os").environ[{var!r}] = {value!r}
 """
 
+
+def kernels(cores: int) -> int:
+    """2 on a 2-core machine, beside its 2 test workers (measured: the lessons are done before the other tests);
+    a quarter of the cores on a larger machine, whose workers finish the other tests sooner."""
+    return max(2, cores // 4)
+
+
+def start(lessons: list[Path], folder: Path, cores: int) -> None:
+    """Start executing `lessons` now, in a background thread, each into `folder` (see result)."""
+    runs = NotebookRuns(lessons, folder)
+    threading.Thread(target=runs.run, args=(min(kernels(cores), len(lessons)),), daemon=True).start()
+
+
+def result(folder: Path, name: str, timeout: float = 1800) -> tuple[nbformat.NotebookNode, Path]:
+    """Wait for lesson `name` to be executed into `folder`: (its executed notebook, its --out folder)."""
+    done, failed = folder / f"{name}.ipynb", folder / f"{name}.error"
+    for _ in range(int(timeout / 0.2)):
+        if done.exists():
+            return nbformat.read(done, as_version=4), folder / name
+        if failed.exists():
+            raise RuntimeError(f"{name} did not execute:\n{failed.read_text()}")
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} was not executed within {timeout} s")
+
+
 class NotebookRuns:
-    """Start executing `lessons` now; result(name) waits for one: (its executed notebook, its --out folder)."""
+    def __init__(self, lessons: list[Path], folder: Path):
+        self._lessons, self._queue, self._folder = list(lessons), list(lessons), folder
 
-    def __init__(self, lessons: list[Path], out: Path, kernels: int = KERNELS):
-        self._futures = {path.stem: Future() for path in lessons}
-        self._queue, self._out = list(lessons), out
-        threading.Thread(target=self._run, args=(min(kernels, len(lessons)),), daemon=True).start()
+    def _write(self, name: str, text: str, suffix: str) -> None:
+        """Whole or not at all: a reader polling the folder never sees half a file."""
+        tmp = self._folder / f".{name}{suffix}"
+        tmp.write_text(text)
+        os.replace(tmp, self._folder / f"{name}{suffix}")
 
-    def result(self, name: str, timeout: float = 1800) -> tuple[nbformat.NotebookNode, Path]:
-        return self._futures[name].result(timeout)
-
-    def _run(self, kernels: int):
+    def run(self, kernels: int):
         async def all_kernels():
             await asyncio.gather(*(self._kernel() for _ in range(kernels)))
 
         try:
             asyncio.run(all_kernels())
             why = "no kernel took it"
-        except Exception as e:  # e.g. a kernel that would not start
-            why = f"the kernels stopped: {e!r}"
-        for future in self._futures.values():
-            if not future.done():
-                future.set_exception(RuntimeError(why))
+        except Exception:  # e.g. a kernel that would not start
+            why = f"the kernels stopped:\n{traceback.format_exc()}"
+        for path in self._lessons:  # those not taken, and those a stopped kernel was executing
+            if not any((self._folder / f"{path.stem}{suffix}").exists() for suffix in (".ipynb", ".error")):
+                self._write(path.stem, why, ".error")
 
     async def _kernel(self):
         km = AsyncKernelManager(kernel_name="python3")
-        await km.start_kernel(cwd=str(ROOT), env={**os.environ, "OMP_NUM_THREADS": "1"})
+        log = self._folder / f".kernel-{id(km)}.log"  # what the kernel itself prints, shown with a failure
+        out = open(log, "w")  # also a restarted kernel's
+        await km.start_kernel(cwd=str(ROOT), env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=out, stderr=out)
         try:
             while self._queue:
                 path = self._queue.pop(0)
                 try:
-                    self._futures[path.stem].set_result(await self._execute(km, path))
-                except Exception as e:  # the test of this lesson raises it
-                    self._futures[path.stem].set_exception(e)
+                    self._write(path.stem, nbformat.writes(await self._execute(km, path)), ".ipynb")
+                except Exception:  # the test of this lesson raises it
+                    said = log.read_text()[-4000:]
+                    self._write(path.stem, f"{traceback.format_exc()}\nthe kernel's own output:\n{said}", ".error")
                     await km.restart_kernel(now=True)
         finally:
             await km.shutdown_kernel(now=True)
+            out.close()
 
-    async def _execute(self, km, path: Path):
-        out = self._out / path.stem
+    async def _execute(self, km, path: Path) -> nbformat.NotebookNode:
         nb = jupytext.read(path)
-        value = shlex.join(["--smoke", "--out", str(out)])
+        value = shlex.join(["--smoke", "--out", str(self._folder / path.stem)])
         nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP.format(var=LESSON_ARGS, value=value)))
         client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, kernel_name="python3", coalesce_streams=True)
         try:
@@ -89,4 +117,4 @@ class NotebookRuns:
             if client.kc is not None:
                 client.kc.stop_channels()
         nb.cells.pop(0)
-        return nb, out
+        return nb

@@ -8,11 +8,13 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optional import HUGGING_FACE, optional
 
 from minituner.bpe import BYTE_TO_CHAR, EOT, BPETokenizer, bytes_to_unicode, chunks, train_bpe
 from minituner.data import corpus_sentences, make_world
 
-transformers = pytest.importorskip("transformers")
+transformers = optional("transformers")
+pytestmark = HUGGING_FACE
 
 PIECES = ["全量微调", "提示微调和前缀微调", "低秩适配 LoRA", "猫吃鱼。", "你好，世界！", "café", "naïve", "straße",
           "Ørsted", "🐱🐶", "привет", "αβγ", "e\u0301", "12345", "3.14", "it's", "we'll", "they've", "I'd",

@@ -121,12 +121,21 @@ def test_a_save_dying_at_each_rename_leaves_the_old_or_the_new_model(layout, tmp
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]
 
 
+KILLS = 60  # each fork of this process costs ~20-40 ms of CPU (page tables), so a few dozen, spread over a save
+
+
 def test_sigkill_at_random_moments_leaves_a_loadable_old_or_new_model(sha, tmp_path):
+    """A child saves NEW then OLD in a loop and is SIGKILLed at a random moment of its first two saves
+    (how long they take is measured first, so the moments cover every step of a save on any machine)."""
     path, rng = tmp_path / "run", random.Random(0)
     old, new = sha["old"], sha["new"]
     OLD.save_pretrained(path)
+    start = time.perf_counter()
+    NEW.save_pretrained(path)
+    OLD.save_pretrained(path)
+    pair = time.perf_counter() - start
     seen = Counter()
-    for _ in range(200):
+    for _ in range(KILLS):
         pid = os.fork()
         if pid == 0:
             try:
@@ -135,13 +144,13 @@ def test_sigkill_at_random_moments_leaves_a_loadable_old_or_new_model(sha, tmp_p
                     OLD.save_pretrained(path)
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0, 0.012))  # a save takes a few ms
+        time.sleep(rng.uniform(0, pair))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         now = saved_sha(path)
         assert now in (old, new)
         seen[now == new] += 1
-    assert sum(seen.values()) == 200
+    assert sum(seen.values()) == KILLS
     OLD.save_pretrained(path)  # what the killed saves left is cleared, and nothing else is there
     assert sorted(p.name for p in path.iterdir()) == [ADAPTER_CONFIG, ADAPTER_TENSORS]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

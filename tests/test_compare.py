@@ -5,13 +5,11 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from minituner import experiments as cmp
 from minituner.cli import main
 from minituner.data import make_task
 from minituner.experiments import protocol
-from minituner.jobs import run_all
 from minituner.train import evaluate
 
 
@@ -63,21 +61,6 @@ def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch,
     assert json.loads((tmp_path / "selected.json").read_text())["classify"] == chosen
     with pytest.raises(ValueError, match="unknown method"):
         cmp.sweep("classify", out=tmp_path, methods=["lorra"])
-
-
-def test_runs_in_one_thread_workers_give_the_same_bits_as_in_this_process():
-    call = ("classify", "lora", {"r": 2, "lr": 3e-3}, 0, 3, "cpu", False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        here = cmp.job(*call)  # this process, two threads
-    finally:
-        torch.set_num_threads(threads)
-    there = run_all(cmp.job, [call, call[:3] + (1,) + call[4:]], jobs=2)  # two workers, one thread each
-    assert there[0]["curve"] == here["curve"] and there[0]["val loss"] == here["val loss"]
-    assert there[1]["curve"] != here["curve"]  # the seed is honoured
-    with pytest.raises(ValueError, match="jobs must be an int >= 1"):
-        run_all(cmp.job, [call], jobs=0)
 
 
 def test_relabel_scores_split_the_cat_and_dog_answers_from_the_rest(base):

@@ -68,6 +68,7 @@ def saved(path) -> dict:
         return {k: json.loads(v) for k, v in f.metadata().items()}
 
 
+@pytest.mark.xdist_group("ddp_runs")  # one worker runs the fixture, once
 @pytest.mark.parametrize("method", [*METHODS, "early"])
 def test_two_processes_with_half_the_batch_equal_one_with_the_whole(ddp_runs, base, classify, method):
     ref = build("lora" if method == "early" else method, base)

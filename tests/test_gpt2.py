@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from optional import HUGGING_FACE, optional
 from tiny_gpt2 import PAIRS
 
 import minituner
@@ -13,7 +14,8 @@ from minituner.data import Dataset, corpus_sentences, encode_examples, make_worl
 from minituner.gpt2 import load_any_base, load_gpt2
 from minituner.tokenizer import CharTokenizer
 
-transformers = pytest.importorskip("transformers")
+transformers = optional("transformers")
+pytestmark = HUGGING_FACE
 
 
 @pytest.fixture(scope="module")

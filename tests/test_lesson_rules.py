@@ -12,6 +12,7 @@
 """
 
 import ast
+import functools
 import re
 
 import jupytext
@@ -70,9 +71,15 @@ def picks_by_test(source: str) -> list[tuple[int, str]]:
     return found
 
 
+@functools.cache
+def cells_of(path) -> list:
+    """The lesson's cells, read once for all the rules (jupytext takes ~0.1 s a lesson)."""
+    return jupytext.read(path).cells
+
+
 def code_of(path) -> str:
     """The lesson's code cells, joined (line numbers are the joined source's)."""
-    return "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+    return "\n".join(c.source for c in cells_of(path) if c.cell_type == "code")
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
@@ -117,7 +124,7 @@ def typed_numbers(markdown: str) -> list[str]:
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_markdown_types_no_measured_number(path):
-    typed = [(i, n) for i, c in enumerate(jupytext.read(path).cells) if c.cell_type == "markdown"
+    typed = [(i, n) for i, c in enumerate(cells_of(path)) if c.cell_type == "markdown"
              for n in typed_numbers(c.source)]
     assert not typed, f"{path.name}: numbers typed in markdown (cell, number); print them from code: {typed}"
 
@@ -154,7 +161,7 @@ def display_faults(cell_source: str) -> list[str]:
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_shows_tables_as_tables_and_figures_without_their_path(path):
-    faults = [f for c in jupytext.read(path).cells if c.cell_type == "code" for f in display_faults(c.source)]
+    faults = [f for c in cells_of(path) if c.cell_type == "code" for f in display_faults(c.source)]
     assert not faults, f"{path.name}: {faults}"
 
 

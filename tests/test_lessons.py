@@ -18,6 +18,7 @@ outputs. As a script a lesson differs only in where options() reads its words, s
 also runs as `python lessons/NN_x.py --smoke --out DIR`.
 """
 
+import functools
 import runpy
 import sys
 
@@ -124,30 +125,39 @@ def test_run_gives_one_row_per_model(base, classify):
 
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
-STALE = set(out_of_sync())  # lesson names whose notebook is missing or no longer generated from them
+COMMITTED = pytest.mark.xdist_group("committed-notebooks")  # one worker reads them all, and stale() once
 
 
+@functools.cache
+def stale() -> set[str]:
+    """Lesson names whose notebook is missing or no longer generated from them (reads every lesson and notebook)."""
+    return set(out_of_sync())
+
+
+@COMMITTED
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
 def test_executed_notebook_shows_each_section_under_its_heading(path):
     nb = nbformat.read(path, as_version=4)
     if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
         pytest.skip(f"{path.name} has not been executed")
-    if path.stem + ".py" in STALE:
+    if path.stem + ".py" in stale():
         pytest.skip(f"{path.name} is older than its lesson (test_notebooks_are_generated_from_the_lessons says so)")
     check_sections(path.name, nb)
 
 
+@COMMITTED
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
 def test_executed_notebook_shows_a_progress_bar_once(path):
     """A progress bar on stderr is redrawn many times; a notebook keeps one stream per cell (minituner
     notebooks executes with coalesce_streams), not one output per redraw."""
     cells = nbformat.read(path, as_version=4).cells
-    if path.stem + ".py" in STALE or not any(c.get("outputs") for c in cells if c.cell_type == "code"):
+    if path.stem + ".py" in stale() or not any(c.get("outputs") for c in cells if c.cell_type == "code"):
         pytest.skip(f"{path.name} is not executed from its current lesson")
     for i, cell in enumerate(cells):
         streams = [o.name for o in cell.get("outputs", []) if o.output_type == "stream"]
         assert len(streams) == len(set(streams)), f"{path.name} cell {i}: {len(streams)} stream outputs"
 
 
+@COMMITTED
 def test_notebooks_are_generated_from_the_lessons():
-    assert out_of_sync() == [], "run `minituner notebooks` to regenerate them"
+    assert sorted(stale()) == [], "run `minituner notebooks` to regenerate them"

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from optional import HUGGING_FACE, optional
 from safetensors.torch import load_file
 from test_peft_equivalence import to_gpt2
 
 import minituner as mt
 from minituner import GPT, GPTConfig
 
-transformers = pytest.importorskip("transformers")
-peft = pytest.importorskip("peft")
+transformers = optional("transformers")
+peft = optional("peft")
+pytestmark = HUGGING_FACE
 
 BASE = GPT(GPTConfig(vocab_size=35, block_size=32, n_layer=2, n_head=2, n_embd=16), seed=0)
 X = torch.tensor([[3, 7, 1, 9, 4, 4, 2], [5, 5, 8, 0, 2, 6, 1]])  # (B, T)

@@ -10,11 +10,13 @@ inputs_embeds).
 
 import pytest
 import torch
+from optional import HUGGING_FACE, optional
 
 import minituner
 
-transformers = pytest.importorskip("transformers")
-peft = pytest.importorskip("peft")
+transformers = optional("transformers")
+peft = optional("peft")
+pytestmark = HUGGING_FACE
 
 TOL = 1e-4
 

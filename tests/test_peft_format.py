@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from optional import HUGGING_FACE, optional
 from tiny_gpt2 import PAIRS, write_tiny_gpt2
 
 import minituner
@@ -12,8 +13,9 @@ from minituner.cli import main
 from minituner.gpt2 import load_any_base
 from minituner.peft_format import load_adapter, load_peft_format, save_peft_format
 
-transformers = pytest.importorskip("transformers")
-peft = pytest.importorskip("peft")
+transformers = optional("transformers")
+peft = optional("peft")
+pytestmark = HUGGING_FACE
 
 TOL = 1e-4
 

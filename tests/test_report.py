@@ -162,12 +162,3 @@ def test_a_table_is_text_in_a_terminal_and_markdown_in_a_notebook(capsys):
     assert data["text/markdown"] == table and data["text/plain"] == table  # rendered, not a quoted repr
     show(table)
     assert capsys.readouterr().out == table + "\n"
-
-
-def test_import_minituner_imports_no_matplotlib():
-    import subprocess
-    import sys
-
-    code = "import sys, minituner; print('matplotlib' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
-        == "False"

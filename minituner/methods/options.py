@@ -14,6 +14,7 @@ choices, "tuple | str" a list of names or one comma-separated string.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import re
@@ -121,8 +122,10 @@ def check_options(config) -> None:
             object.__setattr__(config, f.name, check_field(config, f, annotation_of(type(config), f.name)))
 
 
+@functools.cache
 def annotation_of(cls, name: str) -> str:
-    """A field's annotation as 'int | None', resolved (for the command line and the tests)."""
+    """A field's annotation as 'int | None', resolved (for the command line and the tests); once per class and
+    field (typing.get_type_hints evaluates every annotation of the class at each call)."""
     hint = typing.get_type_hints(cls)[name]
     parts = typing.get_args(hint) or (hint,)
     return " | ".join("None" if t is type(None) else t.__name__ for t in parts)

@@ -14,12 +14,11 @@ Shapes (in, out of the wrapped Linear; r the rank), and PEFT's init_lora_weights
     lora_A (r, in)   True: uniform in ±1/√in (PEFT's Kaiming-uniform); "gaussian": N(0, 1/r)
     lora_B (out, r)  zeros, so ΔW = B·A = 0 and a fresh LoRA model equals its base exactly
                      (False: B uniform in ±1/√r too, as torch's Linear: ΔW ≠ 0 from the start)
-Trainable count: r · (in + out) per targeted Linear.
+Trainable count: r · (in + out) per targeted Linear. ``as_weight`` lets a caller stack W + ΔW with others.
 
-Merging: W ← W + scale·B·A makes the adapter free at inference; unmerging subtracts it,
-(W + ΔW) − ΔW, or, when ``merge(keep_copy=True)`` kept an untouched copy W_base, restores
-W ← W_base exactly. A switch on merged weights is unmerge then merge: the article's
-(W + ΔW) − ΔW + ΔW′ in place, or W_base + ΔW′ from the kept copy.
+Merging: W ← W + scale·B·A makes the adapter free at inference; unmerging subtracts it, (W + ΔW) − ΔW,
+or restores W ← W_base exactly from the untouched copy ``merge(keep_copy=True)`` kept. A switch on merged
+weights is unmerge then merge: the article's (W + ΔW) − ΔW + ΔW′ in place, or W_base + ΔW′ from the copy.
 
 References: 1) Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models.
 2) Kalajdzievski 2023, rsLoRA (scale α/√r). 3) Hugging Face PEFT, ``peft.tuners.lora``.
@@ -36,16 +35,13 @@ from .. import functional as F
 from ..model import Linear
 from .targets import resolve_targets
 
-# no dropout, plain Linear, in·out <= IN_WEIGHT_FACTOR·3·r·(in+out): forward's y as x (W + s·B·A)ᵀ + b, the gradient
-IN_WEIGHT_FACTOR = 4  # N·in·out in one product instead of 3·N·r·(in + out) in thin, slow ones of width r (N rows)
+IN_WEIGHT_FACTOR = 4  # as_weight: N·in·out in one product beats 3·N·r·(in + out) in thin, slow ones of width r
 
 
 class LoRALinear(nn.Module):
-    """``base_layer`` (a frozen Linear, the very same tensors) plus named low-rank adapters.
-
-    Each adapter `name` has lora_A[name] (r, in), lora_B[name] (out, r) and a scale; one
-    adapter is active at a time. ``merged_adapters`` are those whose ΔW is inside W, in order;
-    ``w_base`` is the untouched copy of W that ``merge(keep_copy=True)`` keeps (else None).
+    """``base_layer`` (a frozen Linear, the very same tensors) plus named low-rank adapters: each `name` has
+    lora_A[name] (r, in), lora_B[name] (out, r) and a scale; one adapter is active at a time. ``merged_adapters``
+    are those whose ΔW is inside W, in order; ``w_base`` the untouched W ``merge(keep_copy=True)`` keeps (or None).
     """
 
     def __init__(self, base_layer: Linear):
@@ -77,13 +73,11 @@ class LoRALinear(nn.Module):
         self.lora_A[name] = nn.Parameter(A.to(self.weight))
         self.lora_B[name] = nn.Parameter(B.to(self.weight))  # (out, r)
         self.scale[name] = alpha / math.sqrt(r) if use_rslora else alpha / r
-        self.dropout[name] = dropout
-        self.generators[name] = g  # dropout masks come from here: the same seed, the same masks
+        self.dropout[name], self.generators[name] = dropout, g  # masks from the adapter's own generator: same seed, same masks
 
     def remove(self, name: str):
         if name in self.lora_A:
-            del self.lora_A[name], self.lora_B[name]
-            del self.scale[name], self.dropout[name], self.generators[name]
+            del self.lora_A[name], self.lora_B[name], self.scale[name], self.dropout[name], self.generators[name]
 
     def get_delta_weight(self, name: str) -> torch.Tensor:
         """ΔW = scale · B · A, (out, in): the article's ΔW = A·B with its A = lora_B, its B = lora_A."""
@@ -109,25 +103,25 @@ class LoRALinear(nn.Module):
         self.merged_adapters = []
         self.w_base = None if drop_copy else self.w_base
 
+    @property
+    def live(self) -> str | None:  # the adapter forward adds: the active one, unless disabled, merged or absent here
+        return self.active if self.active in self.lora_A and self.enabled and not self.merged else None
+
     def as_weight(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(W + s·B·A, b) when the active adapter's ΔW rides inside the weight (the base a plain Linear, no
-        dropout, a small layer: in·out <= IN_WEIGHT_FACTOR·3·r·(in + out)); else None."""
-        name = self.active
-        if name is None or not self.enabled or self.merged or name not in self.lora_A:
-            return self.base_layer.as_weight() if type(self.base_layer) is Linear else None
+        """(W + s·B·A, b) when the live adapter's ΔW rides inside the weight (the base a plain Linear, no
+        dropout, a small layer: in·out <= IN_WEIGHT_FACTOR·3·r·(in + out)); (W, b) with none; else None."""
+        name, plain = self.live, type(self.base_layer) is Linear
+        if name is None or not plain:
+            return self.base_layer.as_weight() if plain else None
         A, B = self.lora_A[name], self.lora_B[name]  # (r, in), (out, r)
-        if type(self.base_layer) is not Linear or (self.training and self.dropout[name] > 0) or \
-                A.size(1) * B.size(0) > IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
+        if (self.training and self.dropout[name] > 0) or A.size(1) * B.size(0) > IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
             return None
         return torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias  # W + s·B·A (out, in)
 
     def forward(self, x):
-        name = self.active
-        if name is None or not self.enabled or self.merged or name not in self.lora_A:
-            return self.base_layer(x)  # (..., out): y = x Wᵀ + b, W possibly merged
-        in_weight = self.as_weight()
-        if in_weight is not None:
-            return F.linear(x, *in_weight)  # (..., out): x (W + s·B·A)ᵀ + b
+        name, in_weight = self.live, self.as_weight()
+        if name is None or in_weight is not None:
+            return self.base_layer(x) if name is None else F.linear(x, *in_weight)  # x Wᵀ + b or x (W + s·B·A)ᵀ + b
         A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x  # (r, in), (out, r)
         if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator:
             x_lora = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
@@ -144,9 +138,8 @@ def inject(model, name: str, config) -> None:
     for n in modules:
         lin = model.get_submodule(n)
         if r > min(lin.in_features, lin.out_features):
-            raise ValueError(f"LoRA rank r={r} is larger than min(in, out) = "
-                             f"{min(lin.in_features, lin.out_features)} of {n} ({lin.in_features}→"
-                             f"{lin.out_features}); a rank above that is no longer low (use r ≤ it)")
+            raise ValueError(f"LoRA rank r={r} is larger than min(in, out) = {min(lin.in_features, lin.out_features)} of "
+                             f"{n} ({lin.in_features}→{lin.out_features}); a rank above that is no longer low (use r ≤ it)")
     for i, n in enumerate(modules):
         layer = model.get_submodule(n)
         if not isinstance(layer, LoRALinear):

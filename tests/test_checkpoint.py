@@ -62,8 +62,8 @@ def sha(tmp_path_factory) -> dict:
     return {"old": saved_sha(folder / "old"), "new": saved_sha(folder / "new")}
 
 
-def in_child(fn) -> int:
-    """Run fn in a forked child (no new interpreter); its exit status: 0 when fn returned, 1 when it raised."""
+def start_child(fn) -> int:
+    """Start fn in a forked child (no new interpreter); its pid. It exits 0 when fn returned, 1 when it raised."""
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -72,7 +72,16 @@ def in_child(fn) -> int:
             code = 0
         finally:
             os._exit(code)
+    return pid
+
+
+def exit_status(pid: int) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def in_child(fn) -> int:
+    """Run fn in a forked child and wait: its exit status."""
+    return exit_status(start_child(fn))
 
 
 def dying_at_rename(k: int, save) -> int:
@@ -159,20 +168,8 @@ def test_sigkill_at_random_moments_leaves_a_loadable_old_or_new_model(sha, tmp_p
 # ---------------------------------------------------------------- concurrent saves
 def test_two_processes_saving_to_one_path_take_turns(sha, tmp_path):
     path = tmp_path / "run"
-    codes = []
-    pids = []
-    for model in (OLD, NEW):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                for _ in range(40):
-                    model.save_pretrained(path)
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+    pids = [start_child(lambda model=model: [model.save_pretrained(path) for _ in range(40)]) for model in (OLD, NEW)]
+    codes = [exit_status(p) for p in pids]
     assert codes == [0, 0]  # all 80 saves went through
     assert saved_sha(path) in (sha["old"], sha["new"])
     assert sorted(p.name for p in path.iterdir()) == [ADAPTER_CONFIG, ADAPTER_TENSORS]
@@ -180,22 +177,11 @@ def test_two_processes_saving_to_one_path_take_turns(sha, tmp_path):
 
 def test_saves_to_run_and_run_v2_at_once_leave_both_intact(sha, tmp_path):
     def loop(save):
-        def run():
-            for _ in range(25):
-                save()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                run()
-                code = 0
-            finally:
-                os._exit(code)
-        return pid
+        return start_child(lambda: [save() for _ in range(25)])
 
     pids = [loop(lambda: OLD.save_pretrained(tmp_path / "run")), loop(lambda: NEW.save_pretrained(tmp_path / "run.v2")),
             loop(lambda: save_model(tiny(0), tmp_path / "base")), loop(lambda: save_model(tiny(1), tmp_path / "base.v2"))]
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0, 0, 0]
+    assert [exit_status(p) for p in pids] == [0, 0, 0, 0]
     assert saved_sha(tmp_path / "run") == sha["old"]
     assert saved_sha(tmp_path / "run.v2") == sha["new"]
     assert checkpoint.fingerprint(load_model(tmp_path / "base")[0]) == checkpoint.fingerprint(tiny(0))

@@ -79,15 +79,14 @@ class DoRALinear(LoRALinear):
         super().merge(name, keep_copy=True)  # W′ − W₀ depends on W₀: keep it, so unmerge is exact
 
     def as_weight(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(W′, b) for the active adapter, (W, b) with none: forward(x) = x W′ᵀ + b."""
-        name = self.active
-        if name is None or not self.enabled or self.merged or name not in self.lora_A:
+        """(W′, b) for the live adapter, (W, b) with none: forward(x) = x W′ᵀ + b."""
+        if self.live is None:
             return self.base_layer.as_weight() if type(self.base_layer) is Linear else None
-        return self.dora_weight(name), self.base_layer.bias
+        return self.dora_weight(self.live), self.base_layer.bias
 
     def forward(self, x):
-        name = self.active
-        if name is None or not self.enabled or self.merged or name not in self.lora_A:
+        name = self.live
+        if name is None:
             return self.base_layer(x)  # (..., out)
         return F.linear(x, self.dora_weight(name), self.base_layer.bias)  # (..., out): x W′ᵀ + b
 

@@ -8,6 +8,13 @@ threads of one process spin while they wait for a core the other holds
 comparison runs its runs in ``jobs`` worker processes of one thread each, never in more
 threads than cores. The losses are the same bits with 1 thread as with 2 (checked in
 tests/test_jobs.py), so the number of workers does not change any result.
+
+Workers start from a fork server (``_context``): one process that imports torch and minituner
+once, then forks a copy of itself for each worker, so a worker costs a fork instead of a fresh
+interpreter importing torch (seconds each on a small machine). The server never runs a torch op,
+so no OpenMP thread pool is forked half-started (the reason a training process must not fork).
+A worker sees the environment, and writes to the stdout and stderr, that the server started with
+(the first run_all's): workers return their results, they print nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import contextlib
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 
 import torch
 
@@ -24,6 +31,18 @@ import torch
 def default_jobs() -> int:
     """One worker per core this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+PRELOAD = ["minituner.experiments"]  # what the fork server imports, once (torch with it)
+
+
+def _context():
+    """The fork server's context, its server importing PRELOAD; spawn's where there is none (Windows)."""
+    if "forkserver" not in get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)  # read when the server starts (at the first run_all)
+    return context
 
 
 def _one_thread() -> None:
@@ -42,8 +61,8 @@ def run_all(fn, calls: list[tuple], jobs: int, on_result=None) -> list:
             if on_result:
                 on_result(i, results[i])
         return results
-    # spawn, not fork: a forked child of a process whose OpenMP threads have run can hang
-    with _main_stays_home(fn), ProcessPoolExecutor(min(jobs, len(calls)), mp_context=get_context("spawn"),
+    # not a fork of this process: a forked child of a process whose OpenMP threads have run can hang
+    with _main_stays_home(fn), ProcessPoolExecutor(min(jobs, len(calls)), mp_context=_context(),
                                                  initializer=_one_thread) as pool:
         futures = {pool.submit(fn, *args): i for i, args in enumerate(calls)}
         for fut in as_completed(futures):
@@ -56,7 +75,7 @@ def run_all(fn, calls: list[tuple], jobs: int, on_result=None) -> list:
 
 @contextlib.contextmanager
 def _main_stays_home(fn):
-    """A spawned worker runs the parent's main script again (as __mp_main__) when that script was
+    """A worker runs the parent's main script again (as __mp_main__) when that script was
     started by path. A lesson that calls run_all with one of minituner's functions does not want
     that (its top-level code would run in every worker), so while the workers start the script's
     path is hidden from them. A script that defines fn itself (a benchmark) needs it: the workers

@@ -62,3 +62,10 @@ def test_runs_in_one_thread_workers_give_the_same_bits_as_in_this_process(script
     assert there[1]["curve"] != here["curve"]  # the seed is honoured
     with pytest.raises(ValueError, match="jobs must be an int >= 1"):
         run_all(job, [()], jobs=0)
+
+
+def test_workers_are_forks_of_one_server_not_of_this_process():
+    """Each worker is a fork of the fork server (which imported torch once), never of the calling process,
+    whose OpenMP threads may have run; two calls share the server."""
+    first, second = run_all(os.getppid, [(), ()], 2), run_all(os.getppid, [(), ()], 2)
+    assert len(set(first + second)) == 1 and first[0] != os.getpid()

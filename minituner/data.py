@@ -229,13 +229,20 @@ def task_examples(world: World, task: str) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def make_task(task: str = "classify", world_seed: int = 0, shown: int | None = None) -> Dataset:
+def make_task(task: str = "classify", world_seed: int = 0, shown: int | None = None,
+              rows: int | None = None) -> Dataset:
     """A downstream task: train, val and test splits that share no prompt and no fact.
-    shown: fact kinds per animal in the training split (default SHOWN[task])."""
+    shown: fact kinds per animal in the training split (default SHOWN[task]).
+    rows: at most this many rows per split, evenly spaced through it in their order, so every
+    part of a split keeps some (a quick run, e.g. a lesson's smoke preset); None keeps them all."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; the tasks are {', '.join(TASKS)}")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise ValueError(f"rows must be an int >= 1 (at most that many rows per split) or None (all), got {rows!r}")
     tok, world = CharTokenizer(), make_world(world_seed, SHOWN[task] if shown is None else shown)
     ex = task_examples(world, task)
+    if rows is not None:
+        ex = {s: [pairs[i * len(pairs) // rows] for i in range(rows)] if rows < len(pairs) else pairs for s, pairs in ex.items()}
     return Dataset(task, *(encode_examples(s, ex[s], tok) for s in ("train", "val", "test")), tok, world)
 
 

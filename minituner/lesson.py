@@ -29,7 +29,9 @@ def in_notebook() -> bool:
 
 def _parser_type(value):
     if isinstance(value, bool):
-        raise TypeError("a lesson flag is a number, a string or a tuple of ints; --smoke is the only switch")
+        raise TypeError("a lesson flag is a number, a string, a tuple of ints or None; --smoke is the only switch")
+    if value is None:  # "not limited" (e.g. rows=None: every row); given, it is an int
+        return int
     if isinstance(value, tuple):
         return lambda s: tuple(int(v) for v in s.split(","))  # "1,4,16" -> (1, 4, 16)
     return type(value)

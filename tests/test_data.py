@@ -84,6 +84,27 @@ def test_qa_shows_four_kinds_per_animal_with_the_same_validation_animals():
         make_world(0, shown=6)
 
 
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("rows", [1, 7, 48, 1000])
+def test_rows_keeps_an_evenly_spread_subsequence_of_each_split(task, rows):
+    full, few = make_task(task), make_task(task, rows=rows)
+    for name in ("train", "val", "test"):
+        whole, kept = getattr(full, name).examples, getattr(few, name).examples
+        assert len(kept) == min(rows, len(whole))
+        at = [whole.index(pair) for pair in kept]  # where each kept pair stands in the full split
+        step = -(-len(whole) // rows)  # evenly spread: no gap wider than ceil(N / rows), from the first row to the end
+        assert at[0] == 0 and all(0 < b - a <= step for a, b in zip(at, at[1:])) and at[-1] >= len(whole) - step
+        assert getattr(few, name).x.shape[0] == len(kept)
+    assert make_task("relabel", rows=rows).test.examples == [(p, {" cat.": " dog.", " dog.": " cat."}.get(a, a))
+                                                             for p, a in make_task("classify", rows=rows).test.examples]
+
+
+@pytest.mark.parametrize("rows", [0, -3, 2.5, "8", True])
+def test_rows_other_than_a_positive_int_or_none_is_refused(rows):
+    with pytest.raises(ValueError, match="rows must be an int >= 1"):
+        make_task("classify", rows=rows)
+
+
 def test_mask_covers_exactly_the_answer():
     task = make_task("classify")
     tok = task.tokenizer

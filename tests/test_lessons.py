@@ -100,6 +100,9 @@ def test_options_read_the_command_line_or_the_full_lesson_in_a_kernel(monkeypatc
     assert options(**preset).steps == 3
     with pytest.raises(ValueError, match="batch"):
         options("t", smoke=dict(batch=1), out="o", steps=1)
+    unlimited = dict(description="t", smoke=dict(rows=8), out="o", rows=None)  # None: not limited; given, an int
+    assert options(**unlimited, argv=[]).rows is None and options(**unlimited, argv=["--smoke"]).rows == 8
+    assert options(**unlimited, argv=["--rows", "16"]).rows == 16
 
 
 def test_matmul_counter_counts_the_forwards_products(base):

@@ -37,9 +37,9 @@ from minituner.optim import AdamW
 from minituner.report import markdown_table, parameter_table, plot_curves, running_mean, show
 from minituner.train import lr_at
 
-args = options("Lesson 02: full fine-tuning", smoke=dict(steps=3, relabel_steps=3, lrs=(1e-2,)),
+args = options("Lesson 02: full fine-tuning", smoke=dict(rows=48, steps=3, relabel_steps=3, lrs=(1e-2,)),
                out="runs/02_full_finetune", steps=80, relabel_steps=40, batch_size=16, lr=5e-4, seed=0,
-               lrs=(1e-4, 3e-3, 1e-2))
+               lrs=(1e-4, 3e-3, 1e-2), rows=None)
 torch.manual_seed(args.seed)
 GRAD_CLIP = inspect.signature(minituner.train).parameters["grad_clip"].default  # train()'s default
 print(f"{args.steps} steps, batch {args.batch_size}, lr {args.lr}; relabelling {args.relabel_steps} steps; "
@@ -67,7 +67,7 @@ minituner.print_trainable_parameters(base);
 # (printed below): answering them needs what pretraining taught.
 
 # %%
-task = minituner.make_task("classify")
+task = minituner.make_task("classify", rows=args.rows)
 world = task.world
 train_prompts = {p for p, _ in task.train.examples}
 print(f"{len(task.train)} training rows, {len(task.val)} validation rows, {len(task.test)} test rows; "
@@ -283,7 +283,7 @@ show(conclusions(
 # The other animals' labels did not change: their accuracy shows what the swap cost.
 
 # %%
-relabel = minituner.make_task("relabel")
+relabel = minituner.make_task("relabel", rows=args.rows)
 swapped = minituner.full(model.base)  # a trainable copy of the fine-tuned GPT
 minituner.train(swapped, relabel, steps=args.relabel_steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                 progress=False)

@@ -40,10 +40,10 @@ from minituner.report import (
     show,
 )
 
-args = options("Lesson 03: freezing", smoke=dict(steps=3, seeds=(0,)), out="runs/03_freeze",
-               steps=40, batch_size=16, lr=5e-4, seeds=(0, 1))
+args = options("Lesson 03: freezing", smoke=dict(rows=48, steps=3, seeds=(0,)), out="runs/03_freeze",
+               steps=40, batch_size=16, lr=5e-4, seeds=(0, 1), rows=None)
 torch.manual_seed(args.seeds[0])
-base, task = minituner.load_base(), minituner.make_task("classify")
+base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 print(f"{args.steps} steps per run, batch {args.batch_size}, lr {args.lr}; seeds {args.seeds}")
 
 # %% [markdown]

@@ -35,10 +35,10 @@ from minituner.lesson import best, conclusions, options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers, show
 
-args = options("Lesson 04: prompt tuning", smoke=dict(steps=3, ks=(4,)), out="runs/04_prompt_tuning",
-               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0)
+args = options("Lesson 04: prompt tuning", smoke=dict(rows=48, steps=3, ks=(4,)), out="runs/04_prompt_tuning",
+               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0, rows=None)
 torch.manual_seed(args.seed)
-base, task = minituner.load_base(), minituner.make_task("classify")
+base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 fingerprint = minituner.fingerprint(base)
 C = base.config.n_embd
 print(f"k in {args.ks}; {args.steps} steps, batch {args.batch_size}; prompt lr {args.lr}, full fine-tuning lr "

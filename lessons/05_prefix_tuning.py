@@ -50,10 +50,10 @@ from minituner.report import (
     show,
 )
 
-args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(steps=3, ks=(2,)), out="runs/05_prefix_tuning",
-               ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0)
+args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(rows=48, steps=3, ks=(2,)), out="runs/05_prefix_tuning",
+               ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0, rows=None)
 torch.manual_seed(args.seed)
-base, task = minituner.load_base(), minituner.make_task("classify")
+base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 fingerprint = minituner.fingerprint(base)
 c = base.config
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining

@@ -48,10 +48,10 @@ from minituner.model_families import table as families_table
 from minituner.report import count_parameters, markdown_table, plot_curves, save_figure, show
 from minituner.verify.lora import article_mapping
 
-args = options("Lesson 06: LoRA", smoke=dict(steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",
-               steps=60, batch_size=8, lr=1e-2, alpha=16.0, full_lr=5e-4, ranks=(1, 4, 16), seeds=(0, 1))
+args = options("Lesson 06: LoRA", smoke=dict(rows=48, steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",
+               steps=60, batch_size=8, lr=1e-2, alpha=16.0, full_lr=5e-4, ranks=(1, 4, 16), seeds=(0, 1), rows=None)
 torch.manual_seed(args.seeds[0])
-base, task = minituner.load_base(), minituner.make_task("classify")
+base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 d, L = base.config.n_embd, base.config.n_layer
 print(f"ranks {args.ranks}, seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}; "
       f"LoRA lr {args.lr}, α {args.alpha:g}; full fine-tuning lr {args.full_lr}")
@@ -176,7 +176,7 @@ show(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in ar
 # swap the *names* only for the descriptions it saw, or for the animals?
 
 # %%
-relabel = minituner.make_task("relabel")
+relabel = minituner.make_task("relabel", rows=args.rows)
 r = args.ranks[len(args.ranks) // 2]
 swap_model = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=args.seeds[0])
 swap_row, _ = run(f"LoRA r={r} q,v (relabel)", swap_model, relabel, args.steps, args.lr, seed=args.seeds[0],

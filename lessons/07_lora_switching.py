@@ -49,15 +49,15 @@ from minituner.methods.lora import lora_layers
 from minituner.report import markdown_table, save_figure, show
 from minituner.serving import Server
 
-args = options("Lesson 07: switching LoRA adapters", smoke=dict(steps=4, switches=20, checks=2, serve_steps=2, serve_every=16),
+args = options("Lesson 07: switching LoRA adapters", smoke=dict(rows=48, steps=4, switches=20, checks=2, serve_steps=2, serve_every=16),
                out="runs/07_lora_switching", steps=100, batch_size=8, lr=1e-2, r=4, alpha=16.0, switches=2000,
-               checks=4, serve_steps=60, serve_every=4, seed=0)
+               checks=4, serve_steps=60, serve_every=4, seed=0, rows=None)
 torch.manual_seed(args.seed)
 t0 = time.perf_counter()
 TASKS = ("classify", "relabel")
 base = minituner.load_base()
 fingerprint = minituner.fingerprint(base)
-tasks = {name: minituner.make_task(name) for name in TASKS}
+tasks = {name: minituner.make_task(name, rows=args.rows) for name in TASKS}
 tok = tasks[TASKS[0]].tokenizer
 prompts = [p for p, a in tasks[TASKS[0]].train.examples if a in (" cat.", " dog.")][::4]  # cat and dog descriptions
 folder = Path(tempfile.mkdtemp())  # the adapter files; removed at the end

@@ -49,12 +49,12 @@ from minituner.methods.lora import lora_layers
 from minituner.report import count_parameters, label, markdown_table, save_figure, show
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
-args = options("Lesson 09: is ΔW low-rank?", smoke=dict(steps=3, lora_steps=2), out="runs/09_delta_w",
-               steps=120, lr=5e-4, lora_steps=40, lora_lr=1e-2, batch_size=8, seed=0)
+args = options("Lesson 09: is ΔW low-rank?", smoke=dict(rows=48, steps=3, lora_steps=2), out="runs/09_delta_w",
+               steps=120, lr=5e-4, lora_steps=40, lora_lr=1e-2, batch_size=8, seed=0, rows=None)
 RANKS = (1, 4) if args.smoke else (1, 2, 4, 8, 16)
 out = args.out
 torch.manual_seed(args.seed)
-base, task = minituner.load_base(), minituner.make_task("classify")
+base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 
 
 def accuracy(model) -> dict:

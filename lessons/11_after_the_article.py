@@ -54,10 +54,10 @@ from minituner.optim import AdamW
 from minituner.quant import BLOCK, NF4, SCALE_BLOCK, normalized_blocks
 from minituner.report import count_parameters, label, markdown_table, plot_curves, save_figure, show
 
-args = options("Lesson 11: after the article", smoke=dict(steps=2, eval_every=2), out="runs/11_after_the_article",
-               steps=80, eval_every=20, batch_size=16, seed=0)
+args = options("Lesson 11: after the article", smoke=dict(rows=48, steps=2, eval_every=2), out="runs/11_after_the_article",
+               steps=80, eval_every=20, batch_size=16, seed=0, rows=None)
 torch.manual_seed(args.seed)
-base, task = minituner.load_base(), minituner.make_task("classify")
+base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 d, L = base.config.n_embd, base.config.n_layer
 x = task.val.x[:16]  # the prompts every numerical check runs on
 

@@ -1,5 +1,5 @@
 """run_all's workers, when the caller is a script started by path (a lesson, a benchmark): one run of a
-script (each process it starts pays for an import of torch, so both tests read the one run)."""
+script (each process it starts pays for an import of torch, so every test here reads the one run)."""
 
 import json
 import os
@@ -17,6 +17,8 @@ pytestmark = pytest.mark.xdist_group("jobs-script")  # one worker runs the scrip
 
 SCRIPT = textwrap.dedent('''
     import json
+    import os
+
     import torch
     from minituner.experiments import job
     from minituner.jobs import run_all
@@ -34,7 +36,8 @@ SCRIPT = textwrap.dedent('''
         there = run_all(job, [call, call[:3] + (1,) + call[4:]], 2)
         print("between", flush=True)
         squares = run_all(square, [(2,), (3,)], 2)  # defined here: the workers import the script to find it
-        print(json.dumps({"here": here, "there": there, "squares": squares}))
+        parents = run_all(os.getppid, [(), ()], 2) + run_all(os.getppid, [(), ()], 2)
+        print(json.dumps({"here": here, "there": there, "squares": squares, "parents": parents, "pid": os.getpid()}))
 ''')
 
 
@@ -64,8 +67,8 @@ def test_runs_in_one_thread_workers_give_the_same_bits_as_in_this_process(script
         run_all(job, [()], jobs=0)
 
 
-def test_workers_are_forks_of_one_server_not_of_this_process():
+def test_workers_are_forks_of_one_server_not_of_this_process(script_run):
     """Each worker is a fork of the fork server (which imported torch once), never of the calling process,
-    whose OpenMP threads may have run; two calls share the server."""
-    first, second = run_all(os.getppid, [(), ()], 2), run_all(os.getppid, [(), ()], 2)
-    assert len(set(first + second)) == 1 and first[0] != os.getpid()
+    whose OpenMP threads may have run; later calls share the server."""
+    got = json.loads(script_run.splitlines()[-1])
+    assert len(set(got["parents"])) == 1 and got["parents"][0] != got["pid"]

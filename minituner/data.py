@@ -241,8 +241,9 @@ def make_task(task: str = "classify", world_seed: int = 0, shown: int | None = N
         raise ValueError(f"rows must be an int >= 1 (at most that many rows per split) or None (all), got {rows!r}")
     tok, world = CharTokenizer(), make_world(world_seed, SHOWN[task] if shown is None else shown)
     ex = task_examples(world, task)
-    if rows is not None:
-        ex = {s: [pairs[i * len(pairs) // rows] for i in range(rows)] if rows < len(pairs) else pairs for s, pairs in ex.items()}
+    if rows is not None:  # rows i·N // rows of a split's N: from its first row to its end, in order
+        ex = {s: [pairs[i * len(pairs) // rows] for i in range(rows)] if rows < len(pairs) else pairs
+              for s, pairs in ex.items()}
     return Dataset(task, *(encode_examples(s, ex[s], tok) for s in ("train", "val", "test")), tok, world)
 
 

@@ -35,8 +35,8 @@ from minituner.lesson import best, conclusions, options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers, show
 
-args = options("Lesson 04: prompt tuning", smoke=dict(rows=48, steps=3, ks=(4,)), out="runs/04_prompt_tuning",
-               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0, rows=None)
+args = options("Lesson 04: prompt tuning", smoke=dict(rows=48, steps=3, ks=(4,), answers=1), out="runs/04_prompt_tuning",
+               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0, rows=None, answers=3)
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 fingerprint = minituner.fingerprint(base)
@@ -206,7 +206,7 @@ plot_tradeoff([(r["run"].replace("prompt, ", ""), r["trainable"], r["test acc"])
 
 # %%
 print(f"k = {k}:")
-same = print_answers(models[k], task, n=1 if args.smoke else 3)
+same = print_answers(models[k], task, n=args.answers)
 print(f"the base is bit-identical after all of it: {minituner.fingerprint(base) == fingerprint}")
 
 # %% [markdown]

@@ -50,8 +50,8 @@ from minituner.report import (
     show,
 )
 
-args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(rows=48, steps=3, ks=(2,)), out="runs/05_prefix_tuning",
-               ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0, rows=None)
+args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(rows=48, steps=3, ks=(2,), answers=1), out="runs/05_prefix_tuning",
+               ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0, rows=None, answers=3)
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 fingerprint = minituner.fingerprint(base)
@@ -257,7 +257,7 @@ fresh = minituner.prefix_tuning(base, k, init="text", init_text=phrase(k))
 with torch.no_grad():
     before = fresh(task.test.x[:8])
     print(f"fold(): max |logits with MLP − folded| = {(fresh.fold()(task.test.x[:8]) - before).abs().max().item():.1e}")
-print_answers(models[f"prefix (MLP), text init, k={k}"], task, n=1 if args.smoke else 3)
+print_answers(models[f"prefix (MLP), text init, k={k}"], task, n=args.answers)
 print(f"the base is bit-identical after all of it: {minituner.fingerprint(base) == fingerprint}")
 
 # %% [markdown]

@@ -49,9 +49,9 @@ from minituner.methods.lora import lora_layers
 from minituner.report import count_parameters, label, markdown_table, save_figure, show
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
-args = options("Lesson 09: is ΔW low-rank?", smoke=dict(rows=48, steps=3, lora_steps=2), out="runs/09_delta_w",
-               steps=120, lr=5e-4, lora_steps=40, lora_lr=1e-2, batch_size=8, seed=0, rows=None)
-RANKS = (1, 4) if args.smoke else (1, 2, 4, 8, 16)
+args = options("Lesson 09: is ΔW low-rank?", smoke=dict(rows=48, steps=3, lora_steps=2, ranks=(1, 4)), out="runs/09_delta_w",
+               steps=120, lr=5e-4, lora_steps=40, lora_lr=1e-2, batch_size=8, seed=0, rows=None,
+               ranks=(1, 2, 4, 8, 16))
 out = args.out
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
@@ -63,7 +63,7 @@ def accuracy(model) -> dict:
 
 
 print(f"full fine-tuning {args.steps} steps at lr {args.lr}; LoRA {args.lora_steps} steps at lr {args.lora_lr}; "
-      f"batch {args.batch_size}, seed {args.seed}; ranks {RANKS}")
+      f"batch {args.batch_size}, seed {args.seed}; ranks {args.ranks}")
 
 # %% [markdown]
 # ## 1. Full fine-tuning makes the ΔW to study
@@ -76,7 +76,7 @@ tuned = minituner.full(base)
 hist = minituner.train(tuned, task, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                        progress=False)
 deltas = delta_weights(base, tuned.base)  # the GPT inside the fine-tuned model
-rows = spectrum_rows(deltas, base, ranks=RANKS, seed=args.seed)
+rows = spectrum_rows(deltas, base, ranks=args.ranks, seed=args.seed)
 tuned_acc = accuracy(tuned)
 show(markdown_table([{"model": "base (no training)", **accuracy(base)},
                      {"model": f"full fine-tuning, {args.steps} steps", **tuned_acc}]))
@@ -116,10 +116,10 @@ save_figure(fig, out / "singular_values.png");
 # Vetterli's; the "r for …" column the smallest rank that keeps nine tenths of ‖ΔW‖² (of the full rank, the matrix's smaller side).
 
 # %%
-cols = [f"share r={r}" for r in RANKS] + [f"random r={r}" for r in RANKS] + ["eff. rank", "eff. rank random",
+cols = [f"share r={r}" for r in args.ranks] + [f"random r={r}" for r in args.ranks] + ["eff. rank", "eff. rank random",
                                                                              "r for 90%"]
 show(markdown_table(summarise(rows, "kind", cols)))
-show(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in RANKS] + ["eff. rank", "r for 90%"])))
+show(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in args.ranks] + ["eff. rank", "r for 90%"])))
 
 # %% [markdown]
 # ## 4. Cut ΔW to rank r, or train LoRA at rank r?
@@ -135,7 +135,7 @@ show(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in RANKS] + [
 
 # %%
 results = []
-for r in RANKS:
+for r in args.ranks:
     lora = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules="all", seed=args.seed)
     minituner.train(lora, task, steps=args.lora_steps, lr=args.lora_lr, batch_size=args.batch_size,
                     seed=args.seed, progress=False)
@@ -190,7 +190,7 @@ save_figure(fig, out / "truncation_vs_lora.png");
 
 # %%
 mean = {c: sum(r[c] for r in rows) / len(rows) for c in ("eff. rank", "eff. rank random", "r for 90%", "‖ΔW‖/‖W‖")}
-r4 = RANKS[min(2, len(RANKS) - 1)]
+r4 = args.ranks[min(2, len(args.ranks) - 1)]
 share, share_rand = (sum(r[f"{k} r={r4}"] for r in rows) / len(rows) for k in ("share", "random"))
 print(f"- Is ΔW low-rank? Its top {r4} directions hold {share:.0%} of ‖ΔW‖² (random, same norm: {share_rand:.0%}), "
       f"{share / share_rand:.1f}× chance; mean effective rank {mean['eff. rank']:.1f} of {rows[0]['full rank']} "
@@ -201,7 +201,7 @@ enough = next((row for row in results[:-1] if row["truncated val"] >= every["val
 print(f"- Validation accuracy: full fine-tuning {tuned_acc['val']:.3f}; its matrices' ΔW alone on the base (all of ΔW, "
       f"embeddings, biases and LayerNorms left as the base's) {every['val']:.3f}.")
 if enough is None:
-    print(f"- Does low rank suffice? No cut up to r = {RANKS[-1]} keeps all of ΔW's validation accuracy "
+    print(f"- Does low rank suffice? No cut up to r = {args.ranks[-1]} keeps all of ΔW's validation accuracy "
           f"({every['val']:.3f}) within two rows.")
 else:
     print(f"- Does low rank suffice? Rank {enough['r']} keeps all of ΔW's validation accuracy within two rows "
@@ -233,4 +233,4 @@ print(f"- 文章说大模型过度参数化,背后有一个低维的本质模型
 print(f"- ΔW 是近似低秩,而不是严格低秩:要保留 90% 的 ‖ΔW‖²,平均需要 {mean['r for 90%']:.1f} 个方向。")
 print(f"- 验证集准确率:全量微调 {tuned_acc['val']:.3f},只把它的矩阵改变量加回基座 {every['val']:.3f}"
       + (f";截断到秩 {enough['r']} 仍保持在两行之内({enough['truncated val']:.3f})。" if enough else
-         f";截断到秩 {RANKS[-1]} 以内都不能保持在两行之内。"))
+         f";截断到秩 {args.ranks[-1]} 以内都不能保持在两行之内。"))

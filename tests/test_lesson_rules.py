@@ -1,4 +1,4 @@
-"""Two rules every lesson (lessons/NN_*.py, those added later too) keeps, read from its source:
+"""The rules every lesson (lessons/NN_*.py, those added later too) keeps, read from its source:
 
 1. It chooses on validation, never on test: no row, setting or name is picked by a test score.
    A pick is max/min/sorted/nlargest/nsmallest/.sort with a `key=`, max/min over tuples (the first
@@ -9,6 +9,7 @@
 2. Its markdown types no measured number: a decimal (0.66), a percentage (23.5%, 77%) or a number with
    thousands separators (208,448) is printed by code, never typed into a markdown cell. Section
    numbers (§3.2) and formulas with small integers (12C² + 13C, N(0, 1)) are not such numbers.
+3. Its smoke run changes presets only: the code never reads args.smoke (see the last test).
 """
 
 import ast
@@ -170,3 +171,25 @@ def test_display_faults_are_found():
     assert display_faults("print(markdown_table(rows))")
     assert not display_faults("fig = 1\nsave_figure(fig, out / 'a.png');")
     assert not display_faults("show(markdown_table(rows))\npath = plot_curves(h, 't', 'p')")
+
+
+def reads_smoke(code: str) -> list[int]:
+    """Lines where the code reads the --smoke switch itself (`args.smoke`, `getattr(args, "smoke")`)."""
+    tree = ast.parse(code)
+    return sorted({n.lineno for n in ast.walk(tree) if (isinstance(n, ast.Attribute) and n.attr == "smoke") or (
+        isinstance(n, ast.Call) and _name(n.func) == "getattr" and any(
+            isinstance(a, ast.Constant) and a.value == "smoke" for a in n.args))})
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_the_smoke_run_changes_presets_only(path):
+    """What the quick run changes is a preset, set in options(smoke=...) at the top and shown by --help; the
+    code never branches on --smoke, so the smoke run executes every line the full lesson does."""
+    lines = reads_smoke(code_of(path))
+    assert not lines, f"{path.name} reads args.smoke at lines {lines} of its code: make that value a preset"
+
+
+def test_reading_the_smoke_switch_is_found():
+    assert reads_smoke("RANKS = (1, 4) if args.smoke else (1, 2, 4)") == [1]
+    assert reads_smoke("x = 1\nif getattr(args, 'smoke'):\n    x = 2") == [2]
+    assert not reads_smoke("args = options('t', smoke=dict(steps=3), out='o', steps=10)\nn = args.steps")

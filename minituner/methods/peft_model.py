@@ -137,6 +137,6 @@ class PeftModel(Saving, LanguageModel):
             t.copy_(state[name])
 
     def set_inference_mode(self) -> None:
-        """PEFT's inference_mode=True: the adapter's tensors frozen (prompt and prefix tuning keep theirs, as PEFT)."""
+        """PEFT's inference_mode=True: the adapter's tensors frozen (prompt and prefix tuning too, as PEFT >= 0.22)."""
         for p in self.adapter_state_dict().values():
             p.requires_grad_(False)

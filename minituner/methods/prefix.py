@@ -116,9 +116,6 @@ class PrefixTuningModel(PeftModel):
         """idx (B, T) -> logits (B, T, V), every layer attending over K' = [P_k; K], V' = [P_v; V]."""
         return self.base(idx, prefixes=self.prefixes(), kv_cache=kv_cache)  # (B, T, V)
 
-    def set_inference_mode(self) -> None:
-        """Nothing: PEFT keeps the prefixes trainable under inference_mode (from_pretrained: eval mode only)."""
-
     @torch.no_grad()
     def fold(self) -> PrefixTuningModel:
         """Replace E and the MLP by the prefixes they make, P = MLP(E): same logits, 2·L·n·d

@@ -87,9 +87,6 @@ class PromptTuningModel(PeftModel):
         ignore = labels.new_full((labels.size(0), self.num_virtual_tokens), -100)
         return super().causal_loss(logits, torch.cat([ignore, labels], dim=1))
 
-    def set_inference_mode(self) -> None:
-        """Nothing: PEFT keeps a prompt trainable under inference_mode (from_pretrained gives eval mode only)."""
-
 
 register(Method("prompt", "prompt tuning (提示微调)", PromptTuningConfig, PromptTuningModel, order=3,
                 grid={"num_virtual_tokens": [4, 16], "lr": [1e-2, 3e-2, 1e-1]}, memory="prompt"))

@@ -49,6 +49,7 @@ from .methods.shortcuts import (  # noqa: E402
 )
 from .model import GPT, GPTConfig  # noqa: E402
 from .optim import AdamW  # noqa: E402
+from .peft_format import load_peft_format, save_peft_format  # noqa: E402  (registers PEFT's folders with from_pretrained)
 from .report import count_parameters, parameter_table, print_trainable_parameters  # noqa: E402
 from .tokenizer import CharTokenizer  # noqa: E402
 from .train import History, answer, evaluate, train  # noqa: E402
@@ -70,4 +71,4 @@ __all__ = [
 from .bpe import BPETokenizer, train_bpe  # noqa: E402
 from .gpt2 import load_gpt2  # noqa: E402
 
-__all__ += ["load_gpt2", "BPETokenizer", "train_bpe"]
+__all__ += ["load_gpt2", "BPETokenizer", "train_bpe", "save_peft_format", "load_peft_format"]

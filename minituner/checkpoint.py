@@ -224,10 +224,13 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
     except Exception as e:  # safetensors that do not parse: truncated, garbled header
         raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    if "minituner" not in meta:
+        raise ValueError(f"{path} was not written by minituner's save: its metadata holds no minituner record "
+                         f"(a file of another program; minituner reads its own folders and PEFT's)")
     try:
         record = json.loads(meta["minituner"])
         ok = isinstance(record, dict) and record.get("sha256") == record_sha256(record)
-    except (KeyError, json.JSONDecodeError):
+    except json.JSONDecodeError:
         ok = False
     if not ok:
         raise ValueError(f"{path}: the sha256 differs from its record of what was saved, or the record is "

@@ -166,12 +166,12 @@ def cmd_generate(args) -> int:
     import minituner as mt
 
     from .device import check_device
-    from .peft_format import load_adapter
+    from .methods import PeftModel
 
     device = check_device(args.device)
     model, tok = base_model(args.base)
     if args.adapter is not None:
-        model = load_adapter(model, args.adapter)  # minituner's save_pretrained folder or PEFT's format
+        model = PeftModel.from_pretrained(model, args.adapter)  # minituner's save_pretrained folder or PEFT's format
     model.to(device)
     print(args.prompt + mt.answer(model, tok, args.prompt, max_new_tokens=args.max_new_tokens))
     return 0

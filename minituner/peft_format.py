@@ -45,10 +45,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .checkpoint import ADAPTER_CONFIG, ADAPTER_TENSORS, fingerprint, tensors_sha256
+from .checkpoint import ADAPTER_CONFIG, ADAPTER_TENSORS, fingerprint, read_json, tensors_sha256
 from .gpt2 import is_gpt2_folder, load_gpt2
 from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from .methods.lora_layer import lora_layers
+from .methods.saving import FORMATS
 
 EXPORTS = (LoraConfig, PromptTuningConfig, PrefixTuningConfig)  # methods PEFT has with the same computation
 ONE_TO_ONE = {"attn.o_proj": "attn.c_proj", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}
@@ -166,7 +167,7 @@ def pattern_value(patterns: dict, module: str, default):
     return default
 
 
-def lora_from_peft(base, config: dict, tensors: dict, own: dict | None) -> PeftModel:
+def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, adapter_name: str = "default") -> PeftModel:
     """A LoraModel on base with PEFT's LoRA tensors (GPT-2 names): split back exactly (own: our export's
     config), or each c_attn adapter as q, k, v adapters sharing A."""
     bad = {k: config.get(k) for k in ("use_dora", "modules_to_save", "layer_replication", "lora_bias")
@@ -190,7 +191,7 @@ def lora_from_peft(base, config: dict, tensors: dict, own: dict | None) -> PeftM
                    (["attn." + q for q in QKV] if m == "attn.c_attn" else [k for k, v in ONE_TO_ONE.items() if v == m])]
         own = dict(r=rs.pop(), lora_alpha=alphas.pop(), target_modules=targets,
                    lora_dropout=config.get("lora_dropout", 0.0), use_rslora=config.get("use_rslora", False))
-    model = get_peft_model(base, LoraConfig.from_dict(own))
+    model = get_peft_model(base, LoraConfig.from_dict(own), adapter_name)
     with torch.no_grad():
         for name, layer in lora_layers(model.base).items():
             block, _, kind = name.rpartition(".")
@@ -201,16 +202,24 @@ def lora_from_peft(base, config: dict, tensors: dict, own: dict | None) -> PeftM
             A, B = AB["A"], AB["B"]
             if kind in QKV:  # this part's rows of B; its own columns (and rows of A) when split back
                 parts = [q for q in QKV if f"{block}.{q}" in lora_layers(model.base)]
-                j, r = QKV.index(kind), layer.lora_A["default"].size(0)
+                j, r = QKV.index(kind), layer.lora_A[adapter_name].size(0)
                 cols = slice(parts.index(kind) * r, (parts.index(kind) + 1) * r) if A.size(0) != r else slice(None)
                 A, B = A[cols], B[j * C:(j + 1) * C, cols]
-            layer.lora_A["default"].copy_(A)
-            layer.lora_B["default"].copy_(B)
+            layer.lora_A[adapter_name].copy_(A)
+            layer.lora_B[adapter_name].copy_(B)
     return model
 
 
-def load_peft_format(base, path) -> PeftModel:
-    """A folder in PEFT's format (LoRA, prompt tuning, prefix tuning on a GPT-2 base) as a minituner model on base."""
+def load_peft_format(base, path, adapter_name: str = "default", is_trainable: bool = False) -> PeftModel:
+    """A folder in PEFT's format (LoRA, prompt tuning, prefix tuning on a GPT-2 base) as a minituner model
+    on base; as PeftModel.from_pretrained (which reads this format too): frozen and in eval mode unless
+    is_trainable=True."""
+    read_peft_folder(path)  # a ValueError naming what is missing unless path is a PEFT folder
+    return PeftModel.from_pretrained(base, path, adapter_name, is_trainable)
+
+
+def read_peft_format(base, path, adapter_name: str = "default") -> PeftModel:
+    """The model a PEFT folder holds, built on base (trainable, as get_peft_model makes it)."""
     config, tensors, meta = read_peft_folder(path)
     own = json.loads(meta["minituner"]) if "minituner" in meta else None
     if own is not None and own["base_fingerprint"] != fingerprint(base):
@@ -218,7 +227,7 @@ def load_peft_format(base, path) -> PeftModel:
                          f"not on this one ({fingerprint(base)}); load it onto that base")
     kind, c = config["peft_type"], base.config
     if kind == "LORA":
-        return lora_from_peft(base, config, tensors, own and own["config"])
+        return lora_from_peft(base, config, tensors, own and own["config"], adapter_name)
     if kind not in ("PROMPT_TUNING", "PREFIX_TUNING"):
         raise ValueError(f"{path}: PEFT type {kind} is not read; minituner reads LORA, PROMPT_TUNING, PREFIX_TUNING")
     P, k = tensors.get("prompt_embeddings"), config.get("num_virtual_tokens")
@@ -228,17 +237,21 @@ def load_peft_format(base, path) -> PeftModel:
                          f"(C={c.n_embd}, L={c.n_layer}), got {None if P is None else tuple(P.shape)}")
     with torch.no_grad():
         if kind == "PROMPT_TUNING":
-            model = get_peft_model(base, PromptTuningConfig(num_virtual_tokens=k))
+            model = get_peft_model(base, PromptTuningConfig(num_virtual_tokens=k), adapter_name)
             model.prompt.copy_(P)
         else:
-            model = get_peft_model(base, PrefixTuningConfig(num_virtual_tokens=k, prefix_projection=False))
+            model = get_peft_model(base, PrefixTuningConfig(num_virtual_tokens=k, prefix_projection=False), adapter_name)
             model.prefix.copy_(P.view(k, c.n_layer, 2, c.n_embd).permute(1, 2, 0, 3))  # (L, 2, k, C)
     return model
 
 
 def is_peft_folder(path) -> bool:
+    """Whether path is a folder in PEFT's own format: its adapter_config.json names a peft_type."""
     cfg = Path(path) / ADAPTER_CONFIG
-    return cfg.is_file() and "peft_type" in json.loads(cfg.read_text())
+    return cfg.is_file() and "peft_type" in read_json(cfg)
+
+
+FORMATS["PEFT's format"] = (is_peft_folder, read_peft_format)  # PeftModel.from_pretrained reads it too
 
 
 def save_adapter(model: PeftModel, path, base_path=None) -> Path:
@@ -247,8 +260,3 @@ def save_adapter(model: PeftModel, path, base_path=None) -> Path:
     if is_gpt2_folder(base_path) and type(model.config) in EXPORTS:
         return save_peft_format(model, path, base_path)
     return Path(model.save_pretrained(path))
-
-
-def load_adapter(base, path) -> PeftModel:
-    """Either format, by its adapter_config.json: PEFT's (peft_type) or minituner's."""
-    return load_peft_format(base, path) if is_peft_folder(path) else PeftModel.from_pretrained(base, path)

@@ -464,7 +464,7 @@ def test_an_adapter_file_with_wrong_tensors_is_refused(tiny, tmp_path, tamper):
     else:
         tensors["h.1.attn.v_proj.lora_B"] = torch.zeros(16, 5)
     save_file(tensors, str(st_path))
-    with pytest.raises(ValueError, match="sha256 differs"):  # the recorded hash catches it first
+    with pytest.raises(ValueError, match="not written by minituner's save"):  # no record of the save: caught first
         PeftModel.from_pretrained(tiny, tmp_path / "a")
     info = json.loads(cfg_path.read_text())
     save_folder(tmp_path / "a", {k: info[k] for k in ("method", "config", "base_fingerprint")}, tensors)  # a consistent forgery

@@ -9,9 +9,10 @@ from optional import HUGGING_FACE, optional
 from tiny_gpt2 import PAIRS, write_tiny_gpt2
 
 import minituner
+from minituner import load_adapter
 from minituner.cli import main
 from minituner.gpt2 import load_any_base
-from minituner.peft_format import load_adapter, load_peft_format, save_peft_format
+from minituner.peft_format import load_peft_format, save_peft_format
 
 transformers = optional("transformers")
 peft = optional("peft")
@@ -114,7 +115,8 @@ def test_cli_finetunes_a_gpt2_folder_with_lora_and_peft_loads_it(folder, base, t
     assert main(["finetune", "--method", "lora", "--base", str(folder), "--data", str(PAIRS), "--out", str(out),
                  "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--r", "4"]) == 0
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
-    ours = load_adapter(base, out)
+    ours = minituner.PeftModel.from_pretrained(base, out)  # the folder `finetune --base` wrote, as a PEFT user reads it
+    assert not ours.training and not any(p.requires_grad for p in ours.parameters())
     assert ours.config.r == 4 and any(t.abs().sum() > 0 for n, t in ours.adapter_state_dict().items() if "lora_B" in n)
     idx = torch.tensor([minituner.BPETokenizer.from_files(folder).encode("who says meow?")])
     with torch.no_grad():
@@ -138,3 +140,35 @@ def test_what_peft_format_refuses(folder, base, tmp_path, tiny):
     minituner.lora(base, r=2).save_pretrained(tmp_path / "own")
     with pytest.raises(ValueError, match="no peft_type"):
         load_peft_format(base, tmp_path / "own")
+
+
+@pytest.mark.parametrize("kind", ["lora c_attn", "prompt tuning"])
+def test_from_pretrained_reads_peft_folders_frozen_in_eval_mode_unless_trainable(folder, base, tmp_path, kind):
+    """One from_pretrained for both formats, with PEFT's semantics on each (PEFT 0.22: prompt learning
+    loads frozen, and refuses is_trainable=True)."""
+    theirs = peft.get_peft_model(hf_model(folder), PEFT_CONFIGS[kind]())
+    theirs.save_pretrained(tmp_path / "a")
+    loaded = minituner.PeftModel.from_pretrained(base, tmp_path / "a")
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    if kind == "lora c_attn":
+        again = minituner.PeftModel.from_pretrained(base, tmp_path / "a", is_trainable=True)
+        trains = {n for n, p in again.named_parameters() if p.requires_grad}
+        assert again.training and trains and all("lora_" in n for n in trains)
+    else:
+        with pytest.raises(ValueError, match="is_trainable=True is refused for prompt and prefix tuning"):
+            minituner.PeftModel.from_pretrained(base, tmp_path / "a", is_trainable=True)
+    lora_model = minituner.lora(base, r=2)
+    with pytest.raises(ValueError, match="is in PEFT's format: load it with PeftModel.from_pretrained"):
+        lora_model.load_adapter(tmp_path / "a", "b")
+
+
+def test_a_folder_of_another_program_is_named_as_such_never_damaged(base, tmp_path):
+    from safetensors.torch import save_file
+
+    d = tmp_path / "other"
+    d.mkdir()
+    (d / "adapter_config.json").write_text(json.dumps({"r": 2}))
+    save_file({"x": torch.zeros(2)}, str(d / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match="not written by minituner's save") as e:
+        minituner.PeftModel.from_pretrained(base, d)
+    assert "damaged" not in str(e.value)

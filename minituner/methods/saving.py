@@ -4,7 +4,8 @@
                                    writes it; the base's fingerprint) + dir/adapter_model.safetensors
     PeftModel.from_pretrained(base, dir, adapter_name="default", is_trainable=False)
                                    checked (sha256, method, base fingerprint, names and shapes), then
-                                   as PEFT: frozen and in eval mode unless is_trainable=True
+                                   as PEFT: frozen and in eval mode unless is_trainable=True. A folder in
+                                   PEFT's own format (peft_type in adapter_config.json) is read too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from __future__ import annotations
 from .. import __version__
 from ..checkpoint import fingerprint, load_folder, save_folder
 from ..model import GPT
+
+# Other folder formats from_pretrained reads: {name: (recognises(path), load(base, path, adapter_name))}.
+# minituner/peft_format.py adds PEFT's own (adapter_config.json with peft_type) when minituner is imported.
+FORMATS: dict = {}
 
 
 class Saving:
@@ -30,6 +35,10 @@ class Saving:
         """(info, tensors) saved in path, checked: tensors' sha256 (load_folder), method, base fingerprint."""
         from .registry import by_config_name
 
+        for name, (recognises, _) in FORMATS.items():
+            if recognises(path):
+                raise ValueError(f"{path} is in {name}: load it with PeftModel.from_pretrained(base, path); "
+                                 f"adding it to a model as another adapter is not supported")
         info, state = load_folder(path)
         method = info["method"]
         if not isinstance(method, str):
@@ -63,12 +72,23 @@ class Saving:
             raise TypeError(f"from_pretrained needs the plain GPT the model was trained on, got {type(base).__name__}")
         if not isinstance(is_trainable, bool):
             raise TypeError(f"is_trainable must be True or False, got {is_trainable!r}")
+        for recognises, load in FORMATS.values():
+            if recognises(path):
+                return cls.as_loaded(load(base, path, adapter_name), is_trainable)
         info, state = cls.read_saved(path, fingerprint(base), cls)
-        if is_trainable and info["method"] in ("prompt_tuning", "prefix_tuning"):
-            raise ValueError("is_trainable=True is refused for prompt and prefix tuning, as PEFT: their tensors "
-                             "stay trainable anyway; call model.train() to train on")
         model = get_peft_model(base, cls.saved_config(info, is_trainable), adapter_name)
         model.load_adapter_state_dict(state, f"{path}/adapter_model.safetensors")
+        return cls.as_loaded(model, is_trainable)
+
+    @staticmethod
+    def as_loaded(model, is_trainable: bool):
+        """A loaded model as PEFT hands it out, whatever the folder's format: frozen and in eval mode
+        unless is_trainable=True (then trainable, in training mode)."""
+        if is_trainable and model.config.method in ("prompt_tuning", "prefix_tuning"):
+            raise ValueError("is_trainable=True is refused for prompt and prefix tuning, as PEFT; they load frozen. "
+                             "To train on, make a new model with get_peft_model(base, config) and copy the saved "
+                             "tensors in with model.load_adapter_state_dict(tensors)")
+
         if not is_trainable:
             model.set_inference_mode() if hasattr(model.config, "inference_mode") else model.requires_grad_(False)
             model.eval()

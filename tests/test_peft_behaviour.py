@@ -41,9 +41,8 @@ def test_every_method_disables_loads_frozen_and_counts(tiny, tmp_path, key):
     model.save_pretrained(tmp_path / key)
     again = PeftModel.from_pretrained(tiny, tmp_path / key)
     assert not again.training and torch.equal(again(X), want)
-    virtual = key in ("prompt", "prefix", "ptuning-v2")  # PEFT keeps these trainable
-    assert any(p.requires_grad for p in again.parameters()) is virtual
-    if not virtual:
+    assert not any(p.requires_grad for p in again.parameters())  # every method loads frozen (PEFT >= 0.22)
+    if key not in ("prompt", "prefix", "ptuning-v2"):  # PEFT refuses is_trainable for prompt learning
         live = PeftModel.from_pretrained(tiny, tmp_path / key, is_trainable=True)
         assert live.training and live.get_nb_trainable_parameters() == model.get_nb_trainable_parameters()
 

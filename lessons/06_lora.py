@@ -16,9 +16,10 @@
 # choice of some entries.
 #
 # minituner's `LoRALinear` (in `minituner/methods/lora_layer.py`) is that formula, in the row
-# form code uses:
+# form code uses (`self.base_layer(x)` is the frozen `linear(x, W, b)`; `x_A` is x, with dropout
+# on this path when `lora_dropout > 0`):
 #
-#     y = linear(x, W, b) + scale * (x @ A.T) @ B.T        scale = α / r
+#     y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T        scale = α / r
 #
 # **One warning about letters.** The code uses the LoRA paper's and PEFT's names,
 # ΔW = B·A with `lora_A` (r × in, random) and `lora_B` (out × r, zeros). The article

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from .checkpoint import fingerprint, load_base, load_model, save_model  # noqa: E402
 from .data import make_corpus, make_fact_probe, make_task, make_world  # noqa: E402
 from .dataset import Dataset, Split, from_pairs  # noqa: E402
+from .functional import fused  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
     BitFitConfig,
@@ -54,7 +55,7 @@ from .tokenizer import CharTokenizer  # noqa: E402
 from .train import History, answer, evaluate, train  # noqa: E402
 
 __all__ = [
-    "GPT", "GPTConfig", "AdamW", "CharTokenizer", "History",
+    "GPT", "GPTConfig", "AdamW", "fused", "CharTokenizer", "History",
     "load_base", "load_model", "save_model", "fingerprint",
     "make_world", "make_corpus", "make_task", "make_fact_probe", "Dataset", "Split", "from_pairs",
     "train", "evaluate", "answer",

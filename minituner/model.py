@@ -132,18 +132,18 @@ class CausalSelfAttention(nn.Module):
     def qkv(self, x):
         """q, k, v = x W_qᵀ + b_q, x W_kᵀ + b_k, x W_vᵀ + b_v, each (B, T, C).
 
-        When the three layers can each show their weight (``as_weight``: a Linear, or a LoRA layer
-        whose ΔW rides inside it) and x has at least C rows, this is one product with the stacked
-        weight [W_q; W_k; W_v] (3C, C), as GPT-2's c_attn: one large matmul is faster than three
-        small ones, and the same numbers. Otherwise (an adapter on the outputs, one row at a time
-        in generation, where stacking the weights would cost more than it saves) it is three.
+        Three products, one per layer, as written. Under ``fused()``, when the three layers can each
+        show their weight (``as_weight``: a Linear, or a LoRA layer whose ΔW rides inside it) and x has
+        at least C rows, it is one product with the stacked weight [W_q; W_k; W_v] (3C, C), as GPT-2's
+        c_attn: one large matmul is faster than three small ones, and the same numbers.
         """
         layers = (self.q_proj, self.k_proj, self.v_proj)
         C = x.size(-1)
-        parts = [layer.as_weight() if shows_weight(layer) and x.numel() >= C * C else None for layer in layers]
-        if any(part is None for part in parts):
-            return tuple(layer(x) for layer in layers)
-        return F.stacked_linear(x, parts).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        if F.FUSED and x.numel() >= C * C:
+            parts = [layer.as_weight() if shows_weight(layer) else None for layer in layers]
+            if all(part is not None for part in parts):
+                return F.stacked_linear(x, parts).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        return tuple(layer(x) for layer in layers)  # 3 × (B, T, C)
 
     def forward(self, x, prefix=None, cache=None):
         B, T, C = x.shape

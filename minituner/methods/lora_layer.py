@@ -2,9 +2,10 @@
 
 Article (column vectors):  Y = (W + ΔW) X,  ΔW = A B,  ΔW m×n, A m×r, B r×n, r ≪ m, n.
 Paper and PEFT (our code):  h = W x + ΔW x = W x + B A x,  A r×in (random), B out×r (zero).
-Row form, the line in ``LoRALinear.forward``:
+Row form, the line in ``LoRALinear.forward`` (base_layer(x) = linear(x, W, b); x_A is x, dropped
+out on this path when lora_dropout > 0):
 
-    y = linear(x, W, b) + scale * (x @ A.T) @ B.T        scale = α / r   (α / √r with rsLoRA)
+    y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T        scale = α / r   (α / √r with rsLoRA)
 
 Names: the code uses the paper's and PEFT's names, so the article's letters swap places.
 The article's A (m×r) is our ``lora_B`` (out×r); the article's B (r×n) is our ``lora_A``
@@ -14,7 +15,8 @@ Shapes (in, out of the wrapped Linear; r the rank), and PEFT's init_lora_weights
     lora_A (r, in)   True: uniform in ±1/√in (PEFT's Kaiming-uniform); "gaussian": N(0, 1/r)
     lora_B (out, r)  zeros, so ΔW = B·A = 0 and a fresh LoRA model equals its base exactly
                      (False: B uniform in ±1/√r too, as torch's Linear: ΔW ≠ 0 from the start)
-Trainable count: r · (in + out) per targeted Linear. ``as_weight`` lets a caller stack W + ΔW with others.
+Trainable count: r · (in + out) per targeted Linear. Under ``minituner.fused()``, ``as_weight`` folds W + ΔW
+into one weight (and lets the attention stack it with k's).
 
 Merging: W ← W + scale·B·A makes the adapter free at inference; unmerging subtracts it, (W + ΔW) − ΔW,
 or restores W ← W_base exactly from the untouched copy ``merge(keep_copy=True)`` kept. A switch on merged
@@ -114,18 +116,24 @@ class LoRALinear(nn.Module):
         if name is None or not plain:
             return self.base_layer.as_weight() if plain else None
         A, B = self.lora_A[name], self.lora_B[name]  # (r, in), (out, r)
-        if (self.training and self.dropout[name] > 0) or A.size(1) * B.size(0) > IN_WEIGHT_FACTOR * 3 * A.size(0) * (A.size(1) + B.size(0)):
+        (r, n_in), n_out = A.shape, B.size(0)
+        small = n_in * n_out <= IN_WEIGHT_FACTOR * 3 * r * (n_in + n_out)  # folding pays: see IN_WEIGHT_FACTOR
+        if (self.training and self.dropout[name] > 0) or not small:
             return None
         return torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias  # W + s·B·A (out, in)
 
     def forward(self, x):
-        name, in_weight = self.live, self.as_weight()
-        if name is None or in_weight is not None:
-            return self.base_layer(x) if name is None else F.linear(x, *in_weight)  # x Wᵀ + b or x (W + s·B·A)ᵀ + b
-        A, B, p, x_lora = self.lora_A[name], self.lora_B[name], self.dropout[name], x  # (r, in), (out, r)
-        if self.training and p > 0:  # dropout on the LoRA path only, with the adapter's own generator:
-            x_lora = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
-        return self.base_layer(x) + self.scale[name] * (x_lora @ A.T) @ B.T  # (..., out): + (α/r)·x Aᵀ Bᵀ
+        name = self.live
+        if name is None:  # no adapter adds here (none active, disabled or merged): the frozen Linear alone
+            return self.base_layer(x)
+        if F.FUSED and (folded := self.as_weight()) is not None:  # minituner.fused(): ΔW rides inside W
+            return F.linear(x, *folded)  # (..., out): x (W + s·B·A)ᵀ + b, one product
+        A, B, scale = self.lora_A[name], self.lora_B[name], self.scale[name]  # (r, in), (out, r)
+        x_A, p = x, self.dropout[name]
+        if self.training and p > 0:  # dropout on the LoRA path only, masks from the adapter's own generator
+            x_A = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
+        y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T  # (..., out): linear(x, W, b) + (α/r)·x Aᵀ Bᵀ
+        return y
 
 
 def lora_layers(model) -> dict[str, LoRALinear]:

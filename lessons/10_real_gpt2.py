@@ -49,8 +49,8 @@ from minituner.memory import (
     measure_step,
 )
 from minituner.methods import get_peft_model, ordered
-from minituner.model import GPT, GPTConfig
-from minituner.report import count_parameters, markdown_table, parameter_table, save_figure, show
+from minituner.model import GPT, GPTConfig, count_parameters
+from minituner.report import markdown_table, parameter_table, save_figure, show
 
 GPT2_VOCAB = 50257  # GPT-2's vocabulary: the full preset's, and the H200 benchmark's below
 args = options("Lesson 10: a real GPT-2", smoke=dict(n_layer=2, n_embd=32, n_head=2, vocab=600, steps=2, ddp_steps=2),

@@ -212,6 +212,26 @@ class KVCache:
         return self.n_virtual + self.n_real
 
 
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) numbers of elements; a tensor counts once even if shared."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def print_trainable_parameters(model) -> None:
+    """Print PEFT's one line, 'trainable params: N || all params: M || trainable%: P', and return None as
+    PEFT does (the numbers: model.get_nb_trainable_parameters() on a PeftModel, else count_parameters)."""
+    counts = getattr(model, "get_nb_trainable_parameters", None)
+    trainable, total = counts() if counts else count_parameters(model)
+    print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
+
+
 def check_token_ids(idx, vocab_size: int) -> None:
     """idx must be a 2-D integer tensor (B, T) with B, T >= 1 and every id in 0..V-1.
 

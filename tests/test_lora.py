@@ -12,10 +12,8 @@ from torch.overrides import TorchFunctionMode
 import minituner
 from minituner import LoraConfig, LoraModel, PeftModel, fingerprint, fused, load_adapter, lora
 from minituner.checkpoint import save_folder
-from minituner.methods.lora import lora_layers
-from minituner.methods.lora_layer import LoRALinear
-from minituner.model import GPT, Linear
-from minituner.report import count_parameters
+from minituner.methods.lora import LoRALinear, lora_layers
+from minituner.model import GPT, Linear, count_parameters
 from minituner.train import train
 
 
@@ -213,7 +211,7 @@ def test_merge_equals_unmerged_and_unmerge_restores_w(tiny):
 
 
 def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
-    import minituner.methods.lora_layer as lora_layer
+    import minituner.methods.lora as lora_layer
 
     model = fill_B(lora(tiny, r=4, lora_alpha=8, target_modules="all"), seed=2)
     x = ids()
@@ -248,7 +246,7 @@ def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
 def test_low_rank_and_in_weight_paths_give_the_same_y_and_gradients(monkeypatch, n_in, n_out, r):
     """LoRALinear.forward takes x Wᵀ + b + s·(x Aᵀ) Bᵀ or x (W + s·B·A)ᵀ + b by size
     (IN_WEIGHT_FACTOR); both must give the same output and gradients (float64)."""
-    import minituner.methods.lora_layer as lora_layer
+    import minituner.methods.lora as lora_layer
 
     base = Linear(n_in, n_out).double()
     g = torch.Generator().manual_seed(0)

@@ -33,9 +33,9 @@ from ..functional import fused
 from ..jobs import default_jobs, run_all
 from ..memory import measure_step
 from ..methods import FullConfig, FullModel, Method, get_peft_model, ordered
-from ..model import GPT
+from ..model import GPT, count_parameters
 from ..quant import numel_4bit
-from ..report import count_parameters, markdown_table
+from ..report import markdown_table
 from ..train import best_score, evaluate, train
 from .aggregate import aggregate
 from .relabel import RELABEL_COLS, relabel_scores

@@ -206,9 +206,9 @@ print(f"the peak lies {min(gaps)}–{max(gaps)} MiB above the estimate for every
 
 # %%
 command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "minituner.distributed", "--method", "lora", "--steps", str(args.ddp_steps), "--batch-size", "8"]
+           "-m", "minituner.launch", "--method", "lora", "--steps", str(args.ddp_steps), "--batch-size", "8"]
 done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-print("torchrun --standalone --nproc_per_node 2 -m minituner.distributed --method lora ...")
+print("torchrun --standalone --nproc_per_node 2 -m minituner.launch --method lora ...")
 print(done.stdout.strip() if done.returncode == 0 else done.stderr[-2000:])
 
 # %% [markdown]

@@ -38,7 +38,9 @@ from ..quant import numel_4bit
 from ..report import markdown_table
 from ..train import best_score, evaluate, train
 from .aggregate import aggregate
+from .figures import plot_compare, plot_tasks
 from .relabel import RELABEL_COLS, relabel_scores
+from .tables import write_summary, write_task
 
 SELECTED = ASSETS / "selected.json"  # the sweep's choices, per task and method (shipped)
 BATCH, EVAL_EVERY, PATIENCE = 16, 25, 4  # the comparison's budget per run ...
@@ -184,9 +186,6 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
             selected=SELECTED, progress: bool = True, steps: int | None = None, jobs: int | None = None) -> list[dict]:
     """Train every method at its selected setting for seeds seed..seed+seeds-1; write table.md,
     results.json, curves.png and tradeoff.png into `out`; return the rows (mean ± std)."""
-    from .figures import plot_compare
-    from .tables import write_task
-
     check_task(task)
     check_device(device)  # before any worker starts
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -222,7 +221,7 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
                       "runs": [{k: r[k] for k in cols} for r in runs]})
         curves[method.label.split(" (")[0]] = [r["curve"] for r in runs]  # English labels: no CJK font needed
     meta = {"task": task, "seeds": seeds, "seed": seed, "device": device, "steps": steps}
-    write_task(table, meta, out)
+    write_task(table, meta, out, {"batch": BATCH, "eval_every": EVAL_EVERY, "patience": PATIENCE})
     plot_compare(table, curves, meta, out)
     return table
 
@@ -231,9 +230,6 @@ def compare_all(seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/co
                 progress: bool = True, steps: int | None = None, jobs: int | None = None) -> dict[str, list[dict]]:
     """compare() on every task (each with its own selected settings) into out/<task>/, then
     out/tasks.png and out/results.md: test accuracy by method and task."""
-    from .figures import plot_tasks
-    from .tables import write_summary
-
     out = Path(out)
     check_out_dir(out)
     missing = [t for t in TASKS if t not in selected_settings(selected)]

@@ -50,9 +50,9 @@ import torch
 
 import minituner
 from minituner.functional import cross_entropy
-from minituner.model import GPT, GPTConfig
+from minituner.model import GPT, GPTConfig, count_parameters
 from minituner.optim import AdamW
-from minituner.report import count_parameters, markdown_table, save_figure
+from minituner.report import markdown_table, save_figure
 
 METHODS = ("full", "lora", "prompt", "prefix")
 WIDTHS = (64, 128, 256, 512, 768)

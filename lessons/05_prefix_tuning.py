@@ -19,8 +19,8 @@
 # It puts k extra *positions* in front of every layer's keys and values, free vectors
 # that are trained, and no input produces them: at layer l, attention runs over
 # K' = [P_k; K] and V' = [P_v; V], with P_k, P_v of shape (k × d). In minituner that is
-# two lines of `model.py`, the `prefixes=` slot: `k = torch.cat([prefix_k, k], dim=2)` and
-# the same for `v`.
+# two lines of `model.py`, the `prefixes=` slot:
+# `k = torch.cat([prefix_k.expand(B, -1, -1, -1), k], dim=2)` and the same for `v`.
 #
 # **P-Tuning v2** (Liu et al. 2022, Tsinghua University and BAAI) is "deep prompt tuning":
 # trainable keys and values at every layer, as here. Li & Liang made their prefixes with

@@ -15,10 +15,11 @@
 # task, (W + ΔW) − ΔW + ΔW′ (lesson 07). ΔW is a low-rank update of *every* entry of W, not a
 # choice of some entries.
 #
-# minituner's `LoRALinear` (in `minituner/methods/lora_layer.py`) is that formula, in the row
-# form code uses:
+# minituner's `LoRALinear` (in `minituner/methods/lora.py`) is that formula, in the row
+# form code uses (`self.base_layer(x)` is the frozen `linear(x, W, b)`; `x_A` is x, with dropout
+# on this path when `lora_dropout > 0`):
 #
-#     y = linear(x, W, b) + scale * (x @ A.T) @ B.T        scale = α / r
+#     y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T        scale = α / r
 #
 # **One warning about letters.** The code uses the LoRA paper's and PEFT's names,
 # ΔW = B·A with `lora_A` (r × in, random) and `lora_B` (out × r, zeros). The article
@@ -44,8 +45,9 @@ import minituner
 from minituner.data import encode_examples
 from minituner.lesson import MatmulCounter, options, run
 from minituner.methods.lora import lora_layers
+from minituner.model import count_parameters
 from minituner.model_families import table as families_table
-from minituner.report import count_parameters, markdown_table, plot_curves, save_figure, show
+from minituner.report import markdown_table, plot_curves, save_figure, show
 from minituner.verify.lora import article_mapping
 
 args = options("Lesson 06: LoRA", smoke=dict(rows=48, steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",

@@ -46,7 +46,8 @@ from minituner.analysis import (
 )
 from minituner.lesson import options
 from minituner.methods.lora import lora_layers
-from minituner.report import count_parameters, label, markdown_table, save_figure, show
+from minituner.model import count_parameters
+from minituner.report import label, markdown_table, save_figure, show
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = options("Lesson 09: is ΔW low-rank?", smoke=dict(rows=48, steps=3, lora_steps=2, ranks=(1, 4)), out="runs/09_delta_w",

@@ -49,8 +49,8 @@ from minituner.memory import (
     measure_step,
 )
 from minituner.methods import get_peft_model, ordered
-from minituner.model import GPT, GPTConfig
-from minituner.report import count_parameters, markdown_table, parameter_table, save_figure, show
+from minituner.model import GPT, GPTConfig, count_parameters
+from minituner.report import markdown_table, parameter_table, save_figure, show
 
 GPT2_VOCAB = 50257  # GPT-2's vocabulary: the full preset's, and the H200 benchmark's below
 args = options("Lesson 10: a real GPT-2", smoke=dict(n_layer=2, n_embd=32, n_head=2, vocab=600, steps=2, ddp_steps=2),
@@ -206,9 +206,9 @@ print(f"the peak lies {min(gaps)}–{max(gaps)} MiB above the estimate for every
 
 # %%
 command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "minituner.distributed", "--method", "lora", "--steps", str(args.ddp_steps), "--batch-size", "8"]
+           "-m", "minituner.launch", "--method", "lora", "--steps", str(args.ddp_steps), "--batch-size", "8"]
 done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-print("torchrun --standalone --nproc_per_node 2 -m minituner.distributed --method lora ...")
+print("torchrun --standalone --nproc_per_node 2 -m minituner.launch --method lora ...")
 print(done.stdout.strip() if done.returncode == 0 else done.stderr[-2000:])
 
 # %% [markdown]

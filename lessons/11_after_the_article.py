@@ -46,13 +46,13 @@ from minituner.analysis import magnitude_direction, quantization_rows, summarise
 from minituner.experiments import selected_settings
 from minituner.functional import cross_entropy
 from minituner.lesson import options
-from minituner.methods.lora_layer import lora_layers
+from minituner.methods.lora import lora_layers
 from minituner.methods.registry import low_rank
 from minituner.methods.shortcuts import bitfit, dora, ia3, lora, qlora
-from minituner.model import Linear
+from minituner.model import Linear, count_parameters
 from minituner.optim import AdamW
 from minituner.quant import BLOCK, NF4, SCALE_BLOCK, normalized_blocks
-from minituner.report import count_parameters, label, markdown_table, plot_curves, save_figure, show
+from minituner.report import label, markdown_table, plot_curves, save_figure, show
 
 args = options("Lesson 11: after the article", smoke=dict(rows=48, steps=2, eval_every=2), out="runs/11_after_the_article",
                steps=80, eval_every=20, batch_size=16, seed=0, rows=None)

@@ -9,11 +9,10 @@
     model.save_pretrained("runs/lora")                # later: minituner.PeftModel.from_pretrained(base, "runs/lora")
 """
 
-__version__ = "0.1.0"
-
 from .checkpoint import fingerprint, load_base, load_model, save_model  # noqa: E402
 from .data import make_corpus, make_fact_probe, make_task, make_world  # noqa: E402
 from .dataset import Dataset, Split, from_pairs  # noqa: E402
+from .functional import fused  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
     BitFitConfig,
@@ -47,15 +46,16 @@ from .methods.shortcuts import (  # noqa: E402
     ptuning_v2,
     qlora,
 )
-from .model import GPT, GPTConfig  # noqa: E402
+from .model import GPT, GPTConfig, count_parameters, print_trainable_parameters  # noqa: E402
 from .optim import AdamW  # noqa: E402
 from .peft_format import load_peft_format, save_peft_format  # noqa: E402  (registers PEFT's folders with from_pretrained)
-from .report import count_parameters, parameter_table, print_trainable_parameters  # noqa: E402
+from .report import parameter_table  # noqa: E402
 from .tokenizer import CharTokenizer  # noqa: E402
 from .train import History, answer, evaluate, train  # noqa: E402
+from .version import __version__  # noqa: E402, F401
 
 __all__ = [
-    "GPT", "GPTConfig", "AdamW", "CharTokenizer", "History",
+    "GPT", "GPTConfig", "AdamW", "fused", "CharTokenizer", "History",
     "load_base", "load_model", "save_model", "fingerprint",
     "make_world", "make_corpus", "make_task", "make_fact_probe", "Dataset", "Split", "from_pairs",
     "train", "evaluate", "answer",

@@ -146,7 +146,7 @@ def finetune(args) -> None:
 
 def cmd_finetune(args) -> int:
     from .device import check_device
-    from .distributed import backend_for, spawn
+    from .launch import backend_for, spawn
     from .train import check_train_args
 
     device = check_device(args.device)

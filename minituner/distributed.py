@@ -30,7 +30,8 @@ each rank draws its own masks (``rank_generators``: seed + rank), as each rank s
 
 Run it: ``minituner finetune --nproc 2 --method lora --data pairs.jsonl --out runs/mine`` (your
 pairs; the command spawns the processes, rank 0 validates, prints and saves), or
-``torchrun --nproc_per_node 2 -m minituner.distributed --method lora --steps 50`` (a mini-world task).
+``torchrun --nproc_per_node 2 -m minituner.launch --method lora --steps 50`` (a mini-world task):
+launch.py, beside the command line, starts the processes; this file holds what the loop needs.
 
 References: 1) Li et al. 2020, PyTorch Distributed: Experiences on Accelerating Data
 Parallel Training. 2) PyTorch, ``torch.nn.parallel.DistributedDataParallel``.
@@ -38,17 +39,10 @@ Parallel Training. 2) PyTorch, ``torch.nn.parallel.DistributedDataParallel``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import socket
-import sys
-
 import torch
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
-
-from .train import train
 
 
 def allreduce_bytes(model) -> int:
@@ -68,36 +62,6 @@ def init(backend: str | None = None) -> tuple[int, int]:
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
-
-
-def backend_for(nproc: int, batch_size: int, device="cpu") -> str:
-    """The torch.distributed backend for nproc processes on device: 'gloo' on CPUs (at most one process
-    per core), 'nccl' on GPUs (device 'cuda', process r on cuda:r, at most one process per GPU).
-    The batch must split evenly. Anything else: a ValueError saying what is allowed."""
-    if isinstance(nproc, bool) or not isinstance(nproc, int):
-        raise TypeError(f"nproc must be an int, got {type(nproc).__name__} {nproc!r}")
-    if nproc < 1:
-        raise ValueError(f"nproc must be >= 1 (the number of processes), got {nproc}")
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        cores = os.cpu_count() or 1
-        if nproc > cores:
-            raise ValueError(f"nproc {nproc} is more than this machine's {cores} CPU cores; each process "
-                             f"trains on one core, so use at most {cores}")
-        backend = "gloo"
-    elif dev.type == "cuda":
-        if dev.index is not None:
-            raise ValueError(f"with several processes give device 'cuda', not {str(device)!r}: process r uses cuda:r")
-        gpus = torch.cuda.device_count()
-        if nproc > gpus:
-            raise ValueError(f"nproc {nproc} is more than the {gpus} GPU(s) this machine has (nccl takes one "
-                             f"process per GPU); use at most {gpus}, or device cpu")
-        backend = "nccl"
-    else:
-        raise ValueError(f"torch.distributed has no backend for {dev.type!r}; use device cpu (gloo) or cuda (nccl)")
-    if batch_size % nproc:
-        raise ValueError(f"batch_size {batch_size} must split evenly over {nproc} processes: use a multiple of {nproc}")
-    return backend
 
 
 def whole_batch_loss(mean: torch.Tensor, mask: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,74 +104,3 @@ def wrap(model, rank: int, device) -> tuple[DistributedDataParallel, list[int]]:
 
     ddp.register_comm_hook(None, counting_hook)
     return ddp, sent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (for a local process group)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, fn, args, backend: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.set_num_threads(1)  # one core per process: W processes share the machine
-    if backend == "nccl":
-        torch.cuda.set_device(rank)  # process r on GPU r
-    init(backend)
-    try:
-        fn(*args)
-    finally:
-        dist.destroy_process_group()
-
-
-def spawn(fn, nproc: int = 2, args=(), backend: str = "gloo") -> None:
-    """Run fn(*args) in nproc processes joined in a process group on 127.0.0.1 (what torchrun does,
-    from Python: for `minituner finetune --nproc`, tests and notebooks): gloo on CPUs, or nccl with
-    process r on GPU r. fn must be importable (a module-level function)."""
-    torch.multiprocessing.spawn(_worker, args=(nproc, free_port(), fn, args, backend), nprocs=nproc, join=True)
-
-
-SMALL = {"r": 4, "lora_alpha": 16, "num_virtual_tokens": 4}  # each method's small setting, where it has the field
-
-
-def build(key: str, base):
-    """The model registered method `key` trains on base, at SMALL's setting (the lesson compares their all-reduces)."""
-    from .methods import METHODS, get_peft_model
-
-    if key not in METHODS:
-        raise ValueError(f"unknown method {key!r}; choose one of {', '.join(METHODS)}")
-    fields = {f.name for f in METHODS[key].fields()}
-    return get_peft_model(base, METHODS[key].make_config(**{k: v for k, v in SMALL.items() if k in fields}))
-
-
-def main(argv=None) -> int:
-    """``torchrun --nproc_per_node W -m minituner.distributed --method lora``: fine-tune the shipped base."""
-    from .checkpoint import load_base
-    from .data import make_task
-
-    p = argparse.ArgumentParser(prog="python -m minituner.distributed", description=main.__doc__)
-    from .methods import ordered
-
-    p.add_argument("--method", default="lora", choices=[m.key for m in ordered()])
-    p.add_argument("--task", default="classify")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=16, help="the whole batch, split over the processes")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    rank, world = init()
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    model = build(args.method, load_base())
-    hist = train(model, make_task(args.task), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                 seed=args.seed, device=device, progress=False)
-    if rank == 0:
-        print(f"{args.method}: {world} processes, batch {args.batch_size} ({args.batch_size // world} each), "
-              f"loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}, {hist.allreduce_bytes:,} bytes all-reduced "
-              f"per step, {hist.seconds:.1f} s")
-    dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,14 +13,34 @@ Each op comes twice where speed asks for it:
   tensors the formula needs and does the work in a few large ops (as llm.c does in C).
 tests/test_functional.py checks each forward against PyTorch's own op and each backward
 with ``torch.autograd.gradcheck`` in float64 against autograd of the plain forward.
+
+Fusions (``fused()``, off unless asked): the bias inside the matmul (``addmm``), q, k and v as
+one product (``stacked_linear``), LoRA's ΔW folded into W (``LoRALinear.as_weight``) and AdamW's
+flat buffers give the same numbers (to the last bits) faster. Off, the line a lesson quotes is the
+line that runs; ``minituner compare`` and ``sweep`` turn them on (tests hold both ways equal).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
 import torch
+
+FUSED = False  # the fused equivalents above: read at every call, set only through fused()
+
+
+@contextlib.contextmanager
+def fused(on: bool = True):
+    """Within the block, run the fused equivalents (on=True) or the lines as written (on=False)."""
+    global FUSED
+    before, FUSED = FUSED, bool(on)
+    try:
+        yield
+    finally:
+        FUSED = before
+
 
 # ---------------------------------------------------------------- linear and embedding
 
@@ -30,13 +50,16 @@ def linear(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None) -> t
 
     Article (column vectors): Y = W X with X (in, N) and W (out, in).
     Code (rows are tokens):   y = x Wᵀ + b with x (..., in), W (out, in), b (out,).
-    Both are the same numbers: (W X)ᵀ = Xᵀ Wᵀ. The bias rides inside the matmul
-    (``addmm``: b + x Wᵀ in one op) on the 2-D view x (N, in).
+    Both are the same numbers: (W X)ᵀ = Xᵀ Wᵀ. Under ``fused()`` the bias rides inside the
+    matmul (``addmm``: b + x Wᵀ in one op) on the 2-D view x (N, in).
     """
     if b is None:
         return x @ W.T  # (..., out)
-    y = torch.addmm(b, x.reshape(-1, x.size(-1)), W.T)  # (N, out) = b + x Wᵀ
-    return y.view(*x.shape[:-1], W.size(0))  # (..., out)
+    if FUSED:
+        y = torch.addmm(b, x.reshape(-1, x.size(-1)), W.T)  # (N, out) = b + x Wᵀ
+        return y.view(*x.shape[:-1], W.size(0))  # (..., out)
+    y = x @ W.T + b  # (..., out)
+    return y
 
 
 class _StackedLinear(torch.autograd.Function):

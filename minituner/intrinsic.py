@@ -141,7 +141,7 @@ def job(init: str, kind: str, size: int, lr: float, steps: int, batch_size: int,
     from .methods.lora import lora_layers
     from .methods.registry import low_rank
     from .methods.shortcuts import full, lora
-    from .report import count_parameters
+    from .model import count_parameters
     from .train import evaluate, train
 
     if init not in ("pretrained", "random") or kind not in ("full", "intrinsic", "lora"):

@@ -70,7 +70,7 @@ def run(name: str, model, data, steps: int, lr: float | None = None, batch_size:
     seconds of training. eval_every > 0 records the validation curve in the History. With a device
     (e.g. "cuda") the model trains there and comes back to the CPU, where the splits are scored.
     """
-    from .report import count_parameters
+    from .model import count_parameters
     from .train import evaluate, train
 
     trainable, total = count_parameters(model)

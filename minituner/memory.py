@@ -47,8 +47,8 @@ import torch
 
 from .functional import cross_entropy
 from .methods import METHODS
+from .model import count_parameters
 from .quant import Linear4bit
-from .report import count_parameters
 
 GIB = 1024**3
 

@@ -132,18 +132,18 @@ class CausalSelfAttention(nn.Module):
     def qkv(self, x):
         """q, k, v = x W_qᵀ + b_q, x W_kᵀ + b_k, x W_vᵀ + b_v, each (B, T, C).
 
-        When the three layers can each show their weight (``as_weight``: a Linear, or a LoRA layer
-        whose ΔW rides inside it) and x has at least C rows, this is one product with the stacked
-        weight [W_q; W_k; W_v] (3C, C), as GPT-2's c_attn: one large matmul is faster than three
-        small ones, and the same numbers. Otherwise (an adapter on the outputs, one row at a time
-        in generation, where stacking the weights would cost more than it saves) it is three.
+        Three products, one per layer, as written. Under ``fused()``, when the three layers can each
+        show their weight (``as_weight``: a Linear, or a LoRA layer whose ΔW rides inside it) and x has
+        at least C rows, it is one product with the stacked weight [W_q; W_k; W_v] (3C, C), as GPT-2's
+        c_attn: one large matmul is faster than three small ones, and the same numbers.
         """
         layers = (self.q_proj, self.k_proj, self.v_proj)
         C = x.size(-1)
-        parts = [layer.as_weight() if shows_weight(layer) and x.numel() >= C * C else None for layer in layers]
-        if any(part is None for part in parts):
-            return tuple(layer(x) for layer in layers)
-        return F.stacked_linear(x, parts).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        if F.FUSED and x.numel() >= C * C:
+            parts = [layer.as_weight() if shows_weight(layer) else None for layer in layers]
+            if all(part is not None for part in parts):
+                return F.stacked_linear(x, parts).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        return tuple(layer(x) for layer in layers)  # 3 × (B, T, C)
 
     def forward(self, x, prefix=None, cache=None):
         B, T, C = x.shape
@@ -210,6 +210,26 @@ class KVCache:
     @property
     def length(self) -> int:
         return self.n_virtual + self.n_real
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) numbers of elements; a tensor counts once even if shared."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def print_trainable_parameters(model) -> None:
+    """Print PEFT's one line, 'trainable params: N || all params: M || trainable%: P', and return None as
+    PEFT does (the numbers: model.get_nb_trainable_parameters() on a PeftModel, else count_parameters)."""
+    counts = getattr(model, "get_nb_trainable_parameters", None)
+    trainable, total = counts() if counts else count_parameters(model)
+    print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
 
 
 def check_token_ids(idx, vocab_size: int) -> None:

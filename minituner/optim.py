@@ -12,18 +12,18 @@ State: m and v, two tensors the size of each trainable tensor — 2 × trainable
 bytes in float32. That is why parameter-efficient methods also save optimiser memory:
 the optimiser only ever sees the tensors that require gradients.
 
-The update is written for all tensors at once. m and v live in two flat buffers (each
-tensor's m and v are views into them); when every tensor got a gradient and all share
-the same t (every step of train()), the update runs on the flat buffers: the gradients
-are gathered with one ``cat``, m, v and the step are computed with a few whole-buffer ops,
-and the step is added to the weights with one multi-tensor add, instead of about ten
-small ops per tensor. That pays where tensors are many and small (the shipped base: 68
-tensors, 208k numbers). Where many numbers train, each op's pass over all of them is the
-cost, and the ``cat`` is one pass more than the multi-tensor ops need (at GPT-2-small's size
-the flat update was slower than both the multi-tensor one and torch.optim.AdamW). So the
-flat buffers are used up to FLAT_MAX trained numbers, the multi-tensor ops above.
-Otherwise it runs tensor by tensor with PyTorch's multi-tensor ops (``torch._foreach_*``).
-tests/test_optim.py holds both paths equal to ``torch.optim.AdamW``.
+``step`` is the formula above, line for line, one tensor at a time. Under ``minituner.fused()``
+(``compare`` and ``sweep`` turn it on) the same update is written for all tensors at once. m and v
+live in two flat buffers (each tensor's m and v are views into them); when every tensor got a
+gradient and all share the same t (every step of train()), the update runs on the flat buffers:
+the gradients are gathered with one ``cat``, m, v and the step are computed with a few
+whole-buffer ops, and the step is added to the weights with one multi-tensor add, instead of about
+ten small ops per tensor. That pays where tensors are many and small (the shipped base: 68
+tensors, 208k numbers). Where many numbers train, each op's pass over all of them is the cost,
+and the ``cat`` is one pass more than the multi-tensor ops need (at GPT-2-small's size the flat
+update was slower than both the multi-tensor one and torch.optim.AdamW). So the flat buffers are
+used up to FLAT_MAX trained numbers, the multi-tensor ops above (``torch._foreach_*``).
+tests/test_optim.py holds all three ways equal to ``torch.optim.AdamW``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from . import functional as F
 
 FLAT_MAX = 1 << 20  # trained numbers up to which the flat-buffer update is used (see above)
 
@@ -64,6 +66,18 @@ class AdamW:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]  # tensors that got a gradient
         for i in live:
             self.t[i] += 1
+        if F.FUSED:
+            return self._step_fused(live)
+        b1, b2, lr, wd, eps = *self.betas, self.lr, self.weight_decay, self.eps
+        for i in live:
+            θ, g, m, v, t = self.params[i], self.params[i].grad, self.m[i], self.v[i], self.t[i]
+            m.copy_(b1 * m + (1 - b1) * g)  # m ← β1·m + (1 − β1)·g
+            v.copy_(b2 * v + (1 - b2) * g**2)  # v ← β2·v + (1 − β2)·g²
+            m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)  # bias correction: m, v start at 0
+            θ -= lr * wd * θ  # θ ← θ − lr·λ·θ
+            θ -= lr * m_hat / (v_hat.sqrt() + eps)  # θ ← θ − lr·m̂ / (sqrt(v̂) + ε)
+
+    def _step_fused(self, live):
         if len(live) == len(self.params) and len(set(self.t)) == 1 and self.m_flat.numel() <= FLAT_MAX:
             self._step_flat()
         else:

@@ -48,8 +48,8 @@ from safetensors.torch import save_file
 from .checkpoint import ADAPTER_CONFIG, ADAPTER_TENSORS, fingerprint, read_json, tensors_sha256
 from .gpt2 import is_gpt2_folder, load_gpt2
 from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
-from .methods.lora_layer import lora_layers
-from .methods.saving import FORMATS
+from .methods.lora import lora_layers
+from .methods.peft_model import FORMATS
 
 EXPORTS = (LoraConfig, PromptTuningConfig, PrefixTuningConfig)  # methods PEFT has with the same computation
 ONE_TO_ONE = {"attn.o_proj": "attn.c_proj", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}

@@ -1,4 +1,4 @@
-"""Counting parameters and drawing what a run did: tables (Markdown) and figures (PNG, headless)."""
+"""Drawing what a run did: tables (Markdown) and figures (PNG, headless)."""
 
 from __future__ import annotations
 
@@ -20,26 +20,6 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) numbers of elements; a tensor counts once even if shared."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total
-
-
-def print_trainable_parameters(model) -> None:
-    """Print PEFT's one line, 'trainable params: N || all params: M || trainable%: P', and return None as
-    PEFT does (the numbers: model.get_nb_trainable_parameters() on a PeftModel, else count_parameters)."""
-    counts = getattr(model, "get_nb_trainable_parameters", None)
-    trainable, total = counts() if counts else count_parameters(model)
-    print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
 
 
 def _module_key(name: str, depth: int) -> str:

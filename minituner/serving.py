@@ -25,7 +25,7 @@ import torch
 
 from .checkpoint import fingerprint
 from .methods import LoraModel, PrefixTuningModel, PromptTuningModel, get_peft_model
-from .methods.lora_layer import lora_layers
+from .methods.lora import lora_layers
 from .model import GPT
 
 BASE = "base"  # the name that asks for no adapter: the base alone

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .dataset import Dataset, Split
 from .device import check_device
+from .distributed import whole_batch_loss, wrap
 from .functional import _check_mask, cross_entropy, token_nll
 from .optim import AdamW
 from .tokenizer import END
@@ -170,7 +171,7 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     A non-finite loss stops training with a RuntimeError naming the step.
 
     One loop for one process or W (as nanoGPT's train.py): inside a torch.distributed process
-    group (``distributed.spawn``, torchrun) each rank takes its 1/W of the batch through
+    group (``launch.spawn``, torchrun) each rank takes its 1/W of the batch through
     DistributedDataParallel (see distributed.py for the loss scaling that makes the averaged
     gradient the whole batch's); rank 0 alone scores data.val and broadcasts (loss, accuracy),
     so every rank takes the same decisions (best step, stop) and restores the same weights.
@@ -190,8 +191,6 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     opt = AdamW(raw_model.parameters(), lr=lr, weight_decay=weight_decay)
     hist, sent = History(optimizer_state_bytes=opt.state_bytes()), []
     if ddp:
-        from .distributed import wrap
-
         model, sent = wrap(raw_model, rank, device)  # sent: the bytes of every gradient bucket all-reduced
     gen = torch.Generator().manual_seed(seed)  # every rank draws the same batch, then takes its rows
     best, best_state, bad_evals = (-math.inf, -math.inf), None, 0
@@ -201,8 +200,6 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
         x, y, m = (t[rank * b:(rank + 1) * b].to(device) for t in data.train.batch(batch_size, gen))
         loss = whole = cross_entropy(model(x), y, m)  # the mean over this rank's answer tokens
         if ddp:
-            from .distributed import whole_batch_loss
-
             loss, whole = whole_batch_loss(loss, m, world)
         if not loss.requires_grad:  # trainable tensors that the forward never reads (a merged LoRA's A and B)
             raise ValueError("the loss does not depend on any trainable tensor; a merged LoRA model keeps ΔW in "

@@ -12,11 +12,10 @@ from minituner.methods import PeftModel, get_peft_model
 from minituner.methods.bitfit import BitFitConfig
 from minituner.methods.dora import DoraConfig
 from minituner.methods.ia3 import IA3Config
-from minituner.methods.lora_layer import lora_layers
+from minituner.methods.lora import lora_layers
 from minituner.methods.qlora import QLoraConfig
-from minituner.model import GPT
+from minituner.model import GPT, count_parameters
 from minituner.quant import Linear4bit, dequantize_nf4
-from minituner.report import count_parameters
 from minituner.train import train
 from minituner.verify.vectors import perturb
 

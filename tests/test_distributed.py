@@ -16,13 +16,8 @@ from safetensors.torch import load_file, save_file
 import minituner
 from minituner.cli import main
 from minituner.dataset import Split
-from minituner.distributed import (
-    allreduce_bytes,
-    backend_for,
-    build,
-    rank_generators,
-    spawn,
-)
+from minituner.distributed import allreduce_bytes, rank_generators
+from minituner.launch import backend_for, build, spawn
 
 PAIRS = Path(__file__).resolve().parents[1] / "docs" / "examples" / "pairs.jsonl"
 

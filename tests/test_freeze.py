@@ -7,8 +7,8 @@ import torch
 
 import minituner
 from minituner import fingerprint, freeze, full
+from minituner.model import count_parameters
 from minituner.optim import AdamW
-from minituner.report import count_parameters
 from minituner.train import train
 
 

@@ -10,12 +10,10 @@ from safetensors.torch import load_file, save_file
 from torch.overrides import TorchFunctionMode
 
 import minituner
-from minituner import LoraConfig, LoraModel, PeftModel, fingerprint, load_adapter, lora
+from minituner import LoraConfig, LoraModel, PeftModel, fingerprint, fused, load_adapter, lora
 from minituner.checkpoint import save_folder
-from minituner.methods.lora import lora_layers
-from minituner.methods.lora_layer import LoRALinear
-from minituner.model import GPT, Linear
-from minituner.report import count_parameters
+from minituner.methods.lora import LoRALinear, lora_layers
+from minituner.model import GPT, Linear, count_parameters
 from minituner.train import train
 
 
@@ -213,7 +211,7 @@ def test_merge_equals_unmerged_and_unmerge_restores_w(tiny):
 
 
 def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
-    import minituner.methods.lora_layer as lora_layer
+    import minituner.methods.lora as lora_layer
 
     model = fill_B(lora(tiny, r=4, lora_alpha=8, target_modules="all"), seed=2)
     x = ids()
@@ -227,15 +225,19 @@ def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
         monkeypatch.setattr(lora_layer, "IN_WEIGHT_FACTOR", 10**9)
         return model
 
+    with CountMatmuls() as c:  # as written (not fused): every product of the base, then x·Aᵀ and (x·Aᵀ)·Bᵀ
+        model(x)
+    readable = c.n
     for name, make in (("base", lambda: tiny), ("lora", low_rank), ("in weight", in_weight),
                        ("merged", lambda: model.merge_adapter() or model), ("unloaded", lambda: model.merge_and_unload())):
         m = make()
-        with CountMatmuls() as c:
+        with CountMatmuls() as c, fused():
             m(x)
         counts[name] = c.n
+    assert readable == counts["base"] + 2 * tiny.config.n_layer + 2 * 6 * tiny.config.n_layer
     n_lora = 6 * tiny.config.n_layer  # every projection of every block
-    fused = 2 * tiny.config.n_layer  # q, k, v in one product instead of three (CausalSelfAttention.qkv)
-    assert counts["lora"] == counts["base"] + fused + 2 * n_lora  # unmerged: x·Aᵀ and (x·Aᵀ)·Bᵀ per target
+    stacked = 2 * tiny.config.n_layer  # q, k, v in one product instead of three (CausalSelfAttention.qkv)
+    assert counts["lora"] == counts["base"] + stacked + 2 * n_lora  # unmerged: x·Aᵀ and (x·Aᵀ)·Bᵀ per target
     assert counts["in weight"] == counts["base"] + n_lora  # or W + s·B·A per target, then the base's products
     assert counts["merged"] == counts["base"] == counts["unloaded"]
 
@@ -244,7 +246,7 @@ def test_a_merged_model_makes_exactly_the_base_s_matmuls(tiny, monkeypatch):
 def test_low_rank_and_in_weight_paths_give_the_same_y_and_gradients(monkeypatch, n_in, n_out, r):
     """LoRALinear.forward takes x Wᵀ + b + s·(x Aᵀ) Bᵀ or x (W + s·B·A)ᵀ + b by size
     (IN_WEIGHT_FACTOR); both must give the same output and gradients (float64)."""
-    import minituner.methods.lora_layer as lora_layer
+    import minituner.methods.lora as lora_layer
 
     base = Linear(n_in, n_out).double()
     g = torch.Generator().manual_seed(0)
@@ -258,10 +260,11 @@ def test_low_rank_and_in_weight_paths_give_the_same_y_and_gradients(monkeypatch,
         layer.lora_B["a"].copy_(torch.randn(n_out, r, generator=g, dtype=torch.float64))
     x = torch.randn(3, 5, n_in, generator=g, dtype=torch.float64)
     results = []
-    for factor in (0, 10**9):  # 0: always the low-rank path; huge: always in the weight
+    for factor in (0, 10**9):  # 0: always the low-rank path; huge: always in the weight (fused)
         monkeypatch.setattr(lora_layer, "IN_WEIGHT_FACTOR", factor)
         xi = x.clone().requires_grad_(True)
-        y = layer(xi)
+        with fused():
+            y = layer(xi)
         y.backward(torch.cos(y))
         results.append([y.detach(), xi.grad, layer.lora_A["a"].grad.clone(), layer.lora_B["a"].grad.clone()])
         layer.lora_A["a"].grad = layer.lora_B["a"].grad = None

@@ -6,7 +6,7 @@ import torch
 import minituner
 from minituner.cli import main
 from minituner.memory import estimate_memory, gpt_shape, llama_shape, measure_step
-from minituner.report import count_parameters
+from minituner.model import count_parameters
 
 ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 CASES = [  # (estimator method and options, the model that method builds)

@@ -5,15 +5,18 @@ import copy
 import pytest
 import torch
 
+from minituner.functional import fused
 from minituner.optim import AdamW
 
 
+@pytest.mark.parametrize("on", [False, True], ids=["as-written", "fused"])
 @pytest.mark.parametrize("drop_ln_f", [False, True], ids=["flat-buffers", "tensor-by-tensor"])
-def test_adamw_matches_torch(tiny, drop_ln_f):
+def test_adamw_matches_torch(tiny, drop_ln_f, on):
     """30 steps in float64 (in float32 a rounding difference in g is amplified where v ≈ 0),
     with the lr changed every step as train() does (warm-up, cosine). Every tensor has a
     gradient: the flat-buffer path. Or ln_f gets none every third step: it is left alone,
-    moments and step count too, as torch does, and the update goes tensor by tensor."""
+    moments and step count too, as torch does, and the update goes tensor by tensor. Both under
+    fused(); without it, the docstring's lines, one tensor at a time."""
     ours = tiny.double()
     theirs = copy.deepcopy(ours)
     opt_a = AdamW(ours.parameters(), lr=3e-3, weight_decay=0.1)
@@ -27,7 +30,8 @@ def test_adamw_matches_torch(tiny, drop_ln_f):
             model(x)[:, :-1].logsumexp(-1).mean().backward()
             if drop_ln_f and step % 3 == 0:
                 model.ln_f.weight.grad = model.ln_f.bias.grad = None
-            opt.step()
+            with fused(on):
+                opt.step()
     for (n, a), b in zip(ours.named_parameters(), theirs.parameters()):
         assert (a - b).abs().max() < 1e-6, n
     assert opt_a.state_bytes() == 2 * 8 * sum(p.numel() for p in tiny.parameters())  # m and v, float64

@@ -53,8 +53,20 @@ def test_a_module_is_never_shadowed_by_a_function():
     import minituner.methods.lora as lora_module
 
     assert callable(lora_module.lora_layers) and callable(minituner.lora)
-    for f in Path(lora_module.__file__).parent.glob("*.py"):
-        assert len(f.read_text().splitlines()) <= 150, f.name
+
+
+def test_one_method_one_file():
+    """Each method's config and model (and its layer) live in one file of minituner/methods/."""
+    for m in minituner.METHODS.values():
+        assert m.config.__module__ == m.model.__module__, (m.key, m.config.__module__, m.model.__module__)
+
+
+MAX_METHOD_FILE = 500  # lines: a method file reads in one sitting (LoRA, with its layer and verbs, is the longest)
+
+
+def test_a_method_file_reads_in_one_sitting():
+    for f in Path(minituner.methods.__file__).parent.glob("*.py"):
+        assert len(f.read_text().splitlines()) <= MAX_METHOD_FILE, f.name
 
 
 def test_a_folded_prefix_saves_2Lnd_numbers_and_loads_as_a_direct_prefix(tiny, tmp_path):

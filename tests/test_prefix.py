@@ -12,7 +12,7 @@ from minituner import fingerprint, prefix_tuning, ptuning_v2
 from minituner import functional as F
 from minituner.methods.prefix import prefix_parameter_count
 from minituner.methods.virtual_tokens import text_keys_values
-from minituner.report import count_parameters
+from minituner.model import count_parameters
 from minituner.train import train
 from minituner.verify import inputs
 from minituner.verify import prefix as checks

@@ -9,8 +9,7 @@ import minituner
 from minituner import fingerprint, prompt_tuning
 from minituner import functional as F
 from minituner.methods.prompt import prompt_parameter_count
-from minituner.model import GPT, GPTConfig
-from minituner.report import count_parameters
+from minituner.model import GPT, GPTConfig, count_parameters
 from minituner.train import train
 from minituner.verify import inputs
 from minituner.verify import prompt as checks

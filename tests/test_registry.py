@@ -18,7 +18,7 @@ from minituner import experiments
 from minituner.cli import build_parser, main
 from minituner.memory import estimate_memory, gpt_shape
 from minituner.methods import METHODS, MODELS, Method, PeftModel, get_peft_model, ordered, register
-from minituner.methods.config import MethodConfig, peft_config
+from minituner.methods.fields import MethodConfig, peft_config
 from minituner.methods.options import option
 
 PACKAGE = Path(minituner.__file__).parent

@@ -4,8 +4,7 @@ import pytest
 
 import minituner
 from minituner import freeze, parameter_table
-from minituner.model import GPT, GPTConfig
-from minituner.report import count_parameters, print_trainable_parameters
+from minituner.model import GPT, GPTConfig, count_parameters, print_trainable_parameters
 
 V = minituner.CharTokenizer().vocab_size
 CONFIGS = [GPTConfig(vocab_size=V, block_size=96, n_layer=2, n_head=2, n_embd=16),

@@ -62,9 +62,10 @@ def test_every_method_gives_the_numbers_of_three_separate_products(key, tiny, cl
                 p.add_(torch.randn(p.shape, generator=g) * 0.05)
     batch = classify.train.batch(4, torch.Generator().manual_seed(0))
     assert batch[0].numel() >= tiny.config.n_embd  # rows enough for the stacked product
-    stacked = logits_and_grads(model, batch)
-    monkeypatch.setattr(model_module, "shows_weight", lambda layer: False)  # three products, always
-    separate = logits_and_grads(model, batch)
+    with F.fused():
+        stacked = logits_and_grads(model, batch)
+        monkeypatch.setattr(model_module, "shows_weight", lambda layer: False)  # three products, always
+        separate = logits_and_grads(model, batch)
     torch.testing.assert_close(stacked[0], separate[0], rtol=1e-5, atol=1e-5)
     assert stacked[1].keys() == separate[1].keys() and stacked[1]
     for name in stacked[1]:

@@ -29,15 +29,18 @@ import torch
 from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
 from ..data import TASKS, make_task
 from ..device import check_device
+from ..functional import fused
 from ..jobs import default_jobs, run_all
 from ..memory import measure_step
 from ..methods import FullConfig, FullModel, Method, get_peft_model, ordered
-from ..model import GPT
+from ..model import GPT, count_parameters
 from ..quant import numel_4bit
-from ..report import count_parameters, markdown_table
+from ..report import markdown_table
 from ..train import best_score, evaluate, train
 from .aggregate import aggregate
+from .figures import plot_compare, plot_tasks
 from .relabel import RELABEL_COLS, relabel_scores
+from .tables import write_summary, write_task
 
 SELECTED = ASSETS / "selected.json"  # the sweep's choices, per task and method (shipped)
 BATCH, EVAL_EVERY, PATIENCE = 16, 25, 4  # the comparison's budget per run ...
@@ -100,19 +103,20 @@ def _loaded(task: str):
 def job(task: str, key: str, setting: dict, seed: int, steps: int | None, device: str, score: bool) -> dict:
     """One run (in a worker process): train, score validation; with score, also the test split
     (once), the parameter counts, the step memory, and on relabel where the swap landed."""
-    base, data = _loaded(task)
-    model, hist, val = run(row(key), setting, base, data, seed, device, steps=steps)
-    out = {"val acc": val["accuracy"], "val loss": val["loss"], "best step": hist.best_step,
-           "train s": hist.seconds, "curve": hist.val}
-    if score:  # the one look at test, after training and selection
-        test = evaluate(model, data.test)
-        out |= {"test acc": test["accuracy"], "test loss": test["loss"]}
-        if task == "relabel":
-            out |= relabel_scores(model, data)
-        model.to("cpu")
-        out["trainable"], out["total"] = parameter_counts(model)
-        out["step memory bytes"] = sum(measure_step(model, data.train.batch(BATCH, torch.Generator().manual_seed(0)))
-                                       .values())
+    with fused():  # the faster equivalents, the same numbers: the comparison's tables were made so
+        base, data = _loaded(task)
+        model, hist, val = run(row(key), setting, base, data, seed, device, steps=steps)
+        out = {"val acc": val["accuracy"], "val loss": val["loss"], "best step": hist.best_step,
+               "train s": hist.seconds, "curve": hist.val}
+        if score:  # the one look at test, after training and selection
+            test = evaluate(model, data.test)
+            out |= {"test acc": test["accuracy"], "test loss": test["loss"]}
+            if task == "relabel":
+                out |= relabel_scores(model, data)
+            model.to("cpu")
+            out["trainable"], out["total"] = parameter_counts(model)
+            batch = data.train.batch(BATCH, torch.Generator().manual_seed(0))
+            out["step memory bytes"] = sum(measure_step(model, batch).values())
     return out
 
 
@@ -182,9 +186,6 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
             selected=SELECTED, progress: bool = True, steps: int | None = None, jobs: int | None = None) -> list[dict]:
     """Train every method at its selected setting for seeds seed..seed+seeds-1; write table.md,
     results.json, curves.png and tradeoff.png into `out`; return the rows (mean ± std)."""
-    from .figures import plot_compare
-    from .tables import write_task
-
     check_task(task)
     check_device(device)  # before any worker starts
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -220,7 +221,7 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
                       "runs": [{k: r[k] for k in cols} for r in runs]})
         curves[method.label.split(" (")[0]] = [r["curve"] for r in runs]  # English labels: no CJK font needed
     meta = {"task": task, "seeds": seeds, "seed": seed, "device": device, "steps": steps}
-    write_task(table, meta, out)
+    write_task(table, meta, out, {"batch": BATCH, "eval_every": EVAL_EVERY, "patience": PATIENCE})
     plot_compare(table, curves, meta, out)
     return table
 
@@ -229,9 +230,6 @@ def compare_all(seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/co
                 progress: bool = True, steps: int | None = None, jobs: int | None = None) -> dict[str, list[dict]]:
     """compare() on every task (each with its own selected settings) into out/<task>/, then
     out/tasks.png and out/results.md: test accuracy by method and task."""
-    from .figures import plot_tasks
-    from .tables import write_summary
-
     out = Path(out)
     check_out_dir(out)
     missing = [t for t in TASKS if t not in selected_settings(selected)]

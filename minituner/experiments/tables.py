@@ -15,22 +15,23 @@ from ..checkpoint import atomic_write
 from ..data import TASKS
 from ..report import markdown_table
 from .aggregate import pm
-from .protocol import BATCH, EVAL_EVERY, PATIENCE
 from .relabel import RELABEL_COLS
 
 BEGIN, END = "<!-- results: generated from docs/compare/*/results.json", "<!-- /results -->"
 HEADERS = {"en": ("method", "trainable % (classify)"), "zh": ("方法", "可训练参数占比 %(classify)")}
 
 
-def write_task(rows: list[dict], meta: dict, out: Path) -> None:
-    """out/table.md (mean ± std over the seeds) and out/results.json (every run, every column)."""
+def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
+    """out/table.md (mean ± std over the seeds) and out/results.json (every run, every column); budget: the
+    protocol's batch, eval_every and patience, for the table's header."""
     seeds = meta["seeds"]
     table = [{"method": r["method"], "setting": r["setting"], "trainable params": r["trainable params"],
               "trainable %": r["trainable %"], **{c: pm(r, c, seeds) for c in ("val acc", "test acc", "test loss")},
               "train s": f"{r['train s']:.1f}", "step memory MB": f"{r['step memory bytes'] / 1e6:.1f}"}
              for r in rows]
     header = (f"Task `{meta['task']}`: {seeds} seed(s) from {meta['seed']}, at most {meta['steps']} steps of batch "
-              f"{BATCH}, early stopping on validation accuracy (every {EVAL_EVERY} steps, patience {PATIENCE}), "
+              f"{budget['batch']}, early stopping on validation accuracy (every {budget['eval_every']} steps, "
+              f"patience {budget['patience']}), "
               f"device {meta['device']}; settings chosen on validation by `minituner sweep`"
               + ("; mean ± std over the seeds" if seeds > 1 else "") +
               ". train s: one thread per run, runs side by side.\n\n")

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..model import GPT
-from .config import MethodConfig, peft_config
+from .fields import MethodConfig, peft_config
 from .options import ConfigError, option
 from .peft_model import PeftModel
 from .registry import Method, register

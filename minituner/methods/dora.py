@@ -29,12 +29,11 @@ import torch.nn as nn
 
 from .. import functional as F
 from ..model import Linear
-from .config import LoraConfig, peft_config
-from .lora import LoraModel
-from .lora_layer import LoRALinear, lora_layers
+from .fields import peft_config
+from .lora import LoraConfig, LoRALinear, LoraModel, lora_layers
 from .options import ConfigError
 from .registry import Method, ranks, register
-from .targets import resolve_targets
+from .targets import replace_module, resolve_targets
 
 
 @peft_config
@@ -98,8 +97,7 @@ class DoraModel(LoraModel):
         for n in resolve_targets(self.base, config.target_modules):  # wrap once; inject() then fills them
             layer = self.base.get_submodule(n)
             if not isinstance(layer, DoRALinear):
-                parent, _, leaf = n.rpartition(".")
-                setattr(self.base.get_submodule(parent), leaf, DoRALinear(layer))
+                replace_module(self.base, n, DoRALinear(layer))
         super().add_adapter(name, config)
 
     def adapter_tensors(self, name: str) -> dict[str, torch.Tensor]:

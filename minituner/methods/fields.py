@@ -1,6 +1,21 @@
 """What every method's config shares: the MethodConfig base, the ``peft_config`` decorator (a dataclass
 that refuses unknown names, and PEFT's names we do not take with what minituner does instead), and the
 fields several configs hold (seed, num_virtual_tokens, PEFT's task_type and inference_mode).
+Each method's config sits in the method's own file, named as in Hugging Face PEFT:
+
+    LoraConfig(r=8, lora_alpha=8, target_modules=("q_proj", "v_proj"), lora_dropout=0.0, use_rslora=False)
+    PromptTuningConfig(num_virtual_tokens=16, init="random", init_text=None)
+    PrefixTuningConfig(num_virtual_tokens=8, prefix_projection=False, encoder_hidden_size=None, init, init_text)
+    FreezeConfig(trainable_layers=1, train_embeddings=False, train_head=False)
+    FullConfig()
+
+Defaults are PEFT's where PEFT has the option (r 8, lora_alpha 8, prefix_projection False:
+P-Tuning v2 is PrefixTuningConfig without the projection). PEFT has no default num_virtual_tokens;
+ours (16, 8) fit the 96-token context. ``seed`` is ours: every random init (and LoRA's dropout
+masks) comes from it. ``init`` is PEFT's prompt_tuning_init ("vocab" = SAMPLE_VOCAB). Values are
+checked here, each field against the domain its ``option()`` states (options.py), then the
+checks that tie fields together (``check``); what needs the base (n_virtual < block_size,
+r ≤ min(in, out)) when the model is built. The command line's options are these fields.
 """
 
 from __future__ import annotations

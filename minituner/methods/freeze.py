@@ -32,10 +32,28 @@ References: 1) Yosinski et al. 2014, How transferable are features in deep neura
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..model import GPT
-from .config import FreezeConfig
+from .fields import MethodConfig, peft_config
+from .options import ConfigError, option
 from .peft_model import PeftModel
 from .registry import Method, register
+
+
+@peft_config
+class FreezeConfig(MethodConfig):
+    """Train the top ``trainable_layers`` blocks (and ln_f), optionally the embeddings or the tied head."""
+
+    method: ClassVar[str] = "freeze"
+    trainable_layers: int = option(1, "top blocks left trainable (the rest frozen)", ge=0, le=1024, short="layers")
+    train_embeddings: bool = option(False, "also train the token and position embeddings")
+    train_head: bool = option(False, "also train the head (tied to the token embedding)")
+
+    def check(self):
+        if self.trainable_layers == 0 and not (self.train_embeddings or self.train_head):
+            raise ConfigError("FreezeConfig", "trainable_layers", "=0 with train_embeddings=False and train_head=False "
+                              "leaves nothing to train; allow at least one block or one of the two flags")
 
 
 class FreezeModel(PeftModel):

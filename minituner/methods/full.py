@@ -19,10 +19,17 @@ References: 1) Howard & Ruder 2018, Universal Language Model Fine-tuning (ULMFiT
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..model import GPT
-from .config import FullConfig
+from .fields import MethodConfig, peft_config
 from .peft_model import PeftModel
 from .registry import Method, register
+
+
+@peft_config
+class FullConfig(MethodConfig):
+    method: ClassVar[str] = "full"
 
 
 class FullModel(PeftModel):

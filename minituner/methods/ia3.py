@@ -32,14 +32,14 @@ import copy
 from typing import ClassVar
 
 import torch
+import torch.nn as nn
 
 from ..model import GPT
-from .config import INFERENCE_MODE, TASK_TYPE, MethodConfig, peft_config
-from .ia3_layer import IA3Linear, ia3_layers
+from .fields import INFERENCE_MODE, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
 from .peft_model import PeftModel
 from .registry import Method, register
-from .targets import resolve_targets
+from .targets import replace_module, resolve_targets
 
 
 @peft_config
@@ -59,6 +59,38 @@ class IA3Config(MethodConfig):
                               f"target_modules={self.target_modules}, feedforward_modules={self.feedforward_modules}")
 
 
+class IA3Linear(nn.Module):
+    """``base_layer`` (frozen) with a learned scale vector: on its output, or (feedforward) on its input."""
+
+    def __init__(self, base_layer, feedforward: bool):
+        super().__init__()
+        self.base_layer, self.feedforward = base_layer, feedforward
+        n = base_layer.in_features if feedforward else base_layer.out_features
+        self.ia3_l = nn.Parameter(torch.ones(n).to(base_layer.weight))  # l = 1: the layer as it was
+        self.enabled, self.kept = True, None  # kept: (W, b) before merge_adapter folded l in
+
+    def forward(self, x):
+        if not self.enabled or self.kept is not None:
+            return self.base_layer(x)  # (..., out): the base, or l already folded into W
+        if self.feedforward:
+            return self.base_layer(x * self.ia3_l)  # (..., out): (l_ff ⊙ h) W₂ᵀ + b
+        return self.base_layer(x) * self.ia3_l  # (..., out): l ⊙ (x Wᵀ + b)
+
+    @torch.no_grad()
+    def fold(self, lin):
+        """Fold diag(l) into lin's W (and b on the output side), in place."""
+        if self.feedforward:
+            lin.weight.mul_(self.ia3_l)  # W diag(l): column j times l_j
+        else:
+            lin.weight.mul_(self.ia3_l[:, None])  # diag(l) W: row i times l_i
+            lin.bias.mul_(self.ia3_l)
+        return lin
+
+
+def ia3_layers(model) -> dict[str, IA3Linear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, IA3Linear)}
+
+
 class IA3Model(PeftModel):
     """A frozen copy of a GPT (``.base``) whose targeted Linears are IA3Linear; only the l's train.
     PEFT's verbs: merge_adapter / unmerge_adapter (W, b kept, so unmerging is exact), disable_adapter,
@@ -72,8 +104,7 @@ class IA3Model(PeftModel):
             raise ConfigError("IA3Config", "feedforward_modules", f"must be some of target_modules; "
                               f"{sorted(feedforward - set(targets))} are not")
         for n in targets:
-            parent, _, leaf = n.rpartition(".")
-            setattr(self.base.get_submodule(parent), leaf, IA3Linear(self.base.get_submodule(n), n in feedforward))
+            replace_module(self.base, n, IA3Linear(self.base.get_submodule(n), n in feedforward))
         self.merged = False
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
@@ -121,9 +152,8 @@ class IA3Model(PeftModel):
         """A plain GPT without the IA3 layers (W as it is now, as PEFT); merge=True folds every diag(l) in."""
         plain = copy.deepcopy(self.base)
         for n, layer in ia3_layers(plain).items():
-            parent, _, leaf = n.rpartition(".")
             merge_now = merge and layer.kept is None
-            setattr(plain.get_submodule(parent), leaf, layer.fold(layer.base_layer) if merge_now else layer.base_layer)
+            replace_module(plain, n, layer.fold(layer.base_layer) if merge_now else layer.base_layer)
         return plain
 
     def merge_and_unload(self) -> GPT:

@@ -5,8 +5,10 @@
     model(input_ids=idx, labels=idx)            # PEFT's call: an output with .loss and .logits
     model.print_trainable_parameters()          # prints; get_nb_trainable_parameters() -> (trainable, all)
     with model.disable_adapter(): model(idx)    # the base's own logits, for every method
-    model.save_pretrained(dir)                  # dir/adapter_config.json + adapter_model.safetensors
-    again = PeftModel.from_pretrained(base, dir)   # frozen, in eval mode (is_trainable=True: to train on)
+    model.save_pretrained(dir)                  # dir/adapter_config.json (the config with inference_mode=True,
+                                                #   as PEFT writes it; the base's fingerprint) + adapter_model.safetensors
+    again = PeftModel.from_pretrained(base, dir)   # checked (sha256, method, base fingerprint, names and shapes),
+                                                #   then frozen, in eval mode (is_trainable=True: to train on)
 
 The base passed in is never modified: every method works on a deep copy (frozen unless the
 method trains it). ``.config`` is the method's config; the GPT's own is ``.base.config``.
@@ -23,14 +25,18 @@ import weakref
 
 import torch
 
-from ..checkpoint import check_state, fingerprint
-from ..model import GPT, LanguageModel
-from ..report import count_parameters, print_trainable_parameters
+from ..checkpoint import check_state, fingerprint, load_folder, save_folder
+from ..model import GPT, LanguageModel, count_parameters, print_trainable_parameters
+from ..version import __version__
 from .causal_lm import CausalLMOutput, causal_lm_loss
-from .saving import Saving
+from .registry import by_config_name, get_peft_model
+
+# Other folder formats from_pretrained reads: {name: (recognises(path), load(base, path, adapter_name))}.
+# minituner/peft_format.py adds PEFT's own (adapter_config.json with peft_type) when minituner is imported.
+FORMATS: dict = {}
 
 
-class PeftModel(Saving, LanguageModel):
+class PeftModel(LanguageModel):
     """A copy of a GPT (``.base``), frozen, plus what the method trains; ``.config`` says how."""
 
     def __init__(self, base: GPT, config, adapter_name: str = "default"):
@@ -140,3 +146,69 @@ class PeftModel(Saving, LanguageModel):
         """PEFT's inference_mode=True: the adapter's tensors frozen (prompt and prefix tuning too, as PEFT >= 0.22)."""
         for p in self.adapter_state_dict().values():
             p.requires_grad_(False)
+
+    def save_pretrained(self, path) -> str:
+        """Write path/adapter_config.json and path/adapter_model.safetensors, as one atomic pair
+        (the config with inference_mode=True, as PEFT writes it)."""
+        config = self.config.to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
+        info = {"method": self.config.method, "config": config,
+                "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}
+        return str(save_folder(path, info, self.adapter_state_dict()))
+
+    @staticmethod
+    def read_saved(path, base_fingerprint: str, model_cls: type) -> tuple[dict, dict]:
+        """(info, tensors) saved in path, checked: tensors' sha256 (load_folder), method, base fingerprint."""
+        for name, (recognises, _) in FORMATS.items():
+            if recognises(path):
+                raise ValueError(f"{path} is in {name}: load it with PeftModel.from_pretrained(base, path); "
+                                 f"adding it to a model as another adapter is not supported")
+        info, state = load_folder(path)
+        method = info["method"]
+        if not isinstance(method, str):
+            raise ValueError(f"{path}: 'method' must be a method's name (a string), got {method!r}")
+        if not issubclass(by_config_name(method)[1], model_cls):
+            raise ValueError(f"{path} holds a {method!r} model, not a {model_cls.__name__}; "
+                             f"load it with PeftModel.from_pretrained(base, path)")
+        if info["base_fingerprint"] != base_fingerprint:
+            raise ValueError(f"{path} was trained on the base with fingerprint {info['base_fingerprint']}, "
+                             f"not on this one ({base_fingerprint}); load it onto that base")
+        return info, state
+
+    @staticmethod
+    def saved_config(info: dict, is_trainable: bool):
+        """The saved config, with PEFT's inference_mode = not is_trainable where the config has it."""
+        config_cls, d = by_config_name(info["method"])[0], dict(info["config"])
+        if "inference_mode" in {f for f in config_cls.__dataclass_fields__}:
+            d["inference_mode"] = not is_trainable
+        return config_cls.from_dict(d)
+
+    @classmethod
+    def from_pretrained(cls, base: GPT, path, adapter_name: str = "default", is_trainable: bool = False):
+        """The model saved in path, rebuilt on base (the GPT it was trained on), checked before use:
+        the tensors' sha256, the method, the base's fingerprint, the tensor names and shapes.
+        As PEFT: frozen and in eval mode, unless is_trainable=True (then trainable, in training mode).
+        A folder in PEFT's own format (peft_type in adapter_config.json) is read too."""
+        if not isinstance(base, GPT):
+            raise TypeError(f"from_pretrained needs the plain GPT the model was trained on, got {type(base).__name__}")
+        if not isinstance(is_trainable, bool):
+            raise TypeError(f"is_trainable must be True or False, got {is_trainable!r}")
+        for recognises, load in FORMATS.values():
+            if recognises(path):
+                return cls.as_loaded(load(base, path, adapter_name), is_trainable)
+        info, state = cls.read_saved(path, fingerprint(base), cls)
+        model = get_peft_model(base, cls.saved_config(info, is_trainable), adapter_name)
+        model.load_adapter_state_dict(state, f"{path}/adapter_model.safetensors")
+        return cls.as_loaded(model, is_trainable)
+
+    @staticmethod
+    def as_loaded(model, is_trainable: bool):
+        """A loaded model as PEFT hands it out, whatever the folder's format: frozen and in eval mode
+        unless is_trainable=True (then trainable, in training mode)."""
+        if is_trainable and model.config.method in ("prompt_tuning", "prefix_tuning"):
+            raise ValueError("is_trainable=True is refused for prompt and prefix tuning, as PEFT; they load frozen. "
+                             "To train on, make a new model with get_peft_model(base, config) and copy the saved "
+                             "tensors in with model.load_adapter_state_dict(tensors)")
+        if not is_trainable:
+            model.set_inference_mode() if hasattr(model.config, "inference_mode") else model.requires_grad_(False)
+            model.eval()
+        return model

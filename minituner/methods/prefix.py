@@ -40,15 +40,39 @@ Across Scales and Tasks. 3) Hugging Face PEFT, ``PrefixTuningConfig`` / ``Prefix
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 
 from ..model import GPT, Linear
-from .config import PrefixTuningConfig
+from .fields import N_VIRTUAL, peft_config
+from .options import ConfigError, option
 from .peft_model import PeftModel
+from .prompt import PromptTuningConfig
 from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids, text_keys_values, uniform_
+
+
+@peft_config
+class PrefixTuningConfig(PromptTuningConfig):
+    """prefix_projection=True: Li & Liang's MLP (hidden size encoder_hidden_size, default the width d);
+    False: the prefixes are trained directly, which is P-Tuning v2."""
+
+    method: ClassVar[str] = "prefix_tuning"
+    INITS: ClassVar[tuple] = ("random", "text")
+    num_virtual_tokens: int = option(8, **N_VIRTUAL)
+    init: str = option("random", "how the prefixes start: random, or the base's own keys and values of init_text",
+                       choices=INITS)
+    prefix_projection: bool = option(False, "reparameterise the prefixes through an MLP (Li & Liang)", cli=False)
+    encoder_hidden_size: int | None = option(None, "the MLP's hidden width (default: the model width)",
+                                             ge=1, le=65536)
+
+    def check(self):
+        super().check()
+        if self.encoder_hidden_size is not None and not self.prefix_projection:
+            raise ConfigError("PrefixTuningConfig", "encoder_hidden_size",
+                              "is the MLP's width; it needs prefix_projection=True")
 
 
 def prefix_parameter_count(n_virtual: int, d: int, n_layer: int, hidden: int | None = None) -> int:

@@ -29,15 +29,37 @@ Prompt Tuning. 2) Hugging Face PEFT, ``PromptTuningConfig``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn as nn
 
 from ..model import GPT
 from ..tokenizer import SPECIALS
-from .config import PromptTuningConfig
+from .fields import INFERENCE_MODE, N_VIRTUAL, SEED, TASK_TYPE, MethodConfig, peft_config
+from .options import ConfigError, option
 from .peft_model import PeftModel
 from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids
+
+
+@peft_config
+class PromptTuningConfig(MethodConfig):
+    method: ClassVar[str] = "prompt_tuning"
+    INITS: ClassVar[tuple] = ("random", "vocab", "text")
+    num_virtual_tokens: int = option(16, **N_VIRTUAL)
+    init: str = option("random", "how the virtual tokens start (PEFT's prompt_tuning_init)", choices=INITS)
+    init_text: str | None = option(None, "the text the virtual tokens start from, with init text (repeated or cut to k tokens, as PEFT)")
+    seed: int = option(0, **SEED)
+    task_type: str | None = option(None, **TASK_TYPE)
+    inference_mode: bool = option(False, **INFERENCE_MODE)
+
+    def check(self):
+        if (self.init == "text") != (self.init_text is not None):
+            raise ConfigError(type(self).__name__, "init_text", f"is needed with init='text' and only used with it; got "
+                              f"init={self.init!r}, init_text={self.init_text!r}")
+        if self.init_text == "":
+            raise ConfigError(type(self).__name__, "init_text", "is empty; give the text the virtual tokens start from")
 
 
 def prompt_parameter_count(n_virtual: int, d: int) -> int:

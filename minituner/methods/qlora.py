@@ -32,14 +32,13 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from ..model import GPT, Linear
+from ..model import GPT, Linear, count_parameters
 from ..quant import Linear4bit, numel_4bit, state_bytes
-from ..report import count_parameters
-from .config import LoraConfig, peft_config
-from .lora import LoraModel
-from .lora_layer import LoRALinear
+from .fields import peft_config
+from .lora import LoraConfig, LoRALinear, LoraModel
 from .options import option
 from .registry import Method, ranks, register
+from .targets import replace_module
 
 
 @peft_config
@@ -63,8 +62,7 @@ class QLoraModel(LoraModel):
         super().__init__(base, config, adapter_name)  # LoRA layers first, on the float32 copy
         for n, m in list(self.base.named_modules()):  # then every W (inside LoRALinear or not) to 4 bits
             if isinstance(m, Linear):
-                parent, _, leaf = n.rpartition(".")
-                setattr(self.base.get_submodule(parent), leaf, Linear4bit(m, config.bnb_4bit_use_double_quant))
+                replace_module(self.base, n, Linear4bit(m, config.bnb_4bit_use_double_quant))
 
     def merge_adapter(self, adapter_names=None, keep_copy: bool = False):
         raise ValueError("a 4-bit W cannot hold ΔW without rounding it away; use merge_and_unload() for a "
@@ -88,9 +86,8 @@ class QLoraModel(LoraModel):
         for n, m in list(plain.named_modules()):
             if isinstance(m, LoRALinear) or (isinstance(m, Linear4bit) and not n.endswith(".base_layer")):
                 w = m.weight + (m.get_delta_weight(self.active_adapter) if isinstance(m, LoRALinear) else 0)
-                parent, _, leaf = n.rpartition(".")
                 bias = m.base_layer.bias if isinstance(m, LoRALinear) else m.bias
-                setattr(plain.get_submodule(parent), leaf, _float_linear(w, bias).requires_grad_(bias.requires_grad))
+                replace_module(plain, n, _float_linear(w, bias).requires_grad_(bias.requires_grad))
         return plain
 
 

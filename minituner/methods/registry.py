@@ -20,6 +20,8 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
+from ..model import GPT
+
 METHODS: dict = {}  # key -> Method, in registration order; sorted by .order where order matters
 MODELS: dict = {}  # config class -> model class (several entries may share one config)
 
@@ -101,6 +103,25 @@ def by_config_name(name: str) -> tuple[type, type]:
             return config, model
     known = sorted({c.method for c in MODELS})
     raise ValueError(f"unknown method {name!r}; known: {', '.join(known)}")
+
+
+def get_peft_model(base: GPT, config, adapter_name: str = "default"):
+    """The model to train: config's method applied to a copy of base (a plain GPT: methods do not stack)."""
+    if isinstance(base, tuple(MODELS.values())):  # a PeftModel: every one of them is registered
+        raise ValueError(f"methods do not stack: this is already a {type(base).__name__} ({base.config.method}). "
+                         "Apply the method to its base instead (model.base is a frozen copy of the GPT; "
+                         "for LoRA, model.merge_and_unload() gives a plain GPT with ΔW inside)")
+    if not isinstance(base, GPT):
+        raise TypeError(f"get_peft_model needs a GPT, got {type(base).__name__}")
+    if any(hasattr(m, "lora_A") for m in base.modules()):  # a LoRALinear
+        raise ValueError("this GPT has LoRA layers inside (it is a LoraModel's .base); methods do not stack: "
+                         "use lora_model.merge_and_unload() for a plain GPT, or add_adapter() for another LoRA")
+    if type(config) not in MODELS:
+        raise TypeError(f"config must be one of {', '.join(c.__name__ for c in MODELS)}, got {type(config).__name__}")
+    model = MODELS[type(config)](base, config, adapter_name)
+    if getattr(config, "inference_mode", False):  # PEFT's: the adapter built frozen
+        model.set_inference_mode()
+    return model
 
 
 def low_rank(r: int) -> dict:

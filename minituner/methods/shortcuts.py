@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from . import get_peft_model
 from .bitfit import BitFitConfig
-from .config import FreezeConfig, FullConfig, LoraConfig, PrefixTuningConfig, PromptTuningConfig
 from .dora import DoraConfig
+from .freeze import FreezeConfig
+from .full import FullConfig
 from .ia3 import IA3Config
+from .lora import LoraConfig
 from .peft_model import PeftModel
+from .prefix import PrefixTuningConfig
+from .prompt import PromptTuningConfig
 from .qlora import QLoraConfig
+from .registry import get_peft_model
 
 
 def full(base, **kw):

@@ -18,13 +18,18 @@ import re
 from ..model import Linear
 
 
-def linear_names(model) -> list[str]:
-    """The full names of the model's Linear layers (a wrapped one by its wrapper's name), in order."""
-    from .lora_layer import LoRALinear
+def replace_module(model, name: str, new):
+    """Put `new` where the submodule `name` ("h.0.attn.q_proj") is; returns new."""
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent), leaf, new)
+    return new
 
+
+def linear_names(model) -> list[str]:
+    """The full names of the model's Linear layers (a wrapper, which holds its Linear as ``base_layer``,
+    by the wrapper's name), in order."""
     return [n for n, m in model.named_modules()
-            if isinstance(m, LoRALinear) or (isinstance(m, Linear) and not n.endswith(".base_layer"))
-            or hasattr(m, "ia3_l")]
+            if hasattr(m, "base_layer") or (isinstance(m, Linear) and not n.endswith(".base_layer"))]
 
 
 def resolve_targets(model, targets, field: str = "target_modules") -> list[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..checkpoint import load_base
 from ..methods.dora import DoraConfig
-from ..methods.lora_layer import lora_layers
-from ..report import count_parameters
+from ..methods.lora import lora_layers
+from ..model import count_parameters
 from . import check, inputs
 from .vectors import perturb
 

@@ -8,7 +8,7 @@ import torch
 from ..checkpoint import load_base
 from ..methods.bitfit import BitFitConfig
 from ..methods.ia3 import IA3Config
-from ..report import count_parameters
+from ..model import count_parameters
 from . import check, inputs
 
 

@@ -40,8 +40,10 @@ def small_task(monkeypatch):
 
     monkeypatch.setattr(protocol, "make_task", small)
     protocol._loaded.cache_clear()
+    protocol.base_scores.cache_clear()
     yield
     protocol._loaded.cache_clear()
+    protocol.base_scores.cache_clear()
 
 
 def test_sweep_chooses_on_validation_and_never_reads_test(tmp_path, monkeypatch, small_task):
@@ -91,8 +93,21 @@ def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, 
     pct = {r["method"]: r["trainable %"] for r in results["rows"]}
     assert pct["full (全量微调)"] == 100 and pct["LoRA"] < 3 and pct["QLoRA"] < 3  # a 4-bit weight counts in full
     assert "±" in (out / "table.md").read_text()
-    assert (out / "curves.png").stat().st_size > 1000 and (out / "tradeoff.png").stat().st_size > 1000
+    assert all(("forgetting" in r) is (r["key"] != "scratch") for r in results["rows"])
+    assert results["base"]["probe acc"] == 1.0  # the shipped base knows every fact it was taught
+    assert "forgetting" in (out / "table.md").read_text()
+    assert all((out / f).stat().st_size > 1000 for f in ("curves.png", "tradeoff.png", "forgetting.png"))
     assert "test acc" in capsys.readouterr().out
+
+
+def test_forgetting_is_the_base_probe_accuracy_minus_the_runs(small_task):
+    """An adapter that barely moved forgets nothing (exactly 0); full fine-tuning at a rate far too high
+    tears facts out (> 0); the from-scratch floor has no base to forget."""
+    still = protocol.job("classify", "lora", {"r": 2, "lr": 1e-9}, 0, 2, "cpu", True)
+    assert still["forgetting"] == 0.0
+    torn = protocol.job("classify", "full", {"lr": 1e-2}, 0, 20, "cpu", True)
+    assert 0 < torn["forgetting"] <= protocol.base_scores("classify")["probe acc"]
+    assert "forgetting" not in protocol.job("classify", "scratch", {"lr": 1e-3}, 0, 2, "cpu", True)
 
 
 def test_compare_refuses_a_file_as_out_before_training(tmp_path, settings):

@@ -56,10 +56,10 @@ def test_the_two_readmes_have_the_same_sections_and_the_english_one_stays_short(
                                             ("docs/compare/results.md", "en")])
 def test_result_tables_are_the_ones_results_json_gives(page, lang):
     """The README's results block (and docs/compare/results.md) hold exactly what docs/compare/*/results.json say."""
-    from minituner.experiments.tables import readme_block, summary
+    from minituner.experiments.tables import readme_block, summaries
 
     text = (ROOT / page).read_text()
-    expected = summary(ROOT / "docs" / "compare", lang) if page.startswith("docs") else \
+    expected = summaries(ROOT / "docs" / "compare", lang) if page.startswith("docs") else \
         readme_block(ROOT / "docs" / "compare", lang)
     assert expected in text, f"{page}: run `minituner compare --task all --seeds 3 --out docs/compare --update-readme`"
 

@@ -1,5 +1,6 @@
 """The comparison's figures: each task's curves.png (test accuracy with error bars, validation
-curves) and tradeoff.png (trainable share against test accuracy), and tasks.png over every task.
+curves), tradeoff.png (trainable share against test accuracy) and forgetting.png (gain on the task
+against facts lost, one point per method and seed), and tasks.png over every task.
 The only part of the comparison that imports matplotlib."""
 
 from __future__ import annotations
@@ -63,3 +64,26 @@ def plot_compare(rows: list[dict], curves: dict, meta: dict, out) -> None:
     ax.grid(alpha=0.3)
     ax.set_title("What each method trains, and what it buys")
     save_figure(fig, out / "tradeoff.png")
+
+
+def plot_forgetting(rows: list[dict], meta: dict, out) -> None:
+    """out/forgetting.png: what each run learned against what it forgot, one point per method and seed
+    (Biderman et al. 2024, Figure 1 in miniature). x: forgetting (the base's fact-probe accuracy minus
+    the run's); y: gain (the run's test accuracy minus the base's own, before fine-tuning)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    base = meta["base"]["test acc"]
+    for r in rows:
+        if "forgetting" not in r:
+            continue
+        name = r["method"].split(" (")[0]
+        xs, ys = [run["forgetting"] for run in r["runs"]], [run["test acc"] - base for run in r["runs"]]
+        points = ax.scatter(xs, ys, s=22, alpha=0.8, label=name)
+        ax.annotate(name, (statistics.fmean(xs), statistics.fmean(ys)), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points", color=points.get_facecolor()[0])
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("forgetting: fact-probe accuracy lost (base minus fine-tuned)")
+    ax.set_ylabel(f"gain: test accuracy minus the base's ({base:.3f})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"`{meta['task']}`: learning against forgetting, {meta['seeds']} seed(s) per method")
+    save_figure(fig, out / "forgetting.png")

@@ -9,6 +9,11 @@ init and the data order; the base stays the same), early-stops on validation, an
 the test split, reporting mean ± std over the seeds. Nothing here reads the test split before the
 final score.
 
+Forgetting (Biderman et al. 2024, "LoRA Learns Less and Forgets Less"): after the test score, each
+run also answers the fact probe (every fact the base knows, asked both ways in the corpus's words)
+with its adapter active; forgetting = the base's probe accuracy minus the run's, on the accuracy
+scale (0.05: five facts in a hundred lost). Once per run, at the end; the from-scratch row has none.
+
 The rows: a from-scratch floor (same shape, random init, all trainable: the article's reason to
 fine-tune at all), then every registered method in the registry's order. The runs go to `jobs`
 single-thread worker processes (minituner/jobs.py); the results do not depend on how many.
@@ -27,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
-from ..data import TASKS, make_task
+from ..data import TASKS, make_fact_probe, make_task
 from ..device import check_device
 from ..functional import fused
 from ..jobs import default_jobs, run_all
@@ -38,7 +43,7 @@ from ..quant import numel_4bit
 from ..report import markdown_table
 from ..train import best_score, evaluate, train
 from .aggregate import aggregate
-from .figures import plot_compare, plot_tasks
+from .figures import plot_compare, plot_forgetting, plot_tasks
 from .relabel import RELABEL_COLS, relabel_scores
 from .tables import write_summary, write_task
 
@@ -100,6 +105,14 @@ def _loaded(task: str):
     return load_base(), make_task(task)
 
 
+@functools.cache
+def base_scores(task: str) -> dict:
+    """What the base itself scores, once per process: the task's test split (before any fine-tuning)
+    and the fact probe (every fact of the world, asked both ways in the corpus's words)."""
+    base, data = _loaded(task)
+    return {"test acc": evaluate(base, data.test)["accuracy"], "probe acc": evaluate(base, make_fact_probe())["accuracy"]}
+
+
 def job(task: str, key: str, setting: dict, seed: int, steps: int | None, device: str, score: bool) -> dict:
     """One run (in a worker process): train, score validation; with score, also the test split
     (once), the parameter counts, the step memory, and on relabel where the swap landed."""
@@ -111,6 +124,8 @@ def job(task: str, key: str, setting: dict, seed: int, steps: int | None, device
         if score:  # the one look at test, after training and selection
             test = evaluate(model, data.test)
             out |= {"test acc": test["accuracy"], "test loss": test["loss"]}
+            if key != SCRATCH.key:  # what fine-tuning forgot: the base's facts, asked with the adapter active
+                out["forgetting"] = base_scores(task)["probe acc"] - evaluate(model, make_fact_probe())["accuracy"]
             if task == "relabel":
                 out |= relabel_scores(model, data)
             model.to("cpu")
@@ -185,7 +200,8 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
 def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str = "cpu", out="runs/compare",
             selected=SELECTED, progress: bool = True, steps: int | None = None, jobs: int | None = None) -> list[dict]:
     """Train every method at its selected setting for seeds seed..seed+seeds-1; write table.md,
-    results.json, curves.png and tradeoff.png into `out`; return the rows (mean ± std)."""
+    results.json, curves.png, tradeoff.png and forgetting.png into `out`; return the rows (mean ± std).
+    forgetting: the base's fact-probe accuracy minus the fine-tuned model's (adapter active), per seed."""
     check_task(task)
     check_device(device)  # before any worker starts
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -206,13 +222,15 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
     def report(i, r):
         if progress:
             print(f"{row(calls[i][1]).label:28s} seed {calls[i][3]}: val acc {r['val acc']:.3f}  "
-                  f"test acc {r['test acc']:.3f}  ({r['train s']:.1f} s)", flush=True)
+                  f"test acc {r['test acc']:.3f}  " + (f"forgetting {r['forgetting']:.3f}  " if "forgetting" in r else "")
+                  + f"({r['train s']:.1f} s)", flush=True)
 
     results = run_all(job, calls, jobs or default_jobs(), report)
     table, curves = [], {}
     for j, method in enumerate(rows()):
         runs = results[j * seeds:(j + 1) * seeds]
-        cols = ("val acc", "test acc", "test loss", "train s") + (RELABEL_COLS if task == "relabel" else ())
+        cols = (("val acc", "test acc", "test loss", "train s") + (RELABEL_COLS if task == "relabel" else ())
+                + (("forgetting",) if method is not SCRATCH else ()))
         table.append({"method": method.label, "key": method.key,
                       "setting": method.describe(settings[task][method.key]),
                       "trainable params": runs[0]["trainable"],
@@ -220,9 +238,10 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
                       "step memory bytes": runs[0]["step memory bytes"],
                       "runs": [{k: r[k] for k in cols} for r in runs]})
         curves[method.label.split(" (")[0]] = [r["curve"] for r in runs]  # English labels: no CJK font needed
-    meta = {"task": task, "seeds": seeds, "seed": seed, "device": device, "steps": steps}
+    meta = {"task": task, "seeds": seeds, "seed": seed, "device": device, "steps": steps, "base": base_scores(task)}
     write_task(table, meta, out, {"batch": BATCH, "eval_every": EVAL_EVERY, "patience": PATIENCE})
     plot_compare(table, curves, meta, out)
+    plot_forgetting(table, meta, out)
     return table
 
 

@@ -1,5 +1,6 @@
-"""The comparison's text: each task's table.md and results.json, the summary over tasks
-(results.md), and the README's results block — all written from results.json, never typed.
+"""The comparison's text: each task's table.md and results.json, the summaries over tasks
+(results.md: test accuracy and forgetting), and the README's results block — all written from
+results.json, never typed.
 
 The README (and README.zh-CN) hold the summary between two markers; ``minituner compare --task all
 --seeds 3 --out docs/compare --update-readme`` rewrites it, and tests/test_docs.py fails when the
@@ -19,6 +20,12 @@ from .relabel import RELABEL_COLS
 
 BEGIN, END = "<!-- results: generated from docs/compare/*/results.json", "<!-- /results -->"
 HEADERS = {"en": ("method", "trainable % (classify)"), "zh": ("方法", "可训练参数占比 %(classify)")}
+CAPTIONS = {"en": ("Test accuracy, mean ± std over the seeds:",
+                   "Forgetting: the base's fact-probe accuracy minus the fine-tuned model's (adapter active), "
+                   "mean ± std over the seeds; lower forgets less:"),
+            "zh": ("测试集准确率(多个种子的均值 ± 标准差):",
+                   "遗忘:基座模型在事实探针上的准确率减去微调后模型(启用适配器)的准确率,多个种子的均值 ± 标准差;"
+                   "越低,忘得越少:")}
 
 
 def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
@@ -27,6 +34,7 @@ def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
     seeds = meta["seeds"]
     table = [{"method": r["method"], "setting": r["setting"], "trainable params": r["trainable params"],
               "trainable %": r["trainable %"], **{c: pm(r, c, seeds) for c in ("val acc", "test acc", "test loss")},
+              "forgetting": pm(r, "forgetting", seeds) if "forgetting" in r else "—",
               "train s": f"{r['train s']:.1f}", "step memory MB": f"{r['step memory bytes'] / 1e6:.1f}"}
              for r in rows]
     header = (f"Task `{meta['task']}`: {seeds} seed(s) from {meta['seed']}, at most {meta['steps']} steps of batch "
@@ -34,7 +42,9 @@ def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
               f"patience {budget['patience']}), "
               f"device {meta['device']}; settings chosen on validation by `minituner sweep`"
               + ("; mean ± std over the seeds" if seeds > 1 else "") +
-              ". train s: one thread per run, runs side by side.\n\n")
+              ". forgetting: the base's fact-probe accuracy "
+              f"({meta['base']['probe acc']:.3f}) minus the fine-tuned model's, adapter active. "
+              "train s: one thread per run, runs side by side.\n\n")
     body = markdown_table(table)
     if meta["task"] == "relabel":
         swap = [{"method": r["method"], **{c: pm(r, c, seeds) for c in RELABEL_COLS}} for r in rows]
@@ -52,8 +62,9 @@ def load_results(out) -> dict[str, dict]:
     return {t: json.loads(p.read_text()) for t, p in found.items() if p.is_file()}
 
 
-def summary(out, lang: str = "en") -> str:
-    """Test accuracy by method and task (mean ± std over the seeds), from out/<task>/results.json."""
+def summary(out, lang: str = "en", col: str = "test acc") -> str:
+    """col ("test acc" or "forgetting") by method and task (mean ± std over the seeds), from
+    out/<task>/results.json; a method without the column (from scratch has no forgetting) is left out."""
     results = load_results(out)
     if not results:
         raise FileNotFoundError(f"no <task>/results.json under {out}; run `minituner compare --task all --out {out}`")
@@ -61,22 +72,29 @@ def summary(out, lang: str = "en") -> str:
     method, share = HEADERS[lang]
     rows = []
     for i, r in enumerate(first["rows"]):
-        rows.append({method: r["method"], share: r["trainable %"],
-                     **{f"`{t}`": pm(res["rows"][i], "test acc", res["seeds"]) for t, res in results.items()}})
+        if col in r:
+            rows.append({method: r["method"], share: r["trainable %"],
+                         **{f"`{t}`": pm(res["rows"][i], col, res["seeds"]) for t, res in results.items()}})
     return markdown_table(rows)
+
+
+def summaries(out, lang: str = "en") -> str:
+    """Test accuracy, then forgetting, each under its caption."""
+    accuracy, forgetting = CAPTIONS[lang]
+    return f"{accuracy}\n\n{summary(out, lang)}\n\n{forgetting}\n\n{summary(out, lang, 'forgetting')}"
 
 
 def write_summary(out) -> None:
     """out/results.md: the summary table and what it was made with."""
     seeds = {res["seeds"] for res in load_results(out).values()}
-    text = (f"Test accuracy by method and task, mean ± std over {', '.join(map(str, sorted(seeds)))} seed(s); "
-            f"each task's full table is <task>/table.md.\n\n{summary(out)}\n")
+    text = (f"By method and task, over {', '.join(map(str, sorted(seeds)))} seed(s); "
+            f"each task's full table is <task>/table.md.\n\n{summaries(out)}\n")
     atomic_write(Path(out) / "results.md", lambda tmp: Path(tmp).write_text(text))
 
 
 def readme_block(out, lang: str) -> str:
     """The README's results block (markers included) for language lang ("en" or "zh")."""
-    return f"{BEGIN} by `minituner compare --update-readme`; do not edit -->\n{summary(out, lang)}\n{END}"
+    return f"{BEGIN} by `minituner compare --update-readme`; do not edit -->\n{summaries(out, lang)}\n{END}"
 
 
 def update_readme(path, out, lang: str) -> None:

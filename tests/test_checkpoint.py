@@ -236,8 +236,10 @@ def test_any_name_round_trips_and_touches_nothing_else(sha, tmp_path, name):
     folder = tmp_path / "".join(random.Random(name).choices(string.ascii_lowercase, k=12))
     (folder / "other").mkdir(parents=True)
     NEW.save_pretrained(folder / "other")
+    save_model(tiny(1), folder / name)  # name.safetensors + name.json, then the folder name/ beside them
     OLD.save_pretrained(folder / name)
-    save_model(tiny(1), folder / name)  # name.safetensors + name.json beside the folder name/
+    with pytest.raises(ValueError, match="is a folder"):  # a folder is never taken for a save_model name
+        save_model(tiny(1), folder / name)
     assert saved_sha(folder / name) == sha["old"] and saved_sha(folder / "other") == sha["new"]
     assert checkpoint.fingerprint(load_model(folder / name)[0]) == checkpoint.fingerprint(tiny(1))
     assert sorted(p.name for p in folder.iterdir()) == sorted([name, "other", f"{name}.json", f"{name}.safetensors"])

@@ -471,6 +471,17 @@ def _base_stem(path) -> Path:
     return stem
 
 
+def check_base_folder(folder) -> Path:
+    """What `minituner pretrain --out DIR` may write into, refused before training: a folder that holds only
+    base.safetensors + base.json written by minituner (or nothing). The package's assets folder holds other
+    files by design: there only the pair is checked."""
+    names = _pair(Path(BASE_NAME))
+    if Path(folder).resolve() == ASSETS.resolve():
+        check_ours(*_pair(ASSETS / BASE_NAME))
+        return Path(folder)
+    return check_folder(folder, names[0].name, names[1].name)
+
+
 def load_base(path=None) -> GPT:
     """The shipped pretrained tiny GPT (made by ``minituner pretrain``), or the base at path:
     a folder written by ``minituner pretrain --out DIR``, or a path given to save_model."""

@@ -145,10 +145,12 @@ def finetune(args) -> None:
 
 
 def cmd_finetune(args) -> int:
+    from .checkpoint import check_folder
     from .device import check_device
     from .distributed import backend_for, spawn
     from .train import check_train_args
 
+    check_folder(args.out)  # a folder holding other files is refused now, not after training
     device = check_device(args.device)
     lr = args.lr if args.lr is not None else default_lr(args.method)
     check_train_args(None, args.steps, lr, args.batch_size, 0.0, 1.0, 0, args.eval_every or EVAL_EVERY,
@@ -178,7 +180,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .checkpoint import ASSETS, BASE_NAME, save_model
+    from .checkpoint import ASSETS, BASE_NAME, check_base_folder, save_model
     from .device import check_device
     from .model import GPTConfig
     from .pretrain import pretrain
@@ -189,6 +191,7 @@ def cmd_pretrain(args) -> int:
     if out.resolve().is_relative_to(ASSETS.resolve()) and not args.overwrite_shipped_base:
         raise ValueError(f"--out {out} is inside the installed package ({ASSETS}), where the shipped base "
                          f"lives; give another folder, or add --overwrite-shipped-base to replace it")
+    check_base_folder(out)  # only base.safetensors + base.json that minituner wrote may be there
     device = check_device(args.device)
     tok = CharTokenizer()
     config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
@@ -441,7 +444,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: one line, no traceback
+    except (ValueError, TypeError, OSError) as e:  # bad input, a file that cannot be read: one line, no traceback
         command = parser._subparsers._group_actions[0].choices[args.command]
         print(f"minituner {args.command}: error: {named(str(e), command)}", file=sys.stderr)
         return 2

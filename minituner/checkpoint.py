@@ -309,9 +309,9 @@ def _save_record(tensors_path: Path, json_path: Path, info: dict, tensors: dict)
 def _load_record(tensors_path: Path, json_path: Path) -> tuple[dict, dict]:
     """(record, tensors) of a pair written by _save_record, every hash checked; a ValueError naming the file."""
     if not os.path.lexists(tensors_path):
-        raise FileNotFoundError(f"{tensors_path} is missing")
+        raise ValueError(f"{tensors_path} is missing")
     if not os.path.lexists(json_path):
-        raise FileNotFoundError(f"{json_path} is missing (it is written beside {tensors_path.name})")
+        raise ValueError(f"{json_path} is missing (it is written beside {tensors_path.name})")
     record, meta, tensors = load_pair(tensors_path, json_path, "minituner")
     if "minituner" not in meta or record.get("sha256") != record_sha256(record):
         where = json_path if "minituner" in meta else tensors_path
@@ -443,8 +443,9 @@ def load_folder(path) -> tuple[dict, dict]:
     missing, does not parse, was edited, or does not match the other (see the module docstring)."""
     path = Path(path)
     if not path.is_dir():
-        what = f"is {not_a_file(path) or 'a file'}" if os.path.exists(path) else "does not exist"
-        raise ValueError(f"{path} is not a saved model folder: it {what}")
+        what = f"it is {not_a_file(path) or 'a file'}" if os.path.exists(path) else \
+            f"{ADAPTER_CONFIG} is missing (no such folder)"
+        raise ValueError(f"{path} is not a saved model folder: {what}")
     info, tensors = _load_record(path / ADAPTER_TENSORS, path / ADAPTER_CONFIG)
     _check_fields(info, path / ADAPTER_CONFIG, {"method": str, "config": dict, "base_fingerprint": str})
     return info, tensors

@@ -9,9 +9,9 @@ Each reader names the file (and the key or the line) in its error, and says what
                                characters, a folder in the path that is a file
     does not parse             ValueError "PATH: not valid JSON at line L: ..." / "not a safetensors file: ..."
 
-``read_safetensors`` parses the safetensors layout itself (8 bytes of header length, a JSON
-header, the data), so the dtypes and shapes are checked before any tensor is made, and it reads
-from the one descriptor it opened: what it returns is one file, whatever renames happen meanwhile.
+``read_safetensors`` reads the file's bytes from the one descriptor it opened (what it returns is
+one file, whatever renames happen meanwhile) and checks the safetensors layout (8 bytes of
+header length, a JSON header, the data) before safetensors parses it.
 """
 
 from __future__ import annotations
@@ -110,26 +110,18 @@ def read_text(path) -> str:
         raise ValueError(f"{path}, line {line}: not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
 
 
-FLOATS = {"F64", "F32", "F16", "BF16"}
-
-
 def parse_safetensors(data: bytes, path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """(metadata, tensors) of safetensors bytes read from path; a ValueError naming the file and the
-    tensor when the layout is broken or a tensor is not floating point."""
+    """(metadata, tensors) of safetensors bytes read from path; a ValueError naming the file when its
+    layout is broken (the shapes and dtypes a model needs are checked by checkpoint.check_state)."""
     n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
     if not 0 < n <= len(data) - 8:
         raise ValueError(f"{path}: not a safetensors file (its {len(data)} bytes do not start with a header "
                          f"length that fits); the file is damaged or truncated")
     try:
-        header = json.loads(data[8:8 + n])
-        meta = header.pop("__metadata__", None) or {}
-        bad = next((k for k, v in header.items() if v.get("dtype") not in FLOATS), None)
-    except (ValueError, AttributeError, TypeError):
+        meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    except (ValueError, AttributeError):
         raise ValueError(f"{path}: not a safetensors file (its header is not the JSON safetensors writes); "
                          f"the file is damaged") from None
-    if bad is not None:
-        raise ValueError(f"{path}: tensor {bad!r} has dtype {header[bad].get('dtype')}; model weights are "
-                         f"floating point ({', '.join(sorted(FLOATS))})")
     try:
         tensors = load(data)
     except Exception as e:  # noqa: BLE001 - safetensors' own errors: offsets out of range, truncated data

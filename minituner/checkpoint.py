@@ -70,6 +70,7 @@ from .files import (
     read_json,
     read_safetensors,
     read_with_id,
+    too_long,
 )
 from .model import GPT, GPTConfig
 
@@ -150,6 +151,8 @@ def check_name(path: Path) -> None:
     if name.startswith(MARKER):
         raise ValueError(f"save path {path}: names starting with {MARKER!r} are minituner's "
                          f"temporary files; choose another name")
+    if too_long(path, room=len(".safetensors")):  # save_model writes NAME.safetensors
+        raise ValueError(f"cannot save there: {too_long(path, room=len('.safetensors'))}")
 
 
 def check_writable(folder, only: tuple[str, ...] | None = None) -> Path:
@@ -160,6 +163,8 @@ def check_writable(folder, only: tuple[str, ...] | None = None) -> Path:
     cannot be written; with ``only``, also when it exists holding files other than those."""
     if isinstance(folder, str) and not folder.strip():
         raise ValueError("the output folder is empty; give a folder name")
+    if too_long(folder):
+        raise ValueError(f"cannot write there: {too_long(folder)}")
     folder = _through_link(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"save path {folder} is an existing file; give a folder name"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shlex
 import sys
@@ -66,18 +67,26 @@ def fraction(text: str) -> float:
     return x
 
 
-def existing_file(text: str) -> Path:
+def existing(text: str, what: str) -> Path:
+    """text as a Path to an existing file or folder (what); else why not: missing, a name too long, another kind."""
+    from .files import not_a_file, too_long
+
     path = Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    if too_long(path):
+        raise argparse.ArgumentTypeError(too_long(path))
+    if not (path.is_file() if what == "file" else path.is_dir()):
+        if not os.path.exists(path):
+            raise argparse.ArgumentTypeError(f"no such {what}: {text}")
+        raise argparse.ArgumentTypeError(f"{text} is {not_a_file(path) or 'a file'}, not a {what}")
     return path
+
+
+def existing_file(text: str) -> Path:
+    return existing(text, "file")
 
 
 def existing_dir(text: str) -> Path:
-    path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"no such folder: {text}")
-    return path
+    return existing(text, "folder")
 
 
 def output_dir(text: str) -> Path:

@@ -38,11 +38,21 @@ def not_a_file(path) -> str | None:
     return None if stat.S_ISREG(mode) else KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
+def too_long(path, room: int = 0) -> str | None:
+    """Why path cannot exist when one of its names is over NAME_MAX bytes (NAME_MAX - room for the last), else None."""
+    parts = Path(path).parts
+    for i, p in enumerate(parts):
+        limit = NAME_MAX - (room if i == len(parts) - 1 else 0)
+        if len(os.fsencode(p)) > limit:
+            return (f"the name {p[:20]!r}... in {Path(*parts[:i]) if i else '.'} is {len(os.fsencode(p))} bytes "
+                    f"long, more than the {limit} bytes a name may have here")
+    return None
+
+
 def _why(path: Path, e: OSError) -> str:
     """One line on why path could not be opened."""
-    long = [p for p in Path(path).parts if len(os.fsencode(p)) > NAME_MAX]
-    if long:
-        return f"{path}: the name {long[0][:40]!r}... is {len(os.fsencode(long[0]))} bytes long, more than the {NAME_MAX} a file name may have"
+    if too_long(path):
+        return too_long(path)
     if isinstance(e, FileNotFoundError):
         return f"{path}: no such file"
     if isinstance(e, NotADirectoryError):

@@ -180,7 +180,6 @@ class BPETokenizer:
     def save(self, folder) -> None:
         """Write folder/vocab.json and folder/merges.txt, each atomically."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         vocab = json.dumps(self.stoi, ensure_ascii=False)
         merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges)
         atomic_write(folder / "vocab.json", lambda tmp: Path(tmp).write_text(vocab, encoding="utf-8"))

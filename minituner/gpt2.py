@@ -181,7 +181,7 @@ def load_any_base(path=None) -> tuple[GPT, CharTokenizer | BPETokenizer]:
                              f"vocab_size is {model.config.vocab_size}; the tokenizer is not this model's")
         return model, tok
     stem = path / BASE_NAME if path.is_dir() else path
-    if not stem.with_suffix(".safetensors").is_file():
+    if not Path(f"{stem}.safetensors").is_file():  # "d/base.v2" is d/base.v2.safetensors
         raise FileNotFoundError(f"{path} is not a base: give a Hugging Face GPT-2 folder (config.json, "
                                 f"model.safetensors, vocab.json, merges.txt) or a folder written by "
                                 f"`minituner pretrain --out` ({BASE_NAME}.safetensors + {BASE_NAME}.json)")

@@ -118,12 +118,12 @@ def save_peft_format(model: PeftModel, path, base_folder) -> Path:
     """Write model's adapter into path in PEFT's format, for the GPT-2 folder base_folder it was trained
     on (checked by fingerprint), through checkpoint's one save: a kill at any instant leaves the old
     adapter or the new one, and the tensors file carries a copy of the config (COPY) for that."""
+    check_folder(path)  # before any work: a folder holding other files, or files minituner did not write
     if not is_gpt2_folder(base_folder):
         raise ValueError(f"base_folder {base_folder} is not a Hugging Face GPT-2 folder (config.json, "
                          f"model.safetensors): PEFT loads the adapter onto GPT2LMHeadModel.from_pretrained(base_folder)")
     if fingerprint(load_gpt2(base_folder)) != model.base_fingerprint:
         raise ValueError(f"the model was not trained on {base_folder} (the base fingerprints differ)")
-    check_folder(path)
     config, tensors = to_peft(model)
     config.update(base_model_name_or_path=str(base_folder), inference_mode=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

@@ -423,6 +423,23 @@ def test_any_corrupted_byte_is_refused_or_changes_nothing(sha, tmp_path, which, 
         assert same  # a byte of JSON white space: the same model
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([ADAPTER_CONFIG, ADAPTER_TENSORS]), at=st.floats(0, 1, exclude_max=True),
+       mask=st.integers(1, 255))
+def test_any_corrupted_byte_of_peft_format_is_refused_or_changes_nothing(tmp_path, which, at, mask):
+    folder, old, _ = gpt2()
+    path = tmp_path / "".join(random.Random(f"{which}{at}{mask}").choices(string.ascii_lowercase, k=12))
+    save_peft_format(old, path, folder)
+    flipped(path / which, at, mask)
+    try:
+        model = load_adapter(load_gpt2(folder), path)
+    except ValueError as e:
+        assert which in str(e)  # refused, naming the file
+    else:  # a byte that changes nothing PEFT or minituner reads (white space, the "format" tag)
+        assert model.config == old.config
+        assert all(torch.equal(model.adapter_state_dict()[k], v) for k, v in old.adapter_state_dict().items())
+
+
 def test_a_truncated_base_is_refused_naming_the_file(tmp_path):
     save_model(tiny(), tmp_path / "base")
     f = tmp_path / "base.safetensors"

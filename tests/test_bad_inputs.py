@@ -289,6 +289,12 @@ def evaluate_empty_split():
     mt.evaluate(tiny(), type(t)("empty", t.x[:0], t.y[:0], t.mask[:0]))
 
 
+def save_inside_disable_adapter():
+    model = mt.full(tiny())
+    with model.disable_adapter():
+        model.save_pretrained(Path(tempfile.mkdtemp(dir=tmp())) / "full")
+
+
 LONG = "a" * 300 + ".jsonl"
 
 
@@ -479,6 +485,7 @@ CASES = [
     C("save-model-of-a-gpt-holding-an-adapter", lambda: mt.save_model(lora_model().base, tmp() / "base_with_lora"),
       TypeError, "adapter"),
     C("save-name-too-long", lambda: lora_model().save_pretrained(tmp() / ("b" * 300)), ValueError, "300 bytes", "243"),
+    C("save-full-inside-disable-adapter", save_inside_disable_adapter, ValueError, "disable_adapter"),
     C("pairs-one-prompt-in-val-and-test", lambda: mt.Dataset.from_pairs(
         [(f"who says {w}?", " the cat") for w in "abcdef"], val=[("who says z?", " the z")],
         test=[("who says z?", " the z")]), ValueError, "both val and test"),

@@ -63,7 +63,7 @@ import torch
 from safetensors.torch import save
 
 from .files import (
-    check_finite,
+    check_weights,
     file_id,
     not_a_file,
     parse_json,
@@ -381,7 +381,7 @@ def save_model(model: GPT, path, metadata: dict | None = None) -> Path:
 
 def check_state(expected: dict, got: dict, what: str) -> None:
     """ValueError naming the first tensor that is missing, extra, of another shape, not floating point,
-    or not finite (NaN, inf)."""
+    or not finite (NaN, inf: files.check_weights)."""
     missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
     if missing or extra:
         raise ValueError(f"{what}: missing tensors {missing[:5]}, unexpected tensors {extra[:5]}")
@@ -389,9 +389,7 @@ def check_state(expected: dict, got: dict, what: str) -> None:
         if tuple(got[name].shape) != tuple(t.shape):
             raise ValueError(f"{what}: tensor {name!r} has shape {tuple(got[name].shape)}, "
                              f"the model needs {tuple(t.shape)}")
-        if not got[name].is_floating_point():
-            raise ValueError(f"{what}: tensor {name!r} has dtype {got[name].dtype}; the model needs floating point")
-    check_finite(got, what)
+    check_weights(got, what)
 
 
 def _check_fields(record: dict, where: Path, fields: dict) -> None:

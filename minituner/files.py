@@ -146,9 +146,11 @@ def read_safetensors(path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     return parse_safetensors(read_bytes(path), path)
 
 
-def check_finite(tensors: dict[str, torch.Tensor], what) -> None:
-    """A ValueError naming the first tensor that holds NaN or an infinity."""
+def check_weights(tensors: dict[str, torch.Tensor], what) -> None:
+    """A ValueError naming the first tensor that is not floating point, or holds NaN or an infinity."""
     for name, t in tensors.items():
+        if not t.is_floating_point():
+            raise ValueError(f"{what}: tensor {name!r} has dtype {t.dtype}; model weights are floating point")
         if not torch.isfinite(t).all():
             raise ValueError(f"{what}: tensor {name!r} holds NaN or infinite values; a model that diverged was "
                              f"saved, or the file is damaged (minituner loads only finite weights)")

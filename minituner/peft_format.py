@@ -50,7 +50,7 @@ from .checkpoint import (
     save_folder,
     tensors_sha256,
 )
-from .files import check_finite, read_json
+from .files import check_weights, read_json
 from .gpt2 import is_gpt2_folder, load_gpt2
 from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from .methods.lora_layer import lora_layers
@@ -135,7 +135,7 @@ def save_peft_format(model: PeftModel, path, base_folder) -> Path:
 def read_peft_folder(path) -> tuple[dict, dict, dict]:
     """(PEFT config, tensors, safetensors metadata) of a PEFT adapter folder, read by checkpoint's one
     reader (no lock; an interrupted save_peft_format reads as the adapter it was writing); a ValueError
-    naming the file when it is not one, or a tensor is damaged or not finite."""
+    naming the file when it is not one, or a tensor is damaged, not floating point or not finite."""
     path = Path(path)
     cfg_path, st = path / ADAPTER_CONFIG, path / ADAPTER_TENSORS
     for p in (cfg_path, st):
@@ -148,7 +148,7 @@ def read_peft_folder(path) -> tuple[dict, dict, dict]:
                          f"PeftModel.from_pretrained)")
     if "tensors_sha256" in meta and meta["tensors_sha256"] != tensors_sha256(tensors):
         raise ValueError(f"{st}: the tensors' sha256 differs from the one recorded; the file is damaged")
-    check_finite(tensors, st)
+    check_weights(tensors, st)
     return config, tensors, meta
 
 

@@ -43,6 +43,7 @@ from minituner.checkpoint import (
     save_folder,
     save_model,
 )
+from minituner.files import read_json
 from minituner.gpt2 import load_gpt2
 from minituner.model import GPT, GPTConfig
 from minituner.peft_format import load_adapter, read_peft_folder, save_peft_format
@@ -67,7 +68,8 @@ def gpt2() -> tuple[Path, mt.PeftModel, mt.PeftModel]:
     return folder, old, new
 
 
-WRITERS = ["adapter folder", "base pair", "peft format"]
+RENAMES = {"adapter folder": 2, "base pair": 2, "peft format": 2, "one file": 1}  # a save's renames
+WRITERS = list(RENAMES)
 
 
 def writer(kind: str, path: Path):
@@ -78,6 +80,10 @@ def writer(kind: str, path: Path):
     if kind == "base pair":  # save_model: what `minituner pretrain --out DIR` writes as DIR/base
         return (lambda: save_model(tiny(0), path)), (lambda: save_model(tiny(1), path)), \
             (lambda: checkpoint.fingerprint(load_model(path)[0]))
+    if kind == "one file":  # atomic_write: results.json, tables, figures, notebooks, vocab.json, merges.txt
+        def one(text):
+            return lambda: checkpoint.atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"v": text})))
+        return one("old" * 1000), one("new"), (lambda: read_json(path)["v"])
     folder, old, new = gpt2()
     return (lambda: save_peft_format(old, path, folder)), (lambda: save_peft_format(new, path, folder)), \
         (lambda: checkpoint.tensors_sha256(read_peft_folder(path)[1]))
@@ -156,14 +162,15 @@ def test_a_save_dying_at_each_rename_leaves_the_old_or_the_new_model(kind, tmp_p
     new_model = loaded()
     assert old_model != new_model
     outcomes = []
-    for k in range(3):  # die before the tensors' rename, between the two renames, after both (finishes)
+    for k in range(RENAMES[kind] + 1):  # die before the first rename, between the two, after all (finishes)
         old()
         status = dying_at_rename(k, new)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             now = loaded()
         outcomes.append((status, now == new_model, len(caught)))
-    assert outcomes == [(3, False, 0), (3, True, 1), (0, True, 0)]  # old, new (with a warning), new
+    between = [(3, True, 1)] if RENAMES[kind] == 2 else []  # the new model, with a warning
+    assert outcomes == [(3, False, 0), *between, (0, True, 0)]  # old, new, new
     old()  # the next save removes what the dead ones left
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]
 
@@ -175,7 +182,7 @@ def test_ctrl_c_at_each_rename_leaves_the_old_or_the_new_model_and_no_litter(kin
     new()
     new_model = loaded()
     real = os.replace
-    for k, expect_new in ((0, False), (1, True)):
+    for k in range(RENAMES[kind]):  # before the first rename: old; between the two: new
         old()
         old_model = loaded()
         seen = [0]
@@ -190,11 +197,11 @@ def test_ctrl_c_at_each_rename_leaves_the_old_or_the_new_model_and_no_litter(kin
         with pytest.raises(KeyboardInterrupt):
             new()
         monkeypatch.setattr(os, "replace", real)
-        assert quietly(loaded) == (new_model if expect_new else old_model)
+        assert quietly(loaded) == (new_model if k else old_model)
         assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]  # its temporary file went
 
 
-KILLS = {"adapter folder": 40, "base pair": 20, "peft format": 30}  # each fork costs ~20-40 ms of CPU
+KILLS = {"adapter folder": 40, "base pair": 20, "peft format": 30, "one file": 20}  # each fork costs ~20-40 ms of CPU
 
 
 @pytest.mark.parametrize("kind", WRITERS)

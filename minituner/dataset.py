@@ -232,7 +232,10 @@ class Dataset:
             rows.append((where, (obj["prompt"], obj["answer"])))
         if not rows:
             raise ValueError(f"{path}: no (prompt, answer) lines found")
-        return cls._from_rows(rows, val, test, seed, lowercase, path.stem, tokenizer or CharTokenizer())
+        try:
+            return cls._from_rows(rows, val, test, seed, lowercase, path.stem, tokenizer or CharTokenizer())
+        except ValueError as e:  # the splits' errors too name the file (a row's error names it already)
+            raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
 
 
 def _check_one_answer_per_prompt(rows: list[tuple[str, tuple[str, str]]]) -> None:

@@ -69,14 +69,17 @@ def read_with_id(path) -> tuple[bytes, tuple[int, int]]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe opens at once and is then refused
     except OSError as e:
         raise type(e)(_why(path, e)) from None  # FileNotFoundError, PermissionError, ...: one line
-    with os.fdopen(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is {KINDS.get(stat.S_IFMT(st.st_mode), 'not a regular file')}, not a file")
-        try:
-            return f.read(), (st.st_dev, st.st_ino)
-        except OSError as e:
-            raise OSError(_why(path, e)) from None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+    except OSError as e:
+        raise OSError(_why(path, e)) from None
+    finally:
+        os.close(fd)
+    return data, (st.st_dev, st.st_ino)
 
 
 def read_bytes(path) -> bytes:

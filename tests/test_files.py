@@ -105,3 +105,35 @@ def test_a_path_that_is_not_a_file_is_named_as_such_never_read(tmp_path, kind, n
     make(kind, tmp_path / name)
     with pytest.raises(ValueError, match=f"{name} is a {kind}, not a file"):
         load_folder(tmp_path) if name.startswith("adapter") else read_any(tmp_path / name)
+
+
+def test_a_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
+    """No permission (as a user that is not root: a forked child drops to 'nobody' when the tests run as root):
+    the reader's error and the command line's both say so in one line."""
+    from minituner.cli import main
+
+    f = tmp_path / "pairs.jsonl"
+    f.write_text('{"prompt": "who says meow?", "answer": " the cat"}\n')
+    f.chmod(0)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                mt.Dataset.from_jsonl(f)
+            except PermissionError as e:
+                os.write(w, str(e).encode())
+                code = 0
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    os.close(w)
+    message = os.read(r, 10_000).decode()
+    assert "no permission to read it" in message and len(message.splitlines()) == 1
+    assert "pairs.jsonl" in message or str(tmp_path) in message
+    if os.geteuid() != 0:
+        assert main(["finetune", "--method", "lora", "--data", str(f), "--out", str(tmp_path / "o")]) == 2

@@ -68,6 +68,7 @@ from .files import (
     not_a_file,
     parse_json,
     read_json,
+    read_metadata,
     read_safetensors,
     read_with_id,
     too_long,
@@ -251,7 +252,7 @@ def check_ours(tensors_path: Path, json_path: Path) -> None:
                          f"move it away or give another name")
     if tensors_path.exists():
         try:
-            ours = "minituner" in read_safetensors(tensors_path)[0]
+            ours = "minituner" in read_metadata(tensors_path)
         except (OSError, ValueError):
             ours = False
         if not ours:

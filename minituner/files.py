@@ -62,8 +62,9 @@ def _why(path: Path, e: OSError) -> str:
     return f"{path}: cannot be read ({e.strerror or e})"
 
 
-def read_with_id(path) -> tuple[bytes, tuple[int, int]]:
-    """(the bytes of the regular file at path, its (device, inode)); errors as the module docstring says."""
+def read_with_id(path, size: int = -1) -> tuple[bytes, tuple[int, int]]:
+    """(the bytes of the regular file at path, the first size only if size >= 0, its (device, inode));
+    errors as the module docstring says."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe opens at once and is then refused
@@ -74,7 +75,7 @@ def read_with_id(path) -> tuple[bytes, tuple[int, int]]:
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is {KINDS.get(stat.S_IFMT(st.st_mode), 'not a regular file')}, not a file")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read()
+            data = f.read(size)
     except OSError as e:
         raise OSError(_why(path, e)) from None
     finally:
@@ -123,9 +124,9 @@ def read_text(path) -> str:
         raise ValueError(f"{path}, line {line}: not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
 
 
-def parse_safetensors(data: bytes, path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """(metadata, tensors) of safetensors bytes read from path; a ValueError naming the file when its
-    layout is broken (the shapes and dtypes a model needs are checked by checkpoint.check_state)."""
+def parse_metadata(data: bytes, path) -> dict[str, str]:
+    """The metadata in the header of safetensors bytes (all of them, or the header's 8 + n first) read
+    from path; a ValueError naming the file when the header is broken."""
     n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
     if not 0 < n <= len(data) - 8:
         raise ValueError(f"{path}: not a safetensors file (its {len(data)} bytes do not start with a header "
@@ -133,20 +134,33 @@ def parse_safetensors(data: bytes, path) -> tuple[dict[str, str], dict[str, torc
     try:
         meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
     except (ValueError, AttributeError):
+        meta = None
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise ValueError(f"{path}: not a safetensors file (its header is not the JSON safetensors writes); "
-                         f"the file is damaged") from None
+                         f"the file is damaged")
+    return meta
+
+
+def parse_safetensors(data: bytes, path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of safetensors bytes read from path; a ValueError naming the file when its
+    layout is broken (the shapes and dtypes a model needs are checked by checkpoint.check_state)."""
+    meta = parse_metadata(data, path)
     try:
         tensors = load(data)
     except Exception as e:  # noqa: BLE001 - safetensors' own errors: offsets out of range, truncated data
         raise ValueError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); the file is "
                          f"damaged or truncated") from None
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise ValueError(f"{path}: its metadata is not text keys and values")
     return meta, tensors
 
 
 def read_safetensors(path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     return parse_safetensors(read_bytes(path), path)
+
+
+def read_metadata(path) -> dict[str, str]:
+    """The metadata of the safetensors file at path, reading its header only."""
+    head = read_with_id(path, 8)[0]
+    return parse_metadata(read_with_id(path, 8 + int.from_bytes(head.ljust(8, b"\0"), "little"))[0], path)
 
 
 def check_weights(tensors: dict[str, torch.Tensor], what) -> None:

@@ -485,6 +485,8 @@ CASES = [
     C("save-model-of-a-gpt-holding-an-adapter", lambda: mt.save_model(lora_model().base, tmp() / "base_with_lora"),
       TypeError, "adapter"),
     C("save-name-too-long", lambda: lora_model().save_pretrained(tmp() / ("b" * 300)), ValueError, "300 bytes", "243"),
+    C("save-over-an-adapter-peft-wrote", lambda: lora_model().save_pretrained(peft_folder(
+        {"A": torch.zeros(2, 32), "B": torch.zeros(96, 2)})), ValueError, r"adapter_model\.safetensors was not written by minituner"),
     C("save-full-inside-disable-adapter", save_inside_disable_adapter, ValueError, "disable_adapter"),
     C("pairs-one-prompt-in-val-and-test", lambda: mt.Dataset.from_pairs(
         [(f"who says {w}?", " the cat") for w in "abcdef"], val=[("who says z?", " the z")],

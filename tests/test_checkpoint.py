@@ -78,7 +78,8 @@ def writer(kind: str, path: Path):
         return (lambda: OLD.save_pretrained(path)), (lambda: NEW.save_pretrained(path)), \
             (lambda: load_folder(path)[0]["sha256"])
     if kind == "base pair":  # save_model: what `minituner pretrain --out DIR` writes as DIR/base
-        return (lambda: save_model(tiny(0), path)), (lambda: save_model(tiny(1), path)), \
+        old, new = tiny(0), tiny(1)
+        return (lambda: save_model(old, path)), (lambda: save_model(new, path)), \
             (lambda: checkpoint.fingerprint(load_model(path)[0]))
     if kind == "one file":  # atomic_write: results.json, tables, figures, notebooks, vocab.json, merges.txt
         def one(text):

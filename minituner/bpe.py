@@ -41,6 +41,7 @@ import regex
 import torch
 
 from .checkpoint import atomic_write
+from .files import read_json, read_text
 
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenising pattern: contractions, letters, numbers, other symbols (each with an
@@ -157,24 +158,28 @@ class BPETokenizer:
         """Read folder/vocab.json and folder/merges.txt (GPT-2's files, or save()'s)."""
         folder = Path(folder)
         vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
-        for p in (vocab_path, merges_path):
-            if not p.is_file():
-                raise FileNotFoundError(f"{p} not found: a GPT-2 tokenizer is vocab.json + merges.txt")
-        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        vocab = read_json(vocab_path)
+        bad = next(((k, v) for k, v in vocab.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0), None)
+        if bad:
+            raise ValueError(f"{vocab_path}: token {bad[0]!r} has id {bad[1]!r}; ids are integers >= 0")
+        if len(set(vocab.values())) != len(vocab):
+            raise ValueError(f"{vocab_path}: two tokens share an id; each id names one token")
         merges = []
-        for n, line in enumerate(merges_path.read_text(encoding="utf-8").splitlines()):
+        for n, line in enumerate(read_text(merges_path).splitlines()):
             if line.startswith("#version") or not line.strip():
                 continue
             parts = line.split(" ")
             if len(parts) != 2:
                 raise ValueError(f"{merges_path}:{n + 1}: a merge is two tokens separated by one space, got {line!r}")
             merges.append((parts[0], parts[1]))
-        return cls(vocab, merges)
+        try:
+            return cls(vocab, merges)
+        except ValueError as e:
+            raise ValueError(f"{vocab_path} and {merges_path.name}: {e}") from None
 
     def save(self, folder) -> None:
         """Write folder/vocab.json and folder/merges.txt, each atomically."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         vocab = json.dumps(self.stoi, ensure_ascii=False)
         merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges)
         atomic_write(folder / "vocab.json", lambda tmp: Path(tmp).write_text(vocab, encoding="utf-8"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shlex
 import sys
@@ -66,18 +67,26 @@ def fraction(text: str) -> float:
     return x
 
 
-def existing_file(text: str) -> Path:
+def existing(text: str, what: str) -> Path:
+    """text as a Path to an existing file or folder (what); else why not: missing, a name too long, another kind."""
+    from .files import not_a_file, too_long
+
     path = Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    if too_long(path):
+        raise argparse.ArgumentTypeError(too_long(path))
+    if not (path.is_file() if what == "file" else path.is_dir()):
+        if not os.path.exists(path):
+            raise argparse.ArgumentTypeError(f"no such {what}: {text}")
+        raise argparse.ArgumentTypeError(f"{text} is {not_a_file(path) or 'a file'}, not a {what}")
     return path
+
+
+def existing_file(text: str) -> Path:
+    return existing(text, "file")
 
 
 def existing_dir(text: str) -> Path:
-    path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"no such folder: {text}")
-    return path
+    return existing(text, "folder")
 
 
 def output_dir(text: str) -> Path:
@@ -145,10 +154,12 @@ def finetune(args) -> None:
 
 
 def cmd_finetune(args) -> int:
+    from .checkpoint import check_folder
     from .device import check_device
     from .launch import backend_for, spawn
     from .train import check_train_args
 
+    check_folder(args.out)  # a folder holding other files is refused now, not after training
     device = check_device(args.device)
     lr = args.lr if args.lr is not None else default_lr(args.method)
     check_train_args(None, args.steps, lr, args.batch_size, 0.0, 1.0, 0, args.eval_every or EVAL_EVERY,
@@ -178,7 +189,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .checkpoint import ASSETS, BASE_NAME, save_model
+    from .checkpoint import ASSETS, BASE_NAME, check_base_folder, save_model
     from .device import check_device
     from .model import GPTConfig
     from .pretrain import pretrain
@@ -189,6 +200,7 @@ def cmd_pretrain(args) -> int:
     if out.resolve().is_relative_to(ASSETS.resolve()) and not args.overwrite_shipped_base:
         raise ValueError(f"--out {out} is inside the installed package ({ASSETS}), where the shipped base "
                          f"lives; give another folder, or add --overwrite-shipped-base to replace it")
+    check_base_folder(out)  # only base.safetensors + base.json that minituner wrote may be there
     device = check_device(args.device)
     tok = CharTokenizer()
     config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
@@ -441,7 +453,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: one line, no traceback
+    except (ValueError, TypeError, OSError) as e:  # bad input, a file that cannot be read: one line, no traceback
         command = parser._subparsers._group_actions[0].choices[args.command]
         print(f"minituner {args.command}: error: {named(str(e), command)}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .files import read_bytes
 from .tokenizer import END, CharTokenizer
 
 
@@ -192,11 +193,12 @@ class Dataset:
             start += k
         kept = set(prompts[start:])
         train_rows = [r for r in train_rows if r[1][0] in kept]
-        seen = {p for _, (p, _) in train_rows}
-        for what in ("val", "test"):
-            shared = seen & {p for _, (p, _) in checked[what]}
+        prompts_of = {w: {p for _, (p, _) in r} for w, r in (("train", train_rows), ("val", checked["val"]),
+                                                               ("test", checked["test"]))}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):  # pairwise
+            shared = prompts_of[a] & prompts_of[b]
             if shared:
-                raise ValueError(f"{len(shared)} prompt(s) are in both train and {what}, e.g. "
+                raise ValueError(f"{len(shared)} prompt(s) are in both {a} and {b}, e.g. "
                                  f"{sorted(shared)[0]!r}; the splits must be disjoint")
         splits = [encode_examples(s, [pair for _, pair in given], tok, sources=[where for where, _ in given])
                   for s, given in (("train", train_rows), ("val", checked["val"]), ("test", checked["test"]))]
@@ -209,10 +211,8 @@ class Dataset:
         that does not decode or parse, or a character the tokenizer lacks, is a ValueError naming
         the file and line. tokenizer: the base's (default CharTokenizer; a BPETokenizer for a GPT-2 base)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
         rows = []
-        for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        for n, raw in enumerate(read_bytes(path).split(b"\n"), start=1):
             where = f"{path}, line {n}"
             try:
                 line = raw.decode("utf-8")
@@ -232,7 +232,10 @@ class Dataset:
             rows.append((where, (obj["prompt"], obj["answer"])))
         if not rows:
             raise ValueError(f"{path}: no (prompt, answer) lines found")
-        return cls._from_rows(rows, val, test, seed, lowercase, path.stem, tokenizer or CharTokenizer())
+        try:
+            return cls._from_rows(rows, val, test, seed, lowercase, path.stem, tokenizer or CharTokenizer())
+        except ValueError as e:  # the splits' errors too name the file (a row's error names it already)
+            raise ValueError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
 
 
 def _check_one_answer_per_prompt(rows: list[tuple[str, tuple[str, str]]]) -> None:

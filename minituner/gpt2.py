@@ -33,14 +33,14 @@ References: 1) Radford et al. 2019, Language Models are Unsupervised Multitask L
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
+from . import files
 from .bpe import BPETokenizer
 from .checkpoint import BASE_NAME, check_state, load_base
+from .files import read_json
 from .model import GPT, GPTConfig
 from .tokenizer import CharTokenizer
 
@@ -55,16 +55,15 @@ FIXED = {
     "n_inner": (None,),  # None means 4C, the width of our MLP
     "tie_word_embeddings": (True,),
 }
+SIZES = {"vocab_size": "vocab_size", "n_positions": "block_size", "n_layer": "n_layer", "n_head": "n_head",
+         "n_embd": "n_embd"}  # config.json's key -> GPTConfig's field
 BUFFERS = (".attn.bias", ".attn.masked_bias")  # the causal mask old transformers saved; not weights
 
 
 def gpt2_config(folder) -> GPTConfig:
     """GPTConfig of the GPT-2 in folder/config.json; a ValueError for other architectures."""
     path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: load_gpt2 needs a Hugging Face GPT-2 folder "
-                                "(config.json and model.safetensors, e.g. from save_pretrained)")
-    cfg = json.loads(path.read_text())
+    cfg = read_json(path)
     if cfg.get("model_type") != "gpt2":
         raise ValueError(f"{path}: model_type is {cfg.get('model_type')!r}; load_gpt2 reads GPT-2 "
                          f"checkpoints only (model_type 'gpt2', architectures like GPT2LMHeadModel)")
@@ -72,19 +71,30 @@ def gpt2_config(folder) -> GPTConfig:
         if key in cfg and cfg[key] not in allowed:
             raise ValueError(f"{path}: {key}={cfg[key]!r}, but minituner's GPT computes only "
                              f"{' or '.join(map(repr, allowed))}")
-    return GPTConfig(vocab_size=cfg["vocab_size"], block_size=cfg["n_positions"], n_layer=cfg["n_layer"],
-                     n_head=cfg["n_head"], n_embd=cfg["n_embd"])
+    sizes = {}
+    for key in SIZES:
+        if isinstance(cfg.get(key), bool) or not isinstance(cfg.get(key), int):
+            raise ValueError(f"{path}: {key!r} must be an integer, got {cfg.get(key, 'nothing')!r:.40}; a GPT-2 "
+                             f"config.json gives {', '.join(SIZES)}")
+        sizes[SIZES[key]] = cfg[key]
+    try:
+        return GPTConfig(**sizes)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
-def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of model.safetensors, or of the shards its index names."""
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of model.safetensors, or of the shards its index names (files inside folder)."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
-    if single.is_file():
-        return load_file(str(single))
-    if index.is_file():
+    if single.exists():
+        return files.read_safetensors(single)[1]
+    if index.exists():
+        shards = read_json(index).get("weight_map")
+        if not isinstance(shards, dict) or not all(isinstance(s, str) and Path(s).name == s for s in shards.values()):
+            raise ValueError(f"{index}: 'weight_map' must map tensor names to shard file names in {folder}")
         state = {}
-        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            state.update(load_file(str(folder / shard)))
+        for shard in sorted(set(shards.values())):
+            state.update(files.read_safetensors(folder / shard)[1])
         return state
     found = sorted(p.name for p in folder.iterdir())
     raise FileNotFoundError(f"{folder} has no model.safetensors (nor model.safetensors.index.json); "
@@ -110,6 +120,9 @@ def convert(hf: dict[str, torch.Tensor], config: GPTConfig) -> dict[str, torch.T
         w, b = hf.pop(p + "attn.c_attn.weight", None), hf.pop(p + "attn.c_attn.bias", None)
         if w is None or b is None:
             raise ValueError(f"the checkpoint has no {p}attn.c_attn: not a GPT-2 with {config.n_layer} layers")
+        if tuple(w.shape) != (C, 3 * C) or tuple(b.shape) != (3 * C,):
+            raise ValueError(f"tensor {p}attn.c_attn has shapes {tuple(w.shape)} and {tuple(b.shape)}; "
+                             f"n_embd={C} needs ({C}, {3 * C}) and ({3 * C},)")
         for j, name in enumerate(("q_proj", "k_proj", "v_proj")):  # c_attn(x) = [q | k | v]
             out[p + f"attn.{name}.weight"] = w[:, j * C:(j + 1) * C].T  # (C, C): Conv1D (in, out) -> (out, in)
             out[p + f"attn.{name}.bias"] = b[j * C:(j + 1) * C]  # (C,)
@@ -134,7 +147,11 @@ def load_gpt2(folder) -> GPT:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder; load_gpt2 needs a Hugging Face GPT-2 folder")
     config = gpt2_config(folder)
-    state = convert(read_safetensors(folder), config)
+    weights = read_weights(folder)
+    try:
+        state = convert(weights, config)
+    except ValueError as e:
+        raise ValueError(f"{folder}: {e}") from None
     model = GPT(config)
     check_state(model.state_dict(), state, str(folder))
     model.load_state_dict(state)
@@ -164,7 +181,7 @@ def load_any_base(path=None) -> tuple[GPT, CharTokenizer | BPETokenizer]:
                              f"vocab_size is {model.config.vocab_size}; the tokenizer is not this model's")
         return model, tok
     stem = path / BASE_NAME if path.is_dir() else path
-    if not stem.with_suffix(".safetensors").is_file():
+    if not Path(f"{stem}.safetensors").is_file():  # "d/base.v2" is d/base.v2.safetensors
         raise FileNotFoundError(f"{path} is not a base: give a Hugging Face GPT-2 folder (config.json, "
                                 f"model.safetensors, vocab.json, merges.txt) or a folder written by "
                                 f"`minituner pretrain --out` ({BASE_NAME}.safetensors + {BASE_NAME}.json)")

@@ -37,15 +37,20 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from .checkpoint import ADAPTER_CONFIG, ADAPTER_TENSORS, fingerprint, read_json, tensors_sha256
+from .checkpoint import (
+    ADAPTER_CONFIG,
+    ADAPTER_TENSORS,
+    check_folder,
+    fingerprint,
+    load_pair,
+    save_folder,
+    tensors_sha256,
+)
+from .files import check_weights, read_json
 from .gpt2 import is_gpt2_folder, load_gpt2
 from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from .methods.lora import lora_layers
@@ -55,6 +60,7 @@ EXPORTS = (LoraConfig, PromptTuningConfig, PrefixTuningConfig)  # methods PEFT h
 ONE_TO_ONE = {"attn.o_proj": "attn.c_proj", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}
 QKV = ("q_proj", "k_proj", "v_proj")  # c_attn's parts, in its output order
 PREFIX = "base_model.model."  # PEFT's name of the wrapped GPT2LMHeadModel
+COPY = "adapter_config"  # the tensors file's copy of adapter_config.json (see checkpoint's module docstring)
 LORA_KEY = re.compile(r"base_model\.model\.transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"
                       r"\.lora_([AB])\.weight")
 
@@ -111,7 +117,9 @@ def to_peft(model) -> tuple[dict, dict]:
 
 def save_peft_format(model: PeftModel, path, base_folder) -> Path:
     """Write model's adapter into path in PEFT's format, for the GPT-2 folder base_folder it was trained
-    on (checked by fingerprint); path's two files are renamed into place together."""
+    on (checked by fingerprint), through checkpoint's one save: a kill at any instant leaves the old
+    adapter or the new one, and the tensors file carries a copy of the config (COPY) for that."""
+    check_folder(path)  # before any work: a folder holding other files, or files minituner did not write
     if not is_gpt2_folder(base_folder):
         raise ValueError(f"base_folder {base_folder} is not a Hugging Face GPT-2 folder (config.json, "
                          f"model.safetensors): PEFT loads the adapter onto GPT2LMHeadModel.from_pretrained(base_folder)")
@@ -119,43 +127,29 @@ def save_peft_format(model: PeftModel, path, base_folder) -> Path:
         raise ValueError(f"the model was not trained on {base_folder} (the base fingerprints differ)")
     config, tensors = to_peft(model)
     config.update(base_model_name_or_path=str(base_folder), inference_mode=True)
-    tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     own = {"method": model.config.method, "config": model.config.to_dict(), "base_fingerprint": model.base_fingerprint}
     meta = {"format": "pt", "minituner": json.dumps(own), "tensors_sha256": tensors_sha256(tensors)}
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or set(os.listdir(path)) - {ADAPTER_CONFIG, ADAPTER_TENSORS}):
-        raise ValueError(f"save path {path} is a file or a folder with other files in it; give a new or empty folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        save_file(tensors, str(tmp / ADAPTER_TENSORS), metadata=meta)
-        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)
-        if path.is_dir():  # the old pair leaves as a whole, the new one arrives as a whole
-            os.replace(path, tmp / "old")
-            os.replace(tmp, path)
-            shutil.rmtree(path / "old")
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return save_folder(path, config, tensors, meta, copy_key=COPY)  # the one locked, atomic save
 
 
 def read_peft_folder(path) -> tuple[dict, dict, dict]:
-    """(PEFT config, tensors, safetensors metadata) of a PEFT adapter folder; a ValueError if it is not one."""
+    """(PEFT config, tensors, safetensors metadata) of a PEFT adapter folder, read by checkpoint's one
+    reader (no lock; an interrupted save_peft_format reads as the adapter it was writing); a ValueError
+    naming the file when it is not one, or a tensor is damaged, not floating point or not finite."""
     path = Path(path)
     cfg_path, st = path / ADAPTER_CONFIG, path / ADAPTER_TENSORS
-    if not cfg_path.is_file() or not st.is_file():
-        raise ValueError(f"{path} is not a PEFT adapter folder: it needs {ADAPTER_CONFIG} and {ADAPTER_TENSORS}")
-    config = json.loads(cfg_path.read_text())
-    if not isinstance(config, dict) or "peft_type" not in config:
+    for p in (cfg_path, st):
+        if not os.path.lexists(p):
+            raise ValueError(f"{path} is not a PEFT adapter folder: it needs {ADAPTER_CONFIG} and {ADAPTER_TENSORS}, "
+                             f"and {p.name} is missing")
+    config, meta, tensors = load_pair(st, cfg_path, COPY)
+    if "peft_type" not in config:
         raise ValueError(f"{cfg_path} has no peft_type: not written by PEFT (minituner's own folders load with "
                          f"PeftModel.from_pretrained)")
-    with safe_open(str(st), "pt") as f:
-        meta, tensors = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     if "tensors_sha256" in meta and meta["tensors_sha256"] != tensors_sha256(tensors):
         raise ValueError(f"{st}: the tensors' sha256 differs from the one recorded; the file is damaged")
+    check_weights(tensors, st)
     return config, tensors, meta
 
 
@@ -167,9 +161,28 @@ def pattern_value(patterns: dict, module: str, default):
     return default
 
 
-def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, adapter_name: str = "default") -> PeftModel:
+def check_lora_tensors(found: dict, base, where) -> None:
+    """A ValueError naming the tensor when one of a module's lora_A, lora_B is missing or does not fit the
+    base: A (r, in), B (out, r), in and out those of the GPT-2 module on this base, one layer it has."""
+    C, L = base.config.n_embd, base.config.n_layer
+    sizes = {"attn.c_attn": (C, 3 * C), "attn.c_proj": (C, C), "mlp.c_fc": (C, 4 * C), "mlp.c_proj": (4 * C, C)}
+    for (i, module), AB in sorted(found.items()):
+        key = f"{PREFIX}transformer.h.{i}.{module}.lora_"
+        if i >= L:
+            raise ValueError(f"{where}: {key}A.weight is for layer {i}, but the base has {L} layers (0..{L - 1})")
+        for ab, other in (("A", "B"), ("B", "A")):
+            if ab not in AB:
+                raise ValueError(f"{where}: {key}{ab}.weight is missing (its lora_{other} is there)")
+        (n_in, n_out), A, B = sizes[module], AB["A"], AB["B"]
+        if A.dim() != 2 or B.dim() != 2 or A.size(1) != n_in or B.size(0) != n_out or B.size(1) != A.size(0):
+            raise ValueError(f"{where}: {key}A.weight has shape {tuple(A.shape)} and lora_B.weight {tuple(B.shape)}; "
+                             f"{module} of this base needs (r, {n_in}) and ({n_out}, r)")
+
+
+def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, where,
+                   adapter_name: str = "default") -> PeftModel:
     """A LoraModel on base with PEFT's LoRA tensors (GPT-2 names): split back exactly (own: our export's
-    config), or each c_attn adapter as q, k, v adapters sharing A."""
+    config), or each c_attn adapter as q, k, v adapters sharing A. where: the tensors file, for errors."""
     bad = {k: config.get(k) for k in ("use_dora", "modules_to_save", "layer_replication", "lora_bias")
            if config.get(k)} | ({"bias": config["bias"]} if config.get("bias", "none") != "none" else {})
     unknown = [k for k in tensors if not LORA_KEY.fullmatch(k)]
@@ -180,9 +193,12 @@ def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, adapter_
     for key, t in tensors.items():
         i, module, ab = LORA_KEY.fullmatch(key).groups()
         found.setdefault((int(i), module), {})[ab] = t
+    if not found:
+        raise ValueError(f"{where}: no LoRA tensors in it")
+    check_lora_tensors(found, base, where)
     rs = {A_B["A"].size(0) for A_B in found.values()}
     if own is None:
-        alphas = {pattern_value(config.get("alpha_pattern") or {}, f"transformer.h.{i}.{m}", config["lora_alpha"])
+        alphas = {pattern_value(config.get("alpha_pattern") or {}, f"transformer.h.{i}.{m}", config.get("lora_alpha", 8))
                   for i, m in found}
         if len(rs) != 1 or len(alphas) != 1:
             raise ValueError(f"this PEFT LoRA has ranks {sorted(rs)} and lora_alphas {sorted(alphas)} across "
@@ -221,13 +237,19 @@ def load_peft_format(base, path, adapter_name: str = "default", is_trainable: bo
 def read_peft_format(base, path, adapter_name: str = "default") -> PeftModel:
     """The model a PEFT folder holds, built on base (trainable, as get_peft_model makes it)."""
     config, tensors, meta = read_peft_folder(path)
-    own = json.loads(meta["minituner"]) if "minituner" in meta else None
+    try:
+        own = json.loads(meta["minituner"]) if "minituner" in meta else None
+    except ValueError:
+        own = []  # refused just below
+    if own is not None and not (isinstance(own, dict) and isinstance(own.get("config"), dict)
+                                and isinstance(own.get("base_fingerprint"), str)):
+        raise ValueError(f"{Path(path) / ADAPTER_TENSORS}: minituner's record in it is damaged")
     if own is not None and own["base_fingerprint"] != fingerprint(base):
         raise ValueError(f"{path} was trained on the base with fingerprint {own['base_fingerprint']}, "
                          f"not on this one ({fingerprint(base)}); load it onto that base")
     kind, c = config["peft_type"], base.config
     if kind == "LORA":
-        return lora_from_peft(base, config, tensors, own and own["config"], adapter_name)
+        return lora_from_peft(base, config, tensors, own and own["config"], Path(path) / ADAPTER_TENSORS, adapter_name)
     if kind not in ("PROMPT_TUNING", "PREFIX_TUNING"):
         raise ValueError(f"{path}: PEFT type {kind} is not read; minituner reads LORA, PROMPT_TUNING, PREFIX_TUNING")
     P, k = tensors.get("prompt_embeddings"), config.get("num_virtual_tokens")
@@ -246,9 +268,9 @@ def read_peft_format(base, path, adapter_name: str = "default") -> PeftModel:
 
 
 def is_peft_folder(path) -> bool:
-    """Whether path is a folder in PEFT's own format: its adapter_config.json names a peft_type."""
+    """True when path/adapter_config.json has a peft_type (PEFT's format); its errors name the file."""
     cfg = Path(path) / ADAPTER_CONFIG
-    return cfg.is_file() and "peft_type" in read_json(cfg)
+    return os.path.lexists(cfg) and "peft_type" in read_json(cfg)
 
 
 FORMATS["PEFT's format"] = (is_peft_folder, read_peft_format)  # PeftModel.from_pretrained reads it too

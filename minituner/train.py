@@ -177,6 +177,7 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     so every rank takes the same decisions (best step, stop) and restores the same weights.
     """
     check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience)
+    _int("seed", seed, 0, high=2**63 - 1)  # as torch.Generator().manual_seed takes it
     for split in (data.train, data.val):  # the splits train() reads: every row fits the context (else named)
         split.check_context(model.gpt_config.block_size, getattr(model, "num_virtual_tokens", 0))
     device = check_device(device)
@@ -201,12 +202,18 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
         loss = whole = cross_entropy(model(x), y, m)  # the mean over this rank's answer tokens
         if ddp:
             loss, whole = whole_batch_loss(loss, m, world)
-        if not loss.requires_grad:  # trainable tensors that the forward never reads (a merged LoRA's A and B)
-            raise ValueError("the loss does not depend on any trainable tensor; a merged LoRA model keeps ΔW in "
-                             "the frozen W: call model.unmerge_adapter() before training it")
+        if not loss.requires_grad:
+            raise ValueError("the loss does not depend on any trainable tensor: " + (
+                "gradients are off (train() was called inside torch.no_grad() or torch.inference_mode()); "
+                "call it outside" if not torch.is_grad_enabled() else
+                "a merged LoRA model keeps ΔW in the frozen W: call model.unmerge_adapter() before training it"
+                if getattr(raw_model, "merged", False) else "the forward reads no tensor that requires grad"))
         if not torch.isfinite(whole):  # the whole batch's loss: every rank stops here together
-            raise RuntimeError(f"the loss became {whole.item()} at step {step}: lower the learning rate "
-                               f"(now {lr}) or keep gradient clipping on")
+            dtype = next(raw_model.parameters()).dtype
+            raise RuntimeError(f"the loss became {whole.item()} at step {step}: " + (
+                f"the model is in {dtype}, whose range overflows here; train in float32 (model.float())"
+                if dtype in (torch.float16, torch.bfloat16) else
+                f"lower the learning rate (now {lr}) or keep gradient clipping on"))
         update(opt, loss, grad_clip, lr_at(step, steps, lr, warmup))
         hist.losses.append(whole.item())
         if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
@@ -273,6 +280,8 @@ def evaluate(model, split: Split, batch_size: int = 256, chunk: int = 32) -> dic
         raise TypeError(f"evaluate() needs a Split, got {type(split).__name__}{hint}")
     _int("batch_size", batch_size, 1)
     _int("chunk", chunk, 1)
+    if not len(split):
+        raise ValueError(f"evaluate() needs at least one row; the {split.name} split is empty")
     device = model_device(model)
     was_training = model.training
     model.eval()
@@ -310,10 +319,12 @@ def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> 
         raise ValueError("the prompt is empty; the model continues a text: give at least one character")
     idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=model_device(model))
     block_size = model.gpt_config.block_size
-    room = block_size - idx.size(1) - getattr(model.config, "num_virtual_tokens", 0)  # virtual tokens take room too
+    k = getattr(model.config, "num_virtual_tokens", 0)
+    room = block_size - idx.size(1) - k  # virtual tokens take room too
     if room < 1:
-        raise ValueError(f"the prompt ({idx.size(1)} characters) leaves no room in the context "
-                         f"(block_size={block_size}); use a shorter prompt")
+        raise ValueError(f"the prompt ({idx.size(1)} tokens)" + (f" and the model's {k} virtual tokens" if k else "")
+                         + f" leave no room to answer in the context (block_size={block_size}); use a shorter prompt"
+                         + (" or fewer virtual tokens" if k else ""))
     n = room if max_new_tokens is None else max_new_tokens
     _int("max_new_tokens", n, 1)
     (end_id,) = tokenizer.encode(END)  # the marker is one token (a character, or GPT-2's byte 'Ċ')

@@ -14,7 +14,9 @@ import importlib
 import io
 import json
 import math
+import os
 import re
+import shutil
 import tempfile
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -184,6 +186,118 @@ def pretrain_with(**kw):
 PAIR = [("who says meow?", " the cat")] * 10
 
 
+# ---------------------------------------------------------------- every file through one door (issue 35)
+@functools.cache
+def gpt2_folder() -> Path:
+    from tiny_gpt2 import write_tiny_gpt2
+
+    return write_tiny_gpt2(tmp() / "gpt2")
+
+
+def gpt2_with(edit) -> Path:
+    """A copy of the tiny GPT-2 folder, edit(folder) applied."""
+    d = Path(tempfile.mkdtemp(dir=tmp())) / "gpt2"
+    shutil.copytree(gpt2_folder(), d)
+    edit(d)
+    return d
+
+
+def write(name: str, data: bytes | str):
+    def edit(d: Path):
+        (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+    return edit
+
+
+def without(key: str):
+    def edit(d: Path):
+        cfg = json.loads((d / "config.json").read_text())
+        del cfg[key]
+        (d / "config.json").write_text(json.dumps(cfg))
+    return edit
+
+
+def weights(name: str, change):
+    """Edit: model.safetensors with tensor `name` replaced by change(tensor)."""
+    def edit(d: Path):
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(d / "model.safetensors")
+        state[name] = change(state[name])
+        save_file(state, d / "model.safetensors", metadata={"format": "pt"})
+    return edit
+
+
+def load_gpt2_base(edit):
+    return lambda: importlib.import_module("minituner.gpt2").load_any_base(gpt2_with(edit))
+
+
+def peft_folder(tensors: dict, config: str | None = None) -> Path:
+    """A LoRA adapter folder as PEFT itself writes one (no minituner record), on the tiny GPT-2's first c_attn."""
+    from safetensors.torch import save_file
+
+    d = Path(tempfile.mkdtemp(dir=tmp())) / "adapter"
+    d.mkdir()
+    key = "base_model.model.transformer.h.0.attn.c_attn.lora_"
+    save_file({key + k + ".weight": v for k, v in tensors.items()}, d / "adapter_model.safetensors")
+    (d / "adapter_config.json").write_text(config or json.dumps(
+        {"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["c_attn"], "fan_in_fan_out": True}))
+    return d
+
+
+def load_peft(d: Path):
+    return lambda: importlib.import_module("minituner").load_adapter(
+        importlib.import_module("minituner.gpt2").load_gpt2(gpt2_folder()), d)
+
+
+def fifo(where: Path) -> Path:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(where)
+    return where
+
+
+def adapter_with_fifo_config() -> Path:
+    d = saved_lora()
+    (d / "adapter_config.json").unlink()
+    fifo(d / "adapter_config.json")
+    return d
+
+
+def folder_holding(name: str, text: str = "mine\n") -> Path:
+    d = Path(tempfile.mkdtemp(dir=tmp())) / "out"
+    d.mkdir()
+    (d / name).write_text(text)
+    return d
+
+
+def save_over_a_fifo():
+    d = adapter_with_fifo_config()
+    lora_model().save_pretrained(d)
+
+
+def save_model_into(folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    mt.save_model(tiny(), folder)
+
+
+def train_under_no_grad():
+    with torch.no_grad():
+        mt.train(lora_model(), task(), steps=1, progress=False)
+
+
+def evaluate_empty_split():
+    t = task().test
+    mt.evaluate(tiny(), type(t)("empty", t.x[:0], t.y[:0], t.mask[:0]))
+
+
+def save_inside_disable_adapter():
+    model = mt.full(tiny())
+    with model.disable_adapter():
+        model.save_pretrained(Path(tempfile.mkdtemp(dir=tmp())) / "full")
+
+
+LONG = "a" * 300 + ".jsonl"
+
+
 @dataclass
 class Case:
     id: str
@@ -334,6 +448,55 @@ CASES = [
       "temporary"),
     C("check-writable-empty", lambda: importlib.import_module("minituner.checkpoint").check_writable(""), ValueError,
       "empty"),
+    # ------------------------------------------------ every file through one door (issue 35)
+    C("gpt2-config-does-not-parse", load_gpt2_base(write("config.json", "{not json")), ValueError,
+      r"config\.json: not valid JSON at line 1"),
+    C("gpt2-config-without-n-positions", load_gpt2_base(without("n_positions")), ValueError, r"config\.json",
+      "n_positions"),
+    C("gpt2-vocab-does-not-parse", load_gpt2_base(write("vocab.json", '{"a": 0,')), ValueError,
+      r"vocab\.json: not valid JSON"),
+    C("gpt2-merges-not-utf8", load_gpt2_base(write("merges.txt", b"#version: 0.2\n\xff \xfe\n")), ValueError,
+      r"merges\.txt, line 2", "UTF-8"),
+    C("gpt2-nan-weights", load_gpt2_base(weights("transformer.wte.weight", lambda t: t * math.nan)), ValueError,
+      "wte", "NaN"),
+    C("gpt2-wrong-shaped-tensor", load_gpt2_base(weights("transformer.wpe.weight", lambda t: t[:-1])), ValueError,
+      "wpe", "shape"),
+    C("gpt2-weights-not-safetensors", load_gpt2_base(write("model.safetensors", b"\x00" * 7)), ValueError,
+      r"model\.safetensors", "not a safetensors file"),
+    C("peft-adapter-nan", load_peft(peft_folder({"A": torch.full((2, 32), math.nan), "B": torch.zeros(96, 2)})),
+      ValueError, r"adapter_model\.safetensors", "NaN"),
+    C("peft-adapter-wrong-shape", load_peft(peft_folder({"A": torch.zeros(2, 32), "B": torch.zeros(95, 2)})),
+      ValueError, "lora_B", r"\(96, r\)"),
+    C("peft-adapter-missing-tensor", load_peft(peft_folder({"A": torch.zeros(2, 32)})), ValueError,
+      r"lora_B\.weight is missing"),
+    C("peft-adapter-config-does-not-parse", load_peft(peft_folder({"A": torch.zeros(2, 32), "B": torch.zeros(96, 2)},
+                                                                  config="{not json")),
+      ValueError, r"adapter_config\.json: not valid JSON at line 1"),
+    C("load-adapter-config-is-a-fifo", lambda: mt.PeftModel.from_pretrained(tiny(), adapter_with_fifo_config()),
+      ValueError, r"adapter_config\.json is a named pipe"),
+    C("save-over-a-fifo", save_over_a_fifo, ValueError, r"adapter_config\.json is a named pipe"),
+    C("jsonl-is-a-fifo", lambda: mt.Dataset.from_jsonl(fifo(tmp() / "fifo_data" / "pairs.jsonl")), ValueError,
+      "named pipe"),
+    C("jsonl-name-too-long", lambda: mt.Dataset.from_jsonl(tmp() / LONG), OSError, "306 bytes", "255"),
+    C("save-model-into-an-existing-folder", lambda: save_model_into(tmp() / "runs"), ValueError, "is a folder",
+      r"runs/base"),
+    C("save-model-of-a-lora-model", lambda: mt.save_model(lora_model(), tmp() / "lora_as_base"), TypeError,
+      "save_pretrained", "merge_and_unload"),
+    C("save-model-of-a-gpt-holding-an-adapter", lambda: mt.save_model(lora_model().base, tmp() / "base_with_lora"),
+      TypeError, "adapter"),
+    C("save-name-too-long", lambda: lora_model().save_pretrained(tmp() / ("b" * 300)), ValueError, "300 bytes", "243"),
+    C("save-over-an-adapter-peft-wrote", lambda: lora_model().save_pretrained(peft_folder(
+        {"A": torch.zeros(2, 32), "B": torch.zeros(96, 2)})), ValueError, r"adapter_model\.safetensors was not written by minituner"),
+    C("save-full-inside-disable-adapter", save_inside_disable_adapter, ValueError, "disable_adapter"),
+    C("pairs-one-prompt-in-val-and-test", lambda: mt.Dataset.from_pairs(
+        [(f"who says {w}?", " the cat") for w in "abcdef"], val=[("who says z?", " the z")],
+        test=[("who says z?", " the z")]), ValueError, "both val and test"),
+    C("evaluate-empty-split", evaluate_empty_split, ValueError, "empty"),
+    C("train-under-no-grad", train_under_no_grad, ValueError, r"torch\.no_grad\(\)"),
+    C("train-seed-text", train(seed="0"), TypeError, r"\bseed\b"),
+    C("answer-virtual-tokens-fill-the-context", lambda: mt.answer(
+        mt.prompt_tuning(tiny(), num_virtual_tokens=90), mt.CharTokenizer(), "who says meow"), ValueError,
+      "90 virtual tokens", "block_size=96"),
     # ------------------------------------------------ the command line: exit 2, one line, no traceback
     C("cli-no-command", cli(), CliError, "COMMAND"),
     C("cli-unknown-command", cli("tune"), CliError, "tune"),
@@ -388,6 +551,28 @@ CASES = [
     C("cli-pretrain-device-cuda-unavailable", cli("pretrain", "--steps", "1", "--device", "cuda", "--out", tmp() / "pre"),
       CliError, "CUDA was requested", needs_no_cuda=True),
     C("cli-notebooks-only-matches-nothing", cli("notebooks", "--only", "zz"), CliError, "zz", "00_y_equals_wx"),
+    C("cli-generate-gpt2-nan-base", lambda: cli("generate", "--base", gpt2_with(
+        weights("transformer.h.0.attn.c_attn.weight", lambda t: t / 0)), "the")(), CliError, "NaN"),
+    C("cli-generate-peft-nan-adapter", lambda: cli("generate", "--base", gpt2_folder(), "--adapter", peft_folder(
+        {"A": torch.full((2, 32), math.inf), "B": torch.ones(96, 2)}), "the")(), CliError, "NaN"),
+    C("cli-generate-adapter-config-is-a-fifo", lambda: cli("generate", "--adapter", adapter_with_fifo_config(), "who")(),
+      CliError, "named pipe"),
+    C("cli-generate-adapter-is-a-fifo", lambda: cli("generate", "--adapter", fifo(tmp() / "fifo_adapter" / "a"), "who")(),
+      CliError, "--adapter", "named pipe"),
+    C("cli-finetune-data-is-a-folder", cli("finetune", "--method", "lora", "--data", tmp(), "--out", tmp() / "o"),
+      CliError, "--data", "is a folder"),
+    C("cli-finetune-data-name-too-long", cli("finetune", "--method", "lora", "--data", tmp() / LONG, "--out",
+                                             tmp() / "o"), CliError, "--data", "306 bytes"),
+    C("cli-finetune-out-name-too-long", cli("finetune", "--method", "lora", "--data", PAIRS, "--out", tmp() / LONG),
+      CliError, "--out", "306 bytes"),
+    C("cli-finetune-out-holds-other-files", lambda: cli("finetune", "--method", "lora", "--data", PAIRS, "--out",
+                                                        folder_holding("notes.txt"))(), CliError, "notes.txt"),
+    C("cli-finetune-out-holds-a-foreign-adapter-config", lambda: cli(
+        "finetune", "--method", "lora", "--data", PAIRS, "--out", folder_holding("adapter_config.json", "{}"))(),
+      CliError, r"adapter_config\.json was not written by minituner"),
+    C("cli-pretrain-out-holds-a-foreign-base-json", lambda: cli(
+        "pretrain", "--steps", "1", "--out", folder_holding("base.json", '{"mine": 1}'))(), CliError,
+      r"base\.json was not written by minituner"),
 ]
 
 

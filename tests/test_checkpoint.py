@@ -1,29 +1,38 @@
-"""Saves never lose the last good copy; loads refuse what is not exactly what was saved (issue 24).
+"""Saves never lose the last good copy; loads refuse what is not exactly what was saved (issues 24, 35).
 
-A save killed at any instant leaves the old complete model or the new complete one: a child
-process is made to die at each of a save's renames, and another is SIGKILLed at random
-moments while it saves in a loop. Saves into one folder from two processes are serialized;
-names are used as given; an edited or damaged file is refused with its name.
+Every writer of a model goes through one door (checkpoint._save_pair): minituner's adapter folder,
+save_model's pair (what `pretrain --out` writes) and PEFT's format (what `finetune --base GPT2`
+writes). For each, a save killed (or interrupted by Ctrl-C) at any instant leaves the old
+complete model or the new complete one: a child process is made to die at each of a save's
+renames, and another is SIGKILLed at random moments while it saves in a loop. Saves into one
+folder from two processes take turns; loads need no lock, so they never fail while another
+process saves and never wait for a stopped one; names are used as given; an edited or damaged
+file is refused with its name.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
 import signal
 import string
+import tempfile
 import time
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny_gpt2 import PAIRS as PAIRS_FILE
+from tiny_gpt2 import write_tiny_gpt2
 
 import minituner as mt
-from minituner import checkpoint
+from minituner import checkpoint, load_adapter
 from minituner.checkpoint import (
     ADAPTER_CONFIG,
     ADAPTER_TENSORS,
@@ -34,7 +43,10 @@ from minituner.checkpoint import (
     save_folder,
     save_model,
 )
+from minituner.files import read_json
+from minituner.gpt2 import load_gpt2
 from minituner.model import GPT, GPTConfig
+from minituner.peft_format import read_peft_folder, save_peft_format
 
 
 def tiny(seed: int = 0) -> GPT:
@@ -44,6 +56,45 @@ def tiny(seed: int = 0) -> GPT:
 BASE = tiny()
 OLD = mt.get_peft_model(BASE, mt.LoraConfig(r=2, lora_alpha=4))
 NEW = mt.get_peft_model(BASE, mt.LoraConfig(r=4, lora_alpha=8, use_rslora=True))  # other shapes, other config
+
+
+@functools.cache
+def gpt2() -> tuple[Path, mt.PeftModel, mt.PeftModel]:
+    """A tiny GPT-2 folder and two LoRA adapters of other shapes on it, for PEFT's format."""
+    folder = write_tiny_gpt2(Path(tempfile.mkdtemp(prefix="minituner-gpt2-")))
+    base = load_gpt2(folder)
+    old = mt.get_peft_model(base, mt.LoraConfig(r=2, lora_alpha=4))
+    new = mt.get_peft_model(base, mt.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"]))
+    return folder, old, new
+
+
+RENAMES = {"adapter folder": 2, "base pair": 2, "peft format": 2, "one file": 1}  # a save's renames
+WRITERS = list(RENAMES)
+
+
+def writer(kind: str, path: Path):
+    """(save the old model at path, save the new one, what path loads as now) for each writer."""
+    if kind == "adapter folder":
+        return (lambda: OLD.save_pretrained(path)), (lambda: NEW.save_pretrained(path)), \
+            (lambda: load_folder(path)[0]["sha256"])
+    if kind == "base pair":  # save_model: what `minituner pretrain --out DIR` writes as DIR/base
+        old, new = tiny(0), tiny(1)
+        return (lambda: save_model(old, path)), (lambda: save_model(new, path)), \
+            (lambda: checkpoint.fingerprint(load_model(path)[0]))
+    if kind == "one file":  # atomic_write: results.json, tables, figures, notebooks, vocab.json, merges.txt
+        def one(text):
+            return lambda: checkpoint.atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({"v": text})))
+        return one("old" * 1000), one("new"), (lambda: read_json(path)["v"])
+    folder, old, new = gpt2()
+    return (lambda: save_peft_format(old, path, folder)), (lambda: save_peft_format(new, path, folder)), \
+        (lambda: checkpoint.tensors_sha256(read_peft_folder(path)[1]))
+
+
+def quietly(load):
+    """load() without the warning the one between-renames state gives (it loads the newer save)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load()
 
 
 def saved_sha(path) -> str:
@@ -102,67 +153,91 @@ def dying_at_rename(k: int, save) -> int:
 
 
 # ---------------------------------------------------------------- kills
-@pytest.mark.parametrize("layout", ["folder", "base pair"])
-def test_a_save_dying_at_each_rename_leaves_the_old_or_the_new_model(layout, tmp_path):
-    if layout == "folder":
-        path, old, new = tmp_path / "run", (lambda: OLD.save_pretrained(tmp_path / "run")), \
-            (lambda: NEW.save_pretrained(tmp_path / "run"))
-        loaded = lambda: load_folder(path)[0]["sha256"]  # noqa: E731
-    else:
-        path, old, new = tmp_path / "base", (lambda: save_model(tiny(0), tmp_path / "base")), \
-            (lambda: save_model(tiny(1), tmp_path / "base"))
-        loaded = lambda: checkpoint.fingerprint(load_model(path)[0])  # noqa: E731
+@pytest.mark.parametrize("kind", WRITERS)
+def test_a_save_dying_at_each_rename_leaves_the_old_or_the_new_model(kind, tmp_path):
+    path = tmp_path / "run"
+    old, new, loaded = writer(kind, path)
     old()
     old_model = loaded()
     new()
     new_model = loaded()
     assert old_model != new_model
     outcomes = []
-    for k in range(3):  # die before the tensors' rename, between the two renames, after both (finishes)
+    for k in range(RENAMES[kind] + 1):  # die before the first rename, between the two, after all (finishes)
         old()
         status = dying_at_rename(k, new)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             now = loaded()
         outcomes.append((status, now == new_model, len(caught)))
-    assert outcomes == [(3, False, 0), (3, True, 1), (0, True, 0)]  # old, new (with a warning), new
+    between = [(3, True, 1)] if RENAMES[kind] == 2 else []  # the new model, with a warning
+    assert outcomes == [(3, False, 0), *between, (0, True, 0)]  # old, new, new
     old()  # the next save removes what the dead ones left
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]
 
 
-KILLS = 60  # each fork of this process costs ~20-40 ms of CPU (page tables), so a few dozen, spread over a save
+@pytest.mark.parametrize("kind", WRITERS)
+def test_ctrl_c_at_each_rename_leaves_the_old_or_the_new_model_and_no_litter(kind, tmp_path, monkeypatch):
+    path = tmp_path / "run"
+    old, new, loaded = writer(kind, path)
+    new()
+    new_model = loaded()
+    real = os.replace
+    for k in range(RENAMES[kind]):  # before the first rename: old; between the two: new
+        old()
+        old_model = loaded()
+        seen = [0]
+
+        def replace(src, dst, k=k, seen=seen):
+            if seen[0] == k:
+                raise KeyboardInterrupt
+            seen[0] += 1
+            real(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(KeyboardInterrupt):
+            new()
+        monkeypatch.setattr(os, "replace", real)
+        assert quietly(loaded) == (new_model if k else old_model)
+        assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]  # its temporary file went
 
 
-def test_sigkill_at_random_moments_leaves_a_loadable_old_or_new_model(sha, tmp_path):
+KILLS = {"adapter folder": 40, "base pair": 20, "peft format": 30, "one file": 20}  # each fork costs ~20-40 ms of CPU
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_sigkill_at_random_moments_leaves_a_loadable_old_or_new_model(kind, tmp_path):
     """A child saves NEW then OLD in a loop and is SIGKILLed at a random moment of its first two saves
     (how long they take is measured first, so the moments cover every step of a save on any machine)."""
     path, rng = tmp_path / "run", random.Random(0)
-    old, new = sha["old"], sha["new"]
-    OLD.save_pretrained(path)
+    old, new, loaded = writer(kind, path)
+    new()
+    new_model = loaded()
+    old()
+    old_model = loaded()
     start = time.perf_counter()
-    NEW.save_pretrained(path)
-    OLD.save_pretrained(path)
+    new()
+    old()
     pair = time.perf_counter() - start
     seen = Counter()
-    for _ in range(KILLS):
+    for _ in range(KILLS[kind]):
         pid = os.fork()
         if pid == 0:
             try:
                 while True:
-                    NEW.save_pretrained(path)
-                    OLD.save_pretrained(path)
+                    new()
+                    old()
             finally:
                 os._exit(0)
         time.sleep(rng.uniform(0, pair))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        now = saved_sha(path)
-        assert now in (old, new)
-        seen[now == new] += 1
-    assert sum(seen.values()) == KILLS
-    OLD.save_pretrained(path)  # what the killed saves left is cleared, and nothing else is there
-    assert sorted(p.name for p in path.iterdir()) == [ADAPTER_CONFIG, ADAPTER_TENSORS]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+        now = quietly(loaded)
+        assert now in (old_model, new_model)
+        seen[now == new_model] += 1
+    assert sum(seen.values()) == KILLS[kind]
+    old()  # what the killed saves left is cleared, and nothing else is there
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".minituner-")]
 
 
 # ---------------------------------------------------------------- concurrent saves
@@ -173,6 +248,60 @@ def test_two_processes_saving_to_one_path_take_turns(sha, tmp_path):
     assert codes == [0, 0]  # all 80 saves went through
     assert saved_sha(path) in (sha["old"], sha["new"])
     assert sorted(p.name for p in path.iterdir()) == [ADAPTER_CONFIG, ADAPTER_TENSORS]
+
+
+LOADS = 150
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_loads_while_another_process_saves_never_fail(kind, tmp_path):
+    """One process saves OLD and NEW in turn, without end; this one loads LOADS times meanwhile:
+    every load is the old or the new model, none fails (loads take no lock)."""
+    path = tmp_path / "run"
+    old, new, loaded = writer(kind, path)
+    new()
+    new_model = loaded()
+    old()
+    old_model = loaded()
+    pid = start_child(lambda: [f() for _ in range(10**6) for f in (new, old)])
+    try:
+        got = Counter(quietly(loaded) for _ in range(LOADS))
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert set(got) <= {old_model, new_model} and sum(got.values()) == LOADS
+
+
+def test_a_stopped_saver_never_blocks_a_load_and_a_save_gives_up_naming_it(tmp_path, monkeypatch):
+    """A saver stopped (Ctrl-Z) while it holds the folder's lock: `minituner generate --adapter` still
+    answers at once, and another save gives up after LOCK_WAIT seconds naming the stopped process."""
+    from minituner.cli import main
+
+    folder, old, new = gpt2()
+    path = tmp_path / "run"
+    save_peft_format(old, path, folder)
+
+    def stop_holding_the_lock():
+        with checkpoint.locked(path):
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    pid = start_child(stop_holding_the_lock)
+    os.waitpid(pid, os.WUNTRACED)  # it is stopped now, with the lock held
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("waited for the stopped saver"))
+    signal.alarm(60)
+    try:
+        assert load_adapter(load_gpt2(folder), path).config.r == 2
+        assert main(["generate", "--base", str(folder), "--adapter", str(path), "--max-new-tokens", "2", "the"]) == 0
+        monkeypatch.setattr(checkpoint, "LOCK_WAIT", 0.3)
+        with pytest.raises(TimeoutError, match=rf"process {pid} has been saving into this folder"):
+            save_peft_format(new, path, folder)
+        assert main(["finetune", "--method", "lora", "--data", str(PAIRS_FILE), "--base", str(folder),
+                     "--out", str(path), "--steps", "1"]) == 2  # one line, exit 2
+    finally:
+        signal.alarm(0)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert quietly(lambda: read_peft_folder(path))[0]["r"] == 2
 
 
 def test_saves_to_run_and_run_v2_at_once_leave_both_intact(sha, tmp_path):
@@ -236,8 +365,10 @@ def test_any_name_round_trips_and_touches_nothing_else(sha, tmp_path, name):
     folder = tmp_path / "".join(random.Random(name).choices(string.ascii_lowercase, k=12))
     (folder / "other").mkdir(parents=True)
     NEW.save_pretrained(folder / "other")
+    save_model(tiny(1), folder / name)  # name.safetensors + name.json, then the folder name/ beside them
     OLD.save_pretrained(folder / name)
-    save_model(tiny(1), folder / name)  # name.safetensors + name.json beside the folder name/
+    with pytest.raises(ValueError, match="is a folder"):  # a folder is never taken for a save_model name
+        save_model(tiny(1), folder / name)
     assert saved_sha(folder / name) == sha["old"] and saved_sha(folder / "other") == sha["new"]
     assert checkpoint.fingerprint(load_model(folder / name)[0]) == checkpoint.fingerprint(tiny(1))
     assert sorted(p.name for p in folder.iterdir()) == sorted([name, "other", f"{name}.json", f"{name}.safetensors"])
@@ -298,6 +429,23 @@ def test_any_corrupted_byte_is_refused_or_changes_nothing(sha, tmp_path, which, 
         assert which in str(e)  # refused, naming the file
     else:
         assert same  # a byte of JSON white space: the same model
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([ADAPTER_CONFIG, ADAPTER_TENSORS]), at=st.floats(0, 1, exclude_max=True),
+       mask=st.integers(1, 255))
+def test_any_corrupted_byte_of_peft_format_is_refused_or_changes_nothing(tmp_path, which, at, mask):
+    folder, old, _ = gpt2()
+    path = tmp_path / "".join(random.Random(f"{which}{at}{mask}").choices(string.ascii_lowercase, k=12))
+    save_peft_format(old, path, folder)
+    flipped(path / which, at, mask)
+    try:
+        model = load_adapter(load_gpt2(folder), path)
+    except ValueError as e:
+        assert which in str(e)  # refused, naming the file
+    else:  # a byte that changes nothing PEFT or minituner reads (white space, the "format" tag)
+        assert model.config == old.config
+        assert all(torch.equal(model.adapter_state_dict()[k], v) for k, v in old.adapter_state_dict().items())
 
 
 def test_a_truncated_base_is_refused_naming_the_file(tmp_path):

@@ -470,6 +470,8 @@ def test_an_adapter_file_with_wrong_tensors_is_refused(tiny, tmp_path, tamper):
     with pytest.raises(ValueError, match="not written by minituner's save"):  # no record of the save: caught first
         PeftModel.from_pretrained(tiny, tmp_path / "a")
     info = json.loads(cfg_path.read_text())
+    st_path.unlink()  # a save refuses to replace files it did not write
+    cfg_path.unlink()
     save_folder(tmp_path / "a", {k: info[k] for k in ("method", "config", "base_fingerprint")}, tensors)  # a consistent forgery
     target = lora(tiny, r=2)
     with pytest.raises(ValueError, match="missing tensors|unexpected tensors|has shape"):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ import torch
 from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
 from ..data import TASKS, make_fact_probe, make_task
 from ..device import check_device
+from ..files import read_json
 from ..functional import fused
 from ..jobs import default_jobs, run_all
 from ..memory import measure_step
@@ -80,12 +82,9 @@ def build(method: Method, base: GPT, setting: dict, seed: int):
 def selected_settings(path=SELECTED) -> dict:
     """{task: {method key: setting}} as the last sweep wrote it."""
     path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no selected settings at {path}; run `minituner sweep` first") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    if not os.path.lexists(path):
+        raise FileNotFoundError(f"no selected settings at {path}; run `minituner sweep` first")
+    return read_json(path)
 
 
 def run(method: Method, setting: dict, base: GPT, data, seed: int, device: str = "cpu", progress: bool = False,

@@ -10,10 +10,12 @@ block differs from what docs/compare/*/results.json give.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..checkpoint import atomic_write
 from ..data import TASKS
+from ..files import read_json
 from ..report import markdown_table
 from .aggregate import pm
 from .relabel import RELABEL_COLS
@@ -59,7 +61,7 @@ def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
 def load_results(out) -> dict[str, dict]:
     """{task: results.json} for every task that out/<task>/results.json has."""
     found = {t: Path(out) / t / "results.json" for t in TASKS}
-    return {t: json.loads(p.read_text()) for t, p in found.items() if p.is_file()}
+    return {t: read_json(p) for t, p in found.items() if os.path.lexists(p)}
 
 
 def summary(out, lang: str = "en", col: str = "test acc") -> str:

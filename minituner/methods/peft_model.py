@@ -150,6 +150,9 @@ class PeftModel(LanguageModel):
     def save_pretrained(self, path) -> str:
         """Write path/adapter_config.json and path/adapter_model.safetensors, as one atomic pair
         (the config with inference_mode=True, as PEFT writes it)."""
+        if getattr(self, "adapters_disabled", False):  # inside, the tensors trained in place hold the base's values
+            raise ValueError("save_pretrained inside `with model.disable_adapter():` would save the base, not what "
+                             "was trained; save after the with block")
         config = self.config.to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
         info = {"method": self.config.method, "config": config,
                 "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}

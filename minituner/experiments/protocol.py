@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
+from ..checks import refuse
 from ..data import TASKS, make_task
 from ..device import check_device
 from ..functional import fused
@@ -76,11 +77,18 @@ def selected_settings(path=SELECTED) -> dict:
     """{task: {method key: setting}} as the last sweep wrote it."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        settings = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"no selected settings at {path}; run `minituner sweep` first") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    keys = [m.key for m in rows()]
+    unknown = sorted({f"{task}/{key}" for task, chosen in settings.items() for key in chosen if key not in keys}
+                     | {task for task in settings if task not in TASKS})
+    if unknown:
+        raise refuse(ValueError, "selected", f"{path} names what minituner does not know: {', '.join(unknown)} "
+                                             f"(tasks: {', '.join(TASKS)}; methods: {', '.join(keys)})")
+    return settings
 
 
 def run(method: Method, setting: dict, base: GPT, data, seed: int, device: str = "cpu", progress: bool = False,
@@ -146,6 +154,8 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
     selected.json (merged with what is there) into `out`; returns {method key: chosen setting}."""
     check_task(task)
     check_device(device)  # before any worker starts
+    if methods and len(set(methods)) < len(methods):
+        raise refuse(ValueError, "methods", f"methods {','.join(methods)} names a method twice; each is swept once")
     chosen_methods = [row(k) for k in methods] if methods else rows()
     out = Path(out)
     check_out_dir(out)

@@ -146,7 +146,7 @@ class PeftModel(LanguageModel):
     def save_pretrained(self, path) -> str:
         """Write path/adapter_config.json and path/adapter_model.safetensors, as one atomic pair
         (the config with inference_mode=True, as PEFT writes it)."""
-        config = self.config.to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
+        config = self.config.validate().to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
         info = {"method": self.config.method, "config": config,
                 "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}
         return str(save_folder(path, info, self.adapter_state_dict()))

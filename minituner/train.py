@@ -311,3 +311,14 @@ def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> 
     if end_id in out:
         return tokenizer.decode(out[: out.index(end_id)])
     return tokenizer.decode(out) + (" […context limit]" if n >= room else "")
+
+
+def print_answers(model, task, n: int = 3) -> bool:
+    """Print the model's greedy answers to the first n test prompts, then check that
+    generate() gives the same tokens with the KV cache as without it; returns that check."""
+    for prompt, expected in task.test.examples[:n]:
+        print(f"  {prompt!r} -> {answer(model, task.tokenizer, prompt)!r} (expected {expected!r})")
+    idx = task.test.x[:8, :30]
+    same = torch.equal(model.generate(idx, 12, use_cache=True), model.generate(idx, 12, use_cache=False))
+    print(f"generate with the KV cache = without it: {same}")
+    return same

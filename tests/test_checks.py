@@ -42,9 +42,11 @@ def test_a_config_changed_after_it_was_made_is_checked_again_where_it_is_used(ti
     assert not (tmp_path / "never").exists()
 
 
-def test_train_refuses_a_progress_that_is_no_boolean(tiny, classify):
+def test_a_switch_is_a_real_boolean(tiny, classify):
     with pytest.raises(TypeError, match="progress must be True or False"):
         minituner.train(minituner.lora(tiny, r=2), classify, steps=1, progress="no")
+    with pytest.raises(TypeError, match="lowercase must be True or False"):
+        minituner.Dataset.from_pairs([("the cat says", "meow")] * 10, lowercase="no")
 
 
 def test_finetune_is_resolved_once_into_a_frozen_run(tmp_path):

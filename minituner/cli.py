@@ -156,22 +156,24 @@ def resolve(args) -> Run:
                args.steps, args.batch_size, lr, args.seed, device, eval_every, patience, args.nproc, backend)
 
 
-def prepare(run: Run):
-    """(data, model) of the run: its pairs read and split, its method on its base (a bad one raises here)."""
+def prepare(run: Run, data: Dataset | None = None):
+    """(data, model) of the run: its pairs read and split (unless given), its method on its base (a bad one
+    raises here)."""
     base, tok = load_any_base(run.base)
     if getattr(run.config, "init", None) == "text" and not isinstance(tok, CharTokenizer):
         raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
                          "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
-    data = Dataset.from_jsonl(run.data, val=run.val, test=run.test, seed=run.seed, lowercase=run.lowercase,
-                              tokenizer=tok)
+    if data is None:
+        data = Dataset.from_jsonl(run.data, val=run.val, test=run.test, seed=run.seed, lowercase=run.lowercase,
+                                  tokenizer=tok)
     return data, get_peft_model(base, run.config)
 
 
-def finetune(run: Run) -> None:
+def finetune(run: Run, data: Dataset | None = None) -> None:
     """The finetune command's work in one process: all of it, or with nproc N > 1 one rank's share
-    (train() on 1/N of every batch; rank 0 alone validates, prints and saves)."""
+    (train() on 1/N of every batch; rank 0 alone validates, prints and saves); data: the run's, already read."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    data, model = prepare(run)
+    data, model = prepare(run, data)
     if rank == 0:
         model.print_trainable_parameters()
     device = f"cuda:{rank}" if run.backend == "nccl" else run.device  # nccl: process r on GPU r
@@ -197,8 +199,8 @@ def cmd_finetune(args) -> int:
     if run.nproc == 1:
         finetune(run)
         return 0
-    prepare(run)  # the data and the model checked here, before any process starts: one line, not N tracebacks
-    spawn(finetune, nproc=run.nproc, args=(run,), backend=run.backend)
+    data, _ = prepare(run)  # the data read and the model built here, before any process starts: a bad input is
+    spawn(finetune, nproc=run.nproc, args=(run, data), backend=run.backend)  # one line, not N tracebacks
     return 0
 
 

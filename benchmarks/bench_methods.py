@@ -7,7 +7,8 @@ For each method the same configuration is built twice — minituner's GPT and
 transformers' GPT2LMHeadModel (same width, depth, heads, context, vocabulary, tanh
 GELU, no dropout) with PEFT's matching method — and one training step (forward,
 masked loss, backward, AdamW update) is timed on the same batch, the two
-alternating round by round so that both see the same machine load. Reported:
+alternating round by round so that both see the same machine load. minituner runs under
+``minituner.fused()``, as ``minituner compare`` does (``--as-written``: the lines the lessons quote). Reported:
 median milliseconds of each and their ratio (minituner / HF; ≤ 1.0 means minituner
 is as fast or faster).
 
@@ -49,7 +50,7 @@ from pathlib import Path
 import torch
 
 import minituner
-from minituner.functional import cross_entropy
+from minituner.functional import cross_entropy, fused
 from minituner.model import GPT, GPTConfig, count_parameters
 from minituner.optim import AdamW
 from minituner.report import markdown_table, save_figure
@@ -230,7 +231,14 @@ def main(argv=None):
     p.add_argument("--size-batch", type=int, default=4, help="rows per batch on the scaling curve (default 4)")
     p.add_argument("--context", type=int, default=64, help="tokens per row on the scaling curve (default 64)")
     p.add_argument("--out", default=None, help="also write the tables as Markdown here (scaling.png beside it)")
+    p.add_argument("--as-written", action="store_true",
+                   help="time minituner's lines as written (default: under minituner.fused(), as compare runs)")
     args = p.parse_args(argv)
+    with fused(not args.as_written):
+        return bench(args)
+
+
+def bench(args):
     torch.manual_seed(0)
     peak = matmul_peak()
     base, task = minituner.load_base(), minituner.make_task("classify")

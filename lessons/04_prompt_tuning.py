@@ -33,7 +33,8 @@ import torch
 import minituner
 from minituner.lesson import best, conclusions, options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
-from minituner.report import markdown_table, plot_curves, plot_tradeoff, print_answers, show
+from minituner.report import markdown_table, plot_curves, plot_tradeoff, show
+from minituner.train import print_answers
 
 args = options("Lesson 04: prompt tuning", smoke=dict(rows=48, steps=3, ks=(4,), answers=1), out="runs/04_prompt_tuning",
                ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0, rows=None, answers=3)

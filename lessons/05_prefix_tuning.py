@@ -45,10 +45,10 @@ from minituner.report import (
     markdown_table,
     plot_curves,
     plot_tradeoff,
-    print_answers,
     save_figure,
     show,
 )
+from minituner.train import print_answers
 
 args = options("Lesson 05: prefix tuning and P-Tuning v2", smoke=dict(rows=48, steps=3, ks=(2,), answers=1), out="runs/05_prefix_tuning",
                ks=(2, 8), steps=48, batch_size=16, prefix_lr=1e-2, v2_lr=1e-1, full_lr=5e-4, seed=0, rows=None, answers=3)

@@ -11,20 +11,52 @@ input is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
-import re
 import shlex
 import sys
-from importlib.metadata import version
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch.distributed as dist
+
+from . import checkpoint
+from .checkpoint import BASE_NAME, check_writable, save_model
+from .checks import refuse
 from .cli_options import add_method_options, default_lr, flag, method_config, selected
-from .methods import ordered
+from .data import TASKS
+from .dataset import Dataset
+from .device import check_device
+from .experiments import (
+    SELECTED,
+    STEPS,
+    compare,
+    compare_all,
+    pm,
+    row,
+    rows,
+    sweep,
+)
+from .experiments.protocol import EVAL_EVERY, PATIENCE
+from .experiments.tables import update_readme
+from .gpt2 import load_any_base
+from .jobs import default_jobs
+from .launch import backend_for, spawn
+from .memory import MAX_PARAMS, estimate_memory, llama_factory_gb
+from .methods import METHODS, MethodConfig, PeftModel, get_peft_model, ordered
+from .model import GPTConfig
+from .notebooks import build
+from .peft_format import save_adapter
+from .pretrain import RECIPE, pretrain
+from .report import markdown_table
+from .tokenizer import CharTokenizer
+from .train import answer, check_train_args, evaluate, train
+from .verify import run as verify_all
+from .version import __version__
 
 PRETRAIN_OUT = Path("runs/pretrain")
 ROOT = Path(__file__).resolve().parents[1]  # a clone's root (README.md lives there; not in an installed wheel)
-EVAL_EVERY, PATIENCE = 25, 4  # finetune's validation (rank 0's with --nproc > 1)
 
 
 # ---------------------------------------------------------------- argparse type functions
@@ -91,8 +123,6 @@ def existing_dir(text: str) -> Path:
 
 def output_dir(text: str) -> Path:
     """A folder this process can write (checkpoint.check_writable): refused at once, not after training."""
-    from .checkpoint import check_writable
-
     try:
         return check_writable(text)
     except ValueError as e:
@@ -100,107 +130,107 @@ def output_dir(text: str) -> Path:
 
 
 # ---------------------------------------------------------------- commands
-def base_model(path: Path | None):
-    """(base, its tokenizer): the shipped base, one written by `minituner pretrain --out DIR` (or at a
-    path stem), or a Hugging Face GPT-2 folder (with its vocab.json + merges.txt)."""
-    from .gpt2 import load_any_base
+@dataclass(frozen=True)
+class Run:
+    """What `minituner finetune` does, resolved once from its options and checked (``resolve``): rank 0 and
+    every other process get this, never the options."""
 
-    return load_any_base(path)
+    method: str
+    config: MethodConfig  # the method's, every field checked
+    data: Path  # the pairs, JSON lines
+    out: Path
+    base: Path | None  # None: the shipped base
+    val: float
+    test: float
+    lowercase: bool
+    steps: int
+    batch_size: int
+    lr: float  # given, or the method's as the sweep chose it
+    seed: int
+    device: str
+    eval_every: int
+    patience: int
+    nproc: int
+    backend: str | None  # torch.distributed's, with nproc > 1
 
 
-def prepare(args):
-    """The finetune command's data and model, built from its options (a bad one raises here)."""
-    import minituner as mt
+def resolve(args) -> Run:
+    """The finetune command's options, defaults filled in once and checked once, before anything is read."""
+    device = str(check_device(args.device))
+    lr = args.lr if args.lr is not None else default_lr(args.method)
+    eval_every, patience = args.eval_every or EVAL_EVERY, args.patience or PATIENCE
+    check_train_args(None, args.steps, lr, args.batch_size, eval_every, patience)  # before the data is read
+    backend = backend_for(args.nproc, args.batch_size, device) if args.nproc > 1 else None
+    return Run(args.method, method_config(args), args.data, args.out, args.base, args.val, args.test, args.lowercase,
+               args.steps, args.batch_size, lr, args.seed, device, eval_every, patience, args.nproc, backend)
 
-    base, tok = base_model(args.base)
-    if args.init == "text" and not isinstance(tok, mt.CharTokenizer):
+
+def prepare(run: Run, data: Dataset | None = None):
+    """(data, model) of the run: its pairs read and split (unless given), its method on its base (a bad one
+    raises here)."""
+    base, tok = load_any_base(run.base)
+    if getattr(run.config, "init", None) == "text" and not isinstance(tok, CharTokenizer):
         raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
                          "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
-    data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase,
-                                 tokenizer=tok)
-    return data, mt.get_peft_model(base, method_config(args))
+    if data is None:
+        data = Dataset.from_jsonl(run.data, val=run.val, test=run.test, seed=run.seed, lowercase=run.lowercase,
+                                  tokenizer=tok)
+    return data, get_peft_model(base, run.config)
 
 
-def finetune(args) -> None:
-    """The finetune command's work in one process: all of it, or with --nproc N > 1 one rank's share
-    (train() on 1/N of every batch; rank 0 alone validates, prints and saves)."""
-    import torch.distributed as dist
-
-    import minituner as mt
-
-    from .peft_format import save_adapter
-
+def finetune(run: Run, data: Dataset | None = None) -> None:
+    """The finetune command's work in one process: all of it, or with nproc N > 1 one rank's share
+    (train() on 1/N of every batch; rank 0 alone validates, prints and saves); data: the run's, already read."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    data, model = prepare(args)
+    data, model = prepare(run, data)
     if rank == 0:
         model.print_trainable_parameters()
-    lr = args.lr if args.lr is not None else default_lr(args.method)
-    device = f"cuda:{rank}" if world > 1 and dist.get_backend() == "nccl" else args.device  # nccl: process r on GPU r
-    hist = mt.train(model, data, steps=args.steps, lr=lr, batch_size=args.batch_size, seed=args.seed,
-                    device=device, eval_every=args.eval_every or EVAL_EVERY, patience=args.patience or PATIENCE)
-    how = (f"{world} processes with {args.batch_size // world} rows each, {hist.allreduce_bytes:,} bytes "
+    device = f"cuda:{rank}" if run.backend == "nccl" else run.device  # nccl: process r on GPU r
+    hist = train(model, data, steps=run.steps, lr=run.lr, batch_size=run.batch_size, seed=run.seed,
+                 device=device, eval_every=run.eval_every, patience=run.patience)
+    how = (f"{world} processes with {run.batch_size // world} rows each, {hist.allreduce_bytes:,} bytes "
            f"all-reduced per step; " if world > 1 else "") + \
         (f"early-stopped at step {len(hist.losses)}, " if hist.stopped_early else "") + \
         f"best validation accuracy (ties: lower loss) at step {hist.best_step}"
     if rank:
         return
-    ev = mt.evaluate(model, data.test)
-    print(f"trained {len(hist.losses)} steps at lr {lr:g} in {hist.seconds:.1f} s ({how}); "
+    ev = evaluate(model, data.test)
+    print(f"trained {len(hist.losses)} steps at lr {run.lr:g} in {hist.seconds:.1f} s ({how}); "
           f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
-    save_adapter(model, args.out, args.base)  # PEFT's own format for a GPT-2 folder's LoRA, prompt, prefix
-    base = f" --base {shlex.quote(str(args.base))}" if args.base else ""
-    print(f"saved {args.out}; try: minituner generate --adapter {shlex.quote(str(args.out))}{base} "
+    save_adapter(model, run.out, run.base)  # PEFT's own format for a GPT-2 folder's LoRA, prompt, prefix
+    base = f" --base {shlex.quote(str(run.base))}" if run.base else ""
+    print(f"saved {run.out}; try: minituner generate --adapter {shlex.quote(str(run.out))}{base} "
           f"{shlex.quote(data.test.examples[0][0])}")
 
 
 def cmd_finetune(args) -> int:
-    from .checkpoint import check_folder
-    from .device import check_device
-    from .launch import backend_for, spawn
-    from .train import check_train_args
-
-    check_folder(args.out)  # a folder holding other files is refused now, not after training
-    device = check_device(args.device)
-    lr = args.lr if args.lr is not None else default_lr(args.method)
-    check_train_args(None, args.steps, lr, args.batch_size, 0.0, 1.0, 0, args.eval_every or EVAL_EVERY,
-                     args.patience or PATIENCE)  # the run's numbers, before the data is read
-    if args.nproc == 1:
-        finetune(args)
+    checkpoint.check_folder(args.out)  # a folder holding other files is refused now, not after training
+    run = resolve(args)
+    if run.nproc == 1:
+        finetune(run)
         return 0
-    backend = backend_for(args.nproc, args.batch_size, device)
-    prepare(args)  # every input checked here, before any process starts: a bad one is one line, not N tracebacks
-    spawn(finetune, nproc=args.nproc, args=(args,), backend=backend)
+    data, _ = prepare(run)  # the data read and the model built here, before any process starts: a bad input is
+    spawn(finetune, nproc=run.nproc, args=(run, data), backend=run.backend)  # one line, not N tracebacks
     return 0
 
 
 def cmd_generate(args) -> int:
-    import minituner as mt
-
-    from .device import check_device
-    from .methods import PeftModel
-
     device = check_device(args.device)
-    model, tok = base_model(args.base)
+    model, tok = load_any_base(args.base)
     if args.adapter is not None:
         model = PeftModel.from_pretrained(model, args.adapter)  # minituner's save_pretrained folder or PEFT's format
     model.to(device)
-    print(args.prompt + mt.answer(model, tok, args.prompt, max_new_tokens=args.max_new_tokens))
+    print(args.prompt + answer(model, tok, args.prompt, max_new_tokens=args.max_new_tokens))
     return 0
 
 
 def cmd_pretrain(args) -> int:
-    from .checkpoint import ASSETS, BASE_NAME, check_base_folder, save_model
-    from .device import check_device
-    from .model import GPTConfig
-    from .pretrain import pretrain
-    from .tokenizer import CharTokenizer
-    from .train import answer
-
-    out = args.out or (ASSETS if args.overwrite_shipped_base else PRETRAIN_OUT)
-    if out.resolve().is_relative_to(ASSETS.resolve()) and not args.overwrite_shipped_base:
-        raise ValueError(f"--out {out} is inside the installed package ({ASSETS}), where the shipped base "
+    assets = checkpoint.ASSETS  # read here: a test points it elsewhere
+    out = args.out or (assets if args.overwrite_shipped_base else PRETRAIN_OUT)
+    if out.resolve().is_relative_to(assets.resolve()) and not args.overwrite_shipped_base:
+        raise ValueError(f"--out {out} is inside the installed package ({assets}), where the shipped base "
                          f"lives; give another folder, or add --overwrite-shipped-base to replace it")
-    check_base_folder(out)  # only base.safetensors + base.json that minituner wrote may be there
+    checkpoint.check_base_folder(out)  # only base.safetensors + base.json that minituner wrote may be there
     device = check_device(args.device)
     tok = CharTokenizer()
     config = GPTConfig(vocab_size=tok.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
@@ -218,17 +248,10 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .verify import run
-
-    return 0 if run() else 1
+    return 0 if verify_all() else 1
 
 
 def cmd_compare(args) -> int:
-    from .device import check_device
-    from .experiments import SELECTED, compare, compare_all, pm
-    from .experiments.tables import update_readme
-    from .report import markdown_table
-
     readmes = {"en": ROOT / "README.md", "zh": ROOT / "README.zh-CN.md"}
     if args.update_readme and (args.task != "all" or not all(p.is_file() for p in readmes.values())):
         raise ValueError("--update-readme needs --task all and a clone of the repository (README.md beside minituner/)")
@@ -236,9 +259,9 @@ def cmd_compare(args) -> int:
               selected=args.selected or SELECTED, steps=args.steps, jobs=args.jobs)
     results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
     cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
-    for task, rows in results.items():
+    for task, table in results.items():
         print(f"\n`{task}`:")
-        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else r[c]) for c in cols} for r in rows],
+        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else r[c]) for c in cols} for r in table],
                              cols))
     where = f"{args.out}/<task>/ and {args.out}/tasks.png" if args.task == "all" else f"{args.out}/"
     print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png)")
@@ -250,9 +273,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .device import check_device
-    from .experiments import sweep
-
     chosen = sweep(task=args.task, seed=args.seed, device=str(check_device(args.device)), out=args.out,
                    steps=args.steps, methods=args.methods, jobs=args.jobs)
     for key, hp in chosen.items():
@@ -262,19 +282,25 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_notebooks(args) -> int:
-    from .notebooks import build
-
     return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
-def cmd_memory(args) -> int:
-    from .memory import estimate_memory, llama_factory_gb
-    from .report import markdown_table
+MEMORY_OPTIONS = {"r": ("lora", "qlora"), "targets": ("lora", "qlora"), "num_virtual_tokens": ("prompt", "prefix"),
+                  "trainable_layers": ("freeze",)}  # memory's options, and the layouts that read each
 
-    est = estimate_memory(args.params, args.method, bits=args.bits, r=args.r, targets=tuple(args.targets.split(",")),
-                          num_virtual_tokens=args.num_virtual_tokens, trainable_layers=args.trainable_layers,
-                          batch_size=args.batch_size, seq_len=args.seq_len, pure=args.pure,
-                          checkpointing=args.checkpointing)
+
+def cmd_memory(args) -> int:
+    layout = METHODS[args.method].memory
+    given = {name: getattr(args, name) for name in MEMORY_OPTIONS if getattr(args, name) is not None}
+    for name in given:
+        if layout not in MEMORY_OPTIONS[name]:
+            users = [m.key for m in ordered() if m.memory in MEMORY_OPTIONS[name]]
+            raise refuse(ValueError, name, f"--method {args.method} does not use {flag(name)} (it sets "
+                                           f"{', '.join(users)})")
+    if "targets" in given:
+        given["targets"] = tuple(given["targets"].split(","))
+    est = estimate_memory(args.params, args.method, bits=args.bits, batch_size=args.batch_size, seq_len=args.seq_len,
+                          pure=args.pure, checkpointing=args.checkpointing, **given)
     print(markdown_table([est.row()]))
     theirs = llama_factory_gb(args.params, args.method, args.bits, args.pure)
     print(f"\nestimate: {est.total / 1e9:.1f} GB; LLaMA-Factory's README table: "
@@ -308,11 +334,8 @@ def add_run_options(p, steps: int, batch_size: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import TASKS
-    from .pretrain import RECIPE
-
     parser = Parser(prog="minituner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"minituner {version('minituner')}")
+    parser.add_argument("--version", action="version", version=f"minituner {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, help, fn):
@@ -359,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "generation stops at the end of the answer)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
 
-    from .experiments import STEPS, row, rows
-    from .jobs import default_jobs
+
+
 
     steps_help = f"training steps per run at most (default per task: {STEPS})"
     jobs_help = f"runs side by side, one thread each (default: one per core, here {default_jobs()})"
@@ -402,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"folder to save base.safetensors and base.json in (default: {PRETRAIN_OUT})")
     p.add_argument("--overwrite-shipped-base", action="store_true",
                    help="allow writing into the installed package (minituner/assets), replacing the shipped base")
-    from .model import GPTConfig
+
 
     size = GPTConfig()
     p.add_argument("--n-layer", type=positive_int, default=size.n_layer, help="transformer blocks")
@@ -417,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
     p.add_argument("--no-execute", action="store_true", help="convert without running")
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
-    from .memory import MAX_PARAMS
+
 
     p = command("memory", "estimate one training step's memory at any size (weights, grads, AdamW, activations)",
                 cmd_memory)
@@ -427,25 +450,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=16, choices=(32, 16, 8, 4),
                    help="bits of the stored weights: 32, 16, or 8/4 with qlora")
     p.add_argument("--pure", action="store_true", help="bits 16 without fp32 master weights (pure bf16)")
-    p.add_argument("--r", type=positive_int, default=8, help="LoRA rank")
-    p.add_argument("--targets", default="q_proj,v_proj", help="LoRA target matrices, comma-separated")
-    p.add_argument("--num-virtual-tokens", type=positive_int, default=20, help="prompt / prefix length")
-    p.add_argument("--trainable-layers", type=positive_int, default=2, help="freeze: the top blocks that train")
+    default = {n: q.default for n, q in inspect.signature(estimate_memory).parameters.items()}
+    p.add_argument("--r", type=positive_int, default=None, help=f"LoRA rank (default: {default['r']})")
+    p.add_argument("--targets", default=None,
+                   help=f"LoRA target matrices, comma-separated (default: {','.join(default['targets'])})")
+    p.add_argument("--num-virtual-tokens", type=positive_int, default=None,
+                   help=f"prompt / prefix length (default: {default['num_virtual_tokens']})")
+    p.add_argument("--trainable-layers", type=positive_int, default=None,
+                   help=f"freeze: the top blocks that train (default: {default['trainable_layers']})")
     p.add_argument("--batch-size", type=positive_int, default=1, help="sequences per step")
     p.add_argument("--seq-len", type=positive_int, default=512, help="tokens per sequence")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (LLaMA-Factory's default)")
     return parser
-
-
-def named(message: str, parser: argparse.ArgumentParser) -> str:
-    """An error as one line that names its option: 'argument --r: …' when the message names a
-    field or argument (its dest, e.g. lora_alpha or nproc) and does not say which option yet."""
-    message = " ".join(message.split())
-    if message.startswith("argument "):
-        return message
-    dests = sorted((a.dest for a in parser._actions if a.option_strings), key=len, reverse=True)
-    hit = next((d for d in dests if re.search(rf"(?<![\w.-]){d}\b", message)), None)
-    return f"argument {flag(hit)}: {message}" if hit else message
 
 
 def main(argv=None) -> int:
@@ -455,7 +471,12 @@ def main(argv=None) -> int:
         return args.fn(args)
     except (ValueError, TypeError, OSError) as e:  # bad input, a file that cannot be read: one line, no traceback
         command = parser._subparsers._group_actions[0].choices[args.command]
-        print(f"minituner {args.command}: error: {named(str(e), command)}", file=sys.stderr)
+        options = {a.dest for a in command._actions if a.option_strings}
+        message = " ".join(str(e).split())
+        field = getattr(e, "field", None)  # the argument the error is about (checks.refuse, ConfigError)
+        if field in options and not message.startswith("argument "):
+            message = f"argument {flag(field)}: {message}"
+        print(f"minituner {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

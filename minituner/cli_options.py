@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 
+from .experiments import selected_settings
 from .methods import METHODS, ordered
 from .methods.options import ConfigError, annotation_of, kinds
 
@@ -20,8 +21,6 @@ DEFAULT_TASK = "classify"  # the task whose sweep gives finetune its defaults
 @functools.cache
 def selected(key: str) -> dict:
     """The setting the sweep chose for method `key` on DEFAULT_TASK ({} for a method it never swept)."""
-    from .experiments import selected_settings
-
     return dict(selected_settings().get(DEFAULT_TASK, {}).get(key, {}))
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import boolean
 from .files import read_bytes
 from .tokenizer import END, CharTokenizer
 
@@ -166,6 +167,7 @@ class Dataset:
         """pairs: [(where it came from, (prompt, answer))]; val, test: fractions or lists of pairs."""
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int (the same seed gives the same splits), got {seed!r}")
+        boolean("lowercase", lowercase)  # "no" is text, not False
         rows = {"pairs": pairs}
         for what, given in (("val", val), ("test", test)):
             if isinstance(given, (list, tuple)):

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import load_base
+from .checks import refuse
 from .data import make_task
 from .distributed import init
 from .methods import METHODS, get_peft_model, ordered
@@ -29,28 +30,31 @@ def backend_for(nproc: int, batch_size: int, device="cpu") -> str:
     per core), 'nccl' on GPUs (device 'cuda', process r on cuda:r, at most one process per GPU).
     The batch must split evenly. Anything else: a ValueError saying what is allowed."""
     if isinstance(nproc, bool) or not isinstance(nproc, int):
-        raise TypeError(f"nproc must be an int, got {type(nproc).__name__} {nproc!r}")
+        raise refuse(TypeError, "nproc", f"nproc must be an int, got {type(nproc).__name__} {nproc!r}")
     if nproc < 1:
-        raise ValueError(f"nproc must be >= 1 (the number of processes), got {nproc}")
+        raise refuse(ValueError, "nproc", f"nproc must be >= 1 (the number of processes), got {nproc}")
     dev = torch.device(device)
     if dev.type == "cpu":
         cores = os.cpu_count() or 1
         if nproc > cores:
-            raise ValueError(f"nproc {nproc} is more than this machine's {cores} CPU cores; each process "
+            raise refuse(ValueError, "nproc", f"nproc {nproc} is more than this machine's {cores} CPU cores; each process "
                              f"trains on one core, so use at most {cores}")
         backend = "gloo"
     elif dev.type == "cuda":
         if dev.index is not None:
-            raise ValueError(f"with several processes give device 'cuda', not {str(device)!r}: process r uses cuda:r")
+            raise refuse(ValueError, "device", f"with several processes give device 'cuda', not {str(device)!r}: "
+                         "process r uses cuda:r")
         gpus = torch.cuda.device_count()
         if nproc > gpus:
-            raise ValueError(f"nproc {nproc} is more than the {gpus} GPU(s) this machine has (nccl takes one "
+            raise refuse(ValueError, "nproc", f"nproc {nproc} is more than the {gpus} GPU(s) this machine has (nccl takes one "
                              f"process per GPU); use at most {gpus}, or device cpu")
         backend = "nccl"
     else:
-        raise ValueError(f"torch.distributed has no backend for {dev.type!r}; use device cpu (gloo) or cuda (nccl)")
+        raise refuse(ValueError, "device", f"torch.distributed has no backend for {dev.type!r}; use device cpu (gloo) or "
+                     "cuda (nccl)")
     if batch_size % nproc:
-        raise ValueError(f"batch_size {batch_size} must split evenly over {nproc} processes: use a multiple of {nproc}")
+        raise refuse(ValueError, "batch_size", f"batch_size {batch_size} must split evenly over {nproc} processes: use a "
+                     f"multiple of {nproc}")
     return backend
 
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import refuse
 from .functional import cross_entropy
 from .methods import METHODS
 from .model import count_parameters
@@ -162,7 +163,7 @@ def trainable_layout(shape: Shape, method: str, r: int, targets, num_virtual_tok
     if method in ("lora", "qlora"):
         bad = set(targets) - names
         if bad or not targets:
-            raise ValueError(f"LoRA targets must be some of {sorted(names)}, got {sorted(targets)}")
+            raise refuse(ValueError, "targets", f"LoRA targets must be some of {sorted(names)}, got {sorted(targets)}")
         per_block = sum(r * sum(shape.linears()[t]) for t in targets)  # A (r, in) + B (out, r)
         return [set()] * L, [set(targets)] * L, L * per_block
     if method == "prompt":

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from . import functional as F
+from .checks import refuse
 
 MAX_CONFIG = {"vocab_size": 2**20, "block_size": 2**17, "n_layer": 2**10, "n_head": 2**10, "n_embd": 2**15}
 MAX_PARAMETERS = 2**33  # 32 GiB of float32: far above GPT-2 XL (1.6e9), far below what would hang or crash
@@ -54,12 +55,12 @@ class GPTConfig:
         for name, most in MAX_CONFIG.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"GPTConfig.{name} must be an int, got {type(value).__name__} {value!r:.40}")
+                raise refuse(TypeError, name, f"GPTConfig.{name} must be an int, got {type(value).__name__} {value!r:.40}")
             if not 1 <= value <= most:
-                raise ValueError(f"GPTConfig.{name} must be an integer in 1..{most:,}, got {value:,}")
+                raise refuse(ValueError, name, f"GPTConfig.{name} must be an integer in 1..{most:,}, got {value:,}")
             setattr(self, name, int(value))
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+            raise refuse(ValueError, "n_embd", f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         n = self.n_parameters()
         if n > MAX_PARAMETERS:
             raise ValueError(f"this GPTConfig makes a model of {n:,} parameters ({4 * n / 2**30:.0f} GiB in float32), "
@@ -249,6 +250,35 @@ def check_token_ids(idx, vocab_size: int) -> None:
         raise ValueError(f"idx holds token id {idx[bad][0].item()}, outside the vocabulary 0..{vocab_size - 1}")
 
 
+def check_generate(idx, max_new_tokens, temperature, top_k, config: GPTConfig, k: int) -> None:
+    """generate()'s arguments, each refused with what is allowed; k: the virtual tokens (prompt, prefix)
+    that take positions too."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise TypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if isinstance(idx, torch.Tensor) and idx.dim() == 2 and idx.size(1) == 0:
+        raise ValueError("idx holds no tokens (an empty prompt); generation continues a text: give at least one token")
+    check_token_ids(idx, config.vocab_size)
+    if idx.size(1) + max_new_tokens > config.block_size - k:
+        raise ValueError(f"{idx.size(1)} prompt tokens + max_new_tokens={max_new_tokens}"
+                         f"{f' + {k} virtual tokens' if k else ''} exceed the context "
+                         f"block_size={config.block_size}; use max_new_tokens <= "
+                         f"{max(0, config.block_size - k - idx.size(1))} or a shorter prompt")
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r:.40}")
+    if not (math.isfinite(temperature) and temperature >= 0):  # inf would sample uniform noise
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+            raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r:.40}")
+        if not 1 <= top_k <= config.vocab_size:
+            raise ValueError(f"top_k must be in 1..{config.vocab_size}, got {top_k}")
+        if temperature == 0:  # transformers warns and ignores it; here it is an error
+            raise ValueError(f"top_k={top_k} has no effect at temperature=0 (greedy decoding takes the most "
+                             f"likely token); give temperature > 0 to sample from the top_k, or top_k=None")
+
+
 class LanguageModel(nn.Module):
     """What train(), evaluate() and generate() need: ``model(idx, kv_cache=None) -> logits``
     and ``gpt_config``, the GPTConfig of the network inside (a method's model keeps its own
@@ -266,31 +296,7 @@ class LanguageModel(nn.Module):
         whole sequence is run again each step: both give the same tokens (a test checks it).
         Generation stops early once every row has produced stop_id.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-            raise TypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__}")
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if isinstance(idx, torch.Tensor) and idx.dim() == 2 and idx.size(1) == 0:
-            raise ValueError("idx holds no tokens (an empty prompt); generation continues a text: give at least one token")
-        check_token_ids(idx, self.gpt_config.vocab_size)
-        k = getattr(self, "num_virtual_tokens", 0)  # virtual tokens (prompt, prefix) take positions too
-        if idx.size(1) + max_new_tokens > self.gpt_config.block_size - k:
-            raise ValueError(f"{idx.size(1)} prompt tokens + max_new_tokens={max_new_tokens}"
-                             f"{f' + {k} virtual tokens' if k else ''} exceed the context "
-                             f"block_size={self.gpt_config.block_size}; use max_new_tokens <= "
-                             f"{max(0, self.gpt_config.block_size - k - idx.size(1))} or a shorter prompt")
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-            raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r:.40}")
-        if not (math.isfinite(temperature) and temperature >= 0):  # inf would sample uniform noise
-            raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
-        if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
-                raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r:.40}")
-            if not 1 <= top_k <= self.gpt_config.vocab_size:
-                raise ValueError(f"top_k must be in 1..{self.gpt_config.vocab_size}, got {top_k}")
-            if temperature == 0:  # transformers warns and ignores it; here it is an error
-                raise ValueError(f"top_k={top_k} has no effect at temperature=0 (greedy decoding takes the most "
-                                 f"likely token); give temperature > 0 to sample from the top_k, or top_k=None")
+        check_generate(idx, max_new_tokens, temperature, top_k, self.gpt_config, getattr(self, "num_virtual_tokens", 0))
         was_training = self.training
         self.eval()
         cache = KVCache(self.gpt_config.n_layer) if use_cache else None

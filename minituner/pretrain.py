@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from .checks import int_in, real_in
 from .data import make_corpus, make_fact_probe
 from .device import check_device
 from .model import GPT, GPTConfig
 from .tokenizer import CharTokenizer
-from .train import _int, _real, evaluate, train
+from .train import evaluate, train
 
 RECIPE = {"steps": 8000, "lr": 3e-3, "batch_size": 32, "warmup": 100, "weight_decay": 0.0,
           "grad_clip": 1.0, "seed": 0, "world_seed": 0}
@@ -46,8 +47,8 @@ def check_pretrain_args(config: GPTConfig, steps, lr, batch_size, seed, world_se
     positions, at most MAX_STEPS steps."""
     for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 1), ("seed", seed, 0),
                              ("world_seed", world_seed, 0), ("n_train", n_train, 1), ("eval_every", eval_every, 0)):
-        _int(name, value, low)
-    _real("lr", lr, positive=True)
+        int_in(name, value, low)
+    real_in("lr", lr, positive=True)
     check_config(config, world_seed)
     if steps > MAX_STEPS:
         raise ValueError(f"steps={steps:,} is more than the {MAX_STEPS:,} pretraining allows")

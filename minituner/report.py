@@ -212,18 +212,3 @@ def plot_tradeoff(points: list[tuple[str, float, float]], title: str, path, xlab
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
-
-
-def print_answers(model, task, n: int = 3) -> bool:
-    """Print the model's greedy answers to the first n test prompts, then check that
-    generate() gives the same tokens with the KV cache as without it; returns that check."""
-    import torch
-
-    from .train import answer
-
-    for prompt, expected in task.test.examples[:n]:
-        print(f"  {prompt!r} -> {answer(model, task.tokenizer, prompt)!r} (expected {expected!r})")
-    idx = task.test.x[:8, :30]
-    same = torch.equal(model.generate(idx, 12, use_cache=True), model.generate(idx, 12, use_cache=False))
-    print(f"generate with the KV cache = without it: {same}")
-    return same

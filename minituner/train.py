@@ -22,7 +22,6 @@ this against generate().
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .checks import boolean, int_in, real_in, refuse
 from .dataset import Dataset, Split
 from .device import check_device
 from .distributed import whole_batch_loss, wrap
@@ -93,40 +93,27 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def _int(name: str, value, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be >= {low}{f' and <= {high}' if high is not None else ''}, got {value}")
-
-
-def _real(name: str, value, positive: bool, high: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0) or value > high:
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}"
-                         f"{f' and <= {high:g}' if high < math.inf else ''}, got {value}")
-
-
-def check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience) -> None:
+def check_train_args(data, steps, lr, batch_size, eval_every, patience, weight_decay=0.0, grad_clip=None,
+                     warmup=0) -> None:
     """Every argument of train() checked before any work: a TypeError or ValueError naming it
     (data None: the numbers only, as the command line checks them before it reads the data)."""
     if data is not None and not isinstance(data, Dataset):
         raise TypeError(f"train() needs a minituner Dataset (train, val and test splits), got "
                         f"{type(data).__name__}; for your own (prompt, answer) pairs use "
                         f"minituner.Dataset.from_pairs(pairs)")
-    _int("steps", steps, 1, high=10**7)
-    _int("batch_size", batch_size, 1, high=2**16)
-    _int("warmup", warmup, 0, high=steps)  # a longer warm-up would never reach the rate
-    _int("eval_every", eval_every, 0, high=10**7)
-    _real("lr", lr, positive=True, high=10.0)  # far above any rate that trains (prompt tuning's is 0.1)
-    _real("weight_decay", weight_decay, positive=False, high=10.0)
+    int_in("steps", steps, 1, high=10**7)
+    int_in("batch_size", batch_size, 1, high=2**16)
+    int_in("warmup", warmup, 0, high=steps)  # a longer warm-up would never reach the rate
+    int_in("eval_every", eval_every, 0, high=10**7)
+    real_in("lr", lr, positive=True, high=10.0)  # far above any rate that trains (prompt tuning's is 0.1)
+    real_in("weight_decay", weight_decay, positive=False, high=10.0)
     if grad_clip is not None:
-        _real("grad_clip", grad_clip, positive=False)  # 0 or None: no clipping
+        real_in("grad_clip", grad_clip, positive=False)  # 0 or None: no clipping
     if patience is not None:
-        _int("patience", patience, 1, high=10**6)
+        int_in("patience", patience, 1, high=10**6)
         if not eval_every:
-            raise ValueError("patience needs eval_every > 0: early stopping watches the validation loss")
+            raise refuse(ValueError, "patience", "patience needs eval_every > 0: early stopping watches the "
+                                                 "validation loss")
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
@@ -176,8 +163,11 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     gradient the whole batch's); rank 0 alone scores data.val and broadcasts (loss, accuracy),
     so every rank takes the same decisions (best step, stop) and restores the same weights.
     """
-    check_train_args(data, steps, lr, batch_size, weight_decay, grad_clip, warmup, eval_every, patience)
-    _int("seed", seed, 0, high=2**63 - 1)  # as torch.Generator().manual_seed takes it
+    check_train_args(data, steps, lr, batch_size, eval_every, patience, weight_decay, grad_clip, warmup)
+    boolean("progress", progress)
+    if hasattr(getattr(model, "config", None), "validate"):  # a method's config, checked again where it is used
+        model.config.validate()
+    int_in("seed", seed, 0, high=2**63 - 1)  # as torch.Generator().manual_seed takes it
     for split in (data.train, data.val):  # the splits train() reads: every row fits the context (else named)
         split.check_context(model.gpt_config.block_size, getattr(model, "num_virtual_tokens", 0))
     device = check_device(device)
@@ -278,8 +268,8 @@ def evaluate(model, split: Split, batch_size: int = 256, chunk: int = 32) -> dic
     if not isinstance(split, Split):
         hint = " (pass one split, e.g. data.val or data.test)" if isinstance(split, Dataset) else ""
         raise TypeError(f"evaluate() needs a Split, got {type(split).__name__}{hint}")
-    _int("batch_size", batch_size, 1)
-    _int("chunk", chunk, 1)
+    int_in("batch_size", batch_size, 1)
+    int_in("chunk", chunk, 1)
     if not len(split):
         raise ValueError(f"evaluate() needs at least one row; the {split.name} split is empty")
     device = model_device(model)
@@ -326,9 +316,20 @@ def answer(model, tokenizer, prompt: str, max_new_tokens: int | None = None) -> 
                          + f" leave no room to answer in the context (block_size={block_size}); use a shorter prompt"
                          + (" or fewer virtual tokens" if k else ""))
     n = room if max_new_tokens is None else max_new_tokens
-    _int("max_new_tokens", n, 1)
+    int_in("max_new_tokens", n, 1)
     (end_id,) = tokenizer.encode(END)  # the marker is one token (a character, or GPT-2's byte 'Ċ')
     out = model.generate(idx, min(n, room), stop_id=end_id)[0, idx.size(1):].tolist()
     if end_id in out:
         return tokenizer.decode(out[: out.index(end_id)])
     return tokenizer.decode(out) + (" […context limit]" if n >= room else "")
+
+
+def print_answers(model, task, n: int = 3) -> bool:
+    """Print the model's greedy answers to the first n test prompts, then check that
+    generate() gives the same tokens with the KV cache as without it; returns that check."""
+    for prompt, expected in task.test.examples[:n]:
+        print(f"  {prompt!r} -> {answer(model, task.tokenizer, prompt)!r} (expected {expected!r})")
+    idx = task.test.x[:8, :30]
+    same = torch.equal(model.generate(idx, 12, use_cache=True), model.generate(idx, 12, use_cache=False))
+    print(f"generate with the KV cache = without it: {same}")
+    return same

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import ASSETS, atomic_write, check_writable, load_base
+from ..checks import refuse
 from ..data import TASKS, make_fact_probe, make_task
 from ..device import check_device
 from ..files import read_json
@@ -84,7 +85,14 @@ def selected_settings(path=SELECTED) -> dict:
     path = Path(path)
     if not os.path.lexists(path):
         raise FileNotFoundError(f"no selected settings at {path}; run `minituner sweep` first")
-    return read_json(path)
+    settings = read_json(path)
+    keys = [m.key for m in rows()]
+    unknown = sorted({f"{task}/{key}" for task, chosen in settings.items() for key in chosen if key not in keys}
+                     | {task for task in settings if task not in TASKS})
+    if unknown:
+        raise refuse(ValueError, "selected", f"{path} names what minituner does not know: {', '.join(unknown)} "
+                                             f"(tasks: {', '.join(TASKS)}; methods: {', '.join(keys)})")
+    return settings
 
 
 def run(method: Method, setting: dict, base: GPT, data, seed: int, device: str = "cpu", progress: bool = False,
@@ -160,6 +168,8 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
     selected.json (merged with what is there) into `out`; returns {method key: chosen setting}."""
     check_task(task)
     check_device(device)  # before any worker starts
+    if methods and len(set(methods)) < len(methods):
+        raise refuse(ValueError, "methods", f"methods {','.join(methods)} names a method twice; each is swept once")
     chosen_methods = [row(k) for k in methods] if methods else rows()
     out = Path(out)
     check_out_dir(out)

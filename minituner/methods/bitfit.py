@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..checks import refuse
 from ..model import GPT
 from .fields import MethodConfig, peft_config
 from .options import ConfigError, option
@@ -55,7 +56,8 @@ def bias_names(model, bias_modules) -> list[str]:
     owners = sorted({n.rsplit(".", 2)[-2] for n in names})
     for t in bias_modules:
         if t not in owners:
-            raise ValueError(f"bias_modules: no bias belongs to a module named {t!r}; modules with a bias: {', '.join(owners)}")
+            raise refuse(ValueError, "bias_modules", f"bias_modules: no bias belongs to a module named {t!r}; modules "
+                                                     f"with a bias: {', '.join(owners)}")
     return [n for n in names if n.rsplit(".", 2)[-2] in bias_modules]
 
 

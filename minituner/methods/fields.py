@@ -73,8 +73,15 @@ class MethodConfig:
     method: ClassVar[str]
 
     def __post_init__(self):
-        check_options(self)  # each field inside its domain: type and range, from option() metadata
+        self.validate()
+
+    def validate(self):
+        """Each field inside its domain (type and range, from option() metadata), then ``check``; run when the
+        config is made and again where it is used (get_peft_model, train, save_pretrained), so a field set
+        after the config was made (``cfg.lora_dropout = 2.0``) is refused too. Returns the config."""
+        check_options(self)
         self.check()
+        return self
 
     def check(self) -> None:
         """What ties fields together (a ConfigError naming one of them); each field alone is already checked."""

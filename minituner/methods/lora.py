@@ -61,6 +61,7 @@ import torch.nn as nn
 
 from .. import functional as F
 from ..checkpoint import check_state
+from ..checks import refuse
 from ..model import GPT, Linear
 from .fields import INFERENCE_MODE, SEED, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
@@ -211,7 +212,7 @@ def inject(model, name: str, config) -> None:
     for n in modules:
         lin = model.get_submodule(n)
         if r > min(lin.in_features, lin.out_features):
-            raise ValueError(f"LoRA rank r={r} is larger than min(in, out) = {min(lin.in_features, lin.out_features)} of "
+            raise refuse(ValueError, "r", f"LoRA rank r={r} is larger than min(in, out) = {min(lin.in_features, lin.out_features)} of "
                              f"{n} ({lin.in_features}→{lin.out_features}); a rank above that is no longer low (use r ≤ it)")
     for i, n in enumerate(modules):
         layer = model.get_submodule(n)

@@ -153,7 +153,7 @@ class PeftModel(LanguageModel):
         if getattr(self, "adapters_disabled", False):  # inside, the tensors trained in place hold the base's values
             raise ValueError("save_pretrained inside `with model.disable_adapter():` would save the base, not what "
                              "was trained; save after the with block")
-        config = self.config.to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
+        config = self.config.validate().to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
         info = {"method": self.config.method, "config": config,
                 "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}
         return str(save_folder(path, info, self.adapter_state_dict()))

@@ -118,7 +118,7 @@ def get_peft_model(base: GPT, config, adapter_name: str = "default"):
                          "use lora_model.merge_and_unload() for a plain GPT, or add_adapter() for another LoRA")
     if type(config) not in MODELS:
         raise TypeError(f"config must be one of {', '.join(c.__name__ for c in MODELS)}, got {type(config).__name__}")
-    model = MODELS[type(config)](base, config, adapter_name)
+    model = MODELS[type(config)](base, config.validate(), adapter_name)
     if getattr(config, "inference_mode", False):  # PEFT's: the adapter built frozen
         model.set_inference_mode()
     return model

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from ..checks import refuse
 from ..model import Linear
 
 
@@ -42,15 +43,16 @@ def resolve_targets(model, targets, field: str = "target_modules") -> list[str]:
     if isinstance(targets, str):  # PEFT: a regular expression, matched against the whole name
         hit = [n for n in names if re.fullmatch(targets, n) or re.fullmatch(targets, n.rsplit(".", 1)[-1])]
         if not hit:
-            raise ValueError(f"{field}={targets!r} (a regular expression) matches none of the model's "
-                             f"Linear modules: {', '.join(names)}")
+            raise refuse(ValueError, field, f"{field}={targets!r} (a regular expression) matches none of the "
+                                            f"model's Linear modules: {', '.join(names)}")
         return hit
     chosen = set()
     for t in targets:
         hit = [n for n in names if n == t or n.endswith("." + t)]
         if not hit:
-            raise ValueError(f"{field}: unknown target {t!r}; the model's Linear modules are "
-                             f"{', '.join(kinds)} (or full names such as {names[0]!r}), 'all', or a regular expression")
+            raise refuse(ValueError, field, f"{field}: unknown target {t!r}; the model's Linear modules are "
+                                            f"{', '.join(kinds)} (or full names such as {names[0]!r}), 'all', or a "
+                                            "regular expression")
         chosen.update(hit)
     return [n for n in names if n in chosen]
 
@@ -63,6 +65,6 @@ def module_names(model, modules) -> list[str]:
     for t in modules:
         hit = [n for n in names if (n == t or n.endswith("." + t)) and not n.endswith(".base_layer")]
         if not hit:
-            raise ValueError(f"modules_to_save: no module named {t!r} (e.g. ln_f, h.0.ln_1, wpe)")
+            raise refuse(ValueError, "modules_to_save", f"modules_to_save: no module named {t!r} (e.g. ln_f, h.0.ln_1, wpe)")
         out += [n for n in hit if n not in out]
     return out

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from ..checks import refuse
 from ..model import GPT, KVCache
 from ..tokenizer import CharTokenizer
 
@@ -21,8 +22,8 @@ def check_room(n_virtual: int, base: GPT) -> None:
     """n_virtual must leave room for at least one real token: 1 <= n_virtual < block_size."""
     bs = base.config.block_size
     if not 1 <= n_virtual < bs:
-        raise ValueError(f"num_virtual_tokens must be an integer in 1..{bs - 1} (virtual + real "
-                         f"positions may not exceed block_size={bs}), got {n_virtual}")
+        raise refuse(ValueError, "num_virtual_tokens", f"num_virtual_tokens must be an integer in 1..{bs - 1} (virtual "
+                                                       f"+ real positions may not exceed block_size={bs}), got {n_virtual}")
 
 
 def init_text_ids(init_text: str, n_virtual: int) -> torch.Tensor:

@@ -51,6 +51,10 @@ def t_quantile(df: int, p: float = 0.975) -> float:
     return (lo + hi) / 2
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
 def _fmt(v: float) -> str:
     return f"{v:+.3g}"
 
@@ -69,9 +73,10 @@ class Verdict:
     margin: float  # t₀.₉₇₅(n − 1) · sd / √n: the mean gap must exceed it (nan with < 2 seeds)
     words: tuple[str, str] = ("above", "below")  # what A is when the gap is positive / negative
     words_zh: tuple[str, str] = ("高于", "低于")
+    names_zh: tuple[str, str, str] | None = None  # A, B and the metric in Chinese (None: the English ones)
 
     def en(self) -> str:
-        seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"
+        seeds = _seeds(self.seeds)
         if self.direction is None:
             return (f"{self.a} against {self.b} on {self.metric}: {seeds}, too few for a verdict "
                     f"(the rule needs {MIN_SEEDS})")
@@ -82,20 +87,23 @@ class Verdict:
         return f"{self.a} {word} {self.b} on {self.metric} over {seeds}, on every seed ({gap})"
 
     def zh(self) -> str:
+        a, b, metric = self.names_zh or (self.a, self.b, self.metric)
         if self.direction is None:
-            return (f"{self.a} 与 {self.b} 的{self.metric}:只有 {self.seeds} 个随机种子,不足以下结论"
+            return (f"{a} 与 {b} 的{metric}:只有 {self.seeds} 个随机种子,不足以下结论"
                     f"(规则至少要 {MIN_SEEDS} 个)")
         gap = f"平均差 {_fmt(self.mean_gap)},95% 界限 {self.margin:.3g}"
         if self.direction == 0:
-            return f"在 {self.seeds} 个随机种子上,{self.a} 与 {self.b} 的{self.metric}之差在噪声之内({gap})"
+            return f"在 {self.seeds} 个随机种子上,{a} 与 {b} 的{metric}之差在噪声之内({gap})"
         word = self.words_zh[0] if self.direction > 0 else self.words_zh[1]
-        return f"在 {self.seeds} 个随机种子上,{self.a} 的{self.metric}每次都{word} {self.b}({gap})"
+        return f"在 {self.seeds} 个随机种子上,{a} 的{metric}每次都{word} {b}({gap})"
 
 
 def compare(a: str, a_by_seed: Mapping[int, float], b: str, b_by_seed: Mapping[int, float], metric: str,
-            words: tuple[str, str] = ("above", "below"), words_zh: tuple[str, str] = ("高于", "低于")) -> Verdict:
+            words: tuple[str, str] = ("above", "below"), words_zh: tuple[str, str] = ("高于", "低于"),
+            names_zh: tuple[str, str, str] | None = None) -> Verdict:
     """The rule's verdict on A against B, paired on the seeds both were measured on ({seed: value}).
-    words: what A is when its values are larger / smaller (e.g. ("slower", "faster") for steps)."""
+    words: what A is when its values are larger / smaller (e.g. ("slower than", "faster than") for steps);
+    names_zh: A, B and the metric as the Chinese words say them."""
     seeds = sorted(set(a_by_seed) & set(b_by_seed))
     gaps = [float(a_by_seed[s]) - float(b_by_seed[s]) for s in seeds]
     if not all(math.isfinite(g) for g in gaps):
@@ -114,7 +122,7 @@ def compare(a: str, a_by_seed: Mapping[int, float], b: str, b_by_seed: Mapping[i
         direction = -1
     else:
         direction = 0
-    return Verdict(a, b, metric, n, direction, mean, margin, words, words_zh)
+    return Verdict(a, b, metric, n, direction, mean, margin, words, words_zh, names_zh)
 
 
 @dataclass(frozen=True)
@@ -134,11 +142,11 @@ class Trend:
     def en(self, claim: str) -> str:
         seeds = min(v.seeds for v in self.steps)
         if self.direction is None:
-            return f"'{claim}': {seeds} seeds, too few for a verdict (the rule needs {MIN_SEEDS})"
+            return f"'{claim}': {_seeds(seeds)}, too few for a verdict (the rule needs {MIN_SEEDS})"
         if self.direction:
-            return f"'{claim}' holds between every neighbouring pair of the sweep, over {seeds} seeds"
+            return f"'{claim}' holds between every neighbouring pair of the sweep, over {_seeds(seeds)}"
         broken = "; ".join(v.en() for v in self.steps)
-        return f"'{claim}' does not hold at every step of the sweep, over {seeds} seeds: {broken}"
+        return f"'{claim}' does not hold at every step of the sweep, over {_seeds(seeds)}: {broken}"
 
     def zh(self, claim: str) -> str:
         seeds = min(v.seeds for v in self.steps)
@@ -151,9 +159,11 @@ class Trend:
 
 
 def trend(names: list[str], by_seed: list[Mapping[int, float]], metric: str,
-          words: tuple[str, str] = ("above", "below"), words_zh: tuple[str, str] = ("高于", "低于")) -> Trend:
-    """The rule between each neighbouring pair of a sweep, in the sweep's order (names[i] against names[i+1])."""
+          words: tuple[str, str] = ("above", "below"), words_zh: tuple[str, str] = ("高于", "低于"),
+          metric_zh: str | None = None) -> Trend:
+    """The rule between each neighbouring pair of a sweep, in the sweep's order (names[i] against names[i+1]);
+    metric_zh: the metric in Chinese (the names, e.g. "lr 0.001", are read the same in both)."""
     if len(names) != len(by_seed) or len(names) < 2:
         raise ValueError(f"a trend needs at least two points, one name each: {names}")
-    return Trend([compare(names[i], by_seed[i], names[i + 1], by_seed[i + 1], metric, words, words_zh)
-                  for i in range(len(names) - 1)])
+    return Trend([compare(names[i], by_seed[i], names[i + 1], by_seed[i + 1], metric, words, words_zh,
+                          (names[i], names[i + 1], metric_zh or metric)) for i in range(len(names) - 1)])

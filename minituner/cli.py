@@ -256,7 +256,7 @@ def cmd_notebooks(args) -> int:
 
 
 def cmd_memory(args) -> int:
-    from .memory import estimate_memory, llama_factory_gb
+    from .memory import estimate_memory, llama_factory
     from .report import markdown_table
 
     est = estimate_memory(args.params, args.method, bits=args.bits, r=args.r, targets=tuple(args.targets.split(",")),
@@ -264,10 +264,8 @@ def cmd_memory(args) -> int:
                           batch_size=args.batch_size, seq_len=args.seq_len, pure=args.pure,
                           checkpointing=args.checkpointing)
     print(markdown_table([est.row()]))
-    theirs = llama_factory_gb(args.params, args.method, args.bits, args.pure)
-    print(f"\nestimate: {est.total / 1e9:.1f} GB; LLaMA-Factory's README table: "
-          + (f"{theirs:.1f} GB" if theirs is not None else "no row for this setting")
-          + " (see docs/memory.md for where the two differ)")
+    print(f"\nestimate: {est.total / 1e9:.1f} GB; {llama_factory(args.params, args.method, args.bits, args.pure)} "
+          "(see docs/memory.md for where they differ)")
     return 0
 
 

@@ -314,7 +314,7 @@ def llama_factory_rule(label: str, params: float) -> float:
 
 def llama_factory(params: float, method: str, bits: int, pure: bool = False) -> str:
     """What LLaMA-Factory's README says for this setting, in words: its table's cell where `params` is one of
-    the table's sizes, and its rule for x billion parameters (the two differ: 120 GB at 7B, 18x = 126)."""
+    the table's sizes, and its rule for x billion parameters (the two differ: docs/memory.md shows both)."""
     kind = "lora" if layout(method) == "freeze" else layout(method)  # freeze shares LoRA's row
     label = next((label for label, setting in FACTORY_SETTINGS.items() if setting == (kind, bits, pure)), None)
     if label is None:

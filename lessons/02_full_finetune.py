@@ -252,9 +252,9 @@ plot_curves(curves, f"classify: full fine-tuning at several learning rates (seed
 # %% [markdown]
 # The article's claim, checked on the runs above by one rule (`minituner.verdict`): between
 # each neighbouring pair of rates, paired by seed, a difference counts only when every seed
-# shows it and its mean exceeds Student's t (95%) times its standard error; a claim about
-# "larger" holds only when it holds between every neighbouring pair. A run that never
-# reached the target counts as one step more than it trained.
+# shows it and its mean exceeds its standard error times Student's t (the two-sided quantile
+# `minituner.verdict` uses); a claim about "larger" holds only when it holds between every
+# neighbouring pair. A run that never reached the target counts as one step more than it trained.
 
 # %%
 def by_seed(rate, key):

@@ -144,8 +144,8 @@ print("over-fits: the validation loss ended more than 1% above its lowest point 
 # block again at a fifth of the rate; then compare what each row fits on the training split
 # with what it gets on the held-out ones. Which is ahead is read on the validation split, by
 # the rule every lesson's verdicts use (`minituner.verdict`): paired by seed, at least three
-# seeds, every seed's gap of one sign and its mean beyond Student's t (95%) times its
-# standard error; otherwise "within noise".
+# seeds, every seed's gap of one sign and its mean beyond its standard error times Student's t
+# (the two-sided quantile `minituner.verdict` uses); otherwise "within noise".
 
 # %%
 sweep = {row["run"]: row for row in rows}

@@ -20,7 +20,8 @@
 # This lesson sweeps N from 0 to the model's depth on the `classify` task, puts the
 # number of trainable parameters beside the validation accuracy (what any choice is made
 # on) and the test accuracy (reported beside it), reads the validation curves for
-# over-fitting, and then asks why the cheapest trained row does as well as it does.
+# over-fitting, and then asks how the cheapest trained row, the head alone, compares with a
+# whole block, and what training the head changes.
 #
 # Run it: `python lessons/03_freeze.py` (`--smoke` for the quick test preset).
 

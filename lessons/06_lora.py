@@ -46,7 +46,7 @@ from minituner.lesson import MatmulCounter, options, run
 from minituner.methods.lora import lora_layers
 from minituner.model_families import table as families_table
 from minituner.report import count_parameters, markdown_table, plot_curves, save_figure, show
-from minituner.verdict import trend
+from minituner.verdict import compare, trend
 from minituner.verify.lora import article_mapping
 
 args = options("Lesson 06: LoRA", smoke=dict(rows=48, steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",
@@ -117,7 +117,7 @@ for r in args.ranks:
         label = f"LoRA r={r} q,v, seed {seed}"
         models[r, seed] = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=seed)
         row, hist = run(label, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
-        rows.append(val_acc(row, models[r, seed]) | {"r": r})
+        rows.append(val_acc(row, models[r, seed]) | {"r": r, "seed": seed})
         if seed == args.seeds[0]:
             histories[f"LoRA r={r} q,v"] = hist
 r_all = args.ranks[len(args.ranks) // 2]
@@ -267,9 +267,13 @@ val = {r: mean([row["val acc"] for row in v]) for r, v in by_rank.items()}
 test = {r: mean([row["test acc"] for row in v]) for r, v in by_rank.items()}
 best = max(args.ranks, key=lambda r: val[r])
 spread = max(max(row["val acc"] for row in v) - min(row["val acc"] for row in v) for v in by_rank.values())
+val_by_seed = {r: {row["seed"]: row["val acc"] for row in v} for r, v in by_rank.items()}
+against = [compare(f"r={best}", val_by_seed[best], f"r={r}", val_by_seed[r], "validation accuracy",
+                   names_zh=(f"r={best}", f"r={r}", "验证集准确率")) for r in args.ranks if r != best]
 print(f"- Validation picks r = {best} among {args.ranks} (mean over seeds {val[best]:.3f}; test {test[best]:.3f}); "
       f"full fine-tuning {full['val acc']:.3f} (test {full['test acc']:.3f}), the untrained base "
-      f"{untrained['val acc']:.3f} (test {untrained['test acc']:.3f}).")
+      f"{untrained['val acc']:.3f} (test {untrained['test acc']:.3f})."
+      + (" Against the other ranks, by the rule: " + "; ".join(v.en() for v in against) + "." if against else ""))
 print(f"- Between seeds one rank's validation accuracy differs by up to {spread:.3f}: a smaller difference between "
       "ranks is the order of the batches as much as the rank.")
 # the claim "the larger r, the smaller ‖ΔW‖", by the rule between every neighbouring pair of ranks over the seeds
@@ -299,7 +303,8 @@ print(f"- Merged: {products['LoRA, merged']} matrix products per forward, as the
 # %%
 print(f"- LoRA 冻结 W,只训练低秩的 ΔW = AB:r = {best} 时只训练 {by_rank[best][0]['trainable']:,} 个参数"
       f"(占 {by_rank[best][0]['trainable %']:.2f}%),验证集准确率 {val[best]:.3f}(测试集 {test[best]:.3f}),"
-      f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告。")
+      f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告"
+      + (";与其他秩相比:" + ";".join(v.zh() for v in against) if against else "") + "。")
 if shrinks:
     print(f"- 在固定的 α 下,{shrinks.zh('r 越大 ‖ΔW‖ 越小')}。" + (
         "Adam 让 A、B 的每个元素都按学习率移动,缩放 α/r 并不能让不同秩的更新一样大(rsLoRA 用 α/√r)。"

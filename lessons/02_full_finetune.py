@@ -24,7 +24,7 @@
 
 # %%
 import inspect
-import math
+from statistics import mean
 
 import torch
 
@@ -32,14 +32,15 @@ import minituner
 from minituner.checkpoint import base_metadata
 from minituner.data import encode_examples
 from minituner.functional import cross_entropy
-from minituner.lesson import ZH, best, conclusions, options, pct, run, than
+from minituner.lesson import best, conclusions, options, pct, run
 from minituner.optim import AdamW
 from minituner.report import markdown_table, parameter_table, plot_curves, running_mean, show
 from minituner.train import lr_at
+from minituner.verdict import compare, trend
 
-args = options("Lesson 02: full fine-tuning", smoke=dict(rows=48, steps=3, relabel_steps=3, lrs=(1e-2,)),
+args = options("Lesson 02: full fine-tuning", smoke=dict(rows=48, steps=3, relabel_steps=3, lrs=(1e-2,), seeds=(0,)),
                out="runs/02_full_finetune", steps=80, relabel_steps=40, batch_size=16, lr=5e-4, seed=0,
-               lrs=(1e-4, 3e-3, 1e-2), rows=None)
+               lrs=(1e-4, 3e-3), seeds=(0, 1, 2), rows=None)
 torch.manual_seed(args.seed)
 GRAD_CLIP = inspect.signature(minituner.train).parameters["grad_clip"].default  # train()'s default
 print(f"{args.steps} steps, batch {args.batch_size}, lr {args.lr}; relabelling {args.relabel_steps} steps; "
@@ -218,58 +219,74 @@ print(f"test accuracy: pretraining buys {tuned['test acc'] - scratch['test acc']
 #   its rises between evaluations divided by its lowest value (0 for a curve that only falls).
 
 # %%
-curves, lr_rows = {f"lr {args.lr}": tuned_hist}, [tuned | {"run": f"lr {args.lr}"}]
-for rate in sorted(set(args.lrs) - {args.lr}):
-    row, curves[f"lr {rate}"] = run(f"lr {rate}", minituner.full(base), task, args.steps, rate,
-                                    batch_size=args.batch_size, seed=args.seed, eval_every=every)
-    lr_rows.append(row)
 target = before["train loss"] / 10
-for row in lr_rows:
-    hist = curves[row["run"]]
-    val = [v for _, v, _ in hist.val]
-    row["steps to target"] = next((i + 1 for i, v in enumerate(running_mean(hist.losses)) if v < target), math.inf)
-    row["val loss climb"] = sum(max(0.0, b - a) for a, b in zip(val, val[1:])) / min(val)
-lr_rows.sort(key=lambda r: r["lr"])
+rates = sorted({args.lr, *args.lrs})
+per_seed = {}  # (lr, seed) -> {steps to target, val loss climb, val acc, ...}: one run each
+curves = {}
+for rate in rates:
+    for s in args.seeds:
+        if (rate, s) == (args.lr, args.seed):  # the run of Step 7: reuse it
+            row, hist = tuned, tuned_hist
+        else:
+            row, hist = run(f"lr {rate}", minituner.full(base), task, args.steps, rate, batch_size=args.batch_size,
+                            seed=s, eval_every=every)
+        val = [v for _, v, _ in hist.val]
+        reached_at = next((i + 1 for i, v in enumerate(running_mean(hist.losses)) if v < target), None)
+        per_seed[rate, s] = row | {"reached": reached_at,
+                                   "steps to target": reached_at or args.steps + 1,  # never reached: counted as steps + 1
+                                   "val loss climb": sum(max(0.0, b - a) for a, b in zip(val, val[1:])) / min(val)}
+        if s == args.seeds[0]:
+            curves[f"lr {rate}"] = hist
+lr_rows = [{"lr": rate,
+            "steps to target, per seed": ", ".join(str(per_seed[rate, s]["reached"] or "–") for s in args.seeds),
+            **{k: mean(per_seed[rate, s][k] for s in args.seeds)
+               for k in ("val loss climb", "train loss", "val loss", "val acc", "test acc")}}
+           for rate in rates]
 print(f"target: training loss (running mean) below {target:.4f}, a tenth of the base's {before['train loss']:.4f}; "
-      f"{args.steps} steps, validation every {every} (inf: the target was not reached)")
-show(markdown_table(lr_rows, ["lr", "steps to target", "val loss climb", "train loss", "val loss", "val acc",
-                              "test acc"]))
-plot_curves(curves, "classify: full fine-tuning at several learning rates", args.out / "learning_rates.png");
+      f"{args.steps} steps, validation every {every}; seeds {args.seeds} (–: not reached); the other columns are "
+      "means over the seeds")
+show(markdown_table(lr_rows))
+plot_curves(curves, f"classify: full fine-tuning at several learning rates (seed {args.seeds[0]})",
+            args.out / "learning_rates.png");
 
 # %% [markdown]
-# The article's claim, checked on the table above (the verdict is computed, not typed):
+# The article's claim, checked on the runs above by one rule (`minituner.verdict`): between
+# each neighbouring pair of rates, paired by seed, a difference counts only when every seed
+# shows it and its mean exceeds its standard error times Student's t (the two-sided quantile
+# `minituner.verdict` uses); a claim about "larger" holds only when it holds between every
+# neighbouring pair. A run that never reached the target counts as one step more than it trained.
 
 # %%
-def reached(r, zh=False):
-    """'at step N' / '第 N 步达到目标', or that the run never reached the target."""
-    if r["steps to target"] == math.inf:
-        return f"{args.steps} 步内未达到目标" if zh else f"not reached in {args.steps} steps"
-    return f"第 {r['steps to target']} 步达到目标" if zh else f"reached at step {r['steps to target']}"
+def by_seed(rate, key):
+    return {s: per_seed[rate, s][key] for s in args.seeds}
 
 
-small, large = lr_rows[0], lr_rows[-1]
-fastest = min(lr_rows, key=lambda r: r["steps to target"])
-stable_but_slow = small["val loss climb"] <= min(r["val loss climb"] for r in lr_rows) and \
-    small["steps to target"] > fastest["steps to target"]
-oscillates = large["val loss climb"] > small["val loss climb"]
-larger_faster = fastest["lr"] > small["lr"]
-chosen = best(lr_rows)  # by validation accuracy, as every choice in these lessons
-wrecked = [r for r in lr_rows if r["val acc"] < before["val acc"]]
-verdict = "confirmed" if stable_but_slow and oscillates and larger_faster else "contradicted (an erratum)"
+names = [f"lr {rate}" for rate in rates]
+faster = trend(names, [by_seed(rate, "steps to target") for rate in rates], "steps to target",
+               words=("slower than", "faster than"), words_zh=("多于", "少于"), metric_zh="达到目标的步数")
+shakier = trend(names, [by_seed(rate, "val loss climb") for rate in rates], "validation loss climb",
+                words=("climbs more than", "climbs less than"), words_zh=("多于", "少于"), metric_zh="验证集损失回升")
+# the article: smaller is stable but slow, larger oscillates but converges faster; in the sweep's order
+# (small to large) each rate is slower than, and climbs less than, the next
+VERDICT_ZH = {"confirmed": "得到证实", "not decided: too few seeds": "随机种子太少,无法判断",
+              "not confirmed at every step of the sweep": "并非在扫描的每一步都成立"}
+verdict = ("confirmed" if (faster.direction, shakier.direction) == (1, -1)
+           else "not decided: too few seeds" if None in (faster.direction, shakier.direction)
+           else "not confirmed at every step of the sweep")
+base_val = {s: before["val acc"] for s in args.seeds}  # the untrained base: the same on every seed
+wrecked = [v for v in (compare(f"lr {rate}", by_seed(rate, "val acc"), "the untrained base", base_val,
+                               "validation accuracy", names_zh=(f"lr {rate}", "未训练的基座", "验证集准确率"))
+                       for rate in rates) if v.direction == -1]
+chosen = best(lr_rows)  # by mean validation accuracy, as every choice in these lessons
 show(conclusions(
-    f"Smallest rate {small['lr']}: validation loss climb {small['val loss climb']:.2f}, target "
-    f"{reached(small)}: {'stable but slower' if stable_but_slow else 'not the stable, slow end'}.",
-    f"Largest rate {large['lr']}: climb {large['val loss climb']:.2f}, target {reached(large)}: "
-    f"{'it oscillates' if oscillates else 'no more oscillation than the smallest'}.",
-    f"Fastest to the target: lr {fastest['lr']} ({reached(fastest)}), "
-    + ("a larger rate than the smallest, so a larger rate can converge faster, as the article's '可能' allows; "
-       f"the largest rate {'was as fast' if large['steps to target'] <= fastest['steps to target'] else 'was not'}."
-       if larger_faster else "the smallest rate itself."),
-    f"Too large a rate costs more than oscillation: at lr {', '.join(str(r['lr']) for r in wrecked)} validation "
-    f"accuracy ended below the untrained base's {before['val acc']:.3f} (what pretraining taught was overwritten), "
-    "which is why the article asks a pretrained model for a small rate." if wrecked else "",
-    f"Verdict on §4 step 6: {verdict}. The validation split prefers lr {chosen['lr']} (val acc "
-    f"{chosen['val acc']:.3f}; test acc beside it {chosen['test acc']:.3f}).",
+    "Speed: " + faster.en("the larger the rate, the fewer steps to the target") + ".",
+    "Oscillation: " + shakier.en("the larger the rate, the more the validation loss climbs") + ".",
+    "Too large a rate costs more than oscillation: " + "; ".join(v.en() for v in wrecked)
+    + ": what pretraining taught was overwritten, which is why the article asks a pretrained model for a small rate."
+    if wrecked else "",
+    f"Verdict on §4 step 6 (a small rate is stable but slow, a large one oscillates but converges faster): {verdict}. "
+    f"The validation split prefers lr {chosen['lr']} (mean val acc {chosen['val acc']:.3f}; test acc beside it "
+    f"{chosen['test acc']:.3f}).",
 ))
 
 # %% [markdown]
@@ -351,9 +368,8 @@ show(conclusions(
     f"Fine-tuning every parameter for {args.steps} steps moves validation accuracy {before['val acc']:.3f} -> "
     f"{tuned['val acc']:.3f} (test {before['test acc']:.3f} -> {tuned['test acc']:.3f}); the same steps from random "
     f"weights reach {scratch['test acc']:.3f} on test: the test's facts come from pretraining.",
-    f"The learning rate's training-loss target: the smallest rate {reached(small)}, the fastest (lr {fastest['lr']}) "
-    f"{reached(fastest)}, the largest {reached(large)}, with a validation climb of {large['val loss climb']:.2f}; "
-    f"the article's trade-off is {verdict}.",
+    f"The learning rate's trade-off (§4 step 6), seeds per rate {len(args.seeds)}: {verdict} (the rule's "
+    "words for each neighbouring pair are under the learning-rate table).",
     f"The swap: {pct(held)} of the seen cat/dog descriptions answered with the swapped name, {pct(spread)} of the "
     f"unseen ones: {args.relabel_steps} steps taught a mapping from the seen prompts"
     + (", not that cats are now called dogs." if spread < held else "."),
@@ -364,10 +380,10 @@ show(conclusions(
        f"与 train() 的第一步相差 {step_diff:.1e}。全量微调 {args.steps} 步后,验证集准确率从 "
        f"{before['val acc']:.3f} 升到 {tuned['val acc']:.3f}(测试集 {before['test acc']:.3f} → "
        f"{tuned['test acc']:.3f});同样的步数从随机权重开始只有 {scratch['test acc']:.3f}:测试集里的事实来自预训练。"
-       f"学习率:最小的 {small['lr']} {reached(small, zh=True)},最快的 {fastest['lr']} {reached(fastest, zh=True)},"
-       f"最大的 {large['lr']} {reached(large, zh=True)},验证集损失回升 {large['val loss climb']:.2f},"
-       f"{than(large['val loss climb'], small['val loss climb'], ZH)}最小学习率的 {small['val loss climb']:.2f}:文章的说法"
-       f"{'得到证实' if verdict == 'confirmed' else '与测量不符'}。猫狗互换:见过的描述有 {pct(held)} 答成了新名字,"
+       f"学习率({len(args.seeds)} 个随机种子):{faster.zh('学习率越大,达到目标所需的步数越少')};"
+       f"{shakier.zh('学习率越大,验证集损失回升越多')};文章的说法:"
+       f"{VERDICT_ZH[verdict]}。"
+       f"猫狗互换:见过的描述有 {pct(held)} 答成了新名字,"
        f"没见过的只有 {pct(spread)}——{args.relabel_steps} 步学到的是见过的句子到新名字的映射。其他动物在测试集上的"
        f"准确率变化 {other:+.3f}。",
 ))

@@ -20,11 +20,14 @@
 # This lesson sweeps N from 0 to the model's depth on the `classify` task, puts the
 # number of trainable parameters beside the validation accuracy (what any choice is made
 # on) and the test accuracy (reported beside it), reads the validation curves for
-# over-fitting, and then asks why the cheapest trained row does as well as it does.
+# over-fitting, and then asks how the cheapest trained row, the head alone, compares with a
+# whole block, and what training the head changes.
 #
 # Run it: `python lessons/03_freeze.py` (`--smoke` for the quick test preset).
 
 # %%
+from statistics import mean
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -39,9 +42,10 @@ from minituner.report import (
     save_figure,
     show,
 )
+from minituner.verdict import compare
 
 args = options("Lesson 03: freezing", smoke=dict(rows=48, steps=3, seeds=(0,)), out="runs/03_freeze",
-               steps=40, batch_size=16, lr=5e-4, seeds=(0, 1), rows=None)
+               steps=40, batch_size=16, lr=5e-4, seeds=(0, 1, 2), rows=None)
 torch.manual_seed(args.seeds[0])
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 print(f"{args.steps} steps per run, batch {args.batch_size}, lr {args.lr}; seeds {args.seeds}")
@@ -134,20 +138,23 @@ print("over-fits: the validation loss ended more than 1% above its lowest point 
 #
 # The head-only row trains far fewer numbers than the top-1-block row (the sweep's table
 # counts them) and the sweep puts their accuracies side by side. Whichever is ahead, three
-# explanations to separate: luck (one seed; one test row is a small step of accuracy,
+# explanations to separate: luck (one seed; one validation row is a small step of accuracy,
 # printed below), the learning rate (one rate, printed at the top, for every row: a whole
 # block moves far more numbers at each step than the head does), or over-fitting (过拟合).
-# We rerun both rows with another seed (the batches' order) and the top block again at a
-# fifth of the rate; then compare what each row fits on the training split with what it
-# gets on the held-out one.
+# We rerun both rows with more seeds (the batches' order; printed at the top) and the top
+# block again at a fifth of the rate; then compare what each row fits on the training split
+# with what it gets on the held-out ones. Which is ahead is read on the validation split, by
+# the rule every lesson's verdicts use (`minituner.verdict`): paired by seed, at least three
+# seeds, every seed's gap of one sign and its mean beyond its standard error times Student's t
+# (the two-sided quantile `minituner.verdict` uses); otherwise "within noise".
 
 # %%
 sweep = {row["run"]: row for row in rows}
-probe = []
+probe, val_by_seed = [], {}  # val_by_seed[(run, lr)] = {seed: validation accuracy}
 for name, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, args.lr),
                              ("top 1 block", 1, {}, args.lr),
                              ("top 1 block", 1, {}, args.lr / 5)]:
-    accs, val_accs, train_accs = [], [], []
+    seen = []
     for s in args.seeds:
         if s == seed and lr == args.lr:  # this run is the sweep's: reuse it
             row = sweep[name]
@@ -156,14 +163,14 @@ for name, n, kwargs, lr in [("head only (tied wte)", 0, {"train_head": True}, ar
         else:
             row, _ = run(name, minituner.freeze(base, trainable_layers=n, **kwargs), task, args.steps, lr,
                          batch_size=args.batch_size, seed=s)
-        accs.append(row["test acc"])
-        val_accs.append(row["val acc"])
-        train_accs.append(row["train acc"])
-    probe.append({"run": name, "lr": lr, "seeds": len(accs), "train acc mean": sum(train_accs) / len(train_accs),
-                  "val acc mean": sum(val_accs) / len(val_accs), "test acc min": min(accs),
-                  "test acc mean": sum(accs) / len(accs), "test acc max": max(accs)})
+        seen.append(row)
+        val_by_seed.setdefault((name, lr), {})[s] = row["val acc"]
+    probe.append({"run": name, "lr": lr, "seeds": len(seen),
+                  "val acc, per seed": ", ".join(f"{r['val acc']:.3f}" for r in seen),
+                  **{f"{k} mean": mean(r[k] for r in seen) for k in ("train acc", "val acc", "test acc")}})
 show(markdown_table(probe))
-print(f"one test row = {1 / len(task.test):.4f} of accuracy ({len(task.test)} rows)")
+print(f"one validation row = {1 / len(task.val):.4f} of accuracy ({len(task.val)} rows); "
+      f"one test row = {1 / len(task.test):.4f} ({len(task.test)} rows)")
 
 # %% [markdown]
 # ## 5. What training the tied head changes (只训练输出头,改变了什么)
@@ -209,7 +216,9 @@ top = best(rows[1:])
 head, full = rows[1], rows[-1]
 over = [r["run"] for r in shape if r["over-fits"]]
 h, b, slow = probe
-overlap = h["test acc min"] <= b["test acc max"] and b["test acc min"] <= h["test acc max"]
+head_vs_block = compare("training the head alone", val_by_seed["head only (tied wte)", args.lr],
+                        "training the top block", val_by_seed["top 1 block", args.lr], "validation accuracy",
+                        names_zh=("只训练输出头", "只训练最上面一个块", "验证集准确率"))
 show(conclusions(
     f"Best on validation: {top['run']} (val acc {top['val acc']:.3f}, test acc {top['test acc']:.3f}, "
     f"{top['trainable %']:.1f}% of the parameters); full fine-tuning val {full['val acc']:.3f}, test "
@@ -219,16 +228,15 @@ show(conclusions(
     f"Training the tied head alone ({num(head['trainable'])} numbers) moves test accuracy {rows[0]['test acc']:.3f} -> "
     f"{head['test acc']:.3f}. No block's weights changed ({blocks_same}), but every block's input did "
     f"({min(inputs_moved):.3f}–{max(inputs_moved):.3f} of its size): the head is wte, which also embeds the input.",
-    f"Over {h['seeds']} seeds the head alone scores {h['test acc min']:.3f}–{h['test acc max']:.3f} on test and the top "
-    f"block {b['test acc min']:.3f}–{b['test acc max']:.3f}: the ranges "
-    f"{'overlap, so one seed cannot rank them' if overlap else 'do not overlap on these seeds'}. At a fifth of the "
-    f"rate the top block reaches train acc {slow['train acc mean']:.3f}, against {b['train acc mean']:.3f}.",
+    f"Which is ahead, read on validation: {head_vs_block.en()} (test accuracy beside it, means: "
+    f"{h['test acc mean']:.3f} and {b['test acc mean']:.3f}). At a fifth of the rate the top block reaches train acc "
+    f"{slow['train acc mean']:.3f} (seed {seed}), against {b['train acc mean']:.3f}.",
     zh=f"在验证集上最好的是 {top['run']}(验证集准确率 {top['val acc']:.3f},测试集 {top['test acc']:.3f},"
        f"训练 {top['trainable %']:.1f}% 的参数);全量微调的验证集准确率为 {full['val acc']:.3f}。"
        f"{len(shape)} 次训练中有 {len(over)} 次验证集损失在最低点之后回升"
        + (",而训练损失还在下降:这正是文章第二节提到的过拟合风险。" if over else ",没有看到过拟合。")
        + "只训练与 wte 绑定的输出头"
-       f"({num(head['trainable'])} 个参数)把测试集准确率从 {rows[0]['test acc']:.3f} 提高到 {head['test acc']:.3f};"
+       f"({num(head['trainable'])} 个参数)把测试集准确率从 {rows[0]['test acc']:.3f} 变为 {head['test acc']:.3f};"
        f"各个块的权重一个也没变,但每个块的输入都变了(相对变化 {min(inputs_moved):.3f}–{max(inputs_moved):.3f}),"
-       "因为输出头就是把输入字符变成向量的那个矩阵。",
+       "因为输出头就是把输入字符变成向量的那个矩阵。按验证集比较:" + head_vs_block.zh() + "。",
 ))

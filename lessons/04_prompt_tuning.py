@@ -35,9 +35,11 @@ from minituner.lesson import best, conclusions, options, reference_rows, run
 from minituner.methods.prompt import prompt_parameter_count
 from minituner.report import markdown_table, plot_curves, plot_tradeoff, show
 from minituner.train import print_answers
+from minituner.verdict import compare
 
-args = options("Lesson 04: prompt tuning", smoke=dict(rows=48, steps=3, ks=(4,), answers=1), out="runs/04_prompt_tuning",
-               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0, rows=None, answers=3)
+args = options("Lesson 04: prompt tuning", smoke=dict(rows=48, steps=3, ks=(4,), answers=1, seeds=(0,)), out="runs/04_prompt_tuning",
+               ks=(1, 4, 16), steps=48, batch_size=16, lr=3e-2, full_lr=5e-4, seed=0, seeds=(0, 1, 2), rows=None,
+               answers=3)
 torch.manual_seed(args.seed)
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 fingerprint = minituner.fingerprint(base)
@@ -159,8 +161,10 @@ print(f"the base without a prompt: {rows[0]['test acc']:.3f}")
 # - **more steps**: the same prompt, trained as long again.
 #
 # One row is a small step of accuracy (printed below), and the order of the batches moves
-# several rows, so the inits are also run with a second seed. Each variant is judged on the
-# validation split; the test split is printed beside it.
+# several rows, so the two inits are run on several seeds (the columns of the table name them) and
+# compared by the rule every lesson's verdicts use (`minituner.verdict`: paired by seed, at
+# least three, one sign, the mean gap beyond Student's t times its standard error). Each
+# variant is judged on the validation split; the test split is printed beside it.
 
 # %%
 PHRASE = "the animal that says woof is the dog.\n"  # a sentence the base read in pretraining
@@ -178,7 +182,7 @@ sweep = {r["run"]: r for r in rows}
 helps = []
 for name, kwargs, lr in variants:
     entry = {"variant": name, "k": k, "steps": args.steps}
-    for seed in (args.seed, args.seed + 1):
+    for seed in args.seeds:
         if name == "random init" and seed == args.seed:
             row = sweep[f"prompt, k={k}"]  # the sweep's run
         elif lr != args.lr and seed != args.seed:  # the larger rate on one seed only, to keep the lesson short
@@ -220,10 +224,11 @@ full = rows[1]
 prompts = [r for r in rows if r["run"].startswith("prompt")]
 lo, hi = min(r["test acc"] for r in prompts), max(r["test acc"] for r in prompts)
 at0 = [s["test acc at step 0, random"] for s in start]
-falls = at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"]
+falls = len(at0) > 1 and at0 == sorted(at0, reverse=True) and at0[-1] < rows[0]["test acc"]
 rand, text_init, fast = helps[:3]
-seeds = [c.split("seed ")[1] for c in text_init if c.startswith("val acc")]
-ahead = sum(text_init[f"val acc, seed {s}"] > rand[f"val acc, seed {s}"] for s in seeds)
+init = compare("text init", {s: text_init[f"val acc, seed {s}"] for s in args.seeds}, "random init",
+               {s: rand[f"val acc, seed {s}"] for s in args.seeds}, "validation accuracy",
+               names_zh=("用真实文本初始化提示", "随机初始化", "验证集准确率"))
 longer = helps[-1][f"test acc, seed {args.seed}"]
 show(conclusions(
     f"Prompt tuning with {', '.join(map(str, args.ks))} virtual tokens reaches test accuracy {lo:.3f}–{hi:.3f}; "
@@ -231,15 +236,16 @@ show(conclusions(
     f"fine-tuning test {full['test acc']:.3f}; the base {rows[0]['test acc']:.3f}.",
     "Untrained random prompts score " + ", ".join(f"{a:.3f} at k={s['k']}" for a, s in zip(at0, start))
     + f" against the base's {rows[0]['test acc']:.3f}"
-    + ("; the larger the random prompt, the lower it starts, and training must first undo that." if falls else "."),
-    f"Text init is ahead of random init on validation on {ahead} of {len(seeds)} seeds (test, seed {args.seed}: "
+    + (f"; on seed {args.seed} each larger random prompt started lower, and training must first undo that."
+       if falls else "."),
+    f"{init.en()[0].upper()}{init.en()[1:]} (test, seed {args.seed}: "
     f"{text_init[f'test acc, seed {args.seed}']:.3f} against {rand[f'test acc, seed {args.seed}']:.3f}); three times "
     f"the rate: val {fast[f'val acc, seed {args.seed}']:.3f}; as many steps again: test "
     f"{rand[f'test acc, seed {args.seed}']:.3f} -> {longer:.3f}.",
     zh=f"提示微调用 {', '.join(map(str, args.ks))} 个虚拟 token,测试集准确率在 {lo:.3f}–{hi:.3f} 之间;"
        f"按验证集选出 k = {k}(验证集 {chosen['val acc']:.3f},测试集 {chosen['test acc']:.3f});全量微调的测试集准确率"
        f"为 {full['test acc']:.3f},未训练的基座模型为 {rows[0]['test acc']:.3f}。未经训练的随机提示会先拉低模型"
-       f"(k 最大时只有 {at0[-1]:.3f})" + (",提示越长,起点越低,训练要先把这部分损失找回来。" if falls else "。")
-       + f"用真实文本初始化提示,在 {len(seeds)} 个随机种子中有 {ahead} 个在验证集上胜过随机初始化;"
+       f"(k 最大时只有 {at0[-1]:.3f})" + (f"(随机种子 {args.seed}),提示越长,起点越低,训练要先把这部分损失找回来。" if falls else "。")
+       + init.zh() + ";"
        f"再训练同样多的步数,测试集准确率从 {rand[f'test acc, seed {args.seed}']:.3f} 变为 {longer:.3f}。",
 ))

@@ -27,7 +27,7 @@
 # article's **A is our `lora_B`** and the article's **B is our `lora_A`**; section 1 checks
 # it numerically. `lora_B` starts at zero, so ΔW = 0 and a fresh LoRA model *is* its base.
 #
-# This lesson trains LoRA on the `classify` task, sweeps the rank r over two seeds and the
+# This lesson trains LoRA on the `classify` task, sweeps the rank r over several seeds (printed at the top) and the
 # target modules, compares with full fine-tuning (全量微调), relabels cat and dog, merges
 # the adapter, and ends with the article's §5 table of model families.
 #
@@ -48,10 +48,11 @@ from minituner.methods.lora import lora_layers
 from minituner.model import count_parameters
 from minituner.model_families import table as families_table
 from minituner.report import markdown_table, plot_curves, save_figure, show
+from minituner.verdict import compare, trend
 from minituner.verify.lora import article_mapping
 
 args = options("Lesson 06: LoRA", smoke=dict(rows=48, steps=4, ranks=(4,), seeds=(0,)), out="runs/06_lora",
-               steps=60, batch_size=8, lr=1e-2, alpha=16.0, full_lr=5e-4, ranks=(1, 4, 16), seeds=(0, 1), rows=None)
+               steps=60, batch_size=8, lr=1e-2, alpha=16.0, full_lr=5e-4, ranks=(1, 4, 16), seeds=(0, 1, 2), rows=None)
 torch.manual_seed(args.seeds[0])
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 d, L = base.config.n_embd, base.config.n_layer
@@ -118,7 +119,7 @@ for r in args.ranks:
         label = f"LoRA r={r} q,v, seed {seed}"
         models[r, seed] = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=seed)
         row, hist = run(label, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
-        rows.append(val_acc(row, models[r, seed]) | {"r": r})
+        rows.append(val_acc(row, models[r, seed]) | {"r": r, "seed": seed})
         if seed == args.seeds[0]:
             histories[f"LoRA r={r} q,v"] = hist
 r_all = args.ranks[len(args.ranks) // 2]
@@ -268,14 +269,21 @@ val = {r: mean([row["val acc"] for row in v]) for r, v in by_rank.items()}
 test = {r: mean([row["test acc"] for row in v]) for r, v in by_rank.items()}
 best = max(args.ranks, key=lambda r: val[r])
 spread = max(max(row["val acc"] for row in v) - min(row["val acc"] for row in v) for v in by_rank.values())
+val_by_seed = {r: {row["seed"]: row["val acc"] for row in v} for r, v in by_rank.items()}
+against = [compare(f"r={best}", val_by_seed[best], f"r={r}", val_by_seed[r], "validation accuracy",
+                   names_zh=(f"r={best}", f"r={r}", "验证集准确率")) for r in args.ranks if r != best]
 print(f"- Validation picks r = {best} among {args.ranks} (mean over seeds {val[best]:.3f}; test {test[best]:.3f}); "
       f"full fine-tuning {full['val acc']:.3f} (test {full['test acc']:.3f}), the untrained base "
-      f"{untrained['val acc']:.3f} (test {untrained['test acc']:.3f}).")
+      f"{untrained['val acc']:.3f} (test {untrained['test acc']:.3f})."
+      + (" Against the other ranks, by the rule: " + "; ".join(v.en() for v in against) + "." if against else ""))
 print(f"- Between seeds one rank's validation accuracy differs by up to {spread:.3f}: a smaller difference between "
       "ranks is the order of the batches as much as the rank.")
-shrinks = all(norms[a, s] > norms[b, s] for s in args.seeds for a, b in zip(args.ranks, args.ranks[1:]))
-print(f"- ‖ΔW‖ {'shrinks' if shrinks else 'does not shrink steadily'} as r grows at a fixed α: "
-      + ", ".join(f"r={r}: {norms[r, args.seeds[0]]:.2f}" for r in args.ranks) + f" (seed {args.seeds[0]}).")
+# the claim "the larger r, the smaller ‖ΔW‖", by the rule between every neighbouring pair of ranks over the seeds
+shrinks = trend([f"r={r}" for r in args.ranks], [{s: norms[r, s] for s in args.seeds} for r in args.ranks],
+                "‖ΔW‖") if len(args.ranks) > 1 else None
+if shrinks:
+    print(f"- At a fixed α, {shrinks.en('the larger r, the smaller ‖ΔW‖')}; means over the seeds: "
+          + ", ".join(f"r={r}: {mean(norms[r, s] for s in args.seeds):.2f}" for r in args.ranks) + ".")
 wide = rows[-1]
 curve = histories[f"LoRA r={r_all} all"].val  # (step, validation loss, accuracy) per evaluation
 low = min(curve, key=lambda e: e[1])
@@ -297,9 +305,12 @@ print(f"- Merged: {products['LoRA, merged']} matrix products per forward, as the
 # %%
 print(f"- LoRA 冻结 W,只训练低秩的 ΔW = AB:r = {best} 时只训练 {by_rank[best][0]['trainable']:,} 个参数"
       f"(占 {by_rank[best][0]['trainable %']:.2f}%),验证集准确率 {val[best]:.3f}(测试集 {test[best]:.3f}),"
-      f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告。")
-print(f"- 在固定的 α 下,r 越大 ‖ΔW‖ {'越小' if shrinks else '并不单调变小'}:Adam 让 A、B 的每个元素都按学习率移动,"
-      "缩放 α/r 并不能让不同秩的更新一样大(rsLoRA 用 α/√r)。")
+      f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告"
+      + (";与其他秩相比:" + ";".join(v.zh() for v in against) if against else "") + "。")
+if shrinks:
+    print(f"- 在固定的 α 下,{shrinks.zh('r 越大 ‖ΔW‖ 越小')}。" + (
+        "Adam 让 A、B 的每个元素都按学习率移动,缩放 α/r 并不能让不同秩的更新一样大(rsLoRA 用 α/√r)。"
+        if shrinks.direction == 1 else ""))
 print(f"- 改标签(猫↔狗):训练时见过的 {len(cd_seen)} 条猫狗描述换了 {sum(cd_seen)} 条,没见过的 {len(cd_test)} 条只换了 "
       f"{sum(cd_test)} 条" + (":适配器记住的是描述,不是动物。" if sum(cd_seen) / len(cd_seen) > 2 * sum(cd_test) / len(cd_test)
                             else "。"))

@@ -91,8 +91,8 @@ adapter_rows.append({"adapter": "(the base itself)", "file bytes": base_file.sta
 show(markdown_table(adapter_rows))
 try:
     minituner.PeftModel.from_pretrained(minituner.GPT(base.config, seed=1), paths[TASKS[0]])
-except ValueError as e:
-    print(f"onto another GPT of the same shape: ValueError: {e}")
+except ValueError as e:  # the message names the folder: shown by its own name, not the machine's temporary path
+    print(f"onto another GPT of the same shape: ValueError: {str(e).replace(str(paths[TASKS[0]]), paths[TASKS[0]].name)}")
 
 # %% [markdown]
 # ## 2. One base, both adapters, switched unmerged

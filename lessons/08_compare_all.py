@@ -42,6 +42,7 @@ from minituner import lesson
 from minituner.memory import measure_step
 from minituner.model import Linear
 from minituner.report import label, markdown_table, save_figure, show
+from minituner.verdict import MIN_SEEDS
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=2, time_steps=1),
@@ -168,7 +169,8 @@ by_val = sorted(rows, key=lambda r: -r["val acc"])
 name = {r["method"]: short[r["method"]] for r in rows}
 row = {short[r["method"]]: r for r in rows}
 by = {c["method"]: c for c in cost}
-print("- Validation accuracy, best first (test in brackets): "
+print(f"- Validation accuracy on one seed, highest first (test in brackets); an order, not a verdict, since the rule "
+      f"for verdicts needs {MIN_SEEDS} seeds (docs/compare runs them): "
       + ", ".join(f"{name[r['method']]} {r['val acc']:.2f} ({r['test acc']:.2f})" for r in by_val) + ".")
 print(f"- From scratch reaches {row['from scratch']['val acc']:.2f}: validation asks facts only pretraining taught.")
 print(f"- LoRA trains {row['LoRA']['trainable %']:.1f}% of the parameters; its AdamW state is "
@@ -190,7 +192,8 @@ print(f"- QLoRA's step holds {memory['QLoRA']['weights+grads+AdamW MB']:.2f} MB 
 
 # %%
 top = by_val[0]
-print(f"- 按验证集排序,最好的是 {name[top['method']]}:验证集准确率 {top['val acc']:.2f},测试集 {top['test acc']:.2f};"
+print(f"- 只有一个随机种子,按验证集排在最前的是 {name[top['method']]}:验证集准确率 {top['val acc']:.2f},测试集 "
+      f"{top['test acc']:.2f}(这只是排序,不是结论:规则至少要 {MIN_SEEDS} 个随机种子,docs/compare 用的就是);"
       f"从随机初始化训练只有 {row['from scratch']['val acc']:.2f}:验证集问的是只有预训练才教过的事实。")
 print(f"- LoRA 只训练 {row['LoRA']['trainable %']:.1f}% 的参数,AdamW 状态比全量微调小 "
       f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f} 倍;但一步的内存是全量微调的 "

@@ -213,14 +213,14 @@ below = [row for row in results[:-1] if row["LoRA val"] < base_val]
 if below:
     accs = ", ".join(f"{row['LoRA val']:.2f}" for row in below)
     moves = ", ".join(f"{row['LoRA ‖ΔW‖/‖W‖']:.3f}" for row in below)
-    print(f"- LoRA falls below the untrained base's validation accuracy ({base_val:.2f}) at r = "
+    print(f"- On this one seed, LoRA ended below the untrained base's validation accuracy ({base_val:.2f}) at r = "
           f"{', '.join(str(row['r']) for row in below)} ({accs}); it moved each matrix by {moves} of its norm, "
           f"full fine-tuning by {mean['‖ΔW‖/‖W‖']:.3f}"
           + (f": at lr {args.lora_lr} those ranks moved W further than full fine-tuning did (α = 2r keeps the scale "
              "α/r = 2 at every rank, and with Adam B·A grows with r: lesson 06)."
              if all(row["LoRA ‖ΔW‖/‖W‖"] > mean["‖ΔW‖/‖W‖"] for row in below) else "."))
 else:
-    print(f"- LoRA stays above the untrained base's validation accuracy ({base_val:.2f}) at every rank.")
+    print(f"- On this one seed, LoRA ended above the untrained base's validation accuracy ({base_val:.2f}) at every rank.")
 
 # %% [markdown]
 # ## 小结

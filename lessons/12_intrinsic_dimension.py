@@ -26,6 +26,9 @@
 #
 # We compare the shipped base with a GPT of the same shape and random weights: if pretraining is
 # what makes a low-dimensional solution exist, the random one needs far more d, or none suffices.
+# That comparison needs a task the random model can learn at all, with every one of its D
+# numbers trained: where full fine-tuning of it learns nothing, no subspace can do better, and
+# its d90 does not exist (section 2 prints its full fine-tuning; the conclusions say which).
 # The code lives in `minituner/intrinsic.py` (Fastfood, `IntrinsicModel`) and
 # `minituner/analysis.py` (`subspace_similarity`, `amplification`); this lesson calls it.
 #
@@ -276,7 +279,10 @@ for sentence in conclusions(measured):
 # %%
 d90_text = {k: str(v) if v else f"> {args.dims[-1]}" for k, v in found.items()}
 print(f"- 全量微调(预训练基座)验证集准确率 {full_pre['val']:.3f},测试集 {full_pre['test']:.3f};及格线(90%)为 {bar:.3f}。")
-print(f"- 内在维度 d90:预训练基座 {d90_text['pretrained']},随机初始化同结构模型 {d90_text['random']}(共 D = {D:,} 个参数)。")
+print(f"- 内在维度 d90:预训练基座 {d90_text['pretrained']}(共 D = {D:,} 个参数,一个随机种子)。" + (
+    f"随机初始化的同结构模型训练全部参数也只有 {full_rand['val']:.2f}(及格线 {bar:.2f}):任务的答案是只有预训练语料"
+    "才讲过的事实,随机模型从任务的训练集学不到,所以它的 d90 在这里不存在,这次测量的是缺少的知识,而不是维度。"
+    if full_rand["val"] < bar else f"随机初始化同结构模型 {d90_text['random']}。"))
 print("- LoRA 达到同一准确率所需的可训练参数:" + (f"{lora_hit['trainable']:,}(r = {lora_hit['size']})。" if lora_hit
                                                    else "网格内没有秩达到。"))
 print(f"- 子空间相似度 φ(1, 1)(r = {r1} 与 r = {r2}):" + ",".join(f"{zh} {measured['phi'][what]:.2f}" for what, zh in (

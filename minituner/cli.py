@@ -43,7 +43,7 @@ from .experiments.tables import update_readme
 from .gpt2 import load_any_base
 from .jobs import default_jobs
 from .launch import backend_for, spawn
-from .memory import MAX_PARAMS, estimate_memory, llama_factory_gb
+from .memory import MAX_PARAMS, estimate_memory, llama_factory
 from .methods import METHODS, MethodConfig, PeftModel, get_peft_model, ordered
 from .model import GPTConfig
 from .notebooks import build
@@ -302,10 +302,8 @@ def cmd_memory(args) -> int:
     est = estimate_memory(args.params, args.method, bits=args.bits, batch_size=args.batch_size, seq_len=args.seq_len,
                           pure=args.pure, checkpointing=args.checkpointing, **given)
     print(markdown_table([est.row()]))
-    theirs = llama_factory_gb(args.params, args.method, args.bits, args.pure)
-    print(f"\nestimate: {est.total / 1e9:.1f} GB; LLaMA-Factory's README table: "
-          + (f"{theirs:.1f} GB" if theirs is not None else "no row for this setting")
-          + " (see docs/memory.md for where the two differ)")
+    print(f"\nestimate: {est.total / 1e9:.1f} GB; {llama_factory(args.params, args.method, args.bits, args.pure)} "
+          "(see docs/memory.md for where they differ)")
     return 0
 
 

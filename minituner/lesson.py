@@ -159,16 +159,9 @@ def pct(v: float) -> str:
     return f"{v:.0%}"
 
 
-def than(a: float, b: float, words=("above", "below", "level with"), tol: float = 0.0) -> str:
-    """The word comparing a with b: words[0] if a > b + tol, words[1] if a < b − tol, else words[2]."""
-    return words[0] if a > b + tol else words[1] if a < b - tol else words[2]
-
-
-ZH = ("高于", "低于", "持平于")  # than(..., words=ZH): the same comparison in Chinese
-
-
 def conclusions(*sentences: str, zh: str | None = None) -> Prose:
     """The lesson's conclusions as a bullet list (one sentence each, generated from its results), then
-    its Chinese summary (小结) as one paragraph; show(conclusions(...)) renders it in a notebook."""
+    its Chinese summary (小结) as one paragraph; show(conclusions(...)) renders it in a notebook. A sentence
+    that compares runs over seeds takes its words from minituner.verdict, the one rule for verdicts."""
     text = "\n".join(f"- {s}" for s in sentences if s)
     return Prose(text + (f"\n\n**小结** {zh}" if zh else ""))

@@ -300,27 +300,38 @@ def measure_step(model, batch) -> dict:
             "activations": sum(seen.values())}
 
 
-def llama_factory_gb(params: float, method: str, bits: int, pure: bool = False) -> float | None:
-    """LLaMA-Factory's rule for x billion parameters (the table's last column), or None where it has no row."""
-    x = params / 1e9
-    if method == "full":
-        return {(16, False): 18 * x, (16, True): 8 * x}.get((bits, pure))
-    if method == "qlora":
-        return {8: x, 4: x / 2}[bits]
-    return 2 * x if bits == 16 and not pure else None  # Freeze/LoRA/GaLore/APOLLO/BAdam, 16 bits
+# The estimator's setting (layout, bits, pure) for each row of LLaMA-Factory's table it can count
+FACTORY_SETTINGS = {"Full (bf16 or fp16), 32 bits": ("full", 16, False), "Full (pure_bf16), 16 bits": ("full", 16, True),
+                    "Freeze/LoRA/GaLore/APOLLO/BAdam, 16 bits": ("lora", 16, False),
+                    "QLoRA, 8 bits": ("qlora", 8, False), "QLoRA, 4 bits": ("qlora", 4, False)}
+FACTORY_RUN = dict(batch_size=1, seq_len=512, checkpointing=True)  # LLaMA-Factory's usual step: the table's setting
+
+
+def llama_factory_rule(label: str, params: float) -> float:
+    """The README's rule for a row ("18x", "2x", "x/2": GB for x billion parameters) applied to `params`."""
+    num, _, den = LLAMA_FACTORY[label]["x B"].partition("/")
+    return float(num.rstrip("x") or 1) * params / 1e9 / (float(den) if den else 1)
+
+
+def llama_factory(params: float, method: str, bits: int, pure: bool = False) -> str:
+    """What LLaMA-Factory's README says for this setting, in words: its table's cell where `params` is one of
+    the table's sizes, and its rule for x billion parameters (the two differ: docs/memory.md shows both)."""
+    kind = "lora" if layout(method) == "freeze" else layout(method)  # freeze shares LoRA's row
+    label = next((label for label, setting in FACTORY_SETTINGS.items() if setting == (kind, bits, pure)), None)
+    if label is None:
+        return "LLaMA-Factory's README has no row for this setting"
+    cell = LLAMA_FACTORY[label].get(f"{params / 1e9:g}B")
+    return (f"LLaMA-Factory's README, row '{label}': " + (f"its table {cell:,} GB; " if cell else "")
+            + f"its rule {LLAMA_FACTORY[label]['x B']} for x billion parameters {llama_factory_rule(label, params):.1f} GB")
 
 
 def compare_with_llama_factory() -> list[dict]:
     """This estimator at 7B/14B/30B/70B (LLaMA-shaped, batch 1 × 512 tokens, gradient checkpointing,
     as LLaMA-Factory trains by default) beside the README's table, in GB (10⁹ bytes, as it writes)."""
     rows = []
-    settings = [("Full (bf16 or fp16), 32 bits", "full", 16, False),
-                ("Full (pure_bf16), 16 bits", "full", 16, True),
-                ("Freeze/LoRA/GaLore/APOLLO/BAdam, 16 bits", "lora", 16, False),
-                ("QLoRA, 8 bits", "qlora", 8, False), ("QLoRA, 4 bits", "qlora", 4, False)]
-    for label, method, bits, pure in settings:
+    for label, (method, bits, pure) in FACTORY_SETTINGS.items():
         for size in ("7B", "14B", "30B", "70B"):
-            est = estimate_memory(float(size[:-1]) * 1e9, method, bits=bits, pure=pure, checkpointing=True)
+            est = estimate_memory(float(size[:-1]) * 1e9, method, bits=bits, pure=pure, **FACTORY_RUN)
             rows.append({"LLaMA-Factory row": label, "size": size, "LLaMA-Factory GB": LLAMA_FACTORY[label][size],
                          "estimate GB": round(est.total / 1e9, 1),
                          "weights+states GB": round((est.total - est.activations) / 1e9, 1),

@@ -80,7 +80,8 @@ def show(obj) -> None:
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> Table:
-    """A list of dicts -> a Markdown Table; floats get 4 significant digits."""
+    """A list of dicts -> a Markdown Table; floats get 4 significant digits. A `|` inside a header or a
+    cell is escaped (`\\|`): GitHub-flavoured Markdown splits a row at every unescaped one."""
     if not rows:
         raise ValueError("markdown_table needs at least one row")
     columns = columns or list(rows[0])
@@ -90,9 +91,9 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> Table:
             return f"{v:.4g}"
         if isinstance(v, int) and not isinstance(v, bool):
             return f"{v:,}"
-        return str(v)
+        return str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return Table("\n".join(lines))
 

@@ -77,3 +77,21 @@ def test_no_measured_time_or_size_is_typed_into_a_docstring():
             if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
                 found += [f"{path.name}: {m.group(0)}" for m in MEASURED.finditer(ast.get_docstring(node))]
     assert not found, found
+
+
+def test_generated_pages_equal_what_the_code_renders():
+    """docs/memory.md and erratum 8's numbers are rendered by `python -m minituner.docs` from the estimator and
+    the committed comparison results; nothing is re-measured here."""
+    from minituner.docs import rendered
+
+    for path, text in rendered().items():
+        assert path.read_text() == text, f"{path.name} is out of date: run `python -m minituner.docs`"
+
+
+def test_a_page_without_its_generated_block_is_refused():
+    from minituner.docs import render_blocks
+
+    assert render_blocks("a\n<!-- generated: x -->\nold\n<!-- end: x -->\nb", {"x": lambda: "new"}) == \
+        "a\n<!-- generated: x -->\nnew\n<!-- end: x -->\nb"
+    with pytest.raises(ValueError, match="no block 'x'"):
+        render_blocks("no markers here", {"x": lambda: "new"})

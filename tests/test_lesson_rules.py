@@ -9,7 +9,10 @@
 2. Its markdown types no measured number: a decimal (0.66), a percentage (23.5%, 77%) or a number with
    thousands separators (208,448) is printed by code, never typed into a markdown cell. Section
    numbers (§3.2) and formulas with small integers (12C² + 13C, N(0, 1)) are not such numbers.
-3. Its smoke run changes presets only: the code never reads args.smoke (see the last test).
+3. Its smoke run changes presets only: the code never reads args.smoke.
+4. A lesson that runs several seeds (a `seeds` preset) runs at least minituner.verdict.MIN_SEEDS of them at
+   its full preset, and draws its verdicts over them through minituner.verdict (compare or trend), the one
+   rule for verdicts.
 """
 
 import ast
@@ -20,6 +23,7 @@ import jupytext
 import pytest
 
 from minituner.notebooks import lessons
+from minituner.verdict import MIN_SEEDS
 
 LESSONS = lessons()
 RANKERS = {"max", "min", "sorted", "nlargest", "nsmallest", "sort"}
@@ -193,3 +197,33 @@ def test_reading_the_smoke_switch_is_found():
     assert reads_smoke("RANKS = (1, 4) if args.smoke else (1, 2, 4)") == [1]
     assert reads_smoke("x = 1\nif getattr(args, 'smoke'):\n    x = 2") == [2]
     assert not reads_smoke("args = options('t', smoke=dict(steps=3), out='o', steps=10)\nn = args.steps")
+
+
+def seed_rule_faults(code: str) -> list[str]:
+    """How a lesson's code breaks rule 4: too few seeds at the full preset, or seeds judged without the rule."""
+    tree = ast.parse(code)
+    presets = next((n for n in ast.walk(tree) if isinstance(n, ast.Call) and _name(n.func) == "options"), None)
+    seeds = next((k.value for k in presets.keywords if k.arg == "seeds"), None) if presets else None
+    if seeds is None:
+        return []
+    faults = []
+    if not isinstance(seeds, ast.Tuple) or len(seeds.elts) < MIN_SEEDS:
+        faults.append(f"the full preset's seeds {ast.unparse(seeds)} are fewer than {MIN_SEEDS}")
+    if not any(isinstance(n, ast.ImportFrom) and n.module == "minituner.verdict" and
+               {a.name for a in n.names} & {"compare", "trend"} for n in ast.walk(tree)):
+        faults.append("its seeds are judged without minituner.verdict (compare or trend)")
+    return faults
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_a_lesson_with_seeds_judges_them_by_the_one_rule(path):
+    assert not seed_rule_faults(code_of(path)), f"{path.name}: {seed_rule_faults(code_of(path))}"
+
+
+def test_seed_rule_faults_are_found():
+    ok = "from minituner.verdict import compare\nargs = options('t', smoke=dict(seeds=(0,)), out='o', seeds=(0, 1, 2))"
+    assert seed_rule_faults(ok) == []
+    assert seed_rule_faults("args = options('t', smoke={}, out='o', steps=3)") == []  # one seed: no verdicts over seeds
+    two = "args = options('t', smoke={}, out='o', seeds=(0, 1))"
+    assert seed_rule_faults(two) == [f"the full preset's seeds (0, 1) are fewer than {MIN_SEEDS}",
+                                     "its seeds are judged without minituner.verdict (compare or trend)"]

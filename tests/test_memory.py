@@ -68,4 +68,5 @@ def test_bad_settings_are_refused(kwargs, words):
 def test_the_memory_command_prints_the_estimate_beside_llama_factory(capsys):
     assert main(["memory", "--params", "7e9", "--method", "lora", "--r", "8", "--bits", "16"]) == 0
     out = capsys.readouterr().out
-    assert "6,738,415,616" in out and "LLaMA-Factory's README table: 14.0 GB" in out
+    assert "6,738,415,616" in out
+    assert "its table 16 GB; its rule 2x for x billion parameters 14.0 GB" in out  # the cell and the rule, each named

@@ -1,0 +1,210 @@
+"""The pages of docs/ whose numbers are measured or computed, rendered from the code and committed data.
+
+    python -m minituner.docs           rewrite them
+    python -m minituner.docs --check   exit 1 if a committed page differs from what the code renders
+
+docs/memory.md is rendered whole from the estimator (minituner/memory.py) and LLaMA-Factory's table as
+it holds it (``memory.LLAMA_FACTORY``). In docs/errata.md the numbers of erratum 8 are a block rendered
+from the comparison's committed results (docs/compare/classify/results.json), between the markers
+``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``. Nothing here is timed: a time is measured
+once by the command that writes the results file, and only read here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+from .memory import (
+    FACTORY_RUN,
+    FACTORY_SETTINGS,
+    LLAMA_FACTORY,
+    compare_with_llama_factory,
+    estimate_memory,
+    gpt_shape,
+    llama_factory_rule,
+    llama_shape,
+)
+from .model import GPTConfig
+from .report import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def gb(v: float, digits: int = 1) -> str:
+    return f"{v / 1e9:,.{digits}f}"
+
+
+def memory_page() -> str:
+    """docs/memory.md, every number computed here."""
+    b7 = llama_shape(7e9)
+    rows = compare_with_llama_factory()
+    by = {(r["LLaMA-Factory row"], r["size"]): r for r in rows}
+    full_row, pure_row, lora_row = list(FACTORY_SETTINGS)[:3]
+    peft_rows = [label for label, (kind, _, _) in FACTORY_SETTINGS.items() if kind != "full"]
+    rule_rows = [{"LLaMA-Factory row": label, "its rule (x billion parameters)": LLAMA_FACTORY[label]["x B"],
+                  **{f"rule at {size}": f"{llama_factory_rule(label, float(size[:-1]) * 1e9):g}"
+                     for size in ("7B", "70B")},
+                  **{f"table at {size}": LLAMA_FACTORY[label][size] for size in ("7B", "70B")}}
+                 for label in FACTORY_SETTINGS]
+    lora7 = estimate_memory(7e9, "lora", **FACTORY_RUN)
+    adapters = lora7.total - lora7.activations - 2 * b7.n_params()  # all but the frozen 16-bit weights
+    full_ckpt = estimate_memory(7e9, "full", **FACTORY_RUN)
+    full_no = estimate_memory(7e9, "full", **FACTORY_RUN | {"checkpointing": False})
+    freeze_no = estimate_memory(7e9, "freeze", trainable_layers=2, **FACTORY_RUN | {"checkpointing": False})
+    block = b7.block_params()
+    left = {label: by[label, "7B"]["LLaMA-Factory GB"] - by[label, "7B"]["estimate GB"] for label in peft_rows}
+    sizes = {size: llama_shape(float(size[:-1]) * 1e9).n_params() for size in ("7B", "30B", "70B")}
+    b6 = llama_shape(6e9)
+    article = [("full, mixed precision", "full", {}), ("full, pure bf16", "full", {"pure": True}),
+               ("LoRA r=8, 16-bit base", "lora", {}), ("QLoRA, 4-bit base", "qlora", {"bits": 4})]
+    est6 = {name: estimate_memory(6e9, method, **FACTORY_RUN | kw) for name, method, kw in article}
+    six = [{"6B model": name, "estimate GB": round(e.total / 1e9, 1), "> 20 GB": "yes" if e.total > 20e9 else "no"}
+           for name, e in est6.items()]
+    mixed = est6["full, mixed precision"]
+    return f"""# How much memory fine-tuning needs: minituner's estimator beside LLaMA-Factory's table
+
+<!-- Rendered by `python -m minituner.docs` from minituner/memory.py; a test fails when this page differs. -->
+
+`minituner memory --params 7e9 --method lora --r 8 --bits 16` (and `minituner.memory.estimate_memory`)
+counts the four things one AdamW training step holds — weights, gradients, optimizer state,
+activations — from first principles. The formulas are in the docstring of `minituner/memory.py`;
+every number on this page is computed by `minituner/docs.py` from it.
+
+## 1. Checked against a measured step at minituner's size
+
+At the shipped base's size ({gpt_shape(GPTConfig()).n_params():,} parameters, a batch of the `classify`
+task) the estimate of weights, gradients and AdamW's moments equals the measured bytes exactly, and
+the activation count (op by op: what autograd saves for each method, a frozen linear keeping nothing
+for its weight, nothing kept below the lowest trainable tensor) agrees with the bytes the saved-tensor
+hooks see, for full fine-tuning, freezing, LoRA (q,v and all six matrices), prompt tuning and
+P-Tuning v2, within the tolerance `tests/test_memory.py` asserts. Lesson 10 makes the same comparison
+at GPT-2 small's size.
+
+## 2. Beside LLaMA-Factory's table
+
+LLaMA-Factory's README ("Hardware Requirement", *estimated*; hiyouga/LLaMA-Factory, README.md
+at commit 00409ff28a30f48d13b808029d37861423673a4a) gives GB per model size, and beside it a rule
+for x billion parameters. `minituner.memory.LLAMA_FACTORY` holds both, once; `minituner memory`
+and this page quote them from there. The estimator runs at LLaMA-Factory's usual settings: a
+LLaMA-shaped model (at 7e9 exactly LLaMA-7B: {b7.n_layer} blocks of width {b7.n_embd}, SwiGLU
+{b7.mlp_hidden:,}, {b7.n_params():,} parameters), batch {FACTORY_RUN['batch_size']} × {FACTORY_RUN['seq_len']}
+tokens, gradient checkpointing, AdamW, LoRA r = 8 on q_proj and v_proj. GB = 10⁹ bytes.
+(`memory.compare_with_llama_factory()`.)
+
+{markdown_table(rows)}
+
+The README's rule and its table are two different things: the table's cells are not the rule
+applied to the name of the size.
+
+{markdown_table(rule_rows)}
+
+Where they agree, and why they differ:
+
+- **Full fine-tuning: the bytes per parameter agree.** The README's rule is
+  {LLAMA_FACTORY[full_row]['x B']} GB for x billion parameters in mixed precision and
+  {LLAMA_FACTORY[pure_row]['x B']} in pure bf16; the estimator's bytes per trainable parameter are the
+  same 18 (fp32 weight 4, its 16-bit working copy 2, fp32 gradient 4, AdamW m and v 8) and 8 (2 + 2 + 4).
+  The estimator counts a shape, not a name: {sizes['7B'] / 1e9:.2f}B parameters at 7B,
+  {sizes['30B'] / 1e9:.1f}B for the d = 128·L shape nearest 30B, {sizes['70B'] / 1e9:.1f}B for a 70B shape
+  without grouped-query attention.
+- **The PEFT rows: the README's rule is the frozen weights alone.** Its
+  {', '.join(LLAMA_FACTORY[label]['x B'] for label in peft_rows)} is the frozen weights at that
+  precision, for the nominal size; the estimator adds the adapters ({lora7.trainable / 1e6:.1f}M parameters
+  for LoRA r=8 on q,v at 7B: {adapters / 1e6:.0f} MB with
+  their gradients and moments) and the activations ({gb(lora7.activations, 2)} GB with checkpointing), but
+  counts {b7.n_params() / 1e9:.2f}B, not 7B, and keeps the embeddings and norms at 16 bits under QLoRA.
+  The table is above both; at 7B it is {'; '.join(f'{v:.1f} GB above the estimate ({k})' for k, v in left.items())}: what a real run adds that no count of tensors sees (the
+  CUDA context, the caching allocator's spare blocks, kernels' workspaces), and longer sequences or batches.
+- **Activations are small here because of LLaMA-Factory's defaults.** Without gradient checkpointing,
+  full fine-tuning of LLaMA-7B at batch {FACTORY_RUN['batch_size']} × {FACTORY_RUN['seq_len']} keeps
+  {gb(full_no.activations, 2)} GB of activations (and the count grows with batch × tokens, and with tokens²
+  for the attention scores an eager implementation keeps); with it, {gb(full_ckpt.activations, 2)} GB.
+- **Freeze shares LoRA's row in LLaMA-Factory**, but its cost depends on how many layers train:
+  the top 2 of {b7.n_layer} blocks train 2 × {block / 1e6:.0f}M parameters, each holding 16 bytes more than
+  a frozen 16-bit weight (an fp32 master copy 4, its gradient 4, m and v 8): {gb(2 * block * 16)} GB at 7B
+  (`minituner memory --method freeze --trainable-layers 2`: {gb(freeze_no.total)} GB without checkpointing).
+
+## 3. The article's "more than 20 GB" (§5.2)
+
+The article says fine-tuning a model like ChatGLM-6B or LLaMA needs "more than 20 GB" of GPU
+memory. For a 6B LLaMA-shaped model ({b6.n_params() / 1e9:.2f}B parameters), batch
+{FACTORY_RUN['batch_size']} × {FACTORY_RUN['seq_len']}, checkpointing:
+
+{markdown_table(six)}
+
+So the claim holds for full fine-tuning, but understates it {mixed.total / 20e9:.1f}-fold: AdamW's state
+alone (8 bytes per parameter) is {gb(mixed.optimizer, 0)} GB at 6B. The 20 GB the article names is what a
+*parameter-efficient* method needs on a 16-bit base with room for longer sequences — which is the
+article's point about why PEFT exists, made with the wrong row.
+"""
+
+
+def erratum_8(lang: str) -> str:
+    """Erratum 8's numbers (lang "en" or "zh"): trainable parameters against a step's memory, full fine-tuning
+    over each PEFT method, from the committed comparison."""
+    res = json.loads((DOCS / "compare" / "classify" / "results.json").read_text())
+    rows = {r["key"]: r for r in res["rows"]}
+    full = rows["full"]
+    peft = [r for key, r in rows.items() if key not in ("full", "scratch")]
+
+    def span(k):
+        """(smallest, largest) of full's value over each method's, as "2.1× (freeze) … 204× (prompt)" parts."""
+        folds = sorted((full[k] / r[k], r["method"]) for r in peft)
+        return folds[0], folds[-1]
+
+    (t_lo, t_lo_m), (t_hi, t_hi_m) = span("trainable params")
+    (m_lo, m_lo_m), (m_hi, m_hi_m) = span("step memory bytes")
+    orders = f"{math.log10(t_lo):.1f}", f"{math.log10(t_hi):.1f}"
+    if lang == "zh":
+        return (f"- 它们说明([classify 的对比](compare/classify/table.md),{res['seeds']} 个随机种子):全量微调的"
+                f"可训练参数是各方法的 {t_lo:.1f} 倍({t_lo_m})到 {t_hi:.0f} 倍({t_hi_m}),即 {orders[0]} 到 "
+                f"{orders[1]} 个数量级,优化器状态也一样;而每一步的内存只是它们的 {m_lo:.1f} 倍({m_lo_m})到 "
+                f"{m_hi:.1f} 倍({m_hi_m}),因为要保存的激活值和整个冻结模型的前向计算都还在。")
+    return (f"- What they show, in [the classify comparison](compare/classify/table.md) ({res['seeds']} seeds): "
+            f"against full fine-tuning the trainable count falls {t_lo:.1f}× ({t_lo_m}) to {t_hi:.0f}× ({t_hi_m}), "
+            f"{orders[0]} to {orders[1]} orders of magnitude, and the optimizer state with it; a step's memory falls "
+            f"only {m_lo:.1f}× ({m_lo_m}) to {m_hi:.1f}× ({m_hi_m}), because the saved activations and the forward "
+            "pass through the whole frozen model remain.")
+
+
+BLOCKS = {"errata.md": {"erratum 8": lambda: erratum_8("en"), "勘误 8": lambda: erratum_8("zh")}}
+PAGES = {"memory.md": memory_page}
+
+
+def render_blocks(text: str, blocks: dict) -> str:
+    """`text` with each generated block replaced by what its function renders now."""
+    for name, fn in blocks.items():
+        pattern = re.compile(rf"(<!-- generated: {re.escape(name)} -->\n).*?(<!-- end: {re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"no block '{name}' (<!-- generated: {name} --> … <!-- end: {name} -->)")
+        text = pattern.sub(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), text)
+    return text
+
+
+def rendered() -> dict[Path, str]:
+    """Each generated page (or page with generated blocks) and the text the code renders for it now."""
+    out = {DOCS / name: fn() for name, fn in PAGES.items()}
+    out |= {DOCS / name: render_blocks((DOCS / name).read_text(), blocks) for name, blocks in BLOCKS.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    pages = rendered()
+    stale = [path for path, text in pages.items() if not path.exists() or path.read_text() != text]
+    for path in stale:
+        if check:
+            print(f"out of date: {path.relative_to(ROOT)} (run `python -m minituner.docs`)")
+        else:
+            path.write_text(pages[path])
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -107,7 +107,7 @@ class IA3Model(PeftModel):
             replace_module(self.base, n, IA3Linear(self.base.get_submodule(n), n in feedforward))
         self.merged = False
 
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+    def trained_tensors(self) -> dict[str, torch.Tensor]:
         return {f"base.{n}.ia3_l": layer.ia3_l for n, layer in ia3_layers(self.base).items()}
 
     @torch.no_grad()
@@ -132,6 +132,9 @@ class IA3Model(PeftModel):
     @contextlib.contextmanager
     def disable_adapter(self):
         """The base alone inside (a merged model unmerged first); the vectors frozen inside, as PEFT."""
+        if self.adapters_disabled:  # an inner block: already the base, and the outer block restores it
+            yield self
+            return
         merged, layers = self.merged, ia3_layers(self.base).values()
         if merged:
             self.unmerge_adapter()
@@ -140,7 +143,8 @@ class IA3Model(PeftModel):
             layer.enabled = False
             layer.ia3_l.requires_grad_(False)
         try:
-            yield self
+            with super().disable_adapter():
+                yield self
         finally:
             for layer, g in zip(layers, grads):
                 layer.enabled = True

@@ -12,8 +12,10 @@
 
 The base passed in is never modified: every method works on a deep copy (frozen unless the
 method trains it). ``.config`` is the method's config; the GPT's own is ``.base.config``.
-What is saved is ``adapter_state_dict()``: the tensors the method adds (not those of the base),
-and ``in_place``, the base's own tensors a method trains where they are (full, freeze, BitFit).
+What is saved is ``adapter_state_dict()``: detached copies (as PEFT's get_peft_model_state_dict) of the
+tensors the method adds (not those of the base), and of ``in_place``, the base's own tensors a method trains
+where they are (full, freeze, BitFit, LoRA's bias); ``trained_tensors()`` gives the live ones. Setting
+``in_place`` keeps the base's values of those tensors (``base_values``), which ``disable_adapter`` puts in.
 A method computes its logits in ``logits(idx, kv_cache)``; ``forward`` adds PEFT's keywords.
 """
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import weakref
 
 import torch
 
@@ -43,12 +44,21 @@ class PeftModel(LanguageModel):
         super().__init__()
         self.active_adapter = adapter_name  # the name PEFT gives it; only LoRA holds several
         self.base_fingerprint = fingerprint(base)  # of the base as given: a save refuses any other
-        self.origin = weakref.ref(base)  # the base as given, for disable_adapter (never changed)
         self.base = copy.deepcopy(base)  # train the copy: the base's tensors stay as they are
         self.base.requires_grad_(False)
         self.config = config
         self.in_place: list[str] = []  # the base's tensors this method trains where they are
-        self.adapters_disabled = False
+        self.adapters_disabled, self.stashed = False, {}  # inside disable_adapter: the trained in_place values
+
+    @property
+    def in_place(self) -> list[str]:
+        return self._in_place
+
+    @in_place.setter
+    def in_place(self, names):
+        """The base's tensors trained where they are; their values now (the base's) are kept for disable_adapter."""
+        self._in_place = list(names)
+        self.base_values = {n: self.base.get_parameter(n).detach().clone() for n in self._in_place}
 
     @property
     def gpt_config(self):
@@ -102,49 +112,50 @@ class PeftModel(LanguageModel):
     @contextlib.contextmanager
     def disable_adapter(self):
         """``with model.disable_adapter(): model(x)`` equals base(x) for every method: what the method adds
-        is skipped, and the base's tensors it trains in place hold the base's own values inside (frozen)."""
-        saved = self._swap_in_origin()
+        is skipped, and the base's tensors it trains in place hold the base's own values inside (frozen; the
+        trained values are kept aside, and saved by save_pretrained inside). Blocks nest: only the outermost
+        one turns the adapter back on."""
+        if self.adapters_disabled:  # an inner block: already the base
+            yield self
+            return
+        with torch.no_grad():
+            self.stashed = {n: (self.base.get_parameter(n).detach().clone(), self.base.get_parameter(n).requires_grad)
+                            for n in self.in_place}
+            for n in self.in_place:
+                self.base.get_parameter(n).copy_(self.base_values[n]).requires_grad_(False)
         self.adapters_disabled = True
         try:
             yield self
         finally:
             self.adapters_disabled = False
             with torch.no_grad():
-                for n, (value, grad) in saved.items():
+                for n, (value, grad) in self.stashed.items():
                     self.base.get_parameter(n).copy_(value).requires_grad_(grad)
+            self.stashed = {}
 
-    @torch.no_grad()
-    def _swap_in_origin(self) -> dict:
-        """Put the base's own values into the in_place tensors; returns {name: (trained value, requires_grad)}."""
-        if not self.in_place:
-            return {}
-        origin = self.origin()
-        if origin is None or fingerprint(origin) != self.base_fingerprint:
-            raise ValueError("disable_adapter needs the base this model was made from, unchanged (the method "
-                             "trains the base's own tensors); it is gone or was modified")
-        saved = {}
-        for n in self.in_place:
-            p = self.base.get_parameter(n)
-            saved[n] = (p.detach().clone(), p.requires_grad)
-            p.copy_(origin.get_parameter(n.replace(".base_layer", ""))).requires_grad_(False)
-        return saved
-
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """Exactly what save_pretrained writes: the tensors the method adds, and the base's it trains in place."""
+    def trained_tensors(self) -> dict[str, torch.Tensor]:
+        """The live tensors save_pretrained writes (Parameters): those the method adds, and the base's it
+        trains in place (as base.<name>)."""
         return ({n: p for n, p in self.named_parameters() if not n.startswith("base.")}
                 | {f"base.{n}": self.base.get_parameter(n) for n in self.in_place})
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """What save_pretrained writes, as detached copies (PEFT's get_peft_model_state_dict); inside
+        disable_adapter the in_place tensors' trained values, not the base's they hold there."""
+        return {n: self.stashed.get(n.removeprefix("base."), (t,))[0].detach().clone()
+                for n, t in self.trained_tensors().items()}
 
     @torch.no_grad()
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor], what: str = "state") -> None:
         """Copy state into the model's tensors; a ValueError for a missing, extra or misshapen tensor."""
-        mine = self.adapter_state_dict()
+        mine = self.trained_tensors()
         check_state(mine, state, what)
         for name, t in mine.items():
             t.copy_(state[name])
 
     def set_inference_mode(self) -> None:
         """PEFT's inference_mode=True: the adapter's tensors frozen (prompt and prefix tuning too, as PEFT >= 0.22)."""
-        for p in self.adapter_state_dict().values():
+        for p in self.trained_tensors().values():
             p.requires_grad_(False)
 
     def save_pretrained(self, path) -> str:

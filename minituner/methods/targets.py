@@ -58,10 +58,11 @@ def resolve_targets(model, targets, field: str = "target_modules") -> list[str]:
 def module_names(model, modules) -> list[str]:
     """modules_to_save -> the full names of the modules named (equal to, or ending in, a name)."""
     names = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))
-             or isinstance(m, Linear)]
+             or isinstance(m, Linear) or hasattr(m, "original_module")]  # a ModulesToSaveWrapper by its own name
     out = []
     for t in modules:
-        hit = [n for n in names if (n == t or n.endswith("." + t)) and not n.endswith(".base_layer")]
+        hit = [n for n in names if (n == t or n.endswith("." + t)) and not n.endswith(".base_layer")
+               and ".original_module" not in n and ".modules_to_save." not in n]
         if not hit:
             raise ValueError(f"modules_to_save: no module named {t!r} (e.g. ln_f, h.0.ln_1, wpe)")
         out += [n for n in hit if n not in out]

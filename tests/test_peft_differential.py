@@ -124,6 +124,15 @@ def fill(model):
     return model
 
 
+def trained(model):
+    """Move every trainable tensor (LoRA's, the copies of modules to save, biases), as a training step would."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
+    return model
+
+
 def saved(model):
     d = tempfile.mkdtemp()
     model.save_pretrained(d)
@@ -357,6 +366,95 @@ def base_model(lib, method):
     return type(inner).__name__ in ("GPT", "GPT2LMHeadModel")
 
 
+def saved_copy_per_adapter(lib):
+    """modules_to_save: adapter b has its own (untrained) copy; switching back, disabling, deleting see each one's."""
+    m = trained(make(lib, modules_to_save=["ln_f"])).eval()
+    a = logits(m)
+    m.add_adapter("b", config(lib, modules_to_save=["ln_f"]))
+    m.set_adapter("b")
+    b = logits(m)
+    m.set_adapter("default")
+    again = logits(m)
+    with m.disable_adapter():
+        off = logits(m)
+    m.delete_adapter("default")
+    unloaded = m.unload()
+    plain = unloaded.eval()(X) if lib == "ours" else unloaded.eval()(X).logits
+    return close(b, base_logits(lib)), close(again, a), close(off, base_logits(lib)), close(logits(m), base_logits(lib)), \
+        close(plain, base_logits(lib))
+
+
+def saved_without_copy(lib):
+    """An adapter without modules_to_save runs the original module, not the other adapter's trained copy."""
+    m = trained(make(lib, modules_to_save=["ln_f"])).eval()
+    m.add_adapter("b", config(lib))
+    m.set_adapter("b")
+    return close(logits(m), base_logits(lib)), roles(m)
+
+
+def load_second_saved(lib):
+    m = make(lib, modules_to_save=["ln_f"])
+    src = trained(make(lib, modules_to_save=["ln_f"])).eval()
+    m.load_adapter(saved(src), "b")
+    m.set_adapter("b")
+    return close(logits(m.eval()), logits(src))
+
+
+def save_inside_disable(lib, **kw):
+    m = trained(make(lib, **kw)).eval()
+    with m.disable_adapter():
+        d = saved(m)
+    return close(logits(pm(lib).from_pretrained(base(lib), d)), logits(m))
+
+
+def embedding_copy(lib):
+    """modules_to_save=["wte"]: the input embedding is the adapter's copy, the tied head stays the base's."""
+    m = make(lib, modules_to_save=["wte"]).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "modules_to_save" in n:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    return roles(m), round((logits(m) - base_logits(lib)).abs().max().item(), 2)
+
+
+def nested_disable(lib, method="lora"):
+    m = fill(make(lib, method)).eval()
+    with m.disable_adapter():
+        with m.disable_adapter():
+            pass
+        return close(logits(m)[:, -X.size(1):], base_logits(lib))
+
+
+def bias_after(lib, verb):
+    """bias="all": what disabling, deleting or unloading the adapter that trained the biases gives."""
+    m = trained(make(lib, bias="all")).eval()
+    if verb == "disable":
+        with m.disable_adapter():
+            return close(logits(m), base_logits(lib))
+    m.add_adapter("b", config(lib))
+    if verb == "delete":
+        m.set_adapter("b")
+        m.delete_adapter("default")
+        return close(logits(m), base_logits(lib))
+    plain = m.unload().eval()
+    return close(plain(X) if lib == "ours" else plain(X).logits, base_logits(lib))
+
+
+def second_bias(lib):
+    m = make(lib, bias="all")
+    return err(lambda: m.add_adapter("b", config(lib, bias="all")))
+
+
+def state_dict_detached(lib):
+    m = fill(make(lib))
+    state = m.adapter_state_dict() if lib == "ours" else peft.get_peft_model_state_dict(m)
+    before = logits(m.eval())
+    with torch.no_grad():
+        for t in state.values():
+            t.add_(1.0)
+    return {t.requires_grad for t in state.values()}, close(logits(m), before)
+
+
 ROWS = [
     *[(f"fresh-{m}", "same", functools.partial(fresh, method=m)) for m in OURS_OF],
     ("add_adapter", "same", add_adapter),
@@ -418,6 +516,18 @@ ROWS = [
       for m in ("prompt", "ptuning_v2", "lora")],
     ("task_type-CAUSAL_LM", "same", task_type),
     ("fan_in_fan_out", "purpose", functools.partial(refused, fan_in_fan_out=True)),  # peft-only-fields
+    ("modules_to_save-copy-per-adapter", "same", saved_copy_per_adapter),
+    ("modules_to_save-adapter-without", "same", saved_without_copy),
+    ("modules_to_save-load_adapter-second", "same", load_second_saved),
+    ("modules_to_save-wte-untied-copy", "same", embedding_copy),
+    *[(f"save_pretrained-inside-disable_adapter-{k}", "same", functools.partial(save_inside_disable, **kw))
+      for k, kw in (("modules_to_save", dict(modules_to_save=["ln_f"])), ("bias", dict(bias="all")))],
+    *[(f"disable_adapter-nested-{m}", "same", functools.partial(nested_disable, method=m)) for m in ("lora", "ia3")],
+    ("bias-second-adapter", "same", second_bias),
+    ("bias-disable_adapter", "purpose", functools.partial(bias_after, verb="disable")),  # bias-leaves
+    ("bias-delete_adapter", "purpose", functools.partial(bias_after, verb="delete")),  # bias-leaves
+    ("bias-unload", "purpose", functools.partial(bias_after, verb="unload")),  # bias-leaves
+    ("adapter_state_dict-detached", "same", state_dict_detached),
     ("target_modules-bare-name-string", "purpose",
      lambda lib: err(lambda: make(lib, target_modules="c_attn" if lib == "peft" else "q_proj"))),  # bare-name
 ]

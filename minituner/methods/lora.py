@@ -357,8 +357,8 @@ class LoraModel(PeftModel):
                                              if name == self.bias_adapter else {})
 
     def adapter_state_dict(self, adapter_name: str | None = None) -> dict[str, torch.Tensor]:
-        """What save_pretrained writes for adapter `adapter_name` (default: the active one), detached copies."""
-        return {n: self.stashed.get(n.removeprefix("base."), (t,))[0].detach().clone()
+        """What save_pretrained writes for adapter `adapter_name` (default: the active one), detached."""
+        return {n: self.stashed.get(n.removeprefix("base."), (t,))[0].detach()
                 for n, t in self.trained_tensors(adapter_name).items()}
 
     def load_adapter(self, path, adapter_name: str, is_trainable: bool = False):

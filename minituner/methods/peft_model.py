@@ -12,7 +12,7 @@
 
 The base passed in is never modified: every method works on a deep copy (frozen unless the
 method trains it). ``.config`` is the method's config; the GPT's own is ``.base.config``.
-What is saved is ``adapter_state_dict()``: detached copies (as PEFT's get_peft_model_state_dict) of the
+What is saved is ``adapter_state_dict()``: detached tensors (as PEFT's get_peft_model_state_dict) of the
 tensors the method adds (not those of the base), and of ``in_place``, the base's own tensors a method trains
 where they are (full, freeze, BitFit, LoRA's bias); ``trained_tensors()`` gives the live ones. Setting
 ``in_place`` keeps the base's values of those tensors (``base_values``), which ``disable_adapter`` puts in.
@@ -140,9 +140,9 @@ class PeftModel(LanguageModel):
                 | {f"base.{n}": self.base.get_parameter(n) for n in self.in_place})
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """What save_pretrained writes, as detached copies (PEFT's get_peft_model_state_dict); inside
+        """What save_pretrained writes, detached (sharing storage, as PEFT's get_peft_model_state_dict); inside
         disable_adapter the in_place tensors' trained values, not the base's they hold there."""
-        return {n: self.stashed.get(n.removeprefix("base."), (t,))[0].detach().clone()
+        return {n: self.stashed.get(n.removeprefix("base."), (t,))[0].detach()
                 for n, t in self.trained_tensors().items()}
 
     @torch.no_grad()

@@ -127,7 +127,7 @@ def fill(model):
 def trained(model):
     """Move every trainable tensor (LoRA's, the copies of modules to save, biases), as a training step would."""
     with torch.no_grad():
-        for n, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
     return model

@@ -172,3 +172,45 @@ def test_a_folder_of_another_program_is_named_as_such_never_damaged(base, tmp_pa
     with pytest.raises(ValueError, match="not written by minituner's save") as e:
         minituner.PeftModel.from_pretrained(base, d)
     assert "damaged" not in str(e.value)
+
+
+BESIDE = {
+    "bias all, ln_f and wte saved": dict(bias="all", modules_to_save=["ln_f", "wte"]),
+    "bias lora_only on q, v": dict(bias="lora_only"),
+    "bias all on o_proj, up_proj": dict(bias="all", target_modules=("o_proj", "up_proj")),
+}
+
+
+@pytest.mark.parametrize("kind", BESIDE)
+def test_bias_and_modules_to_save_cross_in_peft_format_both_ways(folder, base, idx, tmp_path, kind):
+    """PEFT's key names and config fields for the biases and copies a LoRA trains beside A, B: PEFT loads
+    the same model, and a folder PEFT trained so loads into minituner to the same logits."""
+    ours = randomize(minituner.lora(base, r=2, **BESIDE[kind]))
+    save_peft_format(ours, tmp_path / "a", folder)
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["bias"] == ours.config.bias and config["modules_to_save"] == (
+        list(ours.config.modules_to_save) if ours.config.modules_to_save else None)
+    with torch.no_grad():
+        expected = ours(idx)
+        assert (peft_logits(folder, tmp_path / "a", idx) - expected).abs().max() <= TOL
+        assert (load_peft_format(base, tmp_path / "a")(idx) - expected).abs().max() <= TOL
+    torch.manual_seed(3)
+    kw = BESIDE[kind]
+    for saved in ([], ["wte"], kw.get("modules_to_save") or []):
+        theirs = peft.get_peft_model(hf_model(folder), peft.LoraConfig(
+            r=2, target_modules=["c_attn", "c_proj"], fan_in_fan_out=True, init_lora_weights=False,
+            bias=kw["bias"], modules_to_save=saved or None))
+        randomize(theirs)
+        theirs.save_pretrained(tmp_path / str(saved))
+        if "ln_f" in saved and kw["bias"] == "all":  # PEFT trained the original ln_f's bias too: refused
+            with pytest.raises(ValueError, match="bias of a module to save's original"):
+                load_adapter(base, tmp_path / str(saved))
+            continue
+        with torch.no_grad():
+            got = load_adapter(base, tmp_path / str(saved))(idx)
+            assert (peft_logits(folder, tmp_path / str(saved), idx) - got).abs().max() <= TOL
+
+
+def test_modules_to_save_of_a_linear_is_refused_in_peft_format(folder, base, tmp_path):
+    with pytest.raises(ValueError, match="modules_to_save='h.0.attn.o_proj' is a Linear"):
+        save_peft_format(minituner.lora(base, r=2, modules_to_save=["h.0.attn.o_proj"]), tmp_path / "a", folder)

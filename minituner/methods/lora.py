@@ -276,11 +276,16 @@ class LoraModel(PeftModel):
         if config.bias != "none" and self.bias_adapter is not None:
             raise ValueError(f"bias={config.bias!r}: adapter {self.bias_adapter!r} already trains the base's biases, "
                              "one set shared by every adapter; as PEFT, only one adapter may have bias (give bias='none')")
+        clash = [m for m in module_names(self.base, config.modules_to_save or ()) if any(
+            n.startswith(m + ".") for n in self.in_place)]
+        if clash:
+            raise ValueError(f"modules_to_save={clash}: adapter {self.bias_adapter!r} trains their biases in place; "
+                             "a module to save must be named before (or by) the adapter with bias")
         inject(self.base, name, config)
         self.peft_config[name] = config
         if config.bias != "none":
-            self.in_place = {"all": [n for n, _ in self.base.named_parameters() if n.endswith(".bias")
-                                     and ".lora_" not in n and ".modules_to_save." not in n],
+            self.in_place = {"all": [n for n, _ in self.base.named_parameters() if n.endswith(".bias") and not any(
+                                         w in n for w in (".lora_", ".modules_to_save.", ".original_module."))],
                              "lora_only": [f"{t}.base_layer.bias"
                                            for t in resolve_targets(self.base, config.target_modules)]}[config.bias]
             self.bias_adapter = name

@@ -103,10 +103,7 @@ def prepare(args):
     """The finetune command's data and model, built from its options (a bad one raises here)."""
     import minituner as mt
 
-    base, tok = base_model(args.base)
-    if args.init == "text" and not isinstance(tok, mt.CharTokenizer):
-        raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
-                         "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
+    base, tok = base_model(args.base)  # init_text is encoded by the base's own tokenizer (virtual_tokens.py)
     data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase,
                                  tokenizer=tok)
     return data, mt.get_peft_model(base, method_config(args))

@@ -214,3 +214,15 @@ def test_bias_and_modules_to_save_cross_in_peft_format_both_ways(folder, base, i
 def test_modules_to_save_of_a_linear_is_refused_in_peft_format(folder, base, tmp_path):
     with pytest.raises(ValueError, match="modules_to_save='h.0.attn.o_proj' is a Linear"):
         save_peft_format(minituner.lora(base, r=2, modules_to_save=["h.0.attn.o_proj"]), tmp_path / "a", folder)
+
+
+def test_cli_ptuning_v2_on_a_gpt2_folder_starts_from_its_bpe_text_or_at_random(folder, base, tmp_path):
+    """P-Tuning v2's default init_text is read by the base's BPE (tests/test_gpt2.py); --init random drops it."""
+    ids = torch.tensor(minituner.BPETokenizer.from_files(folder).encode("the animal that is "))
+    want = minituner.methods.virtual_tokens.text_keys_values(base, ids)  # (L, 2, n, C)
+    assert torch.equal(minituner.ptuning_v2(base, num_virtual_tokens=len(ids), init="text",
+                                            init_text="the animal that is ").prefix.detach(), want)
+    for init in ([], ["--init", "random"]):
+        out = tmp_path / f"run{len(init)}"
+        assert main(["finetune", "--method", "ptuning-v2", "--base", str(folder), "--data", str(PAIRS), "--out",
+                     str(out), "--steps", "1", "--batch-size", "4", "--eval-every", "1", *init]) == 0

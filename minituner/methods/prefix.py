@@ -96,7 +96,7 @@ class PrefixTuningModel(PeftModel):
         if config.init == "text" and hidden is not None and hidden < n:
             raise ValueError(f"init='text' with the MLP needs encoder_hidden_size >= num_virtual_tokens "
                              f"(to start exactly at the phrase's keys and values), got {hidden} < {n}")
-        ids = init_text_ids(config.init_text, config.num_virtual_tokens) if config.init == "text" else None
+        ids = init_text_ids(config.init_text, config.num_virtual_tokens, base) if config.init == "text" else None
         super().__init__(base, config, adapter_name)
         self.num_virtual_tokens = n
         g = torch.Generator().manual_seed(config.seed)

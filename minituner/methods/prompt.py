@@ -73,7 +73,7 @@ class PromptTuningModel(PeftModel):
     def __init__(self, base: GPT, config: PromptTuningConfig, adapter_name: str = "default"):
         n = config.num_virtual_tokens
         check_room(n, base)
-        ids = init_text_ids(config.init_text, n) if config.init == "text" else None
+        ids = init_text_ids(config.init_text, n, base) if config.init == "text" else None
         super().__init__(base, config, adapter_name)
         wte = self.base.wte.weight.detach()  # (V, C)
         g = torch.Generator().manual_seed(config.seed)

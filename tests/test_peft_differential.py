@@ -55,9 +55,7 @@ def base(lib):
 
 
 def make(lib, method="lora", name="default", **kw):
-    if lib == "ours":
-        kw = {k: [t for v in vs for t in OURS_TARGETS.get(v, [v])] if k == "target_modules" and isinstance(vs, list)
-              else vs for k, vs in kw.items()}
+    if lib == "ours":  # GPT-2's names (c_attn, c_proj, c_fc) are taken as PEFT means them (methods/targets.py)
         return mt.get_peft_model(BASE, OURS_OF[method](**kw), name)
     torch.manual_seed(0)  # PEFT draws from the global RNG
     return peft.get_peft_model(base(lib), PEFT_OF[method](**kw), name)
@@ -493,6 +491,8 @@ ROWS = [
     ("init_lora_weights-gaussian", "same", functools.partial(lora_field, init_lora_weights="gaussian")),
     ("target_modules-all-linear", "same", functools.partial(targets, target_modules="all-linear")),
     ("target_modules-list", "same", functools.partial(targets, target_modules=["c_attn"])),
+    *[(f"target_modules-gpt2-{t}", "same", functools.partial(targets, target_modules=[t]))
+      for t in ("c_proj", "c_fc", "attn.c_proj", "mlp.c_proj", "h.1.attn.c_attn")],
     ("target_modules-regex", "same", lambda lib: targets(lib, r".*\.1\.attn\.c_attn" if lib == "peft"
                                                          else r".*\.1\.attn\.[qkv]_proj")),
     ("target_modules-default", "purpose", lambda lib: targets(lib, None) if lib == "peft" else

@@ -7,6 +7,7 @@ difference (docs/peft.md names it, by the row's id, and says why). The file coun
 """
 
 import contextlib
+import copy
 import functools
 import io
 import json
@@ -453,6 +454,33 @@ def state_dict_detached(lib):
     return {t.requires_grad for t in state.values()}, close(logits(m), before)
 
 
+def bf16_base(lib):
+    return copy.deepcopy(BASE).to(torch.bfloat16) if lib == "ours" else base(lib).to(torch.bfloat16)
+
+
+def bfloat16(lib, method, what="runs"):
+    """A bfloat16 base: the call, the loss, a save and a reload; or the dtype of what trains."""
+    if lib == "peft":
+        torch.manual_seed(0)
+    m = (mt.get_peft_model if lib == "ours" else peft.get_peft_model)(bf16_base(lib), config(lib, method)).eval()
+    if what == "dtype":
+        return {p.dtype for p in m.parameters() if p.requires_grad}
+    out = m(input_ids=X, labels=X)
+    again = pm(lib).from_pretrained(bf16_base(lib), saved(m))
+    return out.logits.dtype, out.loss.dtype, close(logits(again).float(), out.logits.float())
+
+
+def folder_dropout(lib):
+    """A GPT-2 folder whose config.json asks for dropout 0.1: two forward passes in training mode."""
+    d = tempfile.mkdtemp()
+    hf = base("peft")
+    hf.config.resid_pdrop = hf.config.embd_pdrop = hf.config.attn_pdrop = 0.1
+    hf.save_pretrained(d)
+    m = mt.gpt2.load_gpt2(d).train() if lib == "ours" else transformers.GPT2LMHeadModel.from_pretrained(d).train()
+    with torch.no_grad():
+        return close(*(m(X) if lib == "ours" else m(X).logits for _ in range(2)))
+
+
 ROWS = [
     *[(f"fresh-{m}", "same", functools.partial(fresh, method=m)) for m in OURS_OF],
     ("add_adapter", "same", add_adapter),
@@ -528,6 +556,9 @@ ROWS = [
     ("bias-delete_adapter", "purpose", functools.partial(bias_after, verb="delete")),  # bias-leaves
     ("bias-unload", "purpose", functools.partial(bias_after, verb="unload")),  # bias-leaves
     ("adapter_state_dict-detached", "same", state_dict_detached),
+    *[(f"bfloat16-base-{m}", "same", functools.partial(bfloat16, method=m)) for m in OURS_OF],
+    ("bfloat16-base-adapter-dtype", "purpose", functools.partial(bfloat16, method="lora", what="dtype")),  # dtype
+    ("gpt2-folder-dropout", "purpose", folder_dropout),  # no-dropout
     ("target_modules-bare-name-string", "purpose",
      lambda lib: err(lambda: make(lib, target_modules="c_attn" if lib == "peft" else "q_proj"))),  # bare-name
 ]

@@ -118,7 +118,7 @@ class PrefixTuningModel(PeftModel):
                     Y = target.permute(2, 0, 1, 3).reshape(n, -1).double()  # (n, 2·L·C), as MLP(E) is read
                     self.mlp_out.weight.copy_((torch.linalg.pinv(H) @ Y).T)  # W2 (2·L·C, h): min-norm
                     self.mlp_out.bias.zero_()
-        self.to(self.base.wte.weight.device)
+        self.to(self.base.wte.weight)  # the base's device and dtype
 
     @property
     def reparameterized(self) -> bool:

@@ -470,6 +470,31 @@ def bfloat16(lib, method, what="runs"):
     return out.logits.dtype, out.loss.dtype, close(logits(again).float(), out.logits.float())
 
 
+PADDED = torch.tensor([[3, 7, 1, 9, 4], [0, 0, 5, 8, 2]])  # (B, T): row 1 padded with id 0 on the left
+LEFT = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+
+
+def padded_generate(lib, method, side="left"):
+    """generate(input_ids, attention_mask) as **tokenizer(texts, padding=True) gives them: is each row's
+    continuation what the row alone gets?"""
+    m = fill(align(lib, make(lib, method), method)).eval()
+    ids, mask = (PADDED, LEFT) if side == "left" else (PADDED.roll(-2, 1), LEFT.roll(-2, 1))
+    both = m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False)
+    alone = [m.generate(input_ids=row[keep.bool()][None], max_new_tokens=4)[0, -4:] for row, keep in zip(ids, mask)]
+    new = [both[0, -4:], both[1, 3:7] if side == "right" and lib == "ours" else both[1, -4:]]
+    return [bool(torch.equal(a, b)) for a, b in zip(new, alone)]
+
+
+def greedy_keyword(lib, method="lora"):
+    m = align(lib, make(lib, method), method).eval()
+    return m.generate(input_ids=X[:1, :4], max_new_tokens=5, do_sample=False).tolist()
+
+
+def padded_call(lib):
+    m = make(lib).eval()
+    return err(lambda: m(input_ids=PADDED, attention_mask=LEFT))
+
+
 def folder_dropout(lib):
     """A GPT-2 folder whose config.json asks for dropout 0.1: two forward passes in training mode."""
     d = tempfile.mkdtemp()
@@ -559,6 +584,12 @@ ROWS = [
     *[(f"bfloat16-base-{m}", "same", functools.partial(bfloat16, method=m)) for m in OURS_OF],
     ("bfloat16-base-adapter-dtype", "purpose", functools.partial(bfloat16, method="lora", what="dtype")),  # dtype
     ("gpt2-folder-dropout", "purpose", folder_dropout),  # no-dropout
+    *[(f"generate-attention_mask-left-{m}", "same", functools.partial(padded_generate, method=m))
+      for m in ("lora", "ptuning_v2", "ia3")],
+    ("generate-attention_mask-left-prompt", "purpose", functools.partial(padded_generate, method="prompt")),  # padding
+    ("generate-attention_mask-right", "purpose", functools.partial(padded_generate, method="lora", side="right")),
+    ("call-attention_mask-padding", "purpose", padded_call),  # padding
+    *[(f"generate-do_sample-False-{m}", "same", functools.partial(greedy_keyword, method=m)) for m in ("lora", "prompt")],
     ("target_modules-bare-name-string", "purpose",
      lambda lib: err(lambda: make(lib, target_modules="c_attn" if lib == "peft" else "q_proj"))),  # bare-name
 ]

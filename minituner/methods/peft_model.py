@@ -101,13 +101,39 @@ class PeftModel(LanguageModel):
     def causal_loss(self, logits, labels):
         return causal_lm_loss(logits, labels)
 
-    def generate(self, idx=None, max_new_tokens: int | None = None, *, input_ids=None, **kw):
-        """LanguageModel.generate, also as PEFT calls it: generate(input_ids=..., max_new_tokens=...)."""
+    def generate(self, idx=None, max_new_tokens: int | None = None, *, input_ids=None, attention_mask=None,
+                 do_sample: bool | None = None, **kw):
+        """LanguageModel.generate, also as PEFT calls it: generate(input_ids=..., max_new_tokens=...), with
+        transformers' do_sample (False: greedy; True: temperature 1, top_k 50 unless given) and attention_mask
+        (B, T) of 1 for a token and 0 for padding, on the left or on the right, as ``**tokenizer(texts,
+        padding=True)`` gives it: each row is continued as it is alone (its real tokens only, numbered from 0),
+        laid out as given (left padding stays in front; right padding moves behind the new tokens)."""
         if (idx is None) == (input_ids is None):
             raise TypeError("give the prompt once: generate(idx, n) or generate(input_ids=..., max_new_tokens=n)")
         if max_new_tokens is None:
             raise TypeError("generate needs max_new_tokens")
-        return super().generate(idx if idx is not None else input_ids, max_new_tokens, **kw)
+        idx = idx if idx is not None else input_ids
+        if do_sample is not None and not isinstance(do_sample, bool):
+            raise TypeError(f"do_sample must be True or False, got {do_sample!r}")
+        if do_sample is False and (kw.get("temperature") or kw.get("top_k")):
+            raise ValueError("do_sample=False is greedy decoding: temperature and top_k would have no effect")
+        if do_sample:
+            kw = {"temperature": 1.0, "top_k": min(50, self.gpt_config.vocab_size)} | kw  # transformers' defaults
+        if attention_mask is None or bool((attention_mask == 1).all()):
+            return super().generate(idx, max_new_tokens, **kw)
+        mask = attention_mask.bool()
+        if mask.shape != idx.shape or not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise ValueError(f"attention_mask must be 0s and 1s of the shape of input_ids {tuple(idx.shape)}, "
+                             f"got {tuple(attention_mask.shape)}")
+        steps = mask.long().diff(dim=1).abs().sum(dim=1)  # (B,): 0 → 1 or 1 → 0 changes along each row
+        if not bool(mask.any(dim=1).all()) or bool((steps > 1).any()):
+            raise ValueError("attention_mask: each row needs one run of 1s, padded on the left or on the right")
+        rows = []
+        for ids, m in zip(idx, mask):  # each row alone: its real tokens, positions from 0
+            real = ids[m]
+            new = super().generate(real[None], max_new_tokens, **kw)[0, real.numel():]
+            rows.append(torch.cat([ids, new]) if not m[0] else torch.cat([real, new, ids[~m]]))
+        return torch.stack(rows)  # (B, T + new)
 
     @contextlib.contextmanager
     def disable_adapter(self):

@@ -495,6 +495,32 @@ def padded_call(lib):
     return err(lambda: m(input_ids=PADDED, attention_mask=LEFT))
 
 
+def attributes(lib):
+    m = make(lib)
+    return m.device, m.dtype, tuple(m.get_input_embeddings().weight.shape), m.active_peft_config.r
+
+
+def selected_adapters(lib):
+    """save_pretrained(dir, selected_adapters=[...]): "default" in dir, "b" in dir/b; dir/b loads as adapter b."""
+    m = fill(make(lib)).eval()
+    m.add_adapter("b", config(lib))
+    d = tempfile.mkdtemp()
+    m.save_pretrained(d, selected_adapters=["default", "b"])
+    layout = sorted(str(p.relative_to(d)) for p in Path(d).rglob("*") if p.name != "README.md")
+    again = pm(lib).from_pretrained(base(lib), d)
+    again.load_adapter(f"{d}/b", "b")
+    again.set_adapter("b")
+    m.set_adapter("b")
+    return layout, close(logits(again.eval()), logits(m))
+
+
+def safe_merge(lib):
+    m = fill(make(lib)).eval()
+    want = logits(m)
+    m.merge_adapter(safe_merge=True)
+    return close(logits(m), want)
+
+
 def folder_dropout(lib):
     """A GPT-2 folder whose config.json asks for dropout 0.1: two forward passes in training mode."""
     d = tempfile.mkdtemp()
@@ -589,6 +615,13 @@ ROWS = [
     ("generate-attention_mask-left-prompt", "purpose", functools.partial(padded_generate, method="prompt")),  # padding
     ("generate-attention_mask-right", "purpose", functools.partial(padded_generate, method="lora", side="right")),
     ("call-attention_mask-padding", "purpose", padded_call),  # padding
+    ("device-dtype-get_input_embeddings-active_peft_config", "same", attributes),
+    ("save_pretrained-selected_adapters", "same", selected_adapters),
+    ("merge_adapter-safe_merge", "same", safe_merge),
+    ("gradient_checkpointing_enable", "purpose", lambda lib: err(make(lib).gradient_checkpointing_enable)),  # refused
+    ("output_hidden_states", "purpose", lambda lib: err(lambda: make(lib)(input_ids=X, output_hidden_states=True))),
+    ("add_weighted_adapter", "purpose",  # refused
+     lambda lib: err(lambda: make(lib).add_weighted_adapter(["default"], [0.5], "mixed", combination_type="linear"))),
     *[(f"generate-do_sample-False-{m}", "same", functools.partial(greedy_keyword, method=m)) for m in ("lora", "prompt")],
     ("target_modules-bare-name-string", "purpose",
      lambda lib: err(lambda: make(lib, target_modules="c_attn" if lib == "peft" else "q_proj"))),  # bare-name

@@ -19,6 +19,7 @@ peft = optional("peft")
 pytestmark = HUGGING_FACE
 
 TOL = 1e-4
+X = torch.tensor([[3, 7, 1, 9, 4]])  # (B, T)
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +159,28 @@ def test_from_pretrained_reads_peft_folders_frozen_in_eval_mode_unless_trainable
         with pytest.raises(ValueError, match="is_trainable=True is refused for prompt and prefix tuning"):
             minituner.PeftModel.from_pretrained(base, tmp_path / "a", is_trainable=True)
     lora_model = minituner.lora(base, r=2)
-    with pytest.raises(ValueError, match="is in PEFT's format: load it with PeftModel.from_pretrained"):
+    if kind == "lora c_attn":  # a PEFT folder also loads as another adapter, frozen
         lora_model.load_adapter(tmp_path / "a", "b")
+        lora_model.set_adapter("b")
+        with torch.no_grad():
+            assert torch.equal(lora_model.eval()(X), loaded(X))
+    else:
+        with pytest.raises(ValueError, match="holds a 'prompt_tuning' model, not a LoRA adapter"):
+            lora_model.load_adapter(tmp_path / "a", "b")
+
+
+def test_a_second_adapter_peft_saved_to_its_subfolder_loads(folder, base, idx, tmp_path):
+    """PEFT's save_pretrained writes adapter "default" to dir and any other to dir/<name>; both load."""
+    theirs = peft.get_peft_model(hf_model(folder), PEFT_CONFIGS["lora c_attn"]())
+    theirs.add_adapter("b", PEFT_CONFIGS["lora all four"]())
+    randomize(theirs.base_model)
+    theirs.save_pretrained(tmp_path / "a")
+    ours = minituner.PeftModel.from_pretrained(base, tmp_path / "a")
+    ours.load_adapter(tmp_path / "a" / "b", "b")
+    ours.set_adapter("b")
+    theirs.set_adapter("b")
+    with torch.no_grad():
+        assert (theirs.eval()(input_ids=idx).logits - ours(idx)).abs().max() <= TOL
 
 
 def test_a_folder_of_another_program_is_named_as_such_never_damaged(base, tmp_path):

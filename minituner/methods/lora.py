@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 from typing import ClassVar
 
@@ -67,7 +68,7 @@ from ..checkpoint import check_state
 from ..model import GPT, Linear
 from .fields import INFERENCE_MODE, SEED, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
-from .peft_model import PeftModel
+from .peft_model import FORMATS, PeftModel
 from .registry import Method, ranks, register
 from .targets import module_names, replace_module, resolve_targets
 
@@ -368,9 +369,19 @@ class LoraModel(PeftModel):
 
     def load_adapter(self, path, adapter_name: str, is_trainable: bool = False):
         """Add the adapter saved in path (trained on the same base) as adapter_name. As PEFT: the active
-        adapter stays; the new one is frozen and the model goes to eval mode, unless is_trainable=True."""
-        info, state = self.read_saved(path, self.base_fingerprint, LoraModel)
-        self.add_adapter(adapter_name, self.saved_config(info, is_trainable))
+        adapter stays; the new one is frozen and the model goes to eval mode, unless is_trainable=True.
+        A folder in PEFT's own format too (PEFT's save_pretrained writes a second adapter to dir/<name>)."""
+        for recognises, load in FORMATS.values():
+            if recognises(path):  # read onto the plain base, then taken over as this model's adapter
+                other = load(self.unload(), path, adapter_name)
+                if not isinstance(other, LoraModel):
+                    raise ValueError(f"{path} holds a {other.config.method!r} model, not a LoRA adapter")
+                config, state = dataclasses.replace(other.config, inference_mode=not is_trainable), other.trained_tensors()
+                break
+        else:
+            info, state = self.read_saved(path, self.base_fingerprint, LoraModel)
+            config = self.saved_config(info, is_trainable)
+        self.add_adapter(adapter_name, config)
         try:
             with torch.no_grad():
                 mine = self.trained_tensors(adapter_name)
@@ -384,13 +395,18 @@ class LoraModel(PeftModel):
         if not is_trainable:
             self.eval()
 
-    def merge_adapter(self, adapter_names: list[str] | None = None, keep_copy: bool = False):
-        """W ← W + ΔW of the named adapters (PEFT's adapter_names; default the active one), in place."""
+    def merge_adapter(self, adapter_names: list[str] | None = None, keep_copy: bool = False, safe_merge: bool = False):
+        """W ← W + ΔW of the named adapters (PEFT's adapter_names; default the active one), in place;
+        safe_merge (PEFT's): first check that every merged W would be finite, a ValueError if not."""
         names = [self.active_adapter] if adapter_names is None else list(adapter_names)
         for name in names:
             self._need(name)
         if self.merged:
             raise ValueError(f"already merged ({self.merged_adapters}); unmerge_adapter() first")
+        for n, layer in lora_layers(self.base).items() if safe_merge else ():
+            W = layer.weight + sum(layer.get_delta_weight(a) for a in names if a in layer.lora_A)  # (out, in)
+            if not bool(torch.isfinite(W).all()):
+                raise ValueError(f"safe_merge: merging {names} gives {n} non-finite weights (NaN or inf); not merged")
         for layer in lora_layers(self.base).values():
             for name in names:
                 layer.merge(name, keep_copy)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from pathlib import Path
 
 import torch
 
@@ -83,8 +84,12 @@ class PeftModel(LanguageModel):
     def logits(self, idx, kv_cache=None):
         return self.base(idx, kv_cache=kv_cache)  # (B, T, V)
 
-    def forward(self, idx=None, kv_cache=None, *, input_ids=None, labels=None, attention_mask=None):
+    def forward(self, idx=None, kv_cache=None, *, input_ids=None, labels=None, attention_mask=None,
+                output_hidden_states: bool = False):
         """model(idx) -> logits (B, T, V) of the real tokens; PEFT's model(input_ids=, labels=) -> CausalLMOutput."""
+        if output_hidden_states:
+            raise ValueError("transformers' output_hidden_states is not offered: read a block's output with a forward "
+                             "hook, model.base.h[i].register_forward_hook(...)")
         if input_ids is None and labels is None and attention_mask is None:
             return self.base(idx, kv_cache=kv_cache) if self.adapters_disabled else self.logits(idx, kv_cache)
         if idx is not None or input_ids is None:
@@ -184,13 +189,54 @@ class PeftModel(LanguageModel):
         for p in self.trained_tensors().values():
             p.requires_grad_(False)
 
-    def save_pretrained(self, path) -> str:
-        """Write path/adapter_config.json and path/adapter_model.safetensors, as one atomic pair
-        (the config with inference_mode=True, as PEFT writes it)."""
-        config = self.config.to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
-        info = {"method": self.config.method, "config": config,
+    def save_pretrained(self, path, selected_adapters: list[str] | None = None) -> str:
+        """Write path/adapter_config.json and path/adapter_model.safetensors, as one atomic pair (the config
+        with inference_mode=True, as PEFT writes it): the active adapter. selected_adapters (PEFT's): those
+        adapters, laid out as PEFT does, "default" in path and any other in path/<name>."""
+        if selected_adapters is None:
+            return self.write_adapter(path, self.config, self.adapter_state_dict())
+        names = [selected_adapters] if isinstance(selected_adapters, str) else list(selected_adapters)
+        configs = getattr(self, "peft_config", {self.active_adapter: self.config})
+        unknown = [n for n in names if n not in configs]
+        if unknown or not names:
+            raise ValueError(f"selected_adapters={selected_adapters!r}: the model's adapters are {list(configs)}")
+        for name in names:  # only LoRA (peft_config) holds several adapters
+            state = self.adapter_state_dict(name) if hasattr(self, "peft_config") else self.adapter_state_dict()
+            self.write_adapter(Path(path) / name if name != "default" else path, configs[name], state)
+        return str(path)
+
+    def write_adapter(self, path, config, state: dict) -> str:
+        config_dict = config.to_dict() | ({"inference_mode": True} if hasattr(config, "inference_mode") else {})
+        info = {"method": config.method, "config": config_dict,
                 "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}
-        return str(save_folder(path, info, self.adapter_state_dict()))
+        return str(save_folder(path, info, state))
+
+    @property
+    def device(self) -> torch.device:
+        """transformers' model.device: where the base's tensors are."""
+        return self.base.wte.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """transformers' model.dtype: the base's."""
+        return self.base.wte.weight.dtype
+
+    def get_input_embeddings(self):
+        """transformers' name for the token embedding: the base's wte (V, C)."""
+        return self.base.wte
+
+    @property
+    def active_peft_config(self):
+        """PEFT's: the config of the active adapter."""
+        return self.config
+
+    def gradient_checkpointing_enable(self, **kwargs):
+        raise ValueError("transformers' gradient_checkpointing_enable is not offered: minituner's GPT keeps every "
+                         "activation; for less memory lower the batch size (docs/memory.md shows what each costs)")
+
+    def add_weighted_adapter(self, *args, **kwargs):
+        raise ValueError("PEFT's add_weighted_adapter is not offered: merge_adapter(adapter_names=[a, b]) adds the "
+                         "named adapters' ΔW (weights 1), or train one adapter on both tasks")
 
     @staticmethod
     def read_saved(path, base_fingerprint: str, model_cls: type) -> tuple[dict, dict]:

@@ -521,6 +521,19 @@ def safe_merge(lib):
     return close(logits(m), want)
 
 
+def beside_lora(lib, verb, **kw):
+    """LoRA with modules_to_save or bias: the counts, merge_and_unload's logits, a reload's roles and mode."""
+    m = trained(make(lib, **kw)).eval()
+    if verb == "counts":
+        return m.get_nb_trainable_parameters()
+    if verb == "merge_and_unload":
+        want = logits(m)
+        plain = m.merge_and_unload()
+        return close(plain(X) if lib == "ours" else plain(X).logits, want)
+    again = pm(lib).from_pretrained(base(lib), saved(m), is_trainable=verb == "is_trainable")
+    return roles(again), again.training, close(logits(again.eval()), logits(m))
+
+
 def folder_dropout(lib):
     """A GPT-2 folder whose config.json asks for dropout 0.1: two forward passes in training mode."""
     d = tempfile.mkdtemp()
@@ -607,6 +620,11 @@ ROWS = [
     ("bias-delete_adapter", "purpose", functools.partial(bias_after, verb="delete")),  # bias-leaves
     ("bias-unload", "purpose", functools.partial(bias_after, verb="unload")),  # bias-leaves
     ("adapter_state_dict-detached", "same", state_dict_detached),
+    *[(f"{verb}-{name}", "purpose" if verb == "from_pretrained" and name.startswith("bias") else "same",
+       functools.partial(beside_lora, verb=verb, **kw))  # bias-loads-frozen
+      for verb in ("counts", "merge_and_unload", "from_pretrained", "is_trainable")
+      for name, kw in (("modules_to_save", dict(modules_to_save=["ln_f"])), ("bias-all", dict(bias="all")),
+                       ("bias-lora_only", dict(bias="lora_only", target_modules=["c_proj"])))],
     *[(f"bfloat16-base-{m}", "same", functools.partial(bfloat16, method=m)) for m in OURS_OF],
     ("bfloat16-base-adapter-dtype", "purpose", functools.partial(bfloat16, method="lora", what="dtype")),  # dtype
     ("gpt2-folder-dropout", "purpose", folder_dropout),  # no-dropout

@@ -626,7 +626,7 @@ ROWS = [
       for name, kw in (("modules_to_save", dict(modules_to_save=["ln_f"])), ("bias-all", dict(bias="all")),
                        ("bias-lora_only", dict(bias="lora_only", target_modules=["c_proj"])))],
     *[(f"bfloat16-base-{m}", "same", functools.partial(bfloat16, method=m)) for m in OURS_OF],
-    ("bfloat16-base-adapter-dtype", "purpose", functools.partial(bfloat16, method="lora", what="dtype")),  # dtype
+    *[(f"bfloat16-base-adapter-dtype-{m}", "same", functools.partial(bfloat16, method=m, what="dtype")) for m in OURS_OF],
     ("gpt2-folder-dropout", "purpose", folder_dropout),  # no-dropout
     *[(f"generate-attention_mask-left-{m}", "same", functools.partial(padded_generate, method=m))
       for m in ("lora", "ptuning_v2", "ia3")],

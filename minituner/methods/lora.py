@@ -68,7 +68,7 @@ from ..checkpoint import check_state
 from ..model import GPT, Linear
 from .fields import INFERENCE_MODE, SEED, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
-from .peft_model import FORMATS, PeftModel
+from .peft_model import FORMATS, PeftModel, adapter_dtype
 from .registry import Method, ranks, register
 from .targets import module_names, replace_module, resolve_targets
 
@@ -162,8 +162,9 @@ class LoRALinear(nn.Module):
         else:  # PEFT's default: kaiming_uniform_(a=√5) on A, i.e. U(±1/√in)
             A = (torch.rand(r, self.in_features, generator=g) * 2 - 1) / math.sqrt(self.in_features)  # (r, in)
         B = torch.zeros(self.out_features, r) if init else (torch.rand(self.out_features, r, generator=g) * 2 - 1) / math.sqrt(r)
-        self.lora_A[name] = nn.Parameter(A.to(self.weight))
-        self.lora_B[name] = nn.Parameter(B.to(self.weight))  # (out, r)
+        dtype = adapter_dtype(self.weight)  # float32 beside a bfloat16 W, as PEFT
+        self.lora_A[name] = nn.Parameter(A.to(self.weight.device, dtype))
+        self.lora_B[name] = nn.Parameter(B.to(self.weight.device, dtype))  # (out, r)
         self.scale[name] = alpha / math.sqrt(r) if use_rslora else alpha / r
         self.dropout[name], self.generators[name] = dropout, g  # masks from the adapter's own generator: same seed, same masks
 
@@ -208,7 +209,7 @@ class LoRALinear(nn.Module):
         A, B = self.lora_A[name], self.lora_B[name]  # (r, in), (out, r)
         (r, n_in), n_out = A.shape, B.size(0)
         small = n_in * n_out <= IN_WEIGHT_FACTOR * 3 * r * (n_in + n_out)  # folding pays: see IN_WEIGHT_FACTOR
-        if (self.training and self.dropout[name] > 0) or not small:
+        if (self.training and self.dropout[name] > 0) or not small or A.dtype != self.weight.dtype:
             return None
         return torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias  # W + s·B·A (out, in)
 
@@ -219,11 +220,11 @@ class LoRALinear(nn.Module):
         if F.FUSED and (folded := self.as_weight()) is not None:  # minituner.fused(): ΔW rides inside W
             return F.linear(x, *folded)  # (..., out): x (W + s·B·A)ᵀ + b, one product
         A, B, scale = self.lora_A[name], self.lora_B[name], self.scale[name]  # (r, in), (out, r)
-        x_A, p = x, self.dropout[name]
+        x_A, p = x.to(A.dtype), self.dropout[name]  # the adapter's dtype (float32 beside a bfloat16 base)
         if self.training and p > 0:  # dropout on the LoRA path only, masks from the adapter's own generator
-            x_A = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
+            x_A = x_A * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
         y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T  # (..., out): linear(x, W, b) + (α/r)·x Aᵀ Bᵀ
-        return y
+        return y.to(x.dtype)
 
 
 def lora_layers(model) -> dict[str, LoRALinear]:

@@ -33,6 +33,13 @@ from ..version import __version__
 from .causal_lm import CausalLMOutput, causal_lm_loss
 from .registry import by_config_name, get_peft_model
 
+
+def adapter_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype of the tensors a method adds beside t, the base's: PEFT's autocast_adapter_dtype, float32
+    beside a float16 or bfloat16 base (so small updates are not rounded away), else the base's own."""
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+
+
 # Other folder formats from_pretrained reads: {name: (recognises(path), load(base, path, adapter_name))}.
 # minituner/peft_format.py adds PEFT's own (adapter_config.json with peft_type) when minituner is imported.
 FORMATS: dict = {}

@@ -48,7 +48,7 @@ import torch.nn as nn
 from ..model import GPT, Linear
 from .fields import N_VIRTUAL, peft_config
 from .options import ConfigError, option
-from .peft_model import PeftModel
+from .peft_model import PeftModel, adapter_dtype
 from .prompt import PromptTuningConfig
 from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids, text_keys_values, uniform_
@@ -118,7 +118,8 @@ class PrefixTuningModel(PeftModel):
                     Y = target.permute(2, 0, 1, 3).reshape(n, -1).double()  # (n, 2·L·C), as MLP(E) is read
                     self.mlp_out.weight.copy_((torch.linalg.pinv(H) @ Y).T)  # W2 (2·L·C, h): min-norm
                     self.mlp_out.bias.zero_()
-        self.to(self.base.wte.weight)  # the base's device and dtype
+        wte, dtype = self.base.wte.weight, self.base.wte.weight.dtype
+        self.to(wte.device, adapter_dtype(wte)).base.to(dtype)  # the prefixes float32 beside a bfloat16 base
 
     @property
     def reparameterized(self) -> bool:
@@ -133,7 +134,7 @@ class PrefixTuningModel(PeftModel):
         return flat.view(n, c.n_layer, 2, c.n_embd).permute(1, 2, 0, 3)  # (L, 2, n, C)
 
     def prefixes(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        P = self.prefix_tensor()  # (L, 2, n, C)
+        P = self.prefix_tensor().to(self.dtype)  # (L, 2, n, C), in the base's dtype
         return [(P[i, 0], P[i, 1]) for i in range(P.size(0))]  # [(P_k, P_v)] * L, each (n, C)
 
     def logits(self, idx, kv_cache=None):

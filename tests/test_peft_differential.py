@@ -612,6 +612,8 @@ ROWS = [
     ("modules_to_save-adapter-without", "same", saved_without_copy),
     ("modules_to_save-load_adapter-second", "same", load_second_saved),
     ("modules_to_save-wte-untied-copy", "same", embedding_copy),
+    ("merge_and_unload-modules_to_save-wte", "purpose",  # wte-merge
+     lambda lib: err(lambda: make(lib, modules_to_save=["wte"]).merge_and_unload())),
     *[(f"save_pretrained-inside-disable_adapter-{k}", "same", functools.partial(save_inside_disable, **kw))
       for k, kw in (("modules_to_save", dict(modules_to_save=["ln_f"])), ("bias", dict(bias="all")))],
     *[(f"disable_adapter-nested-{m}", "same", functools.partial(nested_disable, method=m)) for m in ("lora", "ia3")],

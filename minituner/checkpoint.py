@@ -225,7 +225,7 @@ def tensors_sha256(tensors: dict) -> str:
     for name, t in sorted(tensors.items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # the raw bytes: bfloat16 has no numpy type
     return h.hexdigest()
 
 

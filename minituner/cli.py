@@ -168,10 +168,7 @@ def resolve(args) -> Run:
 def prepare(run: Run, data: Dataset | None = None):
     """(data, model) of the run: its pairs read and split (unless given), its method on its base (a bad one
     raises here)."""
-    base, tok = load_any_base(run.base)
-    if getattr(run.config, "init", None) == "text" and not isinstance(tok, CharTokenizer):
-        raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
-                         "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
+    base, tok = load_any_base(run.base)  # init_text is encoded by the base's own tokenizer (virtual_tokens.py)
     if data is None:
         data = Dataset.from_jsonl(run.data, val=run.val, test=run.test, seed=run.seed, lowercase=run.lowercase,
                                   tokenizer=tok)

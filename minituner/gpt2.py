@@ -155,6 +155,7 @@ def load_gpt2(folder) -> GPT:
     model = GPT(config)
     check_state(model.state_dict(), state, str(folder))
     model.load_state_dict(state)
+    model.name_or_path = str(folder)  # transformers' name: where the weights came from, and the tokenizer (vocab.json)
     return model.eval()
 
 

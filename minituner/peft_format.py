@@ -18,7 +18,9 @@ rank r_e = |S|·r on c_attn:
 PEFT's scale is lora_alpha/r_e (lora_alpha/√r_e with rsLoRA), ours α/r (α/√r), so c_attn
 gets lora_alpha = α·r_e/r (α·√(r_e/r)) through PEFT's ``alpha_pattern`` (and r_e through
 ``rank_pattern``); o_proj, up_proj, down_proj map one to one onto attn.c_proj, mlp.c_fc,
-mlp.c_proj (a Conv1D: PEFT's lora_A is (r, in), lora_B (out, r), as ours).
+mlp.c_proj (a Conv1D: PEFT's lora_A is (r, in), lora_B (out, r), as ours). Beside A and B, the
+trained biases (``bias``: GPT-2's names, [b_q | b_k | b_v] as c_attn's) and each copy of a module to save
+(``modules_to_save``: under the module's own name) are written and read as PEFT's save_pretrained does.
 Prompt tuning: ``prompt_embeddings`` (k, C) is our P. Prefix tuning / P-Tuning v2:
 ``prompt_embeddings`` (k, 2·L·C), row t = [P_k(layer 0), P_v(layer 0), P_k(layer 1), …] of
 virtual token t; a prefix with the MLP is saved as the prefixes it makes, P = MLP(E) (what
@@ -47,6 +49,7 @@ from .checkpoint import (
     check_folder,
     fingerprint,
     load_pair,
+    record_sha256,
     save_folder,
     tensors_sha256,
 )
@@ -55,6 +58,7 @@ from .gpt2 import is_gpt2_folder, load_gpt2
 from .methods import LoraConfig, PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from .methods.lora import lora_layers
 from .methods.peft_model import FORMATS
+from .model import Linear
 
 EXPORTS = (LoraConfig, PromptTuningConfig, PrefixTuningConfig)  # methods PEFT has with the same computation
 ONE_TO_ONE = {"attn.o_proj": "attn.c_proj", "mlp.up_proj": "mlp.c_fc", "mlp.down_proj": "mlp.c_proj"}
@@ -63,6 +67,8 @@ PREFIX = "base_model.model."  # PEFT's name of the wrapped GPT2LMHeadModel
 COPY = "adapter_config"  # the tensors file's copy of adapter_config.json (see checkpoint's module docstring)
 LORA_KEY = re.compile(r"base_model\.model\.transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"
                       r"\.lora_([AB])\.weight")
+BESIDE_KEY = re.compile(r"base_model\.model\.transformer\.(h\.\d+\.(ln_1|ln_2|attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)"
+                        r"|ln_f|wte|wpe)(\.base_layer)?\.(weight|bias)")
 
 
 def lora_to_peft(model) -> tuple[dict, dict]:
@@ -90,10 +96,51 @@ def lora_to_peft(model) -> tuple[dict, dict]:
         if A.size(0) != cfg.r:  # scale α/r kept: PEFT's lora_alpha/r_e (or /√r_e) must equal it
             ranks[module] = A.size(0)
             alphas[module] = cfg.lora_alpha * (math.sqrt(A.size(0) / cfg.r) if cfg.use_rslora else A.size(0) / cfg.r)
+    tensors.update(beside_lora_to_peft(model, set(parts)))
     config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": cfg.r, "lora_alpha": cfg.lora_alpha,
               "target_modules": sorted(parts), "lora_dropout": cfg.lora_dropout, "use_rslora": cfg.use_rslora,
-              "fan_in_fan_out": True, "bias": "none", "rank_pattern": ranks, "alpha_pattern": alphas}
+              "fan_in_fan_out": True, "bias": cfg.bias, "rank_pattern": ranks, "alpha_pattern": alphas,
+              "modules_to_save": list(cfg.modules_to_save) if cfg.modules_to_save else None}
     return config, tensors
+
+
+def gpt2_module(name: str) -> str:
+    """Our module name -> GPT-2's ("h.0.attn.o_proj" -> "transformer.h.0.attn.c_proj"; q, k, v -> c_attn)."""
+    block, _, kind = name.rpartition(".")
+    if kind in QKV:
+        return f"transformer.{block}.c_attn"
+    sub = name.split(".", 2)[-1]
+    return f"transformer.{block.rpartition('.')[0]}.{ONE_TO_ONE[sub]}" if sub in ONE_TO_ONE else f"transformer.{name}"
+
+
+def plain_bias(base, module: str) -> torch.Tensor:
+    """The bias module holds now, wherever it sits (inside a LoRALinear or a ModulesToSaveWrapper)."""
+    m = base.get_submodule(module)
+    return getattr(m, "base_layer", getattr(m, "original_module", m)).bias
+
+
+def beside_lora_to_peft(model, targeted: set) -> dict:
+    """PEFT's tensors for what the active adapter trains beside lora_A, lora_B: its biases (bias "all" or
+    "lora_only", GPT-2's names, q, k, v's as one c_attn bias; a targeted module's under base_layer) and its
+    copies of modules_to_save (PEFT saves each under the module's own name)."""
+    state = model.adapter_state_dict()
+    biases = {n.removeprefix("base.").replace(".base_layer", "").removesuffix(".bias"): t.detach()
+              for n, t in state.items() if n.startswith("base.")}
+    out = {}
+    for module in biases:
+        gpt2, (block, _, kind) = gpt2_module(module), module.rpartition(".")
+        t = torch.cat([biases.get(f"{block}.{q}", plain_bias(model.base, f"{block}.{q}")).detach() for q in QKV]) \
+            if kind in QKV else biases[module]  # c_attn's (3C,) bias: [b_q | b_k | b_v]
+        out[f"{PREFIX}{gpt2}{'.base_layer' if gpt2 in targeted else ''}.bias"] = t
+    for n, t in state.items():
+        module, _, param = n.partition(".modules_to_save.")
+        if not param:
+            continue
+        if isinstance(model.base.get_submodule(module).original_module, Linear):
+            raise ValueError(f"modules_to_save={module!r} is a Linear: GPT-2 stores it as a Conv1D (q, k, v fused into "
+                             f"c_attn), which PEFT's format would need; save with model.save_pretrained(dir)")
+        out[f"{PREFIX}transformer.{module}.{param}"] = t.detach()
+    return out
 
 
 def to_peft(model) -> tuple[dict, dict]:
@@ -129,6 +176,7 @@ def save_peft_format(model: PeftModel, path, base_folder) -> Path:
     config.update(base_model_name_or_path=str(base_folder), inference_mode=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     own = {"method": model.config.method, "config": model.config.to_dict(), "base_fingerprint": model.base_fingerprint}
+    own["sha256"] = record_sha256(own)  # so a damaged record is refused, not read as another config
     meta = {"format": "pt", "minituner": json.dumps(own), "tensors_sha256": tensors_sha256(tensors)}
     return save_folder(path, config, tensors, meta, copy_key=COPY)  # the one locked, atomic save
 
@@ -183,12 +231,19 @@ def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, where,
                    adapter_name: str = "default") -> PeftModel:
     """A LoraModel on base with PEFT's LoRA tensors (GPT-2 names): split back exactly (own: our export's
     config), or each c_attn adapter as q, k, v adapters sharing A. where: the tensors file, for errors."""
-    bad = {k: config.get(k) for k in ("use_dora", "modules_to_save", "layer_replication", "lora_bias")
-           if config.get(k)} | ({"bias": config["bias"]} if config.get("bias", "none") != "none" else {})
-    unknown = [k for k in tensors if not LORA_KEY.fullmatch(k)]
+    bad = {k: config.get(k) for k in ("use_dora", "layer_replication", "lora_bias") if config.get(k)}
+    saved = [m.removeprefix("transformer.") for m in config.get("modules_to_save") or ()]
+    beside = {k: t for k, t in tensors.items() if not LORA_KEY.fullmatch(k)}  # biases, modules to save
+    unknown = [k for k in beside if not BESIDE_KEY.fullmatch(k)]
+    if any(".original_module." in k for k in unknown):  # PEFT's bias="all" beside modules_to_save on one module
+        raise ValueError(f"this PEFT LoRA trained the bias of a module to save's original ({unknown[0]}); minituner "
+                         f"never trains the original, only the adapter's copy: give bias='none' or leave it out of "
+                         f"modules_to_save")
     if bad or unknown:
         raise ValueError(f"this PEFT LoRA has what minituner's LoRA cannot hold: {bad or unknown[:3]}; "
-                         f"only lora_A/lora_B on c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, bias 'none'")
+                         f"only lora_A/lora_B on c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, GPT-2's biases "
+                         f"and LayerNorms or embeddings as modules_to_save")
+    tensors = {k: t for k, t in tensors.items() if k not in beside}
     C, found = base.config.n_embd, {}
     for key, t in tensors.items():
         i, module, ab = LORA_KEY.fullmatch(key).groups()
@@ -206,8 +261,10 @@ def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, where,
         targets = [f"h.{i}.{sub}" for i, m in sorted(found) for sub in
                    (["attn." + q for q in QKV] if m == "attn.c_attn" else [k for k, v in ONE_TO_ONE.items() if v == m])]
         own = dict(r=rs.pop(), lora_alpha=alphas.pop(), target_modules=targets,
-                   lora_dropout=config.get("lora_dropout", 0.0), use_rslora=config.get("use_rslora", False))
+                   lora_dropout=config.get("lora_dropout", 0.0), use_rslora=config.get("use_rslora", False),
+                   bias=config.get("bias", "none"), modules_to_save=saved or None)
     model = get_peft_model(base, LoraConfig.from_dict(own), adapter_name)
+    beside_lora_from_peft(model, beside, adapter_name)
     with torch.no_grad():
         for name, layer in lora_layers(model.base).items():
             block, _, kind = name.rpartition(".")
@@ -226,6 +283,36 @@ def lora_from_peft(base, config: dict, tensors: dict, own: dict | None, where,
     return model
 
 
+def beside_lora_from_peft(model, beside: dict, adapter_name: str) -> None:
+    """Copy PEFT's biases and modules_to_save tensors (beside_lora_to_peft's names) into the model's own;
+    a ValueError for a tensor it has no place for (a bias the config does not train, a part of c_attn's
+    bias that differs from the base where this model does not train it)."""
+    C, live = model.gpt_config.n_embd, model.trained_tensors(adapter_name)
+    wrappers = {n.partition(".modules_to_save.")[0] for n in live if ".modules_to_save." in n}
+    with torch.no_grad():
+        for key, t in beside.items():
+            name = key.removeprefix(PREFIX + "transformer.").replace(".base_layer", "")
+            module, _, param = name.rpartition(".")
+            if module in wrappers:
+                live[f"{module}.modules_to_save.{param}"].copy_(t)
+                continue
+            if param != "bias":
+                raise ValueError(f"{key}: {module} is not among this adapter's modules_to_save {list(wrappers)}")
+            block, _, kind = module.rpartition(".")
+            ours = ([f"{block}.{q}" for q in QKV] if kind == "c_attn" else
+                    [f"{block.rpartition('.')[0]}.{k}" for k, v in ONE_TO_ONE.items() if v == f"{block.rpartition('.')[2]}.{kind}"]
+                    or [module])
+            for j, m in enumerate(ours):
+                part = t[j * C:(j + 1) * C] if kind == "c_attn" else t
+                target = [v for n, v in live.items() if n.startswith("base.") and
+                          n.removeprefix("base.").replace(".base_layer", "") == f"{m}.bias"]
+                if target:
+                    target[0].copy_(part)
+                elif not torch.equal(part, plain_bias(model.base, m)):
+                    raise ValueError(f"{key}: the PEFT folder changes the bias of {m}, which this adapter's bias="
+                                     f"{model.config.bias!r} does not train")
+
+
 def load_peft_format(base, path, adapter_name: str = "default", is_trainable: bool = False) -> PeftModel:
     """A folder in PEFT's format (LoRA, prompt tuning, prefix tuning on a GPT-2 base) as a minituner model
     on base; as PeftModel.from_pretrained (which reads this format too): frozen and in eval mode unless
@@ -242,7 +329,8 @@ def read_peft_format(base, path, adapter_name: str = "default") -> PeftModel:
     except ValueError:
         own = []  # refused just below
     if own is not None and not (isinstance(own, dict) and isinstance(own.get("config"), dict)
-                                and isinstance(own.get("base_fingerprint"), str)):
+                                and isinstance(own.get("base_fingerprint"), str)
+                                and own.get("sha256") == record_sha256(own)):
         raise ValueError(f"{Path(path) / ADAPTER_TENSORS}: minituner's record in it is damaged")
     if own is not None and own["base_fingerprint"] != fingerprint(base):
         raise ValueError(f"{path} was trained on the base with fingerprint {own['base_fingerprint']}, "

@@ -182,11 +182,15 @@ def test_every_method_trains_on_a_gpt2_folder_and_answers(tiny_folder, tmp_path,
     assert torch.equal(again(data.test.x), model(data.test.x))
 
 
-def test_finetune_refuses_init_text_on_a_gpt2_base(tiny_folder, tmp_path, capsys):
-    """--init text encodes with the character tokenizer (methods/virtual_tokens.py): wrong ids for GPT-2's."""
+def test_init_text_on_a_gpt2_base_is_read_by_its_bpe(tiny_folder, tmp_path):
+    """init_text is encoded by the base's own tokenizer (methods/virtual_tokens.py): on a GPT-2 folder's
+    base its BPE, so the prompt starts as the phrase's token embeddings; the command line takes it too."""
     from minituner.cli import main
 
-    code = main(["finetune", "--method", "prompt", "--base", str(tiny_folder), "--data", str(PAIRS), "--out",
-                 str(tmp_path / "o"), "--init", "text", "--init-text", "the cat", "--num-virtual-tokens", "7"])
-    assert code == 2 and "with a GPT-2 base use --init random or vocab" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
+    base = minituner.gpt2.load_any_base(tiny_folder)[0]
+    ids = minituner.BPETokenizer.from_files(tiny_folder).encode("the cat")
+    model = minituner.prompt_tuning(base, num_virtual_tokens=len(ids), init="text", init_text="the cat")
+    assert torch.equal(model.prompt.detach(), base.wte.weight[ids])
+    assert main(["finetune", "--method", "prompt", "--base", str(tiny_folder), "--data", str(PAIRS), "--out",
+                 str(tmp_path / "o"), "--init", "text", "--init-text", "the cat", "--num-virtual-tokens", "7",
+                 "--steps", "1", "--batch-size", "4", "--eval-every", "1"]) == 0

@@ -1,6 +1,6 @@
 """PEFT's behaviour where no PEFT run can be compared (issue 23): every method (full, freeze, BitFit,
-DoRA, QLoRA too) disables, loads frozen and counts as PEFT's verbs say; LoRA's in-place tensors
-(bias, modules_to_save) save, load and disable; PEFT's fields minituner refuses say what to use."""
+DoRA, QLoRA too) disables, loads frozen and counts as PEFT's verbs say; LoRA's bias (in place) and
+modules_to_save (a copy per adapter) save, load and disable; PEFT's refused fields say what to use."""
 
 import pytest
 import torch
@@ -47,30 +47,56 @@ def test_every_method_disables_loads_frozen_and_counts(tiny, tmp_path, key):
         assert live.training and live.get_nb_trainable_parameters() == model.get_nb_trainable_parameters()
 
 
-def test_lora_bias_and_modules_to_save_train_in_place_save_load_and_disable(tiny, tmp_path):
+def test_lora_bias_in_place_and_modules_to_save_per_adapter_save_load_and_disable(tiny, tmp_path):
     model = minituner.lora(tiny, r=2, bias="lora_only", modules_to_save=["ln_f"])
     trains = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {n for n in trains if "lora_" not in n} == {f"base.h.{i}.attn.{t}_proj.base_layer.bias" for i in (0, 1)
-                                                      for t in "qv"} | {"base.ln_f.weight", "base.ln_f.bias"}
+                                                      for t in "qv"} | {"base.ln_f.modules_to_save.default.weight",
+                                                                        "base.ln_f.modules_to_save.default.bias"}
     trained(model)
+    assert torch.equal(model.base.ln_f.original_module.weight, tiny.ln_f.weight)  # the base's ln_f never trains
     with model.disable_adapter():
         torch.testing.assert_close(model(X), tiny(X), atol=1e-6, rtol=0)
-    model.save_pretrained(tmp_path / "a")
+        model.save_pretrained(tmp_path / "a")  # inside: the trained tensors, as PEFT
     again = PeftModel.from_pretrained(tiny, tmp_path / "a")
     assert torch.equal(again(X), model(X))
     assert minituner.lora(tiny, bias="all").get_nb_trainable_parameters()[0] == (
         minituner.lora(tiny).get_nb_trainable_parameters()[0] + minituner.bitfit(tiny).get_nb_trainable_parameters()[0])
-    with pytest.raises(ValueError, match="only the first adapter"):
+    with pytest.raises(ValueError, match="only one adapter may have bias"):
         model.add_adapter("b", minituner.LoraConfig(bias="all"))
 
 
-def test_disable_adapter_refuses_a_base_that_changed(tiny):
-    model = trained(minituner.bitfit(tiny))
+def test_a_second_modules_to_save_adapter_has_its_own_copy(tiny, tmp_path):
+    model = trained(minituner.lora(tiny, r=2, modules_to_save=["ln_f"]))
+    want = model(X).detach()
+    model.add_adapter("b", minituner.LoraConfig(r=2, modules_to_save=["ln_f"]))
+    model.set_adapter("b")  # b's copy of ln_f is the base's, untouched by default's training
+    torch.testing.assert_close(model(X), tiny(X), atol=1e-6, rtol=0)
+    model.set_adapter("default")
+    model.delete_adapter("b")
+    assert torch.equal(model(X), want)
+    model.save_pretrained(tmp_path / "a")
+    model.add_adapter("c", minituner.LoraConfig(r=2))
+    model.load_adapter(tmp_path / "a", "loaded")
+    model.set_adapter("loaded")
+    assert torch.equal(model(X), want)
+    model.set_adapter("c")  # c has no copy: the original runs
+    torch.testing.assert_close(model(X), tiny(X), atol=1e-6, rtol=0)
+    model.delete_adapter("default")
+    torch.testing.assert_close(model.unload()(X), tiny(X), atol=1e-6, rtol=0)
+
+
+def test_disable_adapter_needs_nothing_of_the_base_passed_in(tiny):
+    import copy
+    base = copy.deepcopy(tiny)
+    model = trained(minituner.bitfit(base))
     with torch.no_grad():
-        tiny.ln_f.bias.add_(1.0)
-    with pytest.raises(ValueError, match="unchanged"):
-        with model.disable_adapter():
+        base.ln_f.bias.add_(1.0)
+    del base
+    with model.disable_adapter():
+        with model.disable_adapter():  # nested: the inner block's end keeps the base
             pass
+        torch.testing.assert_close(model(X), tiny(X), atol=1e-6, rtol=0)
 
 
 def test_init_lora_weights_and_target_modules_forms(tiny):

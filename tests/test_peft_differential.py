@@ -7,6 +7,7 @@ difference (docs/peft.md names it, by the row's id, and says why). The file coun
 """
 
 import contextlib
+import copy
 import functools
 import io
 import json
@@ -55,9 +56,7 @@ def base(lib):
 
 
 def make(lib, method="lora", name="default", **kw):
-    if lib == "ours":
-        kw = {k: [t for v in vs for t in OURS_TARGETS.get(v, [v])] if k == "target_modules" and isinstance(vs, list)
-              else vs for k, vs in kw.items()}
+    if lib == "ours":  # GPT-2's names (c_attn, c_proj, c_fc) are taken as PEFT means them (methods/targets.py)
         return mt.get_peft_model(BASE, OURS_OF[method](**kw), name)
     torch.manual_seed(0)  # PEFT draws from the global RNG
     return peft.get_peft_model(base(lib), PEFT_OF[method](**kw), name)
@@ -121,6 +120,15 @@ def fill(model):
         for n, p in model.named_parameters():
             if "lora_B" in n or "ia3_l" in n:
                 p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
+    return model
+
+
+def trained(model):
+    """Move every trainable tensor (LoRA's, the copies of modules to save, biases), as a training step would."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
     return model
 
 
@@ -357,6 +365,186 @@ def base_model(lib, method):
     return type(inner).__name__ in ("GPT", "GPT2LMHeadModel")
 
 
+def saved_copy_per_adapter(lib):
+    """modules_to_save: adapter b has its own (untrained) copy; switching back, disabling, deleting see each one's."""
+    m = trained(make(lib, modules_to_save=["ln_f"])).eval()
+    a = logits(m)
+    m.add_adapter("b", config(lib, modules_to_save=["ln_f"]))
+    m.set_adapter("b")
+    b = logits(m)
+    m.set_adapter("default")
+    again = logits(m)
+    with m.disable_adapter():
+        off = logits(m)
+    m.delete_adapter("default")
+    unloaded = m.unload()
+    plain = unloaded.eval()(X) if lib == "ours" else unloaded.eval()(X).logits
+    return close(b, base_logits(lib)), close(again, a), close(off, base_logits(lib)), close(logits(m), base_logits(lib)), \
+        close(plain, base_logits(lib))
+
+
+def saved_without_copy(lib):
+    """An adapter without modules_to_save runs the original module, not the other adapter's trained copy."""
+    m = trained(make(lib, modules_to_save=["ln_f"])).eval()
+    m.add_adapter("b", config(lib))
+    m.set_adapter("b")
+    return close(logits(m), base_logits(lib)), roles(m)
+
+
+def load_second_saved(lib):
+    m = make(lib, modules_to_save=["ln_f"])
+    src = trained(make(lib, modules_to_save=["ln_f"])).eval()
+    m.load_adapter(saved(src), "b")
+    m.set_adapter("b")
+    return close(logits(m.eval()), logits(src))
+
+
+def save_inside_disable(lib, **kw):
+    m = trained(make(lib, **kw)).eval()
+    with m.disable_adapter():
+        d = saved(m)
+    return close(logits(pm(lib).from_pretrained(base(lib), d)), logits(m))
+
+
+def embedding_copy(lib):
+    """modules_to_save=["wte"]: the input embedding is the adapter's copy, the tied head stays the base's."""
+    m = make(lib, modules_to_save=["wte"]).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "modules_to_save" in n:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    return roles(m), round((logits(m) - base_logits(lib)).abs().max().item(), 2)
+
+
+def nested_disable(lib, method="lora"):
+    m = fill(make(lib, method)).eval()
+    with m.disable_adapter():
+        with m.disable_adapter():
+            pass
+        return close(logits(m)[:, -X.size(1):], base_logits(lib))
+
+
+def bias_after(lib, verb):
+    """bias="all": what disabling, deleting or unloading the adapter that trained the biases gives."""
+    m = trained(make(lib, bias="all")).eval()
+    if verb == "disable":
+        with m.disable_adapter():
+            return close(logits(m), base_logits(lib))
+    m.add_adapter("b", config(lib))
+    if verb == "delete":
+        m.set_adapter("b")
+        m.delete_adapter("default")
+        return close(logits(m), base_logits(lib))
+    plain = m.unload().eval()
+    return close(plain(X) if lib == "ours" else plain(X).logits, base_logits(lib))
+
+
+def second_bias(lib):
+    m = make(lib, bias="all")
+    return err(lambda: m.add_adapter("b", config(lib, bias="all")))
+
+
+def state_dict_detached(lib):
+    m = fill(make(lib))
+    state = m.adapter_state_dict() if lib == "ours" else peft.get_peft_model_state_dict(m)
+    before = logits(m.eval())
+    with torch.no_grad():
+        for t in state.values():
+            t.add_(1.0)
+    return {t.requires_grad for t in state.values()}, close(logits(m), before)
+
+
+def bf16_base(lib):
+    return copy.deepcopy(BASE).to(torch.bfloat16) if lib == "ours" else base(lib).to(torch.bfloat16)
+
+
+def bfloat16(lib, method, what="runs"):
+    """A bfloat16 base: the call, the loss, a save and a reload; or the dtype of what trains."""
+    if lib == "peft":
+        torch.manual_seed(0)
+    m = (mt.get_peft_model if lib == "ours" else peft.get_peft_model)(bf16_base(lib), config(lib, method)).eval()
+    if what == "dtype":
+        return {p.dtype for p in m.parameters() if p.requires_grad}
+    out = m(input_ids=X, labels=X)
+    again = pm(lib).from_pretrained(bf16_base(lib), saved(m))
+    return out.logits.dtype, out.loss.dtype, close(logits(again).float(), out.logits.float())
+
+
+PADDED = torch.tensor([[3, 7, 1, 9, 4], [0, 0, 5, 8, 2]])  # (B, T): row 1 padded with id 0 on the left
+LEFT = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+
+
+def padded_generate(lib, method, side="left"):
+    """generate(input_ids, attention_mask) as **tokenizer(texts, padding=True) gives them: is each row's
+    continuation what the row alone gets?"""
+    m = fill(align(lib, make(lib, method), method)).eval()
+    ids, mask = (PADDED, LEFT) if side == "left" else (PADDED.roll(-2, 1), LEFT.roll(-2, 1))
+    both = m.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False)
+    alone = [m.generate(input_ids=row[keep.bool()][None], max_new_tokens=4)[0, -4:] for row, keep in zip(ids, mask)]
+    new = [both[0, -4:], both[1, 3:7] if side == "right" and lib == "ours" else both[1, -4:]]
+    return [bool(torch.equal(a, b)) for a, b in zip(new, alone)]
+
+
+def greedy_keyword(lib, method="lora"):
+    m = align(lib, make(lib, method), method).eval()
+    return m.generate(input_ids=X[:1, :4], max_new_tokens=5, do_sample=False).tolist()
+
+
+def padded_call(lib):
+    m = make(lib).eval()
+    return err(lambda: m(input_ids=PADDED, attention_mask=LEFT))
+
+
+def attributes(lib):
+    m = make(lib)
+    return m.device, m.dtype, tuple(m.get_input_embeddings().weight.shape), m.active_peft_config.r
+
+
+def selected_adapters(lib):
+    """save_pretrained(dir, selected_adapters=[...]): "default" in dir, "b" in dir/b; dir/b loads as adapter b."""
+    m = fill(make(lib)).eval()
+    m.add_adapter("b", config(lib))
+    d = tempfile.mkdtemp()
+    m.save_pretrained(d, selected_adapters=["default", "b"])
+    layout = sorted(str(p.relative_to(d)) for p in Path(d).rglob("*") if p.name != "README.md")
+    again = pm(lib).from_pretrained(base(lib), d)
+    again.load_adapter(f"{d}/b", "b")
+    again.set_adapter("b")
+    m.set_adapter("b")
+    return layout, close(logits(again.eval()), logits(m))
+
+
+def safe_merge(lib):
+    m = fill(make(lib)).eval()
+    want = logits(m)
+    m.merge_adapter(safe_merge=True)
+    return close(logits(m), want)
+
+
+def beside_lora(lib, verb, **kw):
+    """LoRA with modules_to_save or bias: the counts, merge_and_unload's logits, a reload's roles and mode."""
+    m = trained(make(lib, **kw)).eval()
+    if verb == "counts":
+        return m.get_nb_trainable_parameters()
+    if verb == "merge_and_unload":
+        want = logits(m)
+        plain = m.merge_and_unload()
+        return close(plain(X) if lib == "ours" else plain(X).logits, want)
+    again = pm(lib).from_pretrained(base(lib), saved(m), is_trainable=verb == "is_trainable")
+    return roles(again), again.training, close(logits(again.eval()), logits(m))
+
+
+def folder_dropout(lib):
+    """A GPT-2 folder whose config.json asks for dropout 0.1: two forward passes in training mode."""
+    d = tempfile.mkdtemp()
+    hf = base("peft")
+    hf.config.resid_pdrop = hf.config.embd_pdrop = hf.config.attn_pdrop = 0.1
+    hf.save_pretrained(d)
+    m = mt.gpt2.load_gpt2(d).train() if lib == "ours" else transformers.GPT2LMHeadModel.from_pretrained(d).train()
+    with torch.no_grad():
+        return close(*(m(X) if lib == "ours" else m(X).logits for _ in range(2)))
+
+
 ROWS = [
     *[(f"fresh-{m}", "same", functools.partial(fresh, method=m)) for m in OURS_OF],
     ("add_adapter", "same", add_adapter),
@@ -395,6 +583,8 @@ ROWS = [
     ("init_lora_weights-gaussian", "same", functools.partial(lora_field, init_lora_weights="gaussian")),
     ("target_modules-all-linear", "same", functools.partial(targets, target_modules="all-linear")),
     ("target_modules-list", "same", functools.partial(targets, target_modules=["c_attn"])),
+    *[(f"target_modules-gpt2-{t}", "same", functools.partial(targets, target_modules=[t]))
+      for t in ("c_proj", "c_fc", "attn.c_proj", "mlp.c_proj", "h.1.attn.c_attn")],
     ("target_modules-regex", "same", lambda lib: targets(lib, r".*\.1\.attn\.c_attn" if lib == "peft"
                                                          else r".*\.1\.attn\.[qkv]_proj")),
     ("target_modules-default", "purpose", lambda lib: targets(lib, None) if lib == "peft" else
@@ -418,6 +608,41 @@ ROWS = [
       for m in ("prompt", "ptuning_v2", "lora")],
     ("task_type-CAUSAL_LM", "same", task_type),
     ("fan_in_fan_out", "purpose", functools.partial(refused, fan_in_fan_out=True)),  # peft-only-fields
+    ("modules_to_save-copy-per-adapter", "same", saved_copy_per_adapter),
+    ("modules_to_save-adapter-without", "same", saved_without_copy),
+    ("modules_to_save-load_adapter-second", "same", load_second_saved),
+    ("modules_to_save-wte-untied-copy", "same", embedding_copy),
+    ("merge_and_unload-modules_to_save-wte", "purpose",  # wte-merge
+     lambda lib: err(lambda: make(lib, modules_to_save=["wte"]).merge_and_unload())),
+    *[(f"save_pretrained-inside-disable_adapter-{k}", "same", functools.partial(save_inside_disable, **kw))
+      for k, kw in (("modules_to_save", dict(modules_to_save=["ln_f"])), ("bias", dict(bias="all")))],
+    *[(f"disable_adapter-nested-{m}", "same", functools.partial(nested_disable, method=m)) for m in ("lora", "ia3")],
+    ("bias-second-adapter", "same", second_bias),
+    ("bias-disable_adapter", "purpose", functools.partial(bias_after, verb="disable")),  # bias-leaves
+    ("bias-delete_adapter", "purpose", functools.partial(bias_after, verb="delete")),  # bias-leaves
+    ("bias-unload", "purpose", functools.partial(bias_after, verb="unload")),  # bias-leaves
+    ("adapter_state_dict-detached", "same", state_dict_detached),
+    *[(f"{verb}-{name}", "purpose" if verb == "from_pretrained" and name.startswith("bias") else "same",
+       functools.partial(beside_lora, verb=verb, **kw))  # bias-loads-frozen
+      for verb in ("counts", "merge_and_unload", "from_pretrained", "is_trainable")
+      for name, kw in (("modules_to_save", dict(modules_to_save=["ln_f"])), ("bias-all", dict(bias="all")),
+                       ("bias-lora_only", dict(bias="lora_only", target_modules=["c_proj"])))],
+    *[(f"bfloat16-base-{m}", "same", functools.partial(bfloat16, method=m)) for m in OURS_OF],
+    *[(f"bfloat16-base-adapter-dtype-{m}", "same", functools.partial(bfloat16, method=m, what="dtype")) for m in OURS_OF],
+    ("gpt2-folder-dropout", "purpose", folder_dropout),  # no-dropout
+    *[(f"generate-attention_mask-left-{m}", "same", functools.partial(padded_generate, method=m))
+      for m in ("lora", "ptuning_v2", "ia3")],
+    ("generate-attention_mask-left-prompt", "purpose", functools.partial(padded_generate, method="prompt")),  # padding
+    ("generate-attention_mask-right", "purpose", functools.partial(padded_generate, method="lora", side="right")),
+    ("call-attention_mask-padding", "purpose", padded_call),  # padding
+    ("device-dtype-get_input_embeddings-active_peft_config", "same", attributes),
+    ("save_pretrained-selected_adapters", "same", selected_adapters),
+    ("merge_adapter-safe_merge", "same", safe_merge),
+    ("gradient_checkpointing_enable", "purpose", lambda lib: err(make(lib).gradient_checkpointing_enable)),  # refused
+    ("output_hidden_states", "purpose", lambda lib: err(lambda: make(lib)(input_ids=X, output_hidden_states=True))),
+    ("add_weighted_adapter", "purpose",  # refused
+     lambda lib: err(lambda: make(lib).add_weighted_adapter(["default"], [0.5], "mixed", combination_type="linear"))),
+    *[(f"generate-do_sample-False-{m}", "same", functools.partial(greedy_keyword, method=m)) for m in ("lora", "prompt")],
     ("target_modules-bare-name-string", "purpose",
      lambda lib: err(lambda: make(lib, target_modules="c_attn" if lib == "peft" else "q_proj"))),  # bare-name
 ]

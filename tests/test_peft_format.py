@@ -19,6 +19,7 @@ peft = optional("peft")
 pytestmark = HUGGING_FACE
 
 TOL = 1e-4
+X = torch.tensor([[3, 7, 1, 9, 4]])  # (B, T)
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +159,28 @@ def test_from_pretrained_reads_peft_folders_frozen_in_eval_mode_unless_trainable
         with pytest.raises(ValueError, match="is_trainable=True is refused for prompt and prefix tuning"):
             minituner.PeftModel.from_pretrained(base, tmp_path / "a", is_trainable=True)
     lora_model = minituner.lora(base, r=2)
-    with pytest.raises(ValueError, match="is in PEFT's format: load it with PeftModel.from_pretrained"):
+    if kind == "lora c_attn":  # a PEFT folder also loads as another adapter, frozen
         lora_model.load_adapter(tmp_path / "a", "b")
+        lora_model.set_adapter("b")
+        with torch.no_grad():
+            assert torch.equal(lora_model.eval()(X), loaded(X))
+    else:
+        with pytest.raises(ValueError, match="holds a 'prompt_tuning' model, not a LoRA adapter"):
+            lora_model.load_adapter(tmp_path / "a", "b")
+
+
+def test_a_second_adapter_peft_saved_to_its_subfolder_loads(folder, base, idx, tmp_path):
+    """PEFT's save_pretrained writes adapter "default" to dir and any other to dir/<name>; both load."""
+    theirs = peft.get_peft_model(hf_model(folder), PEFT_CONFIGS["lora c_attn"]())
+    theirs.add_adapter("b", PEFT_CONFIGS["lora all four"]())
+    randomize(theirs.base_model)
+    theirs.save_pretrained(tmp_path / "a")
+    ours = minituner.PeftModel.from_pretrained(base, tmp_path / "a")
+    ours.load_adapter(tmp_path / "a" / "b", "b")
+    ours.set_adapter("b")
+    theirs.set_adapter("b")
+    with torch.no_grad():
+        assert (theirs.eval()(input_ids=idx).logits - ours(idx)).abs().max() <= TOL
 
 
 def test_a_folder_of_another_program_is_named_as_such_never_damaged(base, tmp_path):
@@ -172,3 +193,57 @@ def test_a_folder_of_another_program_is_named_as_such_never_damaged(base, tmp_pa
     with pytest.raises(ValueError, match="not written by minituner's save") as e:
         minituner.PeftModel.from_pretrained(base, d)
     assert "damaged" not in str(e.value)
+
+
+BESIDE = {
+    "bias all, ln_f and wte saved": dict(bias="all", modules_to_save=["ln_f", "wte"]),
+    "bias lora_only on q, v": dict(bias="lora_only"),
+    "bias all on o_proj, up_proj": dict(bias="all", target_modules=("o_proj", "up_proj")),
+}
+
+
+@pytest.mark.parametrize("kind", BESIDE)
+def test_bias_and_modules_to_save_cross_in_peft_format_both_ways(folder, base, idx, tmp_path, kind):
+    """PEFT's key names and config fields for the biases and copies a LoRA trains beside A, B: PEFT loads
+    the same model, and a folder PEFT trained so loads into minituner to the same logits."""
+    ours = randomize(minituner.lora(base, r=2, **BESIDE[kind]))
+    save_peft_format(ours, tmp_path / "a", folder)
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["bias"] == ours.config.bias and config["modules_to_save"] == (
+        list(ours.config.modules_to_save) if ours.config.modules_to_save else None)
+    with torch.no_grad():
+        expected = ours(idx)
+        assert (peft_logits(folder, tmp_path / "a", idx) - expected).abs().max() <= TOL
+        assert (load_peft_format(base, tmp_path / "a")(idx) - expected).abs().max() <= TOL
+    torch.manual_seed(3)
+    kw = BESIDE[kind]
+    for saved in ([], ["wte"], kw.get("modules_to_save") or []):
+        theirs = peft.get_peft_model(hf_model(folder), peft.LoraConfig(
+            r=2, target_modules=["c_attn", "c_proj"], fan_in_fan_out=True, init_lora_weights=False,
+            bias=kw["bias"], modules_to_save=saved or None))
+        randomize(theirs)
+        theirs.save_pretrained(tmp_path / str(saved))
+        if "ln_f" in saved and kw["bias"] == "all":  # PEFT trained the original ln_f's bias too: refused
+            with pytest.raises(ValueError, match="bias of a module to save's original"):
+                load_adapter(base, tmp_path / str(saved))
+            continue
+        with torch.no_grad():
+            got = load_adapter(base, tmp_path / str(saved))(idx)
+            assert (peft_logits(folder, tmp_path / str(saved), idx) - got).abs().max() <= TOL
+
+
+def test_modules_to_save_of_a_linear_is_refused_in_peft_format(folder, base, tmp_path):
+    with pytest.raises(ValueError, match="modules_to_save='h.0.attn.o_proj' is a Linear"):
+        save_peft_format(minituner.lora(base, r=2, modules_to_save=["h.0.attn.o_proj"]), tmp_path / "a", folder)
+
+
+def test_cli_ptuning_v2_on_a_gpt2_folder_starts_from_its_bpe_text_or_at_random(folder, base, tmp_path):
+    """P-Tuning v2's default init_text is read by the base's BPE (tests/test_gpt2.py); --init random drops it."""
+    ids = torch.tensor(minituner.BPETokenizer.from_files(folder).encode("the animal that is "))
+    want = minituner.methods.virtual_tokens.text_keys_values(base, ids)  # (L, 2, n, C)
+    assert torch.equal(minituner.ptuning_v2(base, num_virtual_tokens=len(ids), init="text",
+                                            init_text="the animal that is ").prefix.detach(), want)
+    for init in ([], ["--init", "random"]):
+        out = tmp_path / f"run{len(init)}"
+        assert main(["finetune", "--method", "ptuning-v2", "--base", str(folder), "--data", str(PAIRS), "--out",
+                     str(out), "--steps", "1", "--batch-size", "4", "--eval-every", "1", *init]) == 0

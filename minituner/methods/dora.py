@@ -58,7 +58,7 @@ class DoRALinear(LoRALinear):
 
     def add(self, name: str, r: int, alpha: float, dropout: float, use_rslora: bool, seed: int, init=True):
         super().add(name, r, alpha, dropout, use_rslora, seed, init)
-        self.magnitude[name] = nn.Parameter(self.weight.detach().norm(dim=1))  # (out,) m = ‖W₀‖_c
+        self.magnitude[name] = nn.Parameter(self.weight.detach().to(self.lora_A[name].dtype).norm(dim=1))  # (out,) m = ‖W₀‖_c
 
     def remove(self, name: str):
         super().remove(name)
@@ -81,13 +81,13 @@ class DoRALinear(LoRALinear):
         """(W′, b) for the live adapter, (W, b) with none: forward(x) = x W′ᵀ + b."""
         if self.live is None:
             return self.base_layer.as_weight() if type(self.base_layer) is Linear else None
-        return self.dora_weight(self.live), self.base_layer.bias
+        return self.dora_weight(self.live).to(self.weight.dtype), self.base_layer.bias
 
     def forward(self, x):
         name = self.live
         if name is None:
             return self.base_layer(x)  # (..., out)
-        return F.linear(x, self.dora_weight(name), self.base_layer.bias)  # (..., out): x W′ᵀ + b
+        return F.linear(x, self.dora_weight(name).to(x.dtype), self.base_layer.bias)  # (..., out): x W′ᵀ + b
 
 
 class DoraModel(LoraModel):

@@ -29,7 +29,8 @@ from .options import check_options
 PEFT_ONLY = {  # PEFT's config fields minituner refuses, and what it does instead
     "prompt_tuning_init": "use init='random' | 'vocab' | 'text' (PEFT's RANDOM, SAMPLE_VOCAB, TEXT)",
     "prompt_tuning_init_text": "use init_text (with init='text')",
-    "tokenizer_name_or_path": "init_text is encoded by minituner's character tokenizer",
+    "tokenizer_name_or_path": "init_text is encoded by the base's own tokenizer (a GPT-2 folder's BPE, else the "
+                              "character tokenizer)",
     "fan_in_fan_out": "every weight is stored (out, in), so there is nothing to transpose",
     "use_dora": "DoRA is a method of its own: DoraConfig(r, lora_alpha, ...)",
     "layers_to_transform": "name the layers in target_modules ('h.0.attn.q_proj') or with a regular expression",

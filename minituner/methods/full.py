@@ -40,7 +40,7 @@ class FullModel(PeftModel):
         self.base.requires_grad_(True)
         self.in_place = [n for n, _ in self.base.named_parameters()]
 
-    def adapter_state_dict(self):
+    def trained_tensors(self):
         return self.base.state_dict(keep_vars=True)  # every tensor, named as in the base
 
 

@@ -37,7 +37,7 @@ import torch.nn as nn
 from ..model import GPT
 from .fields import INFERENCE_MODE, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
-from .peft_model import PeftModel
+from .peft_model import PeftModel, adapter_dtype
 from .registry import Method, register
 from .targets import replace_module, resolve_targets
 
@@ -66,15 +66,15 @@ class IA3Linear(nn.Module):
         super().__init__()
         self.base_layer, self.feedforward = base_layer, feedforward
         n = base_layer.in_features if feedforward else base_layer.out_features
-        self.ia3_l = nn.Parameter(torch.ones(n).to(base_layer.weight))  # l = 1: the layer as it was
+        self.ia3_l = nn.Parameter(torch.ones(n, device=base_layer.weight.device, dtype=adapter_dtype(base_layer.weight)))  # l = 1
         self.enabled, self.kept = True, None  # kept: (W, b) before merge_adapter folded l in
 
     def forward(self, x):
         if not self.enabled or self.kept is not None:
             return self.base_layer(x)  # (..., out): the base, or l already folded into W
         if self.feedforward:
-            return self.base_layer(x * self.ia3_l)  # (..., out): (l_ff ⊙ h) W₂ᵀ + b
-        return self.base_layer(x) * self.ia3_l  # (..., out): l ⊙ (x Wᵀ + b)
+            return self.base_layer((x * self.ia3_l).to(x.dtype))  # (..., out): (l_ff ⊙ h) W₂ᵀ + b
+        return (self.base_layer(x) * self.ia3_l).to(x.dtype)  # (..., out): l ⊙ (x Wᵀ + b)
 
     @torch.no_grad()
     def fold(self, lin):
@@ -107,7 +107,7 @@ class IA3Model(PeftModel):
             replace_module(self.base, n, IA3Linear(self.base.get_submodule(n), n in feedforward))
         self.merged = False
 
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+    def trained_tensors(self) -> dict[str, torch.Tensor]:
         return {f"base.{n}.ia3_l": layer.ia3_l for n, layer in ia3_layers(self.base).items()}
 
     @torch.no_grad()
@@ -132,6 +132,9 @@ class IA3Model(PeftModel):
     @contextlib.contextmanager
     def disable_adapter(self):
         """The base alone inside (a merged model unmerged first); the vectors frozen inside, as PEFT."""
+        if self.adapters_disabled:  # an inner block: already the base, and the outer block restores it
+            yield self
+            return
         merged, layers = self.merged, ia3_layers(self.base).values()
         if merged:
             self.unmerge_adapter()
@@ -140,7 +143,8 @@ class IA3Model(PeftModel):
             layer.enabled = False
             layer.ia3_l.requires_grad_(False)
         try:
-            yield self
+            with super().disable_adapter():
+                yield self
         finally:
             for layer, g in zip(layers, grads):
                 layer.enabled = True

@@ -31,8 +31,11 @@ Adapters, as PEFT: ``add_adapter(name, config)`` adds a frozen adapter and keeps
 choice of A, B changes, exactly; merged: unmerge then merge, the article's (W + ΔW) − ΔW + ΔW′ in
 place, or W_base + ΔW′ from the kept copy); ``load_adapter(dir, name)`` adds a saved one, frozen
 and in eval mode unless is_trainable=True.
-``bias`` ("all", "lora_only") and ``modules_to_save`` train base tensors in place (``in_place``):
-only the first adapter may ask for them (PEFT keeps a copy per adapter; we train the copy we have).
+``modules_to_save``, as PEFT: each named module becomes a ModulesToSaveWrapper, its ``original_module`` the
+base's (never trained) and a copy per adapter that asked for it; the active adapter's copy runs (the original
+when disabled or when the active adapter has none), and is saved, switched, deleted and unloaded with it.
+``bias`` ("all", "lora_only"), as PEFT: the base's biases train where they are (``in_place``), one set shared by
+every adapter, so only one adapter may ask for it; ``disable_adapter`` puts the base's values in inside.
 
 The merge verbs, loops over the layers:
 
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 from typing import ClassVar
 
@@ -65,7 +69,7 @@ from ..checks import refuse
 from ..model import GPT, Linear
 from .fields import INFERENCE_MODE, SEED, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
-from .peft_model import PeftModel
+from .peft_model import FORMATS, PeftModel, adapter_dtype
 from .registry import Method, ranks, register
 from .targets import module_names, replace_module, resolve_targets
 
@@ -106,6 +110,27 @@ class LoraConfig(MethodConfig):
 IN_WEIGHT_FACTOR = 4  # as_weight: N·in·out in one product beats 3·N·r·(in + out) in thin, slow ones of width r
 
 
+class ModulesToSaveWrapper(nn.Module):
+    """PEFT's: ``original_module`` (the base's, frozen) and ``modules_to_save[name]``, a copy per adapter that
+    asked for it; forward runs the active adapter's copy, else (disabled, or no copy for it) the original."""
+
+    def __init__(self, original_module: nn.Module):
+        super().__init__()
+        self.original_module = original_module
+        self.modules_to_save = nn.ModuleDict()
+        self.active: str | None = None
+        self.enabled = True
+
+    @property
+    def weight(self) -> nn.Parameter:  # the head tied to wte reads the base's matrix (PEFT: lm_head stays the original's)
+        return self.original_module.weight
+
+    def forward(self, *args, **kwargs):
+        if self.enabled and self.active in self.modules_to_save:
+            return self.modules_to_save[self.active](*args, **kwargs)
+        return self.original_module(*args, **kwargs)
+
+
 class LoRALinear(nn.Module):
     """``base_layer`` (a frozen Linear, the very same tensors) plus named low-rank adapters: each `name` has
     lora_A[name] (r, in), lora_B[name] (out, r) and a scale; one adapter is active at a time. ``merged_adapters``
@@ -138,8 +163,9 @@ class LoRALinear(nn.Module):
         else:  # PEFT's default: kaiming_uniform_(a=√5) on A, i.e. U(±1/√in)
             A = (torch.rand(r, self.in_features, generator=g) * 2 - 1) / math.sqrt(self.in_features)  # (r, in)
         B = torch.zeros(self.out_features, r) if init else (torch.rand(self.out_features, r, generator=g) * 2 - 1) / math.sqrt(r)
-        self.lora_A[name] = nn.Parameter(A.to(self.weight))
-        self.lora_B[name] = nn.Parameter(B.to(self.weight))  # (out, r)
+        dtype = adapter_dtype(self.weight)  # float32 beside a bfloat16 W, as PEFT
+        self.lora_A[name] = nn.Parameter(A.to(self.weight.device, dtype))
+        self.lora_B[name] = nn.Parameter(B.to(self.weight.device, dtype))  # (out, r)
         self.scale[name] = alpha / math.sqrt(r) if use_rslora else alpha / r
         self.dropout[name], self.generators[name] = dropout, g  # masks from the adapter's own generator: same seed, same masks
 
@@ -184,7 +210,7 @@ class LoRALinear(nn.Module):
         A, B = self.lora_A[name], self.lora_B[name]  # (r, in), (out, r)
         (r, n_in), n_out = A.shape, B.size(0)
         small = n_in * n_out <= IN_WEIGHT_FACTOR * 3 * r * (n_in + n_out)  # folding pays: see IN_WEIGHT_FACTOR
-        if (self.training and self.dropout[name] > 0) or not small:
+        if (self.training and self.dropout[name] > 0) or not small or A.dtype != self.weight.dtype:
             return None
         return torch.addmm(self.weight, B, A, alpha=self.scale[name]), self.base_layer.bias  # W + s·B·A (out, in)
 
@@ -195,15 +221,19 @@ class LoRALinear(nn.Module):
         if F.FUSED and (folded := self.as_weight()) is not None:  # minituner.fused(): ΔW rides inside W
             return F.linear(x, *folded)  # (..., out): x (W + s·B·A)ᵀ + b, one product
         A, B, scale = self.lora_A[name], self.lora_B[name], self.scale[name]  # (r, in), (out, r)
-        x_A, p = x, self.dropout[name]
+        x_A, p = x.to(A.dtype), self.dropout[name]  # the adapter's dtype (float32 beside a bfloat16 base)
         if self.training and p > 0:  # dropout on the LoRA path only, masks from the adapter's own generator
-            x_A = x * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
+            x_A = x_A * (torch.rand(x.shape, generator=self.generators[name]).to(x.device) >= p) / (1 - p)
         y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T  # (..., out): linear(x, W, b) + (α/r)·x Aᵀ Bᵀ
-        return y
+        return y.to(x.dtype)
 
 
 def lora_layers(model) -> dict[str, LoRALinear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def saved_modules(model) -> dict[str, ModulesToSaveWrapper]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, ModulesToSaveWrapper)}
 
 
 def inject(model, name: str, config) -> None:
@@ -220,6 +250,11 @@ def inject(model, name: str, config) -> None:
             layer = replace_module(model, n, LoRALinear(layer))
         layer.add(name, r, config.lora_alpha, config.lora_dropout, config.use_rslora,
                   seed=config.seed * 100_003 + i, init=config.init_lora_weights)  # a seed per layer
+    for n in module_names(model, config.modules_to_save or ()):
+        wrapper = model.get_submodule(n)
+        if not isinstance(wrapper, ModulesToSaveWrapper):
+            wrapper = replace_module(model, n, ModulesToSaveWrapper(wrapper))
+        wrapper.modules_to_save[name] = copy.deepcopy(wrapper.original_module)
 
 
 class LoraModel(PeftModel):
@@ -229,16 +264,9 @@ class LoraModel(PeftModel):
         super().__init__(base, config, adapter_name)
         self.merged, self.merged_adapters = False, []  # adapters whose ΔW sits inside W
         self.peft_config: dict[str, LoraConfig] = {}  # adapter name -> its config, as in PEFT
+        self.bias_adapter: str | None = None  # the one adapter whose bias trains the base's biases in place
         self.add_adapter(adapter_name, config)
         self.set_adapter(adapter_name)
-        targets = resolve_targets(self.base, config.target_modules)
-        biases = {"none": [], "all": [n for n, _ in self.base.named_parameters() if n.endswith(".bias")],
-                  "lora_only": [f"{t}.base_layer.bias" for t in targets]}[config.bias]
-        saved = [f"{m}.{n}" for m in module_names(self.base, config.modules_to_save or ()) for n, _ in
-                 self.base.get_submodule(m).named_parameters() if "lora_" not in n]
-        self.in_place = list(dict.fromkeys(biases + saved))
-        for n in self.in_place:
-            self.base.get_parameter(n).requires_grad_(True)
 
     def add_adapter(self, name: str, config: LoraConfig):
         """A fresh adapter `name` on config.target_modules, frozen; the active adapter stays (as PEFT)."""
@@ -248,11 +276,22 @@ class LoraModel(PeftModel):
             raise ValueError(f"the model already has an adapter named {name!r}: {self.list_adapters()}")
         if self.merged:
             raise ValueError("unmerge_adapter() before adding an adapter: W holds the active adapter's ΔW")
-        if self.peft_config and (config.bias != "none" or config.modules_to_save):
-            raise ValueError(f"bias={config.bias!r}, modules_to_save={config.modules_to_save!r}: only the first "
-                             "adapter may train base tensors (minituner trains them in place, PEFT keeps copies)")
+        if config.bias != "none" and self.bias_adapter is not None:
+            raise ValueError(f"bias={config.bias!r}: adapter {self.bias_adapter!r} already trains the base's biases, "
+                             "one set shared by every adapter; as PEFT, only one adapter may have bias (give bias='none')")
+        clash = [m for m in module_names(self.base, config.modules_to_save or ()) if any(
+            n.startswith(m + ".") for n in self.in_place)]
+        if clash:
+            raise ValueError(f"modules_to_save={clash}: adapter {self.bias_adapter!r} trains their biases in place; "
+                             "a module to save must be named before (or by) the adapter with bias")
         inject(self.base, name, config)
         self.peft_config[name] = config
+        if config.bias != "none":
+            self.in_place = {"all": [n for n, _ in self.base.named_parameters() if n.endswith(".bias") and not any(
+                                         w in n for w in (".lora_", ".modules_to_save.", ".original_module."))],
+                             "lora_only": [f"{t}.base_layer.bias"
+                                           for t in resolve_targets(self.base, config.target_modules)]}[config.bias]
+            self.bias_adapter = name
         self.set_requires_grad(name, False)
 
     def list_adapters(self) -> list[str]:
@@ -263,9 +302,12 @@ class LoraModel(PeftModel):
             raise ValueError(f"no adapter named {name!r}; the model has {self.list_adapters()}")
 
     def adapter_tensors(self, name: str) -> dict[str, torch.Tensor]:
-        """Adapter `name`'s tensors: {"h.0.attn.q_proj.lora_A": (r, in), "….lora_B": (out, r), …}."""
-        return {f"{n}.{ab}": getattr(layer, ab)[name] for n, layer in lora_layers(self.base).items()
-                if name in layer.lora_A for ab in ("lora_A", "lora_B")}
+        """Adapter `name`'s tensors: {"h.0.attn.q_proj.lora_A": (r, in), "….lora_B": (out, r), …,
+        "ln_f.modules_to_save.weight": its copy of a module to save, …}."""
+        return ({f"{n}.{ab}": getattr(layer, ab)[name] for n, layer in lora_layers(self.base).items()
+                 if name in layer.lora_A for ab in ("lora_A", "lora_B")}
+                | {f"{n}.modules_to_save.{t}": p for n, w in saved_modules(self.base).items()
+                   if name in w.modules_to_save for t, p in w.modules_to_save[name].named_parameters()})
 
     def set_requires_grad(self, adapter_names, requires_grad: bool = True):
         """PEFT's: turn gradients of the named adapters' tensors on (or off)."""
@@ -273,6 +315,8 @@ class LoraModel(PeftModel):
             self._need(name)
             for t in self.adapter_tensors(name).values():
                 t.requires_grad_(requires_grad)
+            for n in self.in_place if name == self.bias_adapter else ():
+                self.base.get_parameter(n).requires_grad_(requires_grad)
 
     def set_adapter(self, name: str, inference_mode: bool = False):
         """Make adapter `name` active and the only trainable one (frozen with inference_mode; merged: the switch)."""
@@ -287,6 +331,8 @@ class LoraModel(PeftModel):
             layer.active = name
             if merged:
                 layer.merge(name)
+        for wrapper in saved_modules(self.base).values():
+            wrapper.active = name
         self.merged_adapters = [name] if merged else []
         self.active_adapter, self.config = name, self.peft_config[name]
 
@@ -299,25 +345,48 @@ class LoraModel(PeftModel):
             raise ValueError(f"cannot delete adapter {name!r} while it is merged; unmerge_adapter() first")
         for layer in lora_layers(self.base).values():
             layer.remove(name)
+        for wrapper in saved_modules(self.base).values():
+            if name in wrapper.modules_to_save:
+                del wrapper.modules_to_save[name]
+        if name == self.bias_adapter:  # the biases it trained leave with it: the base's values back
+            with torch.no_grad():
+                for n in self.in_place:
+                    self.base.get_parameter(n).copy_(self.base_values[n]).requires_grad_(False)
+            self.in_place, self.bias_adapter = [], None
         del self.peft_config[name]
         if self.active_adapter == name:
             self.set_adapter(self.list_adapters()[0])
 
-    def adapter_state_dict(self, adapter_name: str | None = None) -> dict[str, torch.Tensor]:
-        """Adapter `adapter_name`'s tensors (default: the active one), and the base tensors trained in place."""
+    def trained_tensors(self, adapter_name: str | None = None) -> dict[str, torch.Tensor]:
+        """Adapter `adapter_name`'s live tensors (default: the active one), and the biases it trains in place."""
         name = adapter_name or self.active_adapter
-        first = name == next(iter(self.peft_config))
+        self._need(name)
         return self.adapter_tensors(name) | ({f"base.{n}": self.base.get_parameter(n) for n in self.in_place}
-                                             if first else {})
+                                             if name == self.bias_adapter else {})
+
+    def adapter_state_dict(self, adapter_name: str | None = None) -> dict[str, torch.Tensor]:
+        """What save_pretrained writes for adapter `adapter_name` (default: the active one), detached."""
+        return {n: self.stashed.get(n.removeprefix("base."), (t,))[0].detach()
+                for n, t in self.trained_tensors(adapter_name).items()}
 
     def load_adapter(self, path, adapter_name: str, is_trainable: bool = False):
         """Add the adapter saved in path (trained on the same base) as adapter_name. As PEFT: the active
-        adapter stays; the new one is frozen and the model goes to eval mode, unless is_trainable=True."""
-        info, state = self.read_saved(path, self.base_fingerprint, LoraModel)
-        self.add_adapter(adapter_name, self.saved_config(info, is_trainable))
+        adapter stays; the new one is frozen and the model goes to eval mode, unless is_trainable=True.
+        A folder in PEFT's own format too (PEFT's save_pretrained writes a second adapter to dir/<name>)."""
+        for recognises, load in FORMATS.values():
+            if recognises(path):  # read onto the plain base, then taken over as this model's adapter
+                other = load(self.unload(), path, adapter_name)
+                if not isinstance(other, LoraModel):
+                    raise ValueError(f"{path} holds a {other.config.method!r} model, not a LoRA adapter")
+                config, state = dataclasses.replace(other.config, inference_mode=not is_trainable), other.trained_tensors()
+                break
+        else:
+            info, state = self.read_saved(path, self.base_fingerprint, LoraModel)
+            config = self.saved_config(info, is_trainable)
+        self.add_adapter(adapter_name, config)
         try:
             with torch.no_grad():
-                mine = self.adapter_state_dict(adapter_name)
+                mine = self.trained_tensors(adapter_name)
                 check_state(mine, state, f"{path}/adapter_model.safetensors")
                 for n, t in mine.items():
                     t.copy_(state[n])
@@ -328,13 +397,18 @@ class LoraModel(PeftModel):
         if not is_trainable:
             self.eval()
 
-    def merge_adapter(self, adapter_names: list[str] | None = None, keep_copy: bool = False):
-        """W ← W + ΔW of the named adapters (PEFT's adapter_names; default the active one), in place."""
+    def merge_adapter(self, adapter_names: list[str] | None = None, keep_copy: bool = False, safe_merge: bool = False):
+        """W ← W + ΔW of the named adapters (PEFT's adapter_names; default the active one), in place;
+        safe_merge (PEFT's): first check that every merged W would be finite, a ValueError if not."""
         names = [self.active_adapter] if adapter_names is None else list(adapter_names)
         for name in names:
             self._need(name)
         if self.merged:
             raise ValueError(f"already merged ({self.merged_adapters}); unmerge_adapter() first")
+        for n, layer in lora_layers(self.base).items() if safe_merge else ():
+            W = layer.weight + sum(layer.get_delta_weight(a) for a in names if a in layer.lora_A)  # (out, in)
+            if not bool(torch.isfinite(W).all()):
+                raise ValueError(f"safe_merge: merging {names} gives {n} non-finite weights (NaN or inf); not merged")
         for layer in lora_layers(self.base).values():
             for name in names:
                 layer.merge(name, keep_copy)
@@ -349,9 +423,13 @@ class LoraModel(PeftModel):
 
     @contextlib.contextmanager
     def disable_adapter(self):
-        """``with model.disable_adapter(): model(x)`` equals base(x); the adapters are frozen inside (as PEFT)."""
-        layers = lora_layers(self.base).values()
-        merged, keep_copy = list(self.merged_adapters), any(layer.w_base is not None for layer in layers)
+        """``with model.disable_adapter(): model(x)`` equals base(x); the adapters are frozen inside (as PEFT).
+        Blocks nest: only the outermost one turns the adapters back on."""
+        if self.adapters_disabled:  # an inner block: already the base, and the outer block restores it
+            yield self
+            return
+        layers = [*lora_layers(self.base).values(), *saved_modules(self.base).values()]
+        merged, keep_copy = list(self.merged_adapters), any(getattr(layer, "w_base", None) is not None for layer in layers)
         if merged:
             self.unmerge_adapter()
         grads = {p: p.requires_grad for name in self.peft_config for p in self.adapter_tensors(name).values()}
@@ -371,19 +449,33 @@ class LoraModel(PeftModel):
                 self.merge_adapter(merged, keep_copy)
 
     def unload(self) -> GPT:
-        """A copy of the GPT inside without the LoRA layers (W as it is now: with ΔW if merged, as PEFT)."""
+        """A copy of the GPT inside without the LoRA layers (W as it is now: with ΔW if merged, as PEFT), each
+        module to save its original, and the base's own biases (PEFT leaves those the adapter trained)."""
         plain = copy.deepcopy(self.base)
         for n, layer in lora_layers(plain).items():
             replace_module(plain, n, layer.base_layer)
+        for n, wrapper in saved_modules(plain).items():
+            replace_module(plain, n, wrapper.original_module)
+        with torch.no_grad():
+            for n in self.in_place:
+                plain.get_parameter(n.replace(".base_layer", "")).copy_(self.base_values[n])
         return plain
 
     def merge_and_unload(self) -> GPT:
-        """A plain GPT with the active ΔW merged into W; requires_grad as the model had it (frozen, as PEFT)."""
+        """A plain GPT with the active ΔW merged into W and its copies of the modules to save (as PEFT);
+        requires_grad as the model had it (frozen, as PEFT)."""
+        wrappers = saved_modules(self.base)
+        if "wte" in wrappers and self.active_adapter in wrappers["wte"].modules_to_save:
+            raise ValueError("modules_to_save has wte: PEFT's merged model holds the trained wte and the base's head "
+                             "apart, and a GPT has one matrix for both (its head is tied to wte); keep the LoRA model")
         plain = copy.deepcopy(self.base)
         for n, layer in lora_layers(plain).items():
             if not self.merged:
                 layer.merge(self.active_adapter)
             replace_module(plain, n, layer.base_layer)
+        for n, wrapper in saved_modules(plain).items():
+            replace_module(plain, n, wrapper.modules_to_save[self.active_adapter]
+                           if self.active_adapter in wrapper.modules_to_save else wrapper.original_module)
         return plain
 
 

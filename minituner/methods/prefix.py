@@ -48,7 +48,7 @@ import torch.nn as nn
 from ..model import GPT, Linear
 from .fields import N_VIRTUAL, peft_config
 from .options import ConfigError, option
-from .peft_model import PeftModel
+from .peft_model import PeftModel, adapter_dtype
 from .prompt import PromptTuningConfig
 from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids, text_keys_values, uniform_
@@ -96,7 +96,7 @@ class PrefixTuningModel(PeftModel):
         if config.init == "text" and hidden is not None and hidden < n:
             raise ValueError(f"init='text' with the MLP needs encoder_hidden_size >= num_virtual_tokens "
                              f"(to start exactly at the phrase's keys and values), got {hidden} < {n}")
-        ids = init_text_ids(config.init_text, config.num_virtual_tokens) if config.init == "text" else None
+        ids = init_text_ids(config.init_text, config.num_virtual_tokens, base) if config.init == "text" else None
         super().__init__(base, config, adapter_name)
         self.num_virtual_tokens = n
         g = torch.Generator().manual_seed(config.seed)
@@ -118,7 +118,8 @@ class PrefixTuningModel(PeftModel):
                     Y = target.permute(2, 0, 1, 3).reshape(n, -1).double()  # (n, 2·L·C), as MLP(E) is read
                     self.mlp_out.weight.copy_((torch.linalg.pinv(H) @ Y).T)  # W2 (2·L·C, h): min-norm
                     self.mlp_out.bias.zero_()
-        self.to(self.base.wte.weight.device)
+        wte, dtype = self.base.wte.weight, self.base.wte.weight.dtype
+        self.to(wte.device, adapter_dtype(wte)).base.to(dtype)  # the prefixes float32 beside a bfloat16 base
 
     @property
     def reparameterized(self) -> bool:
@@ -133,7 +134,7 @@ class PrefixTuningModel(PeftModel):
         return flat.view(n, c.n_layer, 2, c.n_embd).permute(1, 2, 0, 3)  # (L, 2, n, C)
 
     def prefixes(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        P = self.prefix_tensor()  # (L, 2, n, C)
+        P = self.prefix_tensor().to(self.dtype)  # (L, 2, n, C), in the base's dtype
         return [(P[i, 0], P[i, 1]) for i in range(P.size(0))]  # [(P_k, P_v)] * L, each (n, C)
 
     def logits(self, idx, kv_cache=None):

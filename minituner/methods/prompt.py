@@ -38,7 +38,7 @@ from ..model import GPT
 from ..tokenizer import SPECIALS
 from .fields import INFERENCE_MODE, N_VIRTUAL, SEED, TASK_TYPE, MethodConfig, peft_config
 from .options import ConfigError, option
-from .peft_model import PeftModel
+from .peft_model import PeftModel, adapter_dtype
 from .registry import Method, register
 from .virtual_tokens import check_room, init_text_ids
 
@@ -73,7 +73,7 @@ class PromptTuningModel(PeftModel):
     def __init__(self, base: GPT, config: PromptTuningConfig, adapter_name: str = "default"):
         n = config.num_virtual_tokens
         check_room(n, base)
-        ids = init_text_ids(config.init_text, n) if config.init == "text" else None
+        ids = init_text_ids(config.init_text, n, base) if config.init == "text" else None
         super().__init__(base, config, adapter_name)
         wte = self.base.wte.weight.detach()  # (V, C)
         g = torch.Generator().manual_seed(config.seed)
@@ -83,7 +83,7 @@ class PromptTuningModel(PeftModel):
             P = wte[torch.randint(len(SPECIALS), wte.size(0), (n,), generator=g)]  # no <pad>/<eos> rows
         else:
             P = wte[ids]  # (n_virtual, C): the phrase's own token embeddings
-        self.prompt = nn.Parameter(P.to(wte.device, wte.dtype).clone())  # x'1..x'k of the article
+        self.prompt = nn.Parameter(P.to(wte.device, adapter_dtype(wte)).clone())  # x'1..x'k of the article
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -91,7 +91,7 @@ class PromptTuningModel(PeftModel):
 
     def logits(self, idx, kv_cache=None):
         """idx (B, T) -> logits (B, T, V) of the real tokens, computed on X' = [P; X]."""
-        return self.base(idx, prompt=self.prompt, kv_cache=kv_cache)  # (B, T, V)
+        return self.base(idx, prompt=self.prompt.to(self.dtype), kv_cache=kv_cache)  # (B, T, V)
 
     def causal_logits(self, input_ids):
         """PEFT's model(input_ids=...): logits of the k virtual and the T real positions, (B, k + T, V)."""

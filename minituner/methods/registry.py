@@ -49,7 +49,10 @@ class Method:
         if fixed:
             raise ValueError(f"{self.key} fixes {', '.join(f'{k}={self.fixed[k]!r}' for k in fixed)}; "
                              f"that is what makes it {self.label}")
-        return self.config(**{**self.defaults, **values, **self.fixed})
+        defaults = dict(self.defaults)
+        if values.get("init", defaults.get("init")) != defaults.get("init"):
+            defaults.pop("init_text", None)  # an entry's default text goes with its default init only
+        return self.config(**{**defaults, **values, **self.fixed})
 
     def default(self, name: str):
         """This entry's default for a config field."""

@@ -3,8 +3,9 @@
 Both add n_virtual = num_virtual_tokens positions that no text fills: the attention length
 n_virtual + T may not exceed ``block_size`` (model.py raises ValueError at run time; here the
 count is checked once, when the model is built, so that one real token still fits).
-Both can start from text (init="text"): ``init_text`` is encoded by the character tokenizer and,
-as PEFT does, repeated or cut to n_virtual tokens ("the cat" for 10 tokens: "the catthe").
+Both can start from text (init="text"): ``init_text`` is encoded by the base's own tokenizer (the BPE of
+the GPT-2 folder the base was loaded from, its ``name_or_path``; else the character tokenizer) and, as PEFT
+does, repeated or cut to n_virtual tokens ("the cat" for 10 tokens: "the catthe").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import torch
 
+from ..bpe import BPETokenizer
 from ..checks import refuse
 from ..model import GPT, KVCache
 from ..tokenizer import CharTokenizer
@@ -26,11 +28,12 @@ def check_room(n_virtual: int, base: GPT) -> None:
                                                        f"+ real positions may not exceed block_size={bs}), got {n_virtual}")
 
 
-def init_text_ids(init_text: str, n_virtual: int) -> torch.Tensor:
-    """The ids of init_text repeated or cut to n_virtual, (n_virtual,); a ValueError naming a character
-    the tokenizer lacks."""
+def init_text_ids(init_text: str, n_virtual: int, base: GPT) -> torch.Tensor:
+    """The ids of init_text in the base's tokenizer, repeated or cut to n_virtual, (n_virtual,); a ValueError
+    naming a character the tokenizer lacks."""
+    folder = getattr(base, "name_or_path", None)  # a GPT-2 folder's base: its BPE, as PEFT's tokenizer_name_or_path
     try:
-        ids = CharTokenizer().encode(init_text)
+        ids = (BPETokenizer.from_files(folder) if folder else CharTokenizer()).encode(init_text)
     except ValueError as e:
         raise ValueError(f"init_text cannot be encoded: {e}") from None
     return torch.tensor((ids * math.ceil(n_virtual / len(ids)))[:n_virtual])  # (n_virtual,)

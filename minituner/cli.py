@@ -19,6 +19,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from .chat import DEFAULT as DEFAULT_TEMPLATE
+from .chat import TEMPLATES
 from .cli_options import add_method_options, default_lr, flag, method_config, selected
 from .methods import ordered
 
@@ -117,8 +119,12 @@ def prepare(args):
         raise ValueError("--init text reads --init-text one character per virtual token, with the mini-world's "
                          "character tokenizer, not this base's; with a GPT-2 base use --init random or vocab")
     data = mt.Dataset.from_jsonl(args.data, val=args.val, test=args.test, seed=args.seed, lowercase=args.lowercase,
-                                 tokenizer=tok)
-    return data, mt.get_peft_model(base, method_config(args))
+                                 tokenizer=tok, template=args.template, train_on_prompt=args.train_on_prompt,
+                                 mask_history=args.mask_history)
+    model = mt.get_peft_model(base, method_config(args))
+    data.check_context(model.gpt_config.block_size, getattr(model, "num_virtual_tokens", 0))  # refused, not cut
+    model.chat_template = data.template  # saved with the adapter; generate renders prompts with it
+    return data, model
 
 
 def finetune(args) -> None:
@@ -128,6 +134,7 @@ def finetune(args) -> None:
 
     import minituner as mt
 
+    from .chat import parse
     from .peft_format import save_adapter
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -149,8 +156,11 @@ def finetune(args) -> None:
           f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
     save_adapter(model, args.out, args.base)  # PEFT's own format for a GPT-2 folder's LoRA, prompt, prefix
     base = f" --base {shlex.quote(str(args.base))}" if args.base else ""
+    prompt = data.test.examples[0][0]
+    if data.template:  # the last user turn of the first test conversation; generate renders it with the template
+        prompt = parse(prompt, data.template)[-1]["content"]
     print(f"saved {args.out}; try: minituner generate --adapter {shlex.quote(str(args.out))}{base} "
-          f"{shlex.quote(data.test.examples[0][0])}")
+          f"{shlex.quote(prompt)}")
 
 
 def cmd_finetune(args) -> int:
@@ -176,6 +186,7 @@ def cmd_finetune(args) -> int:
 def cmd_generate(args) -> int:
     import minituner as mt
 
+    from .chat import render
     from .device import check_device
     from .methods import PeftModel
 
@@ -184,7 +195,14 @@ def cmd_generate(args) -> int:
     if args.adapter is not None:
         model = PeftModel.from_pretrained(model, args.adapter)  # minituner's save_pretrained folder or PEFT's format
     model.to(device)
-    print(args.prompt + mt.answer(model, tok, args.prompt, max_new_tokens=args.max_new_tokens))
+    template = args.template or getattr(model, "chat_template", None)  # the adapter's, unless told otherwise
+    prompt = args.prompt
+    if template:
+        prompt = render([{"role": "system", "content": args.system}] * bool(args.system)
+                        + [{"role": "user", "content": args.prompt}], template)
+    elif args.system:
+        raise ValueError("--system needs a chat template: give --template, or an adapter trained on conversations")
+    print(prompt + mt.answer(model, tok, prompt, max_new_tokens=args.max_new_tokens))
     return 0
 
 
@@ -300,6 +318,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def add_template_option(p, help: str):
+    p.add_argument("--template", choices=list(TEMPLATES), default=None, help=help)
+
+
 def add_run_options(p, steps: int, batch_size: int):
     p.add_argument("--steps", type=positive_int, default=steps, help="training steps (at most)")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per step")
@@ -323,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("finetune", "fine-tune the shipped base (or --base) on your own (prompt, answer) pairs", cmd_finetune)
     p.add_argument("--method", required=True, choices=[m.key for m in ordered()], help="the fine-tuning method")
     p.add_argument("--data", required=True, type=existing_file,
-                   help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line')
+                   help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line, or one conversation per '
+                        'line: {"messages": [{"role": ..., "content": ...}, ...]} (OpenAI) or {"conversations": '
+                        '[{"from": ..., "value": ...}, ...]} (sharegpt)')
     p.add_argument("--out", required=True, type=output_dir, help="folder to save the result in (save_pretrained)")
     p.add_argument("--base", type=existing_dir, default=None,
                    help="a folder written by `minituner pretrain --out`, or a Hugging Face GPT-2 folder "
@@ -331,6 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=fraction, default=0.2, help="fraction of the pairs held out for early stopping")
     p.add_argument("--test", type=fraction, default=0.2, help="fraction of the pairs held out for the test score")
     p.add_argument("--lowercase", action="store_true", help="lower-case prompts and answers")
+    add_template_option(p, "the chat template a file of conversations is rendered with, saved with the result "
+                           f"(default: {DEFAULT_TEMPLATE}); with a file of pairs, each becomes a one-turn "
+                           "conversation (default: none, the pairs as they are)")
+    p.add_argument("--train-on-prompt", action="store_true",
+                   help="conversations: the loss counts the system and user turns too (LLaMA-Factory's switch)")
+    p.add_argument("--mask-history", action="store_true",
+                   help="conversations: the loss counts the last assistant turn only (LLaMA-Factory's switch)")
     g = p.add_argument_group("training")
     add_run_options(g, steps=300, batch_size=16)
     g.add_argument("--lr", type=learning_rate, default=None,
@@ -354,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", type=existing_dir, default=None,
                    help="a folder written by `minituner pretrain --out`, or a Hugging Face GPT-2 folder "
                         "(config.json, model.safetensors, vocab.json, merges.txt) (default: the shipped base)")
+    add_template_option(p, "render the prompt as a user turn with this chat template (default: the one the "
+                           "adapter was trained with; none for the base alone or an adapter trained on pairs)")
+    p.add_argument("--system", default=None, help="a system turn before the prompt (needs a chat template)")
     p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help="tokens to generate at most (default: the room left in the context; "
                         "generation stops at the end of the answer)")

@@ -49,6 +49,7 @@ class PeftModel(LanguageModel):
         self.config = config
         self.in_place: list[str] = []  # the base's tensors this method trains where they are
         self.adapters_disabled = False
+        self.chat_template: str | None = None  # the chat template it trains with (minituner.chat), saved with it
 
     @property
     def gpt_config(self):
@@ -156,6 +157,8 @@ class PeftModel(LanguageModel):
         config = self.config.to_dict() | ({"inference_mode": True} if hasattr(self.config, "inference_mode") else {})
         info = {"method": self.config.method, "config": config,
                 "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}
+        if self.chat_template is not None:  # the template it was trained with (minituner.chat), for generate
+            info["chat_template"] = self.chat_template
         return str(save_folder(path, info, self.adapter_state_dict()))
 
     @staticmethod
@@ -201,6 +204,7 @@ class PeftModel(LanguageModel):
         info, state = cls.read_saved(path, fingerprint(base), cls)
         model = get_peft_model(base, cls.saved_config(info, is_trainable), adapter_name)
         model.load_adapter_state_dict(state, f"{path}/adapter_model.safetensors")
+        model.chat_template = info.get("chat_template")
         return cls.as_loaded(model, is_trainable)
 
     @staticmethod

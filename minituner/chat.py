@@ -115,9 +115,8 @@ def check_messages(turns, where: str = "", key: str = "messages", layout: tuple 
         if role == "system" and i:
             raise ValueError(f"{at}.{role_key}: a system turn must come first")
         if role != "system" and role != want:
-            raise ValueError(f"{at}.{role_key}: expected a {_tag(want, tags)} turn here (after the optional "
-                             f"system turn, {_tag('user', tags)} and {_tag('assistant', tags)} take turns), "
-                             f"got {tag!r}")
+            raise ValueError(f"{at}.{role_key}: expected {_tag(want, tags)!r} here (after the optional system "
+                             f"turn, {_tag('user', tags)!r} and {_tag('assistant', tags)!r} take turns), got {tag!r}")
         out.append({"role": role, "content": clean(content, f"{key}[{i}].{content_key}") if clean else content})
     if out[-1]["role"] != "assistant":
         raise ValueError(f"{name}[{len(out) - 1}]: the last turn is {turns[-1][role_key]!r}; a conversation ends "

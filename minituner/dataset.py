@@ -290,7 +290,8 @@ class Dataset:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{where}: each line must be a JSON object, got {line[:60]!r}")
+                raise ValueError(f"{where}: each line must be an object: {{\"prompt\": ..., \"answer\": ...}}, "
+                                 f"{{\"messages\": [...]}} or {{\"conversations\": [...]}}; got {line[:60]!r}")
             layout = next((k for k in ("messages", "conversations") if k in obj), "prompt/answer")
             layouts.setdefault(layout, where)
             if len(layouts) > 1:

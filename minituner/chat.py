@@ -81,13 +81,14 @@ def get_template(name) -> Template:
 
 # ---------------------------------------------------------------- checking a conversation
 def check_messages(turns, where: str = "", key: str = "messages", layout: tuple = ("role", "content", None),
-                   clean=None) -> list[dict]:
+                   clean=None, system_field: bool = False) -> list[dict]:
     """A conversation checked, as [{"role", "content"}]: a ValueError naming the turn and field for
     turns that are empty or not a list, an unknown role, a system turn not first, turns that do not
     alternate user/assistant, a last turn not the assistant's, content missing, not a str, empty or
     holding a newline. layout: (role key, content key, {tag: role}) of the file's layout.
     where: the file and line (named first); key: the list's field.
-    clean(text, field): each content as it is kept (the dataset's lower-casing and alphabet check)."""
+    clean(text, field): each content as it is kept (the dataset's lower-casing and alphabet check).
+    system_field: turns[0] came from a "system" field of the line (sharegpt's), named as that field."""
     role_key, content_key, tags = layout
     name = f"{where}: {key}" if where else key
     tags = tags or {r: r for r in ROLES}
@@ -95,7 +96,11 @@ def check_messages(turns, where: str = "", key: str = "messages", layout: tuple 
         raise ValueError(f"{name} must be a non-empty list of turns, got {turns!r:.40}")
     out = []
     for i, turn in enumerate(turns):
-        at = f"{name}[{i}]"
+        at = f"{name}[{i - system_field}]"
+        short = f"{key}[{i - system_field}].{content_key}"  # the content's field, as clean names it
+        if i < system_field:
+            at, short = f"{where}: system", "system"
+        field = f"{at}.{content_key}" if i >= system_field else at
         if not isinstance(turn, dict):
             raise ValueError(f"{at} must be an object with {role_key!r} and {content_key!r}, got {type(turn).__name__}")
         tag, content = turn.get(role_key), turn.get(content_key)
@@ -103,13 +108,13 @@ def check_messages(turns, where: str = "", key: str = "messages", layout: tuple 
             raise ValueError(f"{at}.{role_key}: unknown role {tag!r}; the roles are {', '.join(tags)}")
         role = tags[tag]
         if content is None:
-            raise ValueError(f"{at}.{content_key} is missing")
+            raise ValueError(f"{field} is missing")
         if not isinstance(content, str):
-            raise ValueError(f"{at}.{content_key} must be a string, got {type(content).__name__}")
+            raise ValueError(f"{field} must be a string, got {type(content).__name__}")
         if not content.strip():
-            raise ValueError(f"{at}.{content_key} is empty")
+            raise ValueError(f"{field} is empty")
         if END in content:
-            raise ValueError(f"{at}.{content_key} holds a newline, the end-of-turn marker; write each turn on one line")
+            raise ValueError(f"{field} holds a newline, the end-of-turn marker; write each turn on one line")
         first = 1 if out and out[0]["role"] == "system" else 0
         want = ("user", "assistant")[(i - first) % 2]
         if role == "system" and i:
@@ -117,10 +122,10 @@ def check_messages(turns, where: str = "", key: str = "messages", layout: tuple 
         if role != "system" and role != want:
             raise ValueError(f"{at}.{role_key}: expected {_tag(want, tags)!r} here (after the optional system "
                              f"turn, {_tag('user', tags)!r} and {_tag('assistant', tags)!r} take turns), got {tag!r}")
-        out.append({"role": role, "content": clean(content, f"{key}[{i}].{content_key}") if clean else content})
+        out.append({"role": role, "content": clean(content, short) if clean else content})
     if out[-1]["role"] != "assistant":
-        raise ValueError(f"{name}[{len(out) - 1}]: the last turn is {turns[-1][role_key]!r}; a conversation ends "
-                         f"with the {_tag('assistant', tags)} turn (the one trained and scored)")
+        raise ValueError(f"{name}[{len(out) - 1 - system_field}]: the last turn is {turns[-1][role_key]!r}; a "
+                         f"conversation ends with the {_tag('assistant', tags)} turn (the one trained and scored)")
     return out
 
 
@@ -136,14 +141,12 @@ def read_conversation(obj: dict, where: str, clean=None) -> list[dict] | None:
         return check_messages(obj["messages"], where, "messages", clean=clean)
     if "conversations" not in obj:
         return None
-    turns = obj["conversations"]
-    if obj.get("system") is not None:  # sharegpt's system prompt may sit in a field of its own
-        if not isinstance(obj["system"], str) or not obj["system"].strip():
-            raise ValueError(f"{where}: system must be a non-empty string, got {obj['system']!r:.40}")
-        if not isinstance(turns, list):
-            raise ValueError(f"{where}: conversations must be a non-empty list of turns, got {type(turns).__name__}")
+    turns, system_field = obj["conversations"], obj.get("system") is not None
+    if system_field:  # sharegpt's system prompt may sit in a field of its own
+        if not isinstance(turns, list) or not turns:
+            raise ValueError(f"{where}: conversations must be a non-empty list of turns, got {turns!r:.40}")
         turns = [{"from": "system", "value": obj["system"]}, *turns]
-    return check_messages(turns, where, "conversations", ("from", "value", SHAREGPT_ROLES), clean)
+    return check_messages(turns, where, "conversations", ("from", "value", SHAREGPT_ROLES), clean, system_field)
 
 
 def pair_to_messages(prompt: str, answer: str) -> list[dict]:

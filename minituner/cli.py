@@ -135,7 +135,7 @@ def finetune(args) -> None:
     import minituner as mt
 
     from .chat import parse
-    from .peft_format import save_adapter
+    from .peft_format import is_peft_folder, save_adapter
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     data, model = prepare(args)
@@ -155,6 +155,9 @@ def finetune(args) -> None:
     print(f"trained {len(hist.losses)} steps at lr {lr:g} in {hist.seconds:.1f} s ({how}); "
           f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
     save_adapter(model, args.out, args.base)  # PEFT's own format for a GPT-2 folder's LoRA, prompt, prefix
+    if data.template and is_peft_folder(args.out):  # PEFT's adapter_config.json has no field for it
+        print(f"note: {args.out} is in PEFT's format, which keeps no chat template; generate with "
+              f"--template {data.template}")
     base = f" --base {shlex.quote(str(args.base))}" if args.base else ""
     prompt = data.test.examples[0][0]
     if data.template:  # the last user turn of the first test conversation; generate renders it with the template

@@ -142,9 +142,15 @@ def test_a_bad_conversation_is_refused_naming_line_and_field(line, pattern, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_sharegpt_with_its_system_field_reads_as_messages(tmp_path):
-    line = {"system": "be brief.", "conversations": [{"from": "human", "value": "hi?"}, {"from": "gpt", "value": "ok"}]}
-    assert chat.read_conversation(line, "x") == [SYSTEM, HI, OK]
+def test_sharegpt_with_its_system_field_reads_as_messages_and_errors_name_the_file_s_fields():
+    turns = [{"from": "human", "value": "hi?"}, {"from": "gpt", "value": "ok"}]
+    assert chat.read_conversation({"system": "be brief.", "conversations": turns}, "x") == [SYSTEM, HI, OK]
+    with pytest.raises(ValueError, match=r"^x: conversations\[1\]\.value is empty"):
+        chat.read_conversation({"system": "be brief.", "conversations": [turns[0], {"from": "gpt", "value": ""}]}, "x")
+    with pytest.raises(ValueError, match=r"^x: system must be a string, got int"):
+        chat.read_conversation({"system": 3, "conversations": turns}, "x")
+    with pytest.raises(ValueError, match=r"^x: conversations\[0\]\.from: a system turn must come first"):
+        chat.read_conversation({"system": "a.", "conversations": [{"from": "system", "value": "b."}, *turns]}, "x")
 
 
 def test_pairs_with_a_template_become_one_turn_conversations(tmp_path):

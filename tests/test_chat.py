@@ -195,3 +195,21 @@ def test_finetune_on_conversations_then_generate_uses_the_saved_template(tmp_pat
     with pytest.raises(SystemExit) as e:
         main(["generate", "--adapter", str(out), "--template", "nope", "hi?"])
     assert e.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_lowercase_reaches_every_turn_and_a_pairs_file_with_a_template_saves_it(tmp_path, capsys):
+    path = tmp_path / "shout.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "system", "content": "Be Brief."},
+                                                     {"role": "user", "content": f"Who Is {c.upper()}?"},
+                                                     {"role": "assistant", "content": c.upper()}]}) + "\n"
+                            for c in "abcdefghij"))
+    data = mt.Dataset.from_jsonl(path, lowercase=True)
+    assert data.train.examples[0][0].startswith("system\nbe brief.\nuser\nwho is ") and data.template == chat.DEFAULT
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"who is {c}?", "answer": f" {c}"}) + "\n" for c in "abcdefghij"))
+    assert main(["finetune", "--method", "bitfit", "--data", str(pairs), "--template", "baichuan",
+                 "--out", str(tmp_path / "b"), "--steps", "1"]) == 0
+    assert main(["generate", "--adapter", str(tmp_path / "b"), "--max-new-tokens", "2", "hi?"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("::hi?::")
+    assert main(["generate", "--system", "be brief.", "hi?"]) == 2  # the base alone has no template
+    assert "--system needs a chat template" in capsys.readouterr().err

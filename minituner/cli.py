@@ -22,6 +22,8 @@ from pathlib import Path
 import torch.distributed as dist
 
 from . import checkpoint
+from .chat import DEFAULT as DEFAULT_TEMPLATE
+from .chat import TEMPLATES, parse, render
 from .checkpoint import BASE_NAME, check_writable, save_model
 from .checks import refuse
 from .cli_options import add_method_options, default_lr, flag, method_config, selected
@@ -47,7 +49,7 @@ from .memory import MAX_PARAMS, estimate_memory, llama_factory
 from .methods import METHODS, MethodConfig, PeftModel, get_peft_model, ordered
 from .model import GPTConfig
 from .notebooks import build
-from .peft_format import save_adapter
+from .peft_format import is_peft_folder, save_adapter
 from .pretrain import RECIPE, pretrain
 from .report import markdown_table
 from .tokenizer import CharTokenizer
@@ -143,6 +145,9 @@ class Run:
     val: float
     test: float
     lowercase: bool
+    template: str | None  # the chat template conversations are rendered with (minituner.chat); None: pairs
+    train_on_prompt: bool
+    mask_history: bool
     steps: int
     batch_size: int
     lr: float  # given, or the method's as the sweep chose it
@@ -162,7 +167,8 @@ def resolve(args) -> Run:
     check_train_args(None, args.steps, lr, args.batch_size, eval_every, patience)  # before the data is read
     backend = backend_for(args.nproc, args.batch_size, device) if args.nproc > 1 else None
     return Run(args.method, method_config(args), args.data, args.out, args.base, args.val, args.test, args.lowercase,
-               args.steps, args.batch_size, lr, args.seed, device, eval_every, patience, args.nproc, backend)
+               args.template, args.train_on_prompt, args.mask_history, args.steps, args.batch_size, lr, args.seed,
+               device, eval_every, patience, args.nproc, backend)
 
 
 def prepare(run: Run, data: Dataset | None = None):
@@ -171,8 +177,12 @@ def prepare(run: Run, data: Dataset | None = None):
     base, tok = load_any_base(run.base)  # init_text is encoded by the base's own tokenizer (virtual_tokens.py)
     if data is None:
         data = Dataset.from_jsonl(run.data, val=run.val, test=run.test, seed=run.seed, lowercase=run.lowercase,
-                                  tokenizer=tok)
-    return data, get_peft_model(base, run.config)
+                                  tokenizer=tok, template=run.template, train_on_prompt=run.train_on_prompt,
+                                  mask_history=run.mask_history)
+    model = get_peft_model(base, run.config)
+    data.check_context(model.gpt_config.block_size, getattr(model, "num_virtual_tokens", 0))  # refused, not cut
+    model.chat_template = data.template  # saved with the adapter; generate renders prompts with it
+    return data, model
 
 
 def finetune(run: Run, data: Dataset | None = None) -> None:
@@ -195,9 +205,15 @@ def finetune(run: Run, data: Dataset | None = None) -> None:
     print(f"trained {len(hist.losses)} steps at lr {run.lr:g} in {hist.seconds:.1f} s ({how}); "
           f"test ({len(data.test)} pairs): loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.3f}")
     save_adapter(model, run.out, run.base)  # PEFT's own format for a GPT-2 folder's LoRA, prompt, prefix
+    if data.template and is_peft_folder(run.out):  # PEFT's adapter_config.json has no field for it
+        print(f"note: {run.out} is in PEFT's format, which keeps no chat template; generate with "
+              f"--template {data.template}")
     base = f" --base {shlex.quote(str(run.base))}" if run.base else ""
+    prompt = data.test.examples[0][0]
+    if data.template:  # the last user turn of the first test conversation; generate renders it with the template
+        prompt = parse(prompt, data.template)[-1]["content"]
     print(f"saved {run.out}; try: minituner generate --adapter {shlex.quote(str(run.out))}{base} "
-          f"{shlex.quote(data.test.examples[0][0])}")
+          f"{shlex.quote(prompt)}")
 
 
 def cmd_finetune(args) -> int:
@@ -217,7 +233,14 @@ def cmd_generate(args) -> int:
     if args.adapter is not None:
         model = PeftModel.from_pretrained(model, args.adapter)  # minituner's save_pretrained folder or PEFT's format
     model.to(device)
-    print(args.prompt + answer(model, tok, args.prompt, max_new_tokens=args.max_new_tokens))
+    template = args.template or getattr(model, "chat_template", None)  # the adapter's, unless told otherwise
+    prompt = args.prompt
+    if template:
+        prompt = render([{"role": "system", "content": args.system}] * bool(args.system)
+                        + [{"role": "user", "content": args.prompt}], template)
+    elif args.system:
+        raise ValueError("--system needs a chat template: give --template, or an adapter trained on conversations")
+    print(prompt + answer(model, tok, prompt, max_new_tokens=args.max_new_tokens))
     return 0
 
 
@@ -321,6 +344,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def add_template_option(p, help: str):
+    p.add_argument("--template", choices=list(TEMPLATES), default=None, help=help)
+
+
 def add_run_options(p, steps: int, batch_size: int):
     p.add_argument("--steps", type=positive_int, default=steps, help="training steps (at most)")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help="examples per step")
@@ -341,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("finetune", "fine-tune the shipped base (or --base) on your own (prompt, answer) pairs", cmd_finetune)
     p.add_argument("--method", required=True, choices=[m.key for m in ordered()], help="the fine-tuning method")
     p.add_argument("--data", required=True, type=existing_file,
-                   help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line')
+                   help='a JSON-lines file, one {"prompt": ..., "answer": ...} per line, or one conversation per '
+                        'line: {"messages": [{"role": ..., "content": ...}, ...]} (OpenAI) or {"conversations": '
+                        '[{"from": ..., "value": ...}, ...]} (sharegpt)')
     p.add_argument("--out", required=True, type=output_dir, help="folder to save the result in (save_pretrained)")
     p.add_argument("--base", type=existing_dir, default=None,
                    help="a folder written by `minituner pretrain --out`, or a Hugging Face GPT-2 folder "
@@ -349,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=fraction, default=0.2, help="fraction of the pairs held out for early stopping")
     p.add_argument("--test", type=fraction, default=0.2, help="fraction of the pairs held out for the test score")
     p.add_argument("--lowercase", action="store_true", help="lower-case prompts and answers")
+    add_template_option(p, "the chat template a file of conversations is rendered with, saved with the result "
+                           f"(default: {DEFAULT_TEMPLATE}); with a file of pairs, each becomes a one-turn "
+                           "conversation (default: none, the pairs as they are)")
+    p.add_argument("--train-on-prompt", action="store_true",
+                   help="conversations: the loss counts the system and user turns too (LLaMA-Factory's switch)")
+    p.add_argument("--mask-history", action="store_true",
+                   help="conversations: the loss counts the last assistant turn only (LLaMA-Factory's switch)")
     g = p.add_argument_group("training")
     add_run_options(g, steps=300, batch_size=16)
     g.add_argument("--lr", type=learning_rate, default=None,
@@ -372,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", type=existing_dir, default=None,
                    help="a folder written by `minituner pretrain --out`, or a Hugging Face GPT-2 folder "
                         "(config.json, model.safetensors, vocab.json, merges.txt) (default: the shipped base)")
+    add_template_option(p, "render the prompt as a user turn with this chat template (default: the one the "
+                           "adapter was trained with; none for the base alone or an adapter trained on pairs)")
+    p.add_argument("--system", default=None, help="a system turn before the prompt (needs a chat template)")
     p.add_argument("--max-new-tokens", type=positive_int, default=None,
                    help="tokens to generate at most (default: the room left in the context; "
                         "generation stops at the end of the answer)")

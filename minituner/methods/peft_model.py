@@ -67,6 +67,7 @@ class PeftModel(LanguageModel):
         """The base's tensors trained where they are; their values now (the base's) are kept for disable_adapter."""
         self._in_place = list(names)
         self.base_values = {n: self.base.get_parameter(n).detach().clone() for n in self._in_place}
+        self.chat_template: str | None = None  # the chat template it trains with (minituner.chat), saved with it
 
     @property
     def gpt_config(self):
@@ -216,6 +217,8 @@ class PeftModel(LanguageModel):
         config_dict = config.validate().to_dict() | ({"inference_mode": True} if hasattr(config, "inference_mode") else {})
         info = {"method": config.method, "config": config_dict,
                 "base_fingerprint": self.base_fingerprint, "minituner_version": __version__}
+        if self.chat_template is not None:  # the template it was trained with (minituner.chat), for generate
+            info["chat_template"] = self.chat_template
         return str(save_folder(path, info, state))
 
     @property
@@ -288,6 +291,7 @@ class PeftModel(LanguageModel):
         info, state = cls.read_saved(path, fingerprint(base), cls)
         model = get_peft_model(base, cls.saved_config(info, is_trainable), adapter_name)
         model.load_adapter_state_dict(state, f"{path}/adapter_model.safetensors")
+        model.chat_template = info.get("chat_template")
         return cls.as_loaded(model, is_trainable)
 
     @staticmethod

@@ -83,10 +83,9 @@ def argv_of(parser, form: dict, out: str) -> list[str]:
         raise ValueError(f"unknown method {key!r}; the methods are {', '.join(m.key for m in ordered())}")
     argv = ["finetune", "--method", key, "--data", str(form.get("data") or ""), "--out", out]
     given = {**form.get("training", {}), **form.get("options", {})}
-    shown = {o["name"]: o for o in training_options(parser) + method_options(key)}
-    for name, value in given.items():
-        option = shown.get(name)
-        if option is None or value in (None, ""):
+    for option in training_options(parser) + method_options(key):  # in the order the page shows them
+        value = given.get(option["name"])
+        if value in (None, ""):
             continue
         default = option["default"]
         if option["switch"]:

@@ -73,6 +73,7 @@ async function check() {
     if (mine !== pending) return;  // a newer check is on its way
     $("form-error").textContent = "";
     $("command").textContent = c.command;
+    $("opt-lr").placeholder = c.lr;  // the method's own rate, used when the field is empty
     $("trainable").textContent = `${c.trainable.toLocaleString()} / ${c.total.toLocaleString()} (${(100 * c.trainable / c.total).toFixed(2)}%)`;
     const bytes = Object.values(c.memory).reduce((a, b) => a + b, 0);
     $("memory").textContent = `${(bytes / 2 ** 20).toFixed(2)} MiB`;
@@ -149,13 +150,14 @@ function draw() {
     $("curve").dataset.evals = S.evals.length;
     plot($("curve"), [{ label: t("train_loss"), colour: COLOURS[0], points: S.losses },
                       { label: t("val_loss"), colour: COLOURS[1], points: S.evals.map(([s, l]) => [s, l]), dots: true }],
-         S.run.steps, true);
+         true);
   });
 }
 
-// One chart: x from 0 to xmax, y linear or log; a legend; each series a line (dots: points too).
-function plot(canvas, series, xmax, log) {
+// One chart: x from 0 to the last step seen, y linear or log; a legend; each series a line (dots: points too).
+function plot(canvas, series, log) {
   const g = canvas.getContext("2d"), W = canvas.width, H = canvas.height, L = 50, B = 24, T = 22;
+  const xmax = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[0])));
   const f = log ? Math.log10 : (y) => y;
   const ys = series.flatMap((s) => s.points.map((p) => f(p[1]))).filter(Number.isFinite);
   g.clearRect(0, 0, W, H);
@@ -205,8 +207,7 @@ async function overlay() {
   const ids = [...document.querySelectorAll("#runs input:checked")].map((el) => el.value);
   const logs = await Promise.all(ids.map((id) => api(`/api/runs/${id}/log`)));
   plot($("overlay"), logs.map((l, i) => ({ label: ids[i], colour: COLOURS[i % COLOURS.length], dots: true,
-    points: l.log.filter((e) => "eval" in e).map((e) => [e.eval, e.accuracy]) })),
-    Math.max(1, ...logs.map((l) => l.run.steps)), false);
+    points: l.log.filter((e) => "eval" in e).map((e) => [e.eval, e.accuracy]) })), false);
   $("overlay").dataset.runs = ids.length;
 }
 

@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("board", "a local web page: choose a method, run finetune, watch it live, compare runs, ask "
                 "the result (needs the board extra; docs/board.md)", cmd_board)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (the default: this computer only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
     p.add_argument("--port", type=integer(0, 65535), default=7860, help="port (0: any free one)")
     p.add_argument("--runs", type=output_dir, default=Path("runs/board"), help="folder that keeps every run")
     p.add_argument("--max-running", type=positive_int, default=1, help="runs allowed at the same time")

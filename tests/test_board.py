@@ -169,3 +169,12 @@ def test_stopping_a_run_leaves_every_earlier_run_intact_and_one_runs_at_a_time(b
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == before
     error = post(client, "/api/answer", {"run": long["id"], "prompt": "the cat"}, status=400)["error"]
     assert error == f"run {long['id']} has no adapter: it did not finish"
+
+
+def test_a_run_the_command_refuses_is_listed_failed_with_its_one_line(board):
+    client, folder = board
+    run = post(client, "/api/runs", form(client, training={"batch_size": "100000"}))  # train() allows 65,536
+    failed = finished(client, run["id"])
+    assert (failed["status"], failed["adapter"]) == ("failed", False)
+    assert failed["error"].startswith("minituner finetune: error: argument --batch-size: batch_size must be")
+    assert post(client, "/api/check", form(client, training={"batch_size": "100000"}))["memory"] is None

@@ -49,13 +49,18 @@ class Runs:
     def running(self) -> list[str]:
         return [i for i, p in self.processes.items() if p.poll() is None]
 
+    def ended(self, run: str, code: int) -> str:
+        return "stopped" if run in self.stopped else "finished" if code == 0 else "failed"
+
     def status(self, run: str) -> str:
-        if run in self.running():
-            return "running"
+        """From the run's process while this board has it, else from the status.json it wrote."""
+        if run in self.processes:
+            code = self.processes[run].poll()
+            return "running" if code is None else self.ended(run, code)
         path = self.folder / run / "status.json"
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))["status"]
-        return "interrupted"  # its process ended with a board that is gone
+        return "interrupted"  # its board ended before it did
 
     def start(self, run: str, argv: list[str], steps: int) -> None:
         """Start `minituner finetune` (argv) as run `run`; a ValueError when max_running runs are going."""
@@ -75,9 +80,8 @@ class Runs:
 
     def _wait(self, run: str, process: subprocess.Popen) -> None:
         code = process.wait()
-        status = "stopped" if run in self.stopped else "finished" if code == 0 else "failed"
-        (self.folder / run / "status.json").write_text(json.dumps({"status": status, "returncode": code}),
-                                                       encoding="utf-8")
+        status = {"status": self.ended(run, code), "returncode": code}
+        (self.folder / run / "status.json").write_text(json.dumps(status), encoding="utf-8")
 
     def stop(self, run: str) -> None:
         if run not in self.running():

@@ -44,6 +44,7 @@ from .locales import LABELS
 from .runs import Runs, command_line, read_log
 
 UPLOAD_LIMIT = 1 << 20  # bytes of one uploaded file
+MEASURED_ROWS = 256  # a step's memory is measured for batches up to this many rows (a bigger one is not run here)
 TRAINING = ("steps", "batch_size", "lr", "eval_every", "patience", "seed", "val", "test", "lowercase")
 PRESETS = {"full": {}, "smoke": {"steps": 30, "eval_every": 5}}  # smoke: a few steps, a point every 5
 
@@ -181,8 +182,8 @@ def create_app(parser, runs_folder: Path, max_running: int = 1) -> Flask:
             model = mt.get_peft_model(base, config)
             data.check_context(model.gpt_config.block_size, getattr(model, "num_virtual_tokens", 0))
             trainable, total = mt.count_parameters(model)
-            batch = data.train.batch(args.batch_size, torch.Generator().manual_seed(args.seed))
-            memory = measure_step(model, batch)
+            batch = data.train.batch(min(args.batch_size, MEASURED_ROWS), torch.Generator().manual_seed(args.seed))
+            memory = measure_step(model, batch) if args.batch_size <= MEASURED_ROWS else None
         return jsonify(command=command_line(argv), argv=argv, trainable=trainable, total=total,
                        memory=memory, lr=args.lr if args.lr is not None else default_lr(args.method),
                        sizes={s: len(getattr(data, s)) for s in ("train", "val", "test")},

@@ -75,8 +75,8 @@ async function check() {
     $("command").textContent = c.command;
     $("opt-lr").placeholder = c.lr;  // the method's own rate, used when the field is empty
     $("trainable").textContent = `${c.trainable.toLocaleString()} / ${c.total.toLocaleString()} (${(100 * c.trainable / c.total).toFixed(2)}%)`;
-    const bytes = Object.values(c.memory).reduce((a, b) => a + b, 0);
-    $("memory").textContent = `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+    const bytes = c.memory && Object.values(c.memory).reduce((a, b) => a + b, 0);
+    $("memory").textContent = c.memory ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : "—";
     $("sizes").textContent = `train ${c.sizes.train} · val ${c.sizes.val} · test ${c.sizes.test}`;
     $("preview").tBodies[0].replaceChildren(...c.preview.map(([p, a]) => row([p, a])));
     $("start").disabled = S.run && S.run.status === "running";
@@ -115,6 +115,7 @@ function follow(run) {
   $("stop").disabled = run.status !== "running";
   $("start").disabled = run.status === "running";
   S.source = new EventSource(`/api/runs/${run.id}/events`);
+  S.source.onopen = () => { S.losses = []; S.evals = []; };  // every connection replays the log from its start
   S.source.onmessage = (m) => {
     const e = JSON.parse(m.data);
     if ("step" in e) S.losses.push([e.step, e.loss]);
@@ -130,6 +131,7 @@ function follow(run) {
     S.source.close();
     S.run = JSON.parse(m.data);
     $("run-status").textContent = t(S.run.status);
+    if (S.run.error) $("form-error").textContent = S.run.error;
     $("stop").disabled = true;
     $("start").disabled = false;
     draw();

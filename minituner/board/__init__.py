@@ -11,6 +11,7 @@ locales.py: every label of the page in English and Chinese; static/: the page, s
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 
@@ -23,9 +24,13 @@ def serve(parser, host: str, port: int, runs: Path, max_running: int = 1) -> Non
                          '(pip install -e ".[board]" in a clone)') from None
     from .server import create_app
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request: the page asks often
     server = make_server(host, port, create_app(parser, runs, max_running), threaded=True)
-    print(f"minituner board: http://{host}:{server.port}  (runs in {runs}; Ctrl-C stops the board, "
-          f"not the runs' folders)", flush=True)
+    print(f"minituner board: http://{host}:{server.port}  (runs in {runs}; Ctrl-C stops the board and a run "
+          f"going, and every run's folder stays)", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"minituner board: listening on {host}: whoever reaches this computer there can start runs and "
+              f"upload files", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

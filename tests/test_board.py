@@ -76,7 +76,7 @@ def test_the_page_offers_every_registered_method_with_the_registrys_options_and_
         assert [o["name"] for o in m["options"]] == list(fields)
         assert [o["help"] for o in m["options"]] == [f.metadata["help"] for f in fields.values()]
         assert {o["name"]: o["default"] for o in m["options"]} == \
-            {n: words(v) for n, v in defaults(m["key"]).items() if n in fields}
+            {n: "" if v is None else words(v) for n, v in defaults(m["key"]).items() if n in fields}
     finetune = cli.build_parser()._subparsers._group_actions[0].choices["finetune"]
     flags = {s for a in finetune._actions for s in a.option_strings}
     assert {o["flag"] for o in setup["training"]} <= flags

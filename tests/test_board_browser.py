@@ -89,6 +89,8 @@ def test_a_person_trains_watches_stops_compares_and_asks(board, browser, tmp_pat
     until(lambda: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "yes")
     until(lambda: el("command").text.startswith("minituner finetune"))
     assert [o.get_attribute("value") for o in Select(el("method")).options][:1] == ["full"]
+    loaded = d.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    assert loaded and all(u.startswith(url + "/") for u in loaded)  # nothing from outside the machine
     shot("1-loaded", "data-section", "method-section")
 
     # 2. LoRA on classify at the smoke preset, rank 4: the command and the trainable count follow

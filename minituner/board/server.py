@@ -53,16 +53,20 @@ def subcommand(parser, name: str = "finetune"):
     return parser._subparsers._group_actions[0].choices[name]
 
 
+def text(value) -> str:
+    """A default as the page's field holds it: as the command line writes it, empty for None."""
+    return "" if value is None else words(value)
+
+
 def training_options(parser) -> list[dict]:
     """The finetune command's training options the page shows: flag, help and default from its parser."""
     actions = {a.dest: a for a in subcommand(parser)._actions}
     return [{"name": n, "flag": actions[n].option_strings[0], "help": actions[n].help,
-             "default": "" if actions[n].default is None else actions[n].default, "switch": actions[n].nargs == 0}
-            for n in TRAINING]
+             "default": text(actions[n].default), "switch": actions[n].nargs == 0} for n in TRAINING]
 
 
 def method_options(key: str) -> list[dict]:
-    """Method `key`'s options, from its config's fields: help, domain, default, choices, bounds."""
+    """Method `key`'s options, from its config's fields: help, domain (type and bounds), default, choices."""
     entry, values, cli = METHODS[key], defaults(key), owners()
     out = []
     for f in entry.fields():
@@ -71,7 +75,7 @@ def method_options(key: str) -> list[dict]:
         annotation = annotation_of(entry.config, f.name)
         m = f.metadata
         out.append({"name": f.name, "flag": flag(f.name), "help": m["help"], "domain": domain(f, annotation),
-                    "default": words(values[f.name]), "switch": "bool" in kinds(annotation),
+                    "default": text(values[f.name]), "switch": "bool" in kinds(annotation),
                     "choices": [words(c) for c in m["choices"]] if m.get("choices") else None})
     return out
 
@@ -88,11 +92,10 @@ def argv_of(parser, form: dict, out: str) -> list[str]:
         value = given.get(option["name"])
         if value in (None, ""):
             continue
-        default = option["default"]
         if option["switch"]:
-            if bool(value) != (default in (True, "True")):
+            if bool(value) != (option["default"] == "True"):
                 argv.append(option["flag"] if value else "--no-" + option["flag"][2:])
-        elif str(value).strip() != str(words(default) if default != "" else ""):
+        elif str(value).strip() != option["default"]:
             argv += [option["flag"], str(value).strip()]
     return argv
 

@@ -30,7 +30,7 @@ function field(option, into) {
   const label = document.createElement("label");
   const input = document.createElement(option.choices ? "select" : "input");
   if (option.choices) for (const c of option.choices) input.add(new Option(c, c));
-  if (option.switch) { input.type = "checkbox"; input.checked = option.default === true || option.default === "True"; }
+  if (option.switch) { input.type = "checkbox"; input.checked = option.default === "True"; }
   else { input.value = option.default; input.placeholder = option.default === "" ? "default" : ""; }
   input.name = option.name;
   input.id = "opt-" + option.name;

@@ -97,9 +97,10 @@ def test_the_command_and_the_trainable_count_follow_the_options(board):
 
 def test_a_bad_option_is_the_commands_own_one_line_error_before_any_work(board):
     client, folder = board
+    bad_r = form(client, r="0")
     before = sorted(p.name for p in folder.iterdir())
     for path in ("/api/check", "/api/runs"):
-        error = post(client, path, form(client, r="0"), status=400)["error"]
+        error = post(client, path, bad_r, status=400)["error"]
         assert error == "argument --r: LoraConfig.r must be an integer >= 1 and <= 4096, got 0"
         error = post(client, path, form(client, training={"steps": "0"}), status=400)["error"]
         assert error == "minituner finetune: error: argument --steps: must be an integer from 1 to 10,000,000, got 0"

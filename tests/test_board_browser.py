@@ -8,6 +8,7 @@ page, in English and in Chinese, goes to the folder in $MINITUNER_SCREENSHOTS (d
 pictures of docs/board.md), else to a temporary folder.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -24,7 +25,6 @@ pytestmark = [pytest.mark.xdist_group("board"),
 pytest.importorskip("flask", reason='the board extra is not installed (pip install -e ".[board]")')
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra has it)")
 
-from PIL import Image  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -71,13 +71,10 @@ def test_a_person_trains_watches_stops_compares_and_asks(board, browser, tmp_pat
     def shot(name: str, *sections: str) -> None:
         """The page from the first section's top to the last one's bottom, in English, then in Chinese."""
         for lang in ("en", "zh"):
-            d.execute_script("window.scrollTo(0, 0)")  # the whole page in the window: rects are the picture's
-            d.set_window_size(1000, d.execute_script("return document.documentElement.scrollHeight") + 100)
-            d.save_screenshot(str(tmp_path / "page.png"))
             top, bottom = el(sections[0]).rect, el(sections[-1]).rect
-            with Image.open(tmp_path / "page.png") as page:
-                page.crop((0, int(top["y"]), page.width, int(bottom["y"] + bottom["height"]))).save(
-                    shots / f"{name}-{lang}.png", optimize=True)
+            clip = {"x": 0, "y": top["y"], "width": 1000, "height": bottom["y"] + bottom["height"] - top["y"], "scale": 1}
+            png = d.execute_cdp_cmd("Page.captureScreenshot", {"clip": clip, "captureBeyondViewport": True})["data"]
+            (shots / f"{name}-{lang}.png").write_bytes(base64.b64decode(png))
             el("lang").click()
         assert el("start").text == "Start"  # back in English
 

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import torch
-from flask import Flask, Response, jsonify, request
 
 import minituner as mt
 from minituner.cli_options import default_lr, defaults, flag, method_config, owners, selected, words
@@ -116,8 +115,11 @@ def read_data(path: str, val: float, test: float, seed: int, lowercase: bool, mt
     return mt.Dataset.from_jsonl(path, val=val, test=test, seed=seed, lowercase=lowercase)
 
 
-def create_app(parser, runs_folder: Path, max_running: int = 1) -> Flask:
-    """The board for the command line `parser` (minituner.cli's: the board checks and runs its finetune)."""
+def create_app(parser, runs_folder: Path, max_running: int = 1):
+    """The board for the command line `parser` (minituner.cli's: the board checks and runs its finetune):
+    a Flask app (the board extra's; `import minituner` never imports it)."""
+    from flask import Flask, Response, jsonify, request
+
     torch.set_num_threads(1)  # the page's small computations; the cores are the run's
     runs = Runs(runs_folder, max_running)
     data_folder = runs.folder / "data"

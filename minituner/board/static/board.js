@@ -13,7 +13,7 @@ function labels() {
   $("preset").options[0].text = t("preset_full");
   $("preset").options[1].text = t("preset_smoke");
   $("adapter").options[0].text = t("base_only");
-  if (S.run) $("run-status").textContent = t(S.run.status);
+  if (S.run) { $("run-status").textContent = t(S.run.status); showTest(); }
   listRuns();
 }
 
@@ -107,10 +107,10 @@ async function chooseData(body) {
 // ---------------------------------------------------------------- a run, live
 function follow(run) {
   if (S.source) S.source.close();
-  S.run = run; S.losses = []; S.evals = [];
+  S.run = run; S.losses = []; S.evals = []; S.test = null;
   $("run-id").textContent = run.id;
   $("run-status").textContent = t(run.status);
-  $("test").textContent = "";
+  showTest();
   $("samples").tBodies[0].replaceChildren();
   $("stop").disabled = run.status !== "running";
   $("start").disabled = run.status === "running";
@@ -124,7 +124,7 @@ function follow(run) {
       $("samples").tBodies[0].replaceChildren(...e.samples.map((s) =>
         row([s.prompt, s.answer, s.expected], ["", s.answer === s.expected ? "right" : "wrong", ""])));
     }
-    if ("test" in e) $("test").textContent = `${t("accuracy")} ${e.test.accuracy.toFixed(3)}, ${t("loss")} ${e.test.loss.toFixed(4)}`;
+    if ("test" in e) { S.test = e.test; showTest(); }
     draw();
   };
   S.source.addEventListener("end", (m) => {
@@ -137,6 +137,10 @@ function follow(run) {
     draw();
     listRuns();
   });
+}
+
+function showTest() {
+  $("test").textContent = S.test ? `${t("accuracy")} ${S.test.accuracy.toFixed(3)}, ${t("loss")} ${S.test.loss.toFixed(4)}` : "";
 }
 
 let drawing = false;

@@ -11,6 +11,7 @@ pictures of docs/board.md), else to a temporary folder.
 import base64
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -125,8 +126,9 @@ def test_a_person_trains_watches_stops_compares_and_asks(board, browser, tmp_pat
     for name, value in (("steps", "6"), ("eval_every", "3")):
         el(f"opt-{name}").clear()
         el(f"opt-{name}").send_keys(value + "\t")
-    until(lambda: el("command").text.endswith("--method lora --data " + str(runs / "data" / "classify.jsonl")
-                                              + " --out " + str(runs / "002-lora" / "adapter") + " --steps 6 --eval-every 3"))
+    until(lambda: el("command").text == "minituner " + shlex.join(
+        ["finetune", "--method", "lora", "--data", str(runs / "data" / "classify.jsonl"),
+         "--out", str(runs / "002-lora" / "adapter"), "--steps", "6", "--eval-every", "3"]))
     el("start").click()
     until(lambda: el("run-id").text != first and el("run-status").text == "finished")
     second = el("run-id").text

@@ -305,6 +305,13 @@ def cmd_notebooks(args) -> int:
     return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
+def cmd_board(args) -> int:
+    from .board import serve  # the board extra (flask), only when asked for
+
+    serve(build_parser(), args.host, args.port, args.runs, args.max_running)
+    return 0
+
+
 MEMORY_OPTIONS = {"r": ("lora", "qlora"), "targets": ("lora", "qlora"), "num_virtual_tokens": ("prompt", "prefix"),
                   "trainable_layers": ("freeze",)}  # memory's options, and the layouts that read each
 
@@ -495,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1, help="sequences per step")
     p.add_argument("--seq-len", type=positive_int, default=512, help="tokens per sequence")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (LLaMA-Factory's default)")
+
+    p = command("board", "a local web page: choose a method, run finetune, watch it live, compare runs, ask "
+                "the result (needs the board extra; docs/board.md)", cmd_board)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this computer only)")
+    p.add_argument("--port", type=integer(0, 65535), default=7860, help="port (0: any free one)")
+    p.add_argument("--runs", type=output_dir, default=Path("runs/board"), help="folder that keeps every run")
+    p.add_argument("--max-running", type=positive_int, default=1, help="runs allowed at the same time")
     return parser
 
 

@@ -8,7 +8,7 @@ where the files that import it are installed:
     minituner/ at module level      the core dependencies (`pip install -e .`)
     minituner/ inside a function    the core or an extra (a feature that says which extra it needs)
     lessons/                        the core (a student runs a lesson after `pip install -e .`)
-    tests/                          the core and the dev extra (the README's test command)
+    tests/                          the core, the dev and board extras (the README's test command)
     benchmarks/                     the core and the bench extra
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"minituner": ("core",), "lessons": ("core",), "tests": ("core", "dev"), "benchmarks": ("core", "bench")}
+FOLDERS = {"minituner": ("core",), "lessons": ("core",), "tests": ("core", "dev", "board"), "benchmarks": ("core", "bench")}
 DYNAMIC = {"import_module", "optional", "__import__", "importorskip"}  # calls whose constant argument is imported
 
 

@@ -32,6 +32,7 @@
 # %%
 import tempfile
 from pathlib import Path
+from statistics import mean
 
 import matplotlib.pyplot as plt
 import torch
@@ -39,10 +40,11 @@ import torch
 import minituner
 import minituner.experiments as cmp
 from minituner import lesson
+from minituner.experiments.tables import load_results
 from minituner.memory import measure_step
 from minituner.model import Linear
 from minituner.report import label, markdown_table, save_figure, show
-from minituner.verdict import MIN_SEEDS
+from minituner.verdict import MIN_SEEDS, compare
 
 # presets: from the command line in a script, the full lesson's defaults in a notebook
 args = lesson.options("Lesson 08: every method on one base", smoke=dict(steps=2, time_steps=1),
@@ -159,6 +161,31 @@ ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 save_figure(fig, out / "cost.png");
 
 # %% [markdown]
+# ## 5. What each method forgets (每种方法忘了什么)
+#
+# Fine-tuning can cost what the base knew. After training, each method answers the fact probe
+# (`minituner.make_fact_probe()`: every fact of the mini-world, asked both ways in the corpus's
+# words, all of which the base answers) with its adapter active; *forgetting* is the base's probe
+# accuracy minus the method's (Biderman et al. 2024 measure this trade-off as "LoRA learns less
+# and forgets less"). Section 1's last figure puts it against the gain on the task, one point per
+# method. Below: this run's column (one seed), then the three seeds of `docs/compare/`, where the
+# method that forgets least on average is set against every other by the rule, paired by seed.
+
+# %%
+show(markdown_table([{"method": short[r["method"]], "forgetting": r["forgetting"], "val acc": r["val acc"],
+                      "test acc": r["test acc"]} for r in rows if "forgetting" in r]))
+committed = load_results(Path(minituner.__file__).resolve().parents[1] / "docs" / "compare")[args.task]
+forgets = {short[r["method"]]: {committed["seed"] + i: run["forgetting"] for i, run in enumerate(r["runs"])}
+           for r in committed["rows"] if "forgetting" in r}
+least = min(forgets, key=lambda k: mean(forgets[k].values()))
+against = {k: compare(k, v, least, forgets[least], "forgetting", names_zh=(k, least, "遗忘"))
+           for k, v in forgets.items() if k != least}
+RULE = {1: "forgets more", 0: "within noise", -1: "forgets less", None: "too few seeds"}
+show(markdown_table([{"method": k, "forgetting mean": mean(v.values()), "seeds": len(v),
+                      f"against {least}, by the rule": RULE[against[k].direction] if k in against else "—"}
+                     for k, v in sorted(forgets.items(), key=lambda kv: mean(kv[1].values()))]))
+
+# %% [markdown]
 # ## Conclusions (结论)
 #
 # Read from this run; one seed, so a difference of one or two rows is noise.
@@ -173,6 +200,10 @@ print(f"- Validation accuracy on one seed, highest first (test in brackets); an 
       f"for verdicts needs {MIN_SEEDS} seeds (docs/compare runs them): "
       + ", ".join(f"{name[r['method']]} {r['val acc']:.2f} ({r['test acc']:.2f})" for r in by_val) + ".")
 print(f"- From scratch reaches {row['from scratch']['val acc']:.2f}: validation asks facts only pretraining taught.")
+more = [k for k, v in against.items() if v.direction == 1]
+print(f"- Forgetting over {committed['seeds']} seeds (docs/compare, `{args.task}`): {least} forgets least on average "
+      f"({mean(forgets[least].values()):.3f} of the fact probe); by the rule, {len(more)} of the {len(against)} other "
+      f"methods forget more than it ({', '.join(more) or 'none'}), the others are within noise of it.")
 print(f"- LoRA trains {row['LoRA']['trainable %']:.1f}% of the parameters; its AdamW state is "
       f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f}× smaller than full fine-tuning's, "
       f"its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
@@ -195,6 +226,9 @@ top = by_val[0]
 print(f"- 只有一个随机种子,按验证集排在最前的是 {name[top['method']]}:验证集准确率 {top['val acc']:.2f},测试集 "
       f"{top['test acc']:.2f}(这只是排序,不是结论:规则至少要 {MIN_SEEDS} 个随机种子,docs/compare 用的就是);"
       f"从随机初始化训练只有 {row['from scratch']['val acc']:.2f}:验证集问的是只有预训练才教过的事实。")
+print(f"- 遗忘(docs/compare,`{args.task}`,{committed['seeds']} 个随机种子):平均忘得最少的是 {least}"
+      f"(事实探针上丢掉 {mean(forgets[least].values()):.3f});按规则,其余 {len(against)} 种方法中有 {len(more)} 种"
+      f"忘得比它多({'、'.join(more) or '没有'}),其余与它的差别在噪声之内。")
 print(f"- LoRA 只训练 {row['LoRA']['trainable %']:.1f}% 的参数,AdamW 状态比全量微调小 "
       f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f} 倍;但一步的内存是全量微调的 "
       f"{by['LoRA']['memory ÷ full']:.0%},时间是 {by['LoRA']['time ÷ full']:.0%}:反向传播仍要穿过所有层,激活值并不减少多少。")

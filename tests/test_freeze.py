@@ -12,15 +12,16 @@ from minituner.optim import AdamW
 from minituner.train import train
 
 
-def closed_form(config, N, train_embeddings=False, train_head=False):
-    """freeze.py's docstring formula: N·(12d² + 13d) + [N > 0]·2d + [emb or head]·V·d + [emb]·T·d."""
+def closed_form(config, N, train_embeddings=False, train_head=False, bottom=False):
+    """freeze.py's docstring formula: N·(12d² + 13d) + [N > 0 and not bottom]·2d + [emb or head]·V·d + [emb]·T·d."""
     d, V, T = config.n_embd, config.vocab_size, config.block_size
-    return (N * (12 * d * d + 13 * d) + (2 * d if N else 0)
+    return (N * (12 * d * d + 13 * d) + (2 * d if N and not bottom else 0)
             + (V * d if train_embeddings or train_head else 0) + (T * d if train_embeddings else 0))
 
 
 # Every valid (trainable_layers, train_embeddings, train_head) for the 2-block tiny model.
 SETTINGS = [(N, e, h) for N, e, h in itertools.product(range(3), (False, True), (False, True)) if N or e or h]
+BOTTOM = [(N, e, h, b) for N, e, h in SETTINGS for b in (False, True)]
 
 
 def snapshot(model):
@@ -48,11 +49,11 @@ def test_full_is_a_trainable_copy_and_the_base_never_moves(tiny, classify):
     assert fingerprint(tiny) == fp
 
 
-@pytest.mark.parametrize("N,emb,head", SETTINGS)
-def test_trainable_count_matches_the_closed_form(tiny, N, emb, head):
-    model = freeze(tiny, trainable_layers=N, train_embeddings=emb, train_head=head)
+@pytest.mark.parametrize("N,emb,head,bottom", BOTTOM)
+def test_trainable_count_matches_the_closed_form(tiny, N, emb, head, bottom):
+    model = freeze(tiny, trainable_layers=N, train_embeddings=emb, train_head=head, bottom=bottom)
     trainable, total = count_parameters(model)
-    assert trainable == closed_form(tiny.config, N, emb, head)
+    assert trainable == closed_form(tiny.config, N, emb, head, bottom)
     assert total == count_parameters(tiny)[1]
 
 
@@ -62,6 +63,8 @@ def test_the_top_blocks_train_and_the_bottom_ones_freeze(tiny):
     assert {"ln_f.weight", "ln_f.bias", "h.1.attn.q_proj.weight", "h.1.mlp.down_proj.bias"} <= names
     both = {n for n, p in freeze(tiny, trainable_layers=2).base.named_parameters() if p.requires_grad}
     assert both == {n for n, _ in tiny.named_parameters()} - {"wte.weight", "wpe.weight"}
+    low = {n for n, p in freeze(tiny, trainable_layers=1, bottom=True).base.named_parameters() if p.requires_grad}
+    assert low == {n.replace("h.1.", "h.0.") for n in names if n.startswith("h.1.")}  # the bottom block, ln_f frozen
 
 
 def test_train_head_trains_the_tied_wte_and_embeddings_add_wpe(tiny):

@@ -11,6 +11,8 @@ What trains, for a GPT of depth L (blocks h.0 at the bottom … h.{L-1} at the t
     trainable_layers = N   blocks h.{L-N} … h.{L-1}, and ln_f when N > 0 (ln_f sits
                            above the top block and feeds only the head: it belongs to
                            the top of the stack, so it trains with the top blocks);
+                           with bottom=True blocks h.0 … h.{N-1} instead, ln_f frozen
+                           (the article's advice turned round: lesson 03 tests it);
     train_embeddings       wte and wpe (token and position embeddings);
     train_head             the output head. GPT-2 ties the head to wte (logits = ln_f(x) @ wteᵀ),
                            so there is no separate head tensor: train_head trains wte, the
@@ -19,7 +21,7 @@ N = 0 trains only what the flags allow; if that is nothing, a ValueError. A save
 trainable tensors only, by their names in the model.
 
 Trainable count (closed form, d = n_embd, V = vocab_size, T = block_size, [·] is 1 or 0):
-    N·(12d² + 13d) + [N > 0]·2d + [train_embeddings or train_head]·V·d + [train_embeddings]·T·d
+    N·(12d² + 13d) + [N > 0 and not bottom]·2d + [train_embeddings or train_head]·V·d + [train_embeddings]·T·d
     per block: attention 4d² + 4d, MLP 8d² + 5d, two LayerNorms 4d; ln_f 2d.
 
 The optimiser sees only the tensors that require grad, so its state is 2 × trainable × 4
@@ -49,6 +51,8 @@ class FreezeConfig(MethodConfig):
     trainable_layers: int = option(1, "top blocks left trainable (the rest frozen)", ge=0, le=1024, short="layers")
     train_embeddings: bool = option(False, "also train the token and position embeddings")
     train_head: bool = option(False, "also train the head (tied to the token embedding)")
+    bottom: bool = option(False, "train the bottom trainable_layers blocks instead of the top ones (ln_f stays "
+                                 "frozen): the article's advice turned round, to test it")
 
     def check(self):
         if self.trainable_layers == 0 and not (self.train_embeddings or self.train_head):
@@ -66,7 +70,10 @@ class FreezeModel(PeftModel):
                              f"n_layer={depth}, got {N!r}")
         super().__init__(base, config, adapter_name)  # 冻结: the copy starts frozen
         m = self.base
-        top = list(m.h[depth - N :]) + ([m.ln_f] if N > 0 else [])  # the top N blocks, then ln_f
+        if config.bottom:
+            top = list(m.h[:N])  # the bottom N blocks: what the article advises to freeze
+        else:
+            top = list(m.h[depth - N :]) + ([m.ln_f] if N > 0 else [])  # the top N blocks, then ln_f
         top += [m.wte, m.wpe] if config.train_embeddings else []
         top += [m.wte] if config.train_head else []  # the head *is* wte (tied)
         for module in top:

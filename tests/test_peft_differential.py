@@ -19,6 +19,7 @@ import pytest
 import torch
 from optional import HUGGING_FACE, optional
 from safetensors.torch import load_file
+from test_peft_behaviour import trained  # every trainable tensor moved, as a step would
 from test_peft_equivalence import to_gpt2
 
 import minituner as mt
@@ -120,15 +121,6 @@ def fill(model):
         for n, p in model.named_parameters():
             if "lora_B" in n or "ia3_l" in n:
                 p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
-    return model
-
-
-def trained(model):
-    """Move every trainable tensor (LoRA's, the copies of modules to save, biases), as a training step would."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.3)
     return model
 
 

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import torch
 
-from . import functional as F
 from .analysis import truncate
 from .bpe import merge_pair
 from .chat import render_ids, segments
 from .dataset import encode_rows
 from .experiments.aggregate import mean_std
+from .functional import cross_entropy_plain, linear
 from .intrinsic import d90, hadamard
 from .methods import FreezeConfig, get_peft_model
 from .methods.lora import LoRALinear
@@ -298,24 +298,24 @@ def T(name, reference, cases, *mistakes):
 
 
 EXERCISES: dict[str, list[Task]] = {
-    "00_linear": [T("linear", F.linear, linear_cases,
+    "00_linear": [T("linear", linear, linear_cases,
                     ("x @ W: W needs its transpose, y = x Wᵀ + b (W is (out, in))",
                      "x @ W：W 要转置，y = x Wᵀ + b（W 的形状是 (out, in)）", lambda x, W, b: x @ W + b),
                     ("the bias b is missing", "漏了偏置 b", lambda x, W, b: x @ W.T))],
-    "01_next_token_loss": [T("next_token_loss", F.cross_entropy_plain, loss_cases,
+    "01_next_token_loss": [T("next_token_loss", cross_entropy_plain, loss_cases,
                              ("a sum, not a mean over the B·T positions", "用了求和，应对 B·T 个位置取平均",
-                              lambda z, y: F.cross_entropy_plain(z, y) * y.numel()),
+                              lambda z, y: cross_entropy_plain(z, y) * y.numel()),
                              ("the sign: the loss is −log p", "符号反了：损失是 −log p",
-                              lambda z, y: -F.cross_entropy_plain(z, y)))],
+                              lambda z, y: -cross_entropy_plain(z, y)))],
     "02_answer_mask": [T("answer_mask", answer_mask_ref, answer_mask_cases,
                          ("off by one: mask[t] is about y[t] = ids[t + 1], so the first answer token is at "
                           "t = n_prompt − 1",
                           "差一位：mask[t] 对应 y[t] = ids[t + 1]，第一个答案 token 在 t = n_prompt − 1",
                           lambda p, a: torch.tensor([0.0] * p + [1.0] * (a - 1)))),
-                       T("masked_loss", F.cross_entropy_plain, masked_loss_cases,
+                       T("masked_loss", cross_entropy_plain, masked_loss_cases,
                          ("a mean over every position: divide by Σ m_t, the kept positions only",
                           "对所有位置求平均了：应除以 Σ m_t，只算保留的位置",
-                          lambda z, y, m: F.cross_entropy_plain(z, y, m) * m.sum() / m.numel()))],
+                          lambda z, y, m: cross_entropy_plain(z, y, m) * m.sum() / m.numel()))],
     "03_freeze_count": [T("freeze_trainable", freeze_ref, freeze_cases,
                           ("ln_f (2·C) trains with the top blocks", "最后的 ln_f（2·C）也随顶部的块一起训练",
                            lambda L, C, V, T_, N: N * (12 * C * C + 13 * C)))],
@@ -399,7 +399,7 @@ def describe(v) -> str:
 def difference(expected, actual, w: dict) -> str | None:
     """None when actual equals expected (tensors: allclose), else what differs, in words."""
     if isinstance(expected, torch.Tensor):
-        if isinstance(actual, (list, tuple)):
+        if isinstance(actual, (list, tuple, int, float)) and not isinstance(actual, bool):
             try:
                 actual = torch.tensor(actual, dtype=expected.dtype)
             except (TypeError, ValueError):

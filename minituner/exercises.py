@@ -371,14 +371,16 @@ WORDS = {
            "raised": "{f} raised {err}", "inputs": "inputs", "hint": "hint", "missing": "{file} has no function {f}",
            "import": "{file} could not be imported: {err}", "all": "all {n} cases hold: {name} is right",
            "some": "{k} of {n} cases fail", "length": "length: expected {e}, got {a}",
-           "value": "values differ (largest difference {d:.3g})"},
+           "value": "values differ (largest difference {d:.3g})",
+           "at": "; at index {i}: expected {e}, got {a}"},
     "zh": {"pass": "通过", "fail": "未通过", "case": "用例", "expected": "期望", "actual": "实际",
            "shape": "形状：期望 {e}，实际 {a}", "type": "类型：期望 {e}，实际 {a}",
            "todo": "还没写：{f} 抛出 NotImplementedError（把它换成你的代码）",
            "raised": "{f} 抛出了 {err}", "inputs": "输入", "hint": "提示", "missing": "{file} 里没有函数 {f}",
            "import": "{file} 无法导入：{err}", "all": "全部 {n} 个用例通过：{name} 写对了",
            "some": "{n} 个用例中 {k} 个未通过", "length": "长度：期望 {e}，实际 {a}",
-           "value": "数值不同（最大差 {d:.3g}）"},
+           "value": "数值不同（最大差 {d:.3g}）",
+           "at": "；位置 {i}：期望 {e}，实际 {a}"},
 }
 
 
@@ -411,7 +413,9 @@ def difference(expected, actual, w: dict) -> str | None:
         a, e = actual.detach().double(), expected.detach().double()
         if torch.allclose(a, e, rtol=1e-4, atol=1e-4 * max(1.0, e.abs().max().item())):
             return None
-        return w["value"].format(d=(a - e).abs().max().item())
+        where = tuple(int(i) for i in torch.unravel_index((a - e).abs().argmax(), e.shape)) if e.dim() else ()
+        return w["value"].format(d=(a - e).abs().max().item()) + w["at"].format(
+            i=where, e=f"{e[where].item():.6g}", a=f"{a[where].item():.6g}")
     if isinstance(expected, (tuple, list)):
         if not isinstance(actual, (tuple, list)):
             return w["type"].format(e=type(expected).__name__, a=type(actual).__name__)
@@ -457,6 +461,20 @@ def check_name(name: str) -> None:
         raise ValueError(f"unknown exercise {name!r}; the exercises are: {', '.join(EXERCISES)}")
 
 
+def hint(task: Task, args, w: dict, out, actual=None, raised: Exception | None = None) -> None:
+    """Print the hint of the first known mistake that gives the same answer (or raises the same error)."""
+    for en, zh, wrong in task.mistakes:
+        try:
+            guess = wrong(*clone(args))
+        except Exception as e:
+            same = raised is not None and type(e) is type(raised) and str(e) == str(raised)
+        else:
+            same = raised is None and difference(guess, actual, w) is None
+        if same:
+            print(f"    {w['hint']}: {zh if w is WORDS['zh'] else en}", file=out)
+            return
+
+
 def check(name: str, file=None, lang: str | None = None, out=None) -> int:
     """Grade exercise `name` in `file`; print per case pass/fail; 0 all hold, 1 a case fails (ValueError: bad input)."""
     check_name(name)
@@ -489,10 +507,12 @@ def check(name: str, file=None, lang: str | None = None, out=None) -> int:
                 break  # one line is enough for an untouched skeleton
             except Exception as e:
                 failed += 1
-                shapes = ", ".join(describe(a) for a in args)
+                shapes = ", ".join(f"tensor {tuple(a.shape)}" if isinstance(a, torch.Tensor) else describe(a)
+                                   for a in args)
                 print(f"{w['fail']} {task.name} · {w['case']} {label}: "
                       + w["raised"].format(f=task.name, err=f"{type(e).__name__}: {e}"), file=out)
                 print(f"    {w['inputs']}: {shapes}", file=out)
+                hint(task, args, w, out, raised=e)
                 continue
             problem = difference(expected, actual, w)
             if problem is None:
@@ -502,14 +522,7 @@ def check(name: str, file=None, lang: str | None = None, out=None) -> int:
             print(f"{w['fail']} {task.name} · {w['case']} {label}: {problem}", file=out)
             print(f"    {w['expected']}: {describe(expected)}", file=out)
             print(f"    {w['actual']}: {describe(actual)}", file=out)
-            for en, zh, wrong in task.mistakes:
-                try:
-                    guess = wrong(*clone(args))
-                except Exception:
-                    continue
-                if difference(guess, actual, w) is None:
-                    print(f"    {w['hint']}: {zh if w is WORDS['zh'] else en}", file=out)
-                    break
+            hint(task, args, w, out, actual=actual)
     if failed:
         print(w["some"].format(k=failed, n=total), file=out)
         return 1

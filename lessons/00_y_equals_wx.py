@@ -259,3 +259,18 @@ show(conclusions(
        f"{pct(sm_miss)}:Y = WX 是每一层的核心,而不是模型的全部。预训练让模型学会了这个小世界:"
        f"{prompt0!r} 之后它接着写 {answer0!r}。",
 ))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/00_linear.py`; write the function bodies, then run `minituner check 00_linear` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `linear`.** Write y = x Wᵀ + b for any leading shape (the article's Y = WX, §1). Then explain in one sentence why code writes x Wᵀ where the article writes WX.
+# 2. **Count.** Using `parameter_table`, predict the number of parameters of one block from C alone before printing it; where does most of the model live?
+# 3. **Explore.** Change one entry of W in `h.0.mlp.up_proj` and watch the answer to a prompt: how large must the change be before the answer moves?
+#
+# 编程题的骨架在 `exercises/00_linear.py`：写好函数体后运行 `minituner check 00_linear --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`linear`。** 实现 y = x Wᵀ + b，支持任意前置维度（文章 §1 的 Y = WX）。再用一句话说明：文章写 WX，代码为什么写 x Wᵀ？
+# 2. **计数。** 只根据宽度 C，先预测一个 block 的参数量，再用 `parameter_table` 打印核对；模型的大部分参数在哪里？
+# 3. **探索。** 改动 `h.0.mlp.up_proj` 中 W 的一个元素，观察同一个提示的回答：改动要多大，回答才会变化？

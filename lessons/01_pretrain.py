@@ -156,3 +156,18 @@ show(conclusions(
        f"{num(r['steps'])} 步,留出集损失 {base_r['held-out loss']:.3f},答对 {pct(base_r['facts answered both ways'])} "
        "的事实。预训练是最昂贵的一步;后面各课的微调都从它的结果出发。",
 ))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/01_next_token_loss.py`; write the function bodies, then run `minituner check 01_next_token_loss` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `next_token_loss`.** Write the mean of −log softmax(z)[y] over every position, numerically stable (subtract max z first).
+# 2. **Predict, then measure.** Before pretraining, what loss should a model that guesses uniformly over V tokens have? Compare with the first logged loss.
+# 3. **Design.** Pretrain with half the steps (`minituner pretrain --steps …`) and ask the fact probe again: which facts are lost first?
+#
+# 编程题的骨架在 `exercises/01_next_token_loss.py`：写好函数体后运行 `minituner check 01_next_token_loss --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`next_token_loss`。** 实现对所有位置取平均的 −log softmax(z)[y]，要数值稳定（先减去 max z）。
+# 2. **先预测再测量。** 预训练之前，一个在 V 个 token 上均匀猜测的模型，损失应是多少？与第一条记录的损失比较。
+# 3. **设计。** 用一半的步数预训练（`minituner pretrain --steps …`），再问一遍事实探针：哪些事实最先丢失？

@@ -387,3 +387,18 @@ show(conclusions(
        f"没见过的只有 {pct(spread)}——{args.relabel_steps} 步学到的是见过的句子到新名字的映射。其他动物在测试集上的"
        f"准确率变化 {other:+.3f}。",
 ))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/02_answer_mask.py`; write the function bodies, then run `minituner check 02_answer_mask` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `answer_mask`.** The row is prompt + answer, the model reads x = ids[:-1] and predicts y = ids[1:]; return the mask that keeps the answer tokens only. Mind the shift by one.
+# 2. **Code: `masked_loss`.** Average the token losses over the kept positions only (article §4 step 4).
+# 3. **Predict, then measure.** Train 全量微调 with the mask switched off (every position counts): does the test accuracy move, and does the model start to repeat prompts?
+#
+# 编程题的骨架在 `exercises/02_answer_mask.py`：写好函数体后运行 `minituner check 02_answer_mask --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`answer_mask`。** 一行是提示 + 答案，模型读 x = ids[:-1]、预测 y = ids[1:]；返回只保留答案 token 的掩码。注意错一位的问题。
+# 2. **编程：`masked_loss`。** 只在保留的位置上对 token 损失取平均（文章 §4 第 4 步）。
+# 3. **先预测再测量。** 关掉掩码（每个位置都计入损失）做一次全量微调：测试准确率变了吗？模型会不会开始复述提示？

@@ -289,3 +289,18 @@ show(conclusions(
        f"检验原文第四节第 5 步的说法(基座模型在事实探针上的准确率为 {base_probe:.3f}):" + keeps.zh() + ";"
        + against_lora.zh() + ";在任务上," + learns.zh() + "。",
 ))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/03_freeze_count.py`; write the function bodies, then run `minituner check 03_freeze_count` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `freeze_trainable`.** Count the trainable parameters of 冻结 (only the top N blocks and ln_f train) in closed form, without building a model; the checker compares with the model's own count.
+# 2. **Predict, then measure.** Freeze the bottom blocks instead of the top ones: will the fact probe keep more or fewer facts? Write your guess down, then run both with three seeds.
+# 3. **Homework.** Plot the trainable count against the test accuracy for N = 1 … the depth, and say where adding blocks stops paying.
+#
+# 编程题的骨架在 `exercises/03_freeze_count.py`：写好函数体后运行 `minituner check 03_freeze_count --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`freeze_trainable`。** 用闭式公式计算冻结方法（只训练顶部 N 个 block 和 ln_f）的可训练参数量，不要构建模型；检查器会与模型自己的计数比较。
+# 2. **先预测再测量。** 改为只训练底部的 N 个 block（冻结顶部）：事实探针保留的事实会更多还是更少？先写下猜测，再用三个种子各跑一次。
+# 3. **作业。** 画出 N 从 1 到层数时可训练参数量与测试准确率的关系，指出从哪里开始多训练 block 不再划算。

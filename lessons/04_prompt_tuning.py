@@ -249,3 +249,18 @@ show(conclusions(
        + init.zh() + ";"
        f"再训练同样多的步数,测试集准确率从 {rand[f'test acc, seed {args.seed}']:.3f} 变为 {longer:.3f}。",
 ))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/04_soft_prompt.py`; write the function bodies, then run `minituner check 04_soft_prompt` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `prepend_prompt`.** Write X′ = [P; X] for a batch: P (k, C) before every row of X (B, T, C). Also `prompt_params`, the closed-form count.
+# 2. **Choose and defend.** Choose k, the number of virtual tokens, on the validation split (never the test split) and defend your choice with mean ± std over seeds.
+# 3. **Explore.** Initialise P from the text of the task versus at random: which converges faster, and why might that be?
+#
+# 编程题的骨架在 `exercises/04_soft_prompt.py`：写好函数体后运行 `minituner check 04_soft_prompt --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`prepend_prompt`。** 对一个批次实现 X′ = [P; X]：把 P (k, C) 放在 X (B, T, C) 每一行之前。再写 `prompt_params`，提示微调可训练参数量的闭式公式。
+# 2. **选择并论证。** 在验证集上（绝不用测试集）选出虚拟 token 数 k，并用多个种子的均值 ± 标准差论证你的选择。
+# 3. **探索。** 用任务文本初始化 P 与随机初始化相比：哪个收敛更快？为什么？

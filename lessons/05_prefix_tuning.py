@@ -290,3 +290,18 @@ show(conclusions(
        f"用短语自身的键和值初始化则为 {min(s['v2 at step 0, text init'] for s in start):.3f}–"
        f"{max(s['v2 at step 0, text init'] for s in start):.3f}:初始化决定了起点。",
 ))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/05_prefix_kv.py`; write the function bodies, then run `minituner check 05_prefix_kv` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `prepend_prefix`.** Write K′ = [P_k; K] in every head: prefix_k (nh, n, hs) before k (B, nh, T, hs). Also `prefix_params`, the closed-form count without the MLP.
+# 2. **Compare.** Why does 前缀微调 train 2·L times the parameters of prompt tuning at the same n? Check the ratio with your two count functions.
+# 3. **Design.** Train prefix tuning with and without the reparameterisation MLP on three seeds; is the difference beyond noise (use the verdict rule)?
+#
+# 编程题的骨架在 `exercises/05_prefix_kv.py`：写好函数体后运行 `minituner check 05_prefix_kv --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`prepend_prefix`。** 在每个注意力头里实现 K′ = [P_k; K]：把 prefix_k (nh, n, hs) 放在 k (B, nh, T, hs) 之前。再写 `prefix_params`，不带 MLP 时的闭式参数量。
+# 2. **比较。** 相同的 n 下，前缀微调的可训练参数为什么是提示微调的 2·L 倍？用你写的两个计数函数核对这个比例。
+# 3. **设计。** 在三个种子上分别训练带和不带重参数化 MLP 的前缀微调；差异是否超出噪声（用 verdict 规则判断）？

@@ -315,3 +315,18 @@ print(f"- 改标签(猫↔狗):训练时见过的 {len(cd_seen)} 条猫狗描述
       f"{sum(cd_test)} 条" + (":适配器记住的是描述,不是动物。" if sum(cd_seen) / len(cd_seen) > 2 * sum(cd_test) / len(cd_test)
                             else "。"))
 print(f"- 合并 W ← W + ΔW 之后,每次前向的矩阵乘法是 {products['LoRA, merged']} 次,与基座相同:推理不增加计算。")
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/06_lora.py`; write the function bodies, then run `minituner check 06_lora` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `lora_forward`.** Write y = x Wᵀ + b + (α/r)·(x Aᵀ) Bᵀ, the frozen layer plus the 低秩 path.
+# 2. **Code: `lora_merge`.** Write W + (α/r)·B A and check by hand that the merged layer gives the same output as the unmerged one.
+# 3. **Predict, then measure.** Double r at a fixed α: what happens to the scale α/r and to ‖ΔW‖ after training? Compare with rsLoRA's α/√r.
+#
+# 编程题的骨架在 `exercises/06_lora.py`：写好函数体后运行 `minituner check 06_lora --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`lora_forward`。** 实现 y = x Wᵀ + b + (α/r)·(x Aᵀ) Bᵀ：冻结的层加上低秩支路。
+# 2. **编程：`lora_merge`。** 实现 W + (α/r)·B A，并手动验证合并后的层与未合并时输出相同。
+# 3. **先预测再测量。** 固定 α、把 r 翻倍：缩放 α/r 和训练后的 ‖ΔW‖ 会怎样？与 rsLoRA 的 α/√r 比较。

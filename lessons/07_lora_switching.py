@@ -303,3 +303,18 @@ print(f"- 同一批 {len(names):,} 个请求里混用 {len(served)} 个适配器
       f"与单独运行该行相差至多 {worst:.1e}:按需调用不必一次只服务一个任务。")
 print(f"lesson time {time.perf_counter() - t0:.1f} s")
 shutil.rmtree(folder)
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/07_lora_switch.py`; write the function bodies, then run `minituner check 07_lora_switch` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `switch`.** From a weight that already holds adapter 1, take it out and put adapter 2 in: (W + ΔW) − ΔW + ΔW′.
+# 2. **Explain.** In float32 the switch is not exact to the last bit; where does the error come from, and how does keeping a copy of W avoid it?
+# 3. **Homework.** Train two adapters on two tasks and serve both from one base: measure the time of a switch against the time of loading a second full model.
+#
+# 编程题的骨架在 `exercises/07_lora_switch.py`：写好函数体后运行 `minituner check 07_lora_switch --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`switch`。** 权重中已合并了适配器 1，把它减去再加上适配器 2：(W + ΔW) − ΔW + ΔW′。
+# 2. **解释。** 在 float32 下切换并非逐位精确；误差从哪里来？保留一份 W 的副本为什么能避免它？
+# 3. **作业。** 在两个任务上各训练一个适配器，用同一个基座轮流服务：测量一次切换的耗时与加载第二个完整模型的耗时。

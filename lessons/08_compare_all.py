@@ -234,3 +234,18 @@ print(f"- LoRA 只训练 {row['LoRA']['trainable %']:.1f}% 的参数,AdamW 状�
       f"{by['LoRA']['memory ÷ full']:.0%},时间是 {by['LoRA']['time ÷ full']:.0%}:反向传播仍要穿过所有层,激活值并不减少多少。")
 print(f"- 提示微调只训练 {memory['prompt tuning']['trainable params']:,} 个数,却占全量微调 "
       f"{by['prompt tuning']['memory ÷ full']:.0%} 的内存:梯度必须传回输入。")
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/08_mean_std.py`; write the function bodies, then run `minituner check 08_mean_std` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `mean_std`.** Return the mean and the sample standard deviation (n − 1) of the scores over seeds; one seed has std zero.
+# 2. **Judge.** Take two methods from the comparison table and apply the verdict rule by hand: is one above the other, or within noise?
+# 3. **Design.** Add a fourth and fifth seed to the comparison: which conclusions change?
+#
+# 编程题的骨架在 `exercises/08_mean_std.py`：写好函数体后运行 `minituner check 08_mean_std --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`mean_std`。** 返回多个种子得分的均值和样本标准差（除以 n − 1）；只有一个种子时标准差为零。
+# 2. **判断。** 从比较表中取两种方法，手动应用 verdict 规则：一个高于另一个，还是在噪声之内？
+# 3. **设计。** 给比较再加第四、第五个种子：哪些结论改变了？

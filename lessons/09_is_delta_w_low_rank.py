@@ -235,3 +235,18 @@ print(f"- ΔW 是近似低秩,而不是严格低秩:要保留 90% 的 ‖ΔW‖�
 print(f"- 验证集准确率:全量微调 {tuned_acc['val']:.3f},只把它的矩阵改变量加回基座 {every['val']:.3f}"
       + (f";截断到秩 {enough['r']} 仍保持在两行之内({enough['truncated val']:.3f})。" if enough else
          f";截断到秩 {args.ranks[-1]} 以内都不能保持在两行之内。"))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/09_truncate.py`; write the function bodies, then run `minituner check 09_truncate` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `truncate`.** Write the closest rank-r matrix [ΔW]_r = U_r Σ_r V_rᵀ with `torch.linalg.svd`.
+# 2. **Predict, then measure.** For the ΔW of 全量微调, how small can r be before the test accuracy of the truncated model falls? Compare with a random matrix of the same norm.
+# 3. **Explain.** Why does the energy share of the top r singular values say more than the rank itself?
+#
+# 编程题的骨架在 `exercises/09_truncate.py`：写好函数体后运行 `minituner check 09_truncate --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`truncate`。** 用 `torch.linalg.svd` 实现最接近的秩 r 矩阵 [ΔW]_r = U_r Σ_r V_rᵀ。
+# 2. **先预测再测量。** 对全量微调得到的 ΔW，r 能小到多少而截断后模型的测试准确率不下降？与同范数的随机矩阵比较。
+# 3. **解释。** 为什么前 r 个奇异值的能量占比比秩本身更能说明问题？

@@ -293,3 +293,17 @@ print(f"- 内存估算与实测计的是同一批张量,所以两者一致只说
 print(f"- 文章说 6B 模型微调要 20 GB 以上:全量微调(混合精度)约 {claims[0]['GB']} GB,成立;"
       f"16 位基座上的 LoRA 约 {claims[2]['GB']} GB,QLoRA 约 {claims[3]['GB']} GB,都不需要。")
 
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/10_bpe_merge.py`; write the function bodies, then run `minituner check 10_bpe_merge` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `merge_pair`.** One step of byte-pair encoding: merge every non-overlapping occurrence of a pair, left to right.
+# 2. **Explore.** Encode a sentence with the GPT-2 tokenizer and count its tokens against the character tokenizer's count; which words split into several tokens?
+# 3. **Explain.** GPT-2 stores q, k and v in one matrix `c_attn` (in, 3C); write down which slice becomes `q_proj.weight` and why it is transposed.
+#
+# 编程题的骨架在 `exercises/10_bpe_merge.py`：写好函数体后运行 `minituner check 10_bpe_merge --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`merge_pair`。** BPE 的一步合并：从左到右合并一个符号对的所有不重叠出现。
+# 2. **探索。** 用 GPT-2 分词器编码一个句子，与字符分词器的 token 数比较；哪些词被拆成了多个 token？
+# 3. **解释。** GPT-2 把 q、k、v 存在一个矩阵 `c_attn` (in, 3C) 里；写出哪一段成为 `q_proj.weight`，以及为什么要转置。

@@ -464,3 +464,17 @@ print(f"- DoRA 把每一行拆成长度和方向:对每一行,log ΔM 与 log Δ
 print(f"- NF4 的 16 个取值是正态分布的分位数,正好密集在权重集中的地方;双重量化后 Linear 权重只占 fp32 的 "
       f"{dq['÷ fp32']:.3f} 倍,QLoRA 训练后验证集准确率 {q:.3f},同样设置的 fp32 LoRA 为 {f:.3f}。")
 
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/11_nf4.py`; write the function bodies, then run `minituner check 11_nf4` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `nf4_roundtrip`.** Quantise a weight to NF4 in blocks of 64 (absmax scale per block, nearest code) and dequantise it.
+# 2. **Count.** Write in closed form the trainable parameters of BitFit (biases only) and of IA³ (one vector per scaled activation); check them against the models' own counts.
+# 3. **Predict, then measure.** QLoRA trains LoRA over a 4-bit base: how much does the base's rounding error cost in test accuracy against LoRA over the float base?
+#
+# 编程题的骨架在 `exercises/11_nf4.py`：写好函数体后运行 `minituner check 11_nf4 --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`nf4_roundtrip`。** 把权重按每 64 个一块量化为 NF4（每块一个 absmax 缩放，取最近的码值），再反量化。
+# 2. **计数。** 写出 BitFit（只训练偏置）和 IA³（每个被缩放的激活一个向量）可训练参数量的闭式公式，并与模型自己的计数核对。
+# 3. **先预测再测量。** QLoRA 在 4 比特的基座上训练 LoRA：与在浮点基座上的 LoRA 相比，基座的舍入误差让测试准确率损失多少？

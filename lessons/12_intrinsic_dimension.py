@@ -290,3 +290,18 @@ print(f"- 子空间相似度 φ(1, 1)(r = {r1} 与 r = {r2}):" + ",".join(f"{zh}
       + f",随机 {1 / width:.2f}。")
 print("- 放大系数 ‖ΔW‖/‖UᵀWV‖:" + ",".join(f"r = {row['r']} 为 {row['amplification']:.2f}" for row in amp_rows[: len(loras)])
       + "。")
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/12_hadamard.py`; write the function bodies, then run `minituner check 12_hadamard` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `hadamard`.** Write the unscaled Walsh–Hadamard transform over the last axis (Sylvester's H = [[H′, H′], [H′, −H′]]), used by Fastfood.
+# 2. **Code: `d90`.** From a curve of scores over d, return the smallest d that reaches the given share of the full fine-tuning score.
+# 3. **Predict, then measure.** Does a pretrained base need a smaller intrinsic dimension than a random one? Measure d90 for both on three seeds.
+#
+# 编程题的骨架在 `exercises/12_hadamard.py`：写好函数体后运行 `minituner check 12_hadamard --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`hadamard`。** 实现在最后一维上不缩放的 Walsh–Hadamard 变换（Sylvester 构造 H = [[H′, H′], [H′, −H′]]），Fastfood 用到它。
+# 2. **编程：`d90`。** 给定得分随 d 变化的曲线，返回达到全量微调得分给定比例的最小 d。
+# 3. **先预测再测量。** 预训练过的基座是否比随机初始化的基座需要更小的本征维度？在三个种子上分别测量两者的 d90。

@@ -268,3 +268,18 @@ show(conclusions(
        f"P-Tuning v2 之后 {pct(pt['facts'])}" + ("(只用身份数据微调,忘掉了基座原有的知识)。" if forgot else "。")
        + "对提示也计算损失(train_on_prompt)时答对 "
        f"{pct(r['prompt']['test acc'])}。以上每个数字都只来自一个随机种子。"))
+
+# %% [markdown]
+# ## Exercises · 练习
+#
+# The coding exercise's skeleton is `exercises/13_chat_mask.py`; write the function bodies, then run `minituner check 13_chat_mask` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
+#
+# 1. **Code: `loss_mask`.** From a conversation's rendered pieces (token ids, role), return (ids, mask) with LLaMA-Factory's two switches, `train_on_prompt` and `mask_history`.
+# 2. **Predict, then measure.** Fine-tune on conversations with `--train-on-prompt`: does the model start writing the user's turns?
+# 3. **Homework.** Render the same conversation with every template and show the mask with `show_mask`; which tokens differ between templates?
+#
+# 编程题的骨架在 `exercises/13_chat_mask.py`：写好函数体后运行 `minituner check 13_chat_mask --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
+#
+# 1. **编程：`loss_mask`。** 根据对话渲染后的片段（token ids, 角色），返回 (ids, mask)，支持 LLaMA-Factory 的两个开关 `train_on_prompt` 和 `mask_history`。
+# 2. **先预测再测量。** 加上 `--train-on-prompt` 在对话上微调：模型会不会开始替用户说话？
+# 3. **作业。** 用每个模板渲染同一段对话，并用 `show_mask` 显示掩码；不同模板之间哪些 token 不同？

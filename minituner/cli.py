@@ -305,6 +305,12 @@ def cmd_notebooks(args) -> int:
     return build(check=args.check, execute=not args.no_execute, only=args.only)
 
 
+def cmd_check(args) -> int:
+    from .exercises import check  # the exercises' checker, only when asked for
+
+    return check(args.exercise, args.file, args.lang)
+
+
 def cmd_board(args) -> int:
     from .board import serve  # the board extra (flask), only when asked for
 
@@ -502,6 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=1, help="sequences per step")
     p.add_argument("--seq-len", type=positive_int, default=512, help="tokens per sequence")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (LLaMA-Factory's default)")
+
+    p = command("check", "grade your solution of a lesson's exercise against minituner's own code "
+                "(exercises/NN_name.py)", cmd_check)
+    p.add_argument("exercise", help="the exercise, e.g. 06_lora (an unknown name lists them)")
+    p.add_argument("file", nargs="?", default=None, help="your file (default: exercises/EXERCISE.py in the clone)")
+    p.add_argument("--lang", choices=("en", "zh"), default=None, help="language of the report (default: zh when LANG "
+                   "starts with zh, else en)")
 
     p = command("board", "a local web page: choose a method, run finetune, watch it live, compare runs, ask "
                 "the result (needs the board extra; docs/board.md)", cmd_board)

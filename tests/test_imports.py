@@ -10,6 +10,7 @@ where the files that import it are installed:
     lessons/                        the core (a student runs a lesson after `pip install -e .`)
     tests/                          the core, the dev and board extras (the README's test command)
     benchmarks/                     the core and the bench extra
+    exercises/                      the core (a student's skeletons and the solutions)
 """
 
 import ast
@@ -22,7 +23,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"minituner": ("core",), "lessons": ("core",), "tests": ("core", "dev", "board"), "benchmarks": ("core", "bench")}
+FOLDERS = {"minituner": ("core",), "lessons": ("core",), "tests": ("core", "dev", "board"), "benchmarks": ("core", "bench"),
+           "exercises": ("core",)}
 DYNAMIC = {"import_module", "optional", "__import__", "importorskip"}  # calls whose constant argument is imported
 
 

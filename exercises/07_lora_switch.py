@@ -1,0 +1,14 @@
+"""Lesson 07 · switching LoRA adapters. Check: minituner check 07_lora_switch
+
+Write each function's body; the docstring states the formula and the shapes.
+"""
+
+import torch
+
+
+def switch(W_merged, A1, B1, A2, B2, alpha: float, r: int) -> torch.Tensor:
+    """(W + ΔW) − ΔW + ΔW′: take adapter 1 out of a merged weight and put adapter 2 in.
+
+    W_merged (out, in) = W + (α/r) B1 A1; A1, A2 (r, in); B1, B2 (out, r) -> (out, in).
+    """
+    raise NotImplementedError

@@ -1,0 +1,14 @@
+"""Lesson 09 · is ΔW low rank? Check: minituner check 09_truncate
+
+Write each function's body; the docstring states the formula and the shapes.
+"""
+
+import torch
+
+
+def truncate(dw: torch.Tensor, r: int) -> torch.Tensor:
+    """[ΔW]_r = U_r Σ_r V_rᵀ, the closest rank-r matrix to ΔW (Eckart–Young).
+
+    dw (out, in), r >= 1 -> (out, in). torch.linalg.svd(dw, full_matrices=False) gives U, S, Vh.
+    """
+    raise NotImplementedError

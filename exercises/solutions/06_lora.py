@@ -1,0 +1,20 @@
+"""Solution · Lesson 06 · LoRA (低秩适配): forward and merge. Check: minituner check 06_lora
+"""
+
+import torch
+
+
+def lora_forward(x, W, b, A, B, alpha: float, r: int) -> torch.Tensor:
+    """y = x Wᵀ + b + (α/r) · (x Aᵀ) Bᵀ: the frozen layer plus the low-rank path.
+
+    x (..., in), W (out, in), b (out,), A (r, in), B (out, r) -> (..., out).
+    """
+    return x @ W.T + b + (alpha / r) * (x @ A.T) @ B.T  # (..., out)
+
+
+def lora_merge(W, A, B, alpha: float, r: int) -> torch.Tensor:
+    """W + ΔW with ΔW = (α/r) · B A: after merging, the layer costs what the base costs.
+
+    W (out, in), A (r, in), B (out, r) -> (out, in).
+    """
+    return W + (alpha / r) * B @ A  # (out, in)

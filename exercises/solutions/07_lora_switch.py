@@ -1,0 +1,13 @@
+"""Solution · Lesson 07 · switching LoRA adapters. Check: minituner check 07_lora_switch
+"""
+
+import torch
+
+
+def switch(W_merged, A1, B1, A2, B2, alpha: float, r: int) -> torch.Tensor:
+    """(W + ΔW) − ΔW + ΔW′: take adapter 1 out of a merged weight and put adapter 2 in.
+
+    W_merged (out, in) = W + (α/r) B1 A1; A1, A2 (r, in); B1, B2 (out, r) -> (out, in).
+    """
+    s = alpha / r
+    return W_merged - s * B1 @ A1 + s * B2 @ A2  # (out, in)

@@ -278,13 +278,13 @@ def cmd_compare(args) -> int:
     kw = dict(seeds=args.seeds, seed=args.seed, device=str(check_device(args.device)), out=args.out,
               selected=args.selected or SELECTED, steps=args.steps, jobs=args.jobs)
     results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
-    cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss"]
+    cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss", "forgetting"]
     for task, table in results.items():
-        print(f"\n`{task}`:")
-        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else r[c]) for c in cols} for r in table],
-                             cols))
+        print(f"\n`{task}` (forgetting: the base's fact-probe accuracy minus the fine-tuned model's):")
+        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else r.get(c, "—")) for c in cols}
+                              for r in table], cols))
     where = f"{args.out}/<task>/ and {args.out}/tasks.png" if args.task == "all" else f"{args.out}/"
-    print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png)")
+    print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png, forgetting.png)")
     if args.update_readme:
         for lang, path in readmes.items():
             update_readme(path, args.out, lang)

@@ -97,7 +97,8 @@ def test_compare_reports_mean_and_std_over_seeds_and_writes_its_files(tmp_path, 
     assert results["base"]["probe acc"] == 1.0  # the shipped base knows every fact it was taught
     assert "forgetting" in (out / "table.md").read_text()
     assert all((out / f).stat().st_size > 1000 for f in ("curves.png", "tradeoff.png", "forgetting.png"))
-    assert "test acc" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test acc" in printed and "forgetting" in printed and "forgetting.png" in printed
 
 
 def test_forgetting_is_the_base_probe_accuracy_minus_the_runs(small_task):

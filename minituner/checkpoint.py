@@ -288,9 +288,10 @@ def load_pair(tensors_path: Path, json_path: Path, copy_key: str) -> tuple[dict,
         return saved, meta, tensors
     try:
         new = json.loads(meta[copy_key])
-        assert isinstance(new, dict)
-    except (ValueError, AssertionError):
-        raise ValueError(f"{tensors_path}: its copy of {json_path.name} is damaged") from None
+    except ValueError:
+        new = None
+    if not isinstance(new, dict):  # not an assert: `python -O` would drop the check
+        raise ValueError(f"{tensors_path}: its copy of {json_path.name} is damaged")
     if record_sha256(saved) == record_sha256(new):
         return saved, meta, tensors
     if record_sha256(saved) == meta.get("minituner_replaces"):  # a save stopped between its two renames

@@ -21,6 +21,7 @@ this against generate().
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import time
@@ -120,13 +121,10 @@ def progress_bar(total: int, desc: str, enabled: bool):
     """A tqdm bar over range(total) that shows in a terminal and in Jupyter alike: the widget
     bar when ipywidgets is there, else the text bar on stderr (which Jupyter prints too)."""
     if enabled and "ipykernel" in sys.modules:
-        try:
-            import ipywidgets  # noqa: F401  (the widget bar needs it; without it, text)
+        if importlib.util.find_spec("ipywidgets") is not None:  # the widget bar needs it; without it, text
             from tqdm.notebook import tqdm as notebook_tqdm
 
             return notebook_tqdm(range(total), desc=desc, leave=False)
-        except ImportError:
-            pass
     return tqdm(range(total), desc=desc, disable=not enabled, leave=False, mininterval=0.5,
                 file=sys.stderr, dynamic_ncols=True)
 

@@ -2,7 +2,7 @@
 pyproject.toml asks for, so a module that this machine happens to have (scipy, once) passes here
 and fails on a user's. Each file's imports are read from its syntax tree (module level, inside
 functions, and importlib.import_module / tests' optional("...") with a constant name; not those
-under `try: ... except ImportError`, which are probes) and each third-party one must be declared
+under `try: ... except ImportError` whose handler goes on without them, which are probes) and each third-party one must be declared
 where the files that import it are installed:
 
     minituner/ at module level      the core dependencies (`pip install -e .`)
@@ -56,10 +56,12 @@ def imports(source: str) -> list[tuple[str, bool]]:
             names = [node.args[0].value] if func in DYNAMIC else []
         out.extend((n.split(".")[0], in_function) for n in names)
         inside = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        guarded = node.body if isinstance(node, ast.Try) and any(
-            getattr(h.type, "id", None) in ("ImportError", "ModuleNotFoundError") for h in node.handlers) else []
+        probe = isinstance(node, ast.Try) and any(  # `try: import x / except ImportError: pass`: works without x
+            getattr(h.type, "id", None) in ("ImportError", "ModuleNotFoundError")
+            and not any(isinstance(n, ast.Raise) for n in ast.walk(h)) for h in node.handlers)
+        guarded = node.body if probe else []  # a handler that raises ("needs the extra …") marks a need
         for child in ast.iter_child_nodes(node):
-            if child not in guarded:  # `try: import x / except ImportError:` is a probe, not a need
+            if child not in guarded:
                 visit(child, inside)
 
     visit(ast.parse(source), False)
@@ -96,9 +98,10 @@ def test_an_undeclared_import_is_found_wherever_it_hides():
     code = ("import torch\nimport scipy.linalg\n"
             "def f():\n    import jupytext\n    from hypothesis import given\n"
             "g = lambda: importlib.import_module('sympy')\n"
-            "try:\n    import ipywidgets\nexcept ImportError:\n    pass\n")
+            "try:\n    import ipywidgets\nexcept ImportError:\n    pass\n"
+            "try:\n    import werkzeug\nexcept ImportError:\n    raise ValueError('needs the extra')\n")
     found = undeclared("lessons", {"lessons/99_x.py": code}, groups)
-    assert [p.split(": ")[1].split(" ")[0] for p in found] == ["hypothesis", "jupytext", "scipy", "sympy"]
+    assert [p.split(": ")[1].split(" ")[0] for p in found] == ["hypothesis", "jupytext", "scipy", "sympy", "werkzeug"]
     assert undeclared("tests", {"tests/t.py": code}, groups)[0].startswith("tests/t.py: scipy (scipy)")
     # a function-level import in the package may come from any extra; a module-level one only from the core
     assert undeclared("minituner", {"minituner/m.py": "def f():\n    import jupytext\n"}, groups) == []

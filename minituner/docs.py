@@ -2,20 +2,28 @@
 
     python -m minituner.docs           rewrite them
     python -m minituner.docs --check   exit 1 if a committed page differs from what the code renders
+    python -m minituner.docs --time-lessons   run every lesson once at --smoke, keep the times, rewrite
 
 docs/memory.md is rendered whole from the estimator (minituner/memory.py) and LLaMA-Factory's table as
 it holds it (``memory.LLAMA_FACTORY``). In docs/errata.md the numbers of erratum 8 are a block rendered
 from the comparison's committed results (docs/compare/classify/results.json), between the markers
-``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``. Nothing here is timed: a time is measured
-once by the command that writes the results file, and only read here.
+``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``. In docs/teaching.md the lesson times come from
+the committed notebooks (each code cell's recorded start and end, full preset) and from
+docs/lesson_times.json (each lesson run once as a script at --smoke, by
+``python -m minituner.docs --time-lessons``). Nothing here is timed when a page is rendered: a time is
+measured once by the command that writes its data, and only read here.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 from .memory import (
@@ -172,7 +180,46 @@ def erratum_8(lang: str) -> str:
             "pass through the whole frozen model remain.")
 
 
-BLOCKS = {"errata.md": {"erratum 8": lambda: erratum_8("en"), "勘误 8": lambda: erratum_8("zh")}}
+LESSON_TIMES = DOCS / "lesson_times.json"  # {"cores": N, "smoke seconds": {lesson: s}}, by --time-lessons
+
+
+def notebook_seconds(path: Path) -> float:
+    """The seconds a committed notebook's code cells ran (their recorded execute_input .. execute_reply)."""
+    cells = json.loads(path.read_text())["cells"]
+    stamps = [c["metadata"]["execution"] for c in cells if c["metadata"].get("execution")]
+    when = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return sum((when(e["shell.execute_reply"]) - when(e["iopub.execute_input"])).total_seconds() for e in stamps)
+
+
+def time_lessons() -> None:
+    """Run each lesson once as a script at --smoke and keep its wall seconds in docs/lesson_times.json."""
+    smoke = {}
+    for lesson in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py")):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(lesson), "--smoke"], check=True, capture_output=True,
+                       env=os.environ | {"MPLBACKEND": "Agg"}, cwd=ROOT)
+        smoke[lesson.stem] = round(time.perf_counter() - t0, 1)
+    LESSON_TIMES.write_text(json.dumps({"cores": os.cpu_count(), "smoke seconds": smoke}, indent=1) + "\n")
+
+
+def lesson_times() -> str:
+    """Each lesson's time at its full preset (its committed notebook) and at --smoke (lesson_times.json),
+    beside its coding exercises."""
+    from .exercises import EXERCISES
+
+    data = json.loads(LESSON_TIMES.read_text())
+    rows = []
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        rows.append({"lesson": nb.stem, "full preset, s (notebook)": f"{notebook_seconds(nb):.1f}",
+                     "--smoke, s (script)": f"{data['smoke seconds'][nb.stem]:.1f}",
+                     "coding exercises": ", ".join(f"`{k}`" for k in EXERCISES if k[:2] == nb.stem[:2])})
+    return (f"Measured on a {data['cores']}-core CPU: the full preset is the sum of the committed notebook's "
+            f"cell times (`minituner notebooks` records them), --smoke one run of the script "
+            f"(`python -m minituner.docs --time-lessons`).\n\n" + markdown_table(rows))
+
+
+BLOCKS = {"errata.md": {"erratum 8": lambda: erratum_8("en"), "勘误 8": lambda: erratum_8("zh")},
+          "teaching.md": {"lesson times": lesson_times}}
 PAGES = {"memory.md": memory_page}
 
 
@@ -194,7 +241,10 @@ def rendered() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if "--time-lessons" in argv:
+        time_lessons()
+    check = "--check" in argv
     pages = rendered()
     stale = [path for path, text in pages.items() if not path.exists() or path.read_text() != text]
     for path in stale:

@@ -98,38 +98,31 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> Table:
     return Table("\n".join(lines))
 
 
-CJK_PROBE = "微调损失"  # characters a font must draw for a figure to carry Chinese labels
-
-
 @lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The family name of an installed font (in matplotlib's font list) that draws Chinese, or None:
-    a font with its own glyph for each character of CJK_PROBE."""
-    from matplotlib import font_manager, ft2font
+def cjk_font() -> str:
+    """The family name of the font figures draw Chinese with: the Noto Sans CJK SC subset shipped in
+    minituner/assets/fonts/ (SIL OFL 1.1, minituner/fonts.py), registered with matplotlib's font manager
+    on first use. The same on every machine, whatever fonts it has; matplotlib's installation is untouched."""
+    from matplotlib import font_manager
 
-    for entry in font_manager.fontManager.ttflist:
-        try:
-            charmap = ft2font.FT2Font(entry.fname).get_charmap()  # {code point: glyph index}
-        except (OSError, RuntimeError):  # a font file matplotlib lists but FreeType cannot open
-            continue
-        glyphs = {charmap.get(ord(c)) for c in CJK_PROBE}
-        # one distinct glyph per character: a fallback font such as matplotlib's own "Last Resort"
-        # maps every Chinese character to the same box
-        if None not in glyphs and len(glyphs) == len(CJK_PROBE):
-            return entry.name
-    return None
+    # imported here, not above: `import minituner` then leaves minituner.fonts for `python -m minituner.fonts`
+    from .fonts import FAMILY, FONT_PATH
+
+    if FAMILY not in {f.name for f in font_manager.fontManager.ttflist}:
+        font_manager.fontManager.addfont(str(FONT_PATH))  # this process's font list only
+    return FAMILY
 
 
 def label(en: str, zh: str) -> str:
-    """A figure's text in both languages, "en (zh)", where a font that draws Chinese is installed;
-    else `en` alone, since matplotlib would draw each missing glyph as an empty box.
+    """A figure's text in both languages, "en (zh)".
 
-    With such a font, it is appended to matplotlib's font families as a fallback: Latin text
-    keeps the default font, Chinese characters come from the CJK one.
+    The shipped CJK font (cjk_font) is appended to matplotlib's font families as a fallback: Latin
+    text keeps the default font, Chinese characters come from the CJK one. A Chinese character the
+    shipped subset lacks fails tests/test_fonts.py, which says how to rebuild it.
     """
     plt = pyplot()
     font = cjk_font()
-    if font is None:
+    if font is None:  # kept for callers (tests) that turn the CJK font off
         return en
     families = list(plt.rcParams["font.family"])
     if font not in families:
@@ -137,11 +130,30 @@ def label(en: str, zh: str) -> str:
     return f"{en} ({zh})"
 
 
+def draw_chinese(fig) -> None:
+    """Give each text of `fig` that holds Chinese the shipped CJK font as its fallback. A text made
+    before the first label() call (an axis label is made with its axes) keeps the font families of
+    that moment, which the CJK font was not yet among."""
+    from matplotlib.text import Text
+
+    from .fonts import needs_cjk_font
+
+    font = cjk_font()
+    if font is None:
+        return
+    for text in fig.findobj(Text):
+        families = list(text.get_fontfamily())
+        if font not in families and any(needs_cjk_font(c) for c in text.get_text()):
+            text.set_fontfamily([*families, font])
+
+
 def save_figure(fig, path) -> Path:
     """Save a figure as PNG atomically (and show that PNG inline when running in a notebook,
-    whatever matplotlib backend the kernel has: with MPLBACKEND=Agg plt.show() shows nothing)."""
+    whatever matplotlib backend the kernel has: with MPLBACKEND=Agg plt.show() shows nothing).
+    Its Chinese is drawn with the shipped CJK font (draw_chinese)."""
     plt = pyplot()
     path = Path(path)
+    draw_chinese(fig)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     if "ipykernel" in sys.modules and not os.environ.get("MINITUNER_NO_SHOW"):
         from IPython.display import Image, display

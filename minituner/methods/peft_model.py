@@ -251,10 +251,6 @@ class PeftModel(LanguageModel):
     @staticmethod
     def read_saved(path, base_fingerprint: str, model_cls: type) -> tuple[dict, dict]:
         """(info, tensors) saved in path, checked: tensors' sha256 (load_folder), method, base fingerprint."""
-        for name, (recognises, _) in FORMATS.items():
-            if recognises(path):
-                raise ValueError(f"{path} is in {name}: load it with PeftModel.from_pretrained(base, path); "
-                                 f"adding it to a model as another adapter is not supported")
         info, state = load_folder(path)
         method = info["method"]
         if not isinstance(method, str):

@@ -14,6 +14,7 @@ import argparse
 import inspect
 import math
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from .experiments import (
 from .experiments.protocol import EVAL_EVERY, PATIENCE
 from .experiments.tables import update_readme
 from .gpt2 import load_any_base
+from .i18n import LANGUAGES, _
 from .jobs import default_jobs
 from .launch import backend_for, spawn
 from .memory import MAX_PARAMS, estimate_memory, llama_factory
@@ -302,7 +304,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_notebooks(args) -> int:
-    return build(check=args.check, execute=not args.no_execute, only=args.only)
+    return build(check=args.check, execute=not args.no_execute, only=args.only,
+                 langs=LANGUAGES if args.lang == "both" else (args.lang,))
 
 
 def cmd_check(args) -> int:
@@ -341,13 +344,46 @@ def cmd_memory(args) -> int:
 
 
 # ---------------------------------------------------------------- the parser
-class Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' after every option's help, unless it is required or its help says its default."""
+# argparse's own words, which help_text looks up in the catalogue like minituner's
+ARGPARSE_WORDS = ("usage: ", "positional arguments", "options", "show this help message and exit",
+                  "show program's version number and exit")
+DEFAULT_SUFFIX = re.compile(r"^(.*) \(default: (.*)\)$", re.S)
+
+
+def help_text(text: str) -> str:
+    """A help text in the run's language (minituner.i18n; Chinese when LANG is a Chinese locale): the
+    catalogue's translation, or, for "… (default: X)", its two halves translated (X is often a value)."""
+    translated = _(text)
+    if translated != text:
+        return translated
+    split = DEFAULT_SUFFIX.match(text)
+    if split:
+        return _("{help} (default: {default})").format(help=help_text(split[1]), default=help_text(split[2]))
+    return text
+
+
+def with_default(text: str, value) -> str:
+    return f"{text} (default: {value})"
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' after every option's help, unless it is required or its help says its default;
+    keeps a description's lines as written; and says all of it in the run's language (help_text), argparse's
+    own words ("usage:", "options") included."""
 
     def _get_help_string(self, action):
         if action.required or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+            return help_text(action.help)
+        return help_text(super()._get_help_string(action))
+
+    def add_text(self, text):
+        super().add_text(help_text(text) if text and text is not argparse.SUPPRESS else text)
+
+    def start_section(self, heading):
+        super().start_section(help_text(heading) if heading else heading)
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        super().add_usage(usage, actions, groups, prefix if prefix is not None else _("usage: "))
 
 
 class Parser(argparse.ArgumentParser):
@@ -369,7 +405,7 @@ def add_run_options(p, steps: int, batch_size: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="minituner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="minituner", description=__doc__, formatter_class=Formatter)
     parser.add_argument("--version", action="version", version=f"minituner {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -391,9 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=fraction, default=0.2, help="fraction of the pairs held out for early stopping")
     p.add_argument("--test", type=fraction, default=0.2, help="fraction of the pairs held out for the test score")
     p.add_argument("--lowercase", action="store_true", help="lower-case prompts and answers")
-    add_template_option(p, "the chat template a file of conversations is rendered with, saved with the result "
-                           f"(default: {DEFAULT_TEMPLATE}); with a file of pairs, each becomes a one-turn "
-                           "conversation (default: none, the pairs as they are)")
+    add_template_option(p, _("the chat template a file of conversations is rendered with, saved with the result "
+                             "(default: {template}); with a file of pairs, each becomes a one-turn conversation "
+                             "(default: none, the pairs as they are)").format(template=DEFAULT_TEMPLATE))
     p.add_argument("--train-on-prompt", action="store_true",
                    help="conversations: the loss counts the system and user turns too (LLaMA-Factory's switch)")
     p.add_argument("--mask-history", action="store_true",
@@ -401,13 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training")
     add_run_options(g, steps=300, batch_size=16)
     g.add_argument("--lr", type=learning_rate, default=None,
-                   help="learning rate (default: the method's, as `minituner sweep` chose it on classify: "
-                        + ", ".join(f"{m.key} {lr:g}" for m in ordered() if (lr := selected(m.key).get("lr"))) + ")")
+                   help=with_default("learning rate", _("the method's, as `minituner sweep` chose it on classify: "
+                                                         "{rates}").format(rates=", ".join(
+                       f"{m.key} {lr:g}" for m in ordered() if (lr := selected(m.key).get("lr"))))))
     g.add_argument("--eval-every", type=positive_int, default=None,
-                   help=f"steps between validation checks (default: {EVAL_EVERY})")
+                   help=with_default("steps between validation checks", EVAL_EVERY))
     g.add_argument("--patience", type=positive_int, default=None,
-                   help="stop after this many validation checks without improvement, the best weights kept "
-                        f"(default: {PATIENCE})")
+                   help=with_default("stop after this many validation checks without improvement, the best "
+                                     "weights kept", PATIENCE))
     g.add_argument("--nproc", type=positive_int, default=1, metavar="N",
                    help="processes training together (data parallel, torch.distributed): each takes "
                         "--batch-size / N rows of every batch; gloo on CPUs (N <= cores), nccl with --device cuda "
@@ -432,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
-    steps_help = f"training steps per run at most (default per task: {STEPS})"
-    jobs_help = f"runs side by side, one thread each (default: one per core, here {default_jobs()})"
+    steps_help = _("training steps per run at most (default per task: {steps})").format(steps=STEPS)
+    jobs_help = with_default("runs side by side, one thread each", _("one per core, here {n}").format(n=default_jobs()))
 
     def method_keys(text: str) -> list[str]:
         try:
@@ -460,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=None, help=steps_help)
     p.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     p.add_argument("--methods", type=method_keys, default=None,
-                   help=f"comma-separated subset of {', '.join(m.key for m in rows())} (default: all)")
+                   help=with_default(_("comma-separated subset of {methods}").format(
+                       methods=", ".join(m.key for m in rows())), "all"))
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps; checked before any work starts")
     p.add_argument("--out", type=output_dir, default=Path("runs/sweep"),
                    help="folder for sweep_<task>.md and selected.json")
@@ -469,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p, steps=RECIPE["steps"], batch_size=RECIPE["batch_size"])
     p.add_argument("--lr", type=learning_rate, default=RECIPE["lr"], help="peak learning rate")
     p.add_argument("--out", type=output_dir, default=None,
-                   help=f"folder to save base.safetensors and base.json in (default: {PRETRAIN_OUT})")
+                   help=with_default("folder to save base.safetensors and base.json in", PRETRAIN_OUT))
     p.add_argument("--overwrite-shipped-base", action="store_true",
                    help="allow writing into the installed package (minituner/assets), replacing the shipped base")
 
@@ -483,10 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("verify", "check every formula of the article numerically", cmd_verify)
 
-    p = command("notebooks", "make notebooks/ from lessons/ (jupytext) and execute them", cmd_notebooks)
+    p = command("notebooks", "make notebooks/ (English) and notebooks/zh/ (Chinese) from lessons/ (jupytext) and "
+                "execute them", cmd_notebooks)
     p.add_argument("--check", action="store_true", help="only check that the notebooks match the lessons")
     p.add_argument("--no-execute", action="store_true", help="convert without running")
     p.add_argument("--only", default=None, help="only lessons whose file name starts with this, e.g. 08")
+    p.add_argument("--lang", choices=(*LANGUAGES, "both"), default="both", help="which notebooks to make")
 
 
     p = command("memory", "estimate one training step's memory at any size (weights, grads, AdamW, activations)",
@@ -498,13 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bits of the stored weights: 32, 16, or 8/4 with qlora")
     p.add_argument("--pure", action="store_true", help="bits 16 without fp32 master weights (pure bf16)")
     default = {n: q.default for n, q in inspect.signature(estimate_memory).parameters.items()}
-    p.add_argument("--r", type=positive_int, default=None, help=f"LoRA rank (default: {default['r']})")
+    p.add_argument("--r", type=positive_int, default=None, help=with_default("LoRA rank", default["r"]))
     p.add_argument("--targets", default=None,
-                   help=f"LoRA target matrices, comma-separated (default: {','.join(default['targets'])})")
+                   help=with_default("LoRA target matrices, comma-separated", ",".join(default["targets"])))
     p.add_argument("--num-virtual-tokens", type=positive_int, default=None,
-                   help=f"prompt / prefix length (default: {default['num_virtual_tokens']})")
+                   help=with_default("prompt / prefix length", default["num_virtual_tokens"]))
     p.add_argument("--trainable-layers", type=positive_int, default=None,
-                   help=f"freeze: the top blocks that train (default: {default['trainable_layers']})")
+                   help=with_default("freeze: the top blocks that train", default["trainable_layers"]))
     p.add_argument("--batch-size", type=positive_int, default=1, help="sequences per step")
     p.add_argument("--seq-len", type=positive_int, default=512, help="tokens per sequence")
     p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing (LLaMA-Factory's default)")

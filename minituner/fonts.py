@@ -1,9 +1,10 @@
 """The font figures draw Chinese with, shipped with the package so that every machine draws it.
 
 minituner/assets/fonts/NotoSansCJKsc-subset.otf is a subset of Noto Sans CJK SC Regular (Google and
-Adobe, SIL Open Font License 1.1: OFL.txt beside it): only the glyphs the course's figures use, the
-Chinese of every ``label(en, zh)`` call and of every matplotlib text call in minituner/ and lessons/,
-CJK_PROBE, and printable ASCII. Its family is renamed FAMILY, so matplotlib never mistakes it
+Adobe, SIL Open Font License 1.1: OFL.txt beside it): only the glyphs the course's figures may use, the
+Chinese of every message of the catalogue (minituner/locale/zh/*.po: a figure's titles, axes, legends and
+tick labels are messages) and of every matplotlib text call in minituner/ and lessons/, CJK_PROBE, and
+printable ASCII. Its family is renamed FAMILY, so matplotlib never mistakes it
 for (or for it) a full Noto Sans CJK SC installed on the machine. report.cjk_font() registers the file
 with matplotlib's font manager at run time (``fontManager.addfont``); nothing is written into
 matplotlib's installation.
@@ -47,10 +48,17 @@ def _strings(node: ast.AST) -> list[str]:
 
 
 def figure_texts(root: Path = ROOT) -> dict[str, set[str]]:
-    """{file (relative to root): its figure strings holding Chinese}: the zh argument of each label(en, zh)
-    call, the string arguments of each matplotlib text call (TEXT_CALLS) and each `label=` keyword's, read
-    from the syntax trees of minituner/ and lessons/."""
+    """{file (relative to root): its strings holding Chinese that a figure may draw}: every translation in
+    the message catalogue (root/minituner/locale/zh/*.po; a figure's text is a message, and so is a run
+    name in its legend), and the string arguments of each matplotlib text call (TEXT_CALLS) and each `label=`
+    keyword's in minituner/ and lessons/ (read from their syntax trees)."""
+    from .i18n import read_po
+
     out: dict[str, set[str]] = {}
+    for path in sorted((root / "minituner" / "locale" / "zh").rglob("*.po")):
+        found = {s for e in read_po(path) for s in e["msgstr"] if any(needs_cjk_font(c) for c in s)}
+        if found:
+            out[path.relative_to(root).as_posix()] = found
     files = sorted((root / "minituner").rglob("*.py")) + sorted((root / "lessons").glob("*.py"))
     for path in files:
         found: set[str] = set()
@@ -59,9 +67,7 @@ def figure_texts(root: Path = ROOT) -> dict[str, set[str]]:
                 continue
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             drawn: list[ast.AST] = [k.value for k in node.keywords if k.arg == "label"]
-            if name == "label":  # report.label(en, zh): only zh can hold Chinese, and all of it is drawn
-                drawn += node.args[1:2] + [k.value for k in node.keywords if k.arg == "zh"]
-            elif name in TEXT_CALLS:
+            if name in TEXT_CALLS:
                 drawn += node.args
             found |= {s for d in drawn for s in _strings(d) if any(needs_cjk_font(c) for c in s)}
         if found:

@@ -19,6 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .i18n import LANGUAGES, language, set_language
+
 LESSON_ARGS = "MINITUNER_LESSON_ARGS"
 
 
@@ -50,9 +52,15 @@ def options(description: str, *, smoke: dict, out: str, argv: list[str] | None =
                        help=f"default {value}")
     p.add_argument("--smoke", action="store_true", help=f"the quick preset of the tests: {smoke}")
     p.add_argument("--out", default=out, help="folder for the figures and files this lesson writes")
+    p.add_argument("--lang", choices=LANGUAGES, default=None,
+                   help="the language of what the lesson prints and draws (default: MINITUNER_LANG, the notebook's "
+                        "folder, then the locale; minituner.i18n)")
     if argv is None:
         argv = shlex.split(os.environ.get(LESSON_ARGS, "")) if in_notebook() else sys.argv[1:]
     args = p.parse_args(argv)
+    if args.lang:
+        set_language(args.lang)
+    args.lang = language()
     if args.smoke:
         for name, value in smoke.items():
             setattr(args, name, value)
@@ -159,9 +167,9 @@ def pct(v: float) -> str:
     return f"{v:.0%}"
 
 
-def conclusions(*sentences: str, zh: str | None = None) -> Prose:
-    """The lesson's conclusions as a bullet list (one sentence each, generated from its results), then
-    its Chinese summary (小结) as one paragraph; show(conclusions(...)) renders it in a notebook. A sentence
-    that compares runs over seeds takes its words from minituner.verdict, the one rule for verdicts."""
-    text = "\n".join(f"- {s}" for s in sentences if s)
-    return Prose(text + (f"\n\n**小结** {zh}" if zh else ""))
+def conclusions(*sentences: str) -> Prose:
+    """The lesson's conclusions as a bullet list, one sentence each, generated from its results in the run's
+    language (each sentence a message of the catalogue, minituner.i18n); show(conclusions(...)) renders it
+    in a notebook. A sentence that compares runs over seeds takes its words from minituner.verdict, the one
+    rule for verdicts."""
+    return Prose("\n".join(f"- {s}" for s in sentences if s))

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .checkpoint import atomic_write
+from .i18n import _
 
 
 def pyplot():
@@ -80,8 +81,10 @@ def show(obj) -> None:
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> Table:
-    """A list of dicts -> a Markdown Table; floats get 4 significant digits. A `|` inside a header or a
-    cell is escaped (`\\|`): GitHub-flavoured Markdown splits a row at every unescaped one."""
+    """A list of dicts -> a Markdown Table; floats get 4 significant digits. Headers and text cells are
+    shown in the run's language (looked up in the message catalogue, minituner.i18n; the dicts' keys stay
+    English, so code reads them the same in both). A `|` inside a header or a cell is escaped (`\\|`):
+    GitHub-flavoured Markdown splits a row at every unescaped one."""
     if not rows:
         raise ValueError("markdown_table needs at least one row")
     columns = columns or list(rows[0])
@@ -91,7 +94,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> Table:
             return f"{v:.4g}"
         if isinstance(v, int) and not isinstance(v, bool):
             return f"{v:,}"
-        return str(v).replace("|", "\\|")
+        return _(str(v)).replace("|", "\\|")
 
     lines = ["| " + " | ".join(fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
@@ -113,8 +116,9 @@ def cjk_font() -> str:
     return FAMILY
 
 
-def label(en: str, zh: str) -> str:
-    """A figure's text in both languages, "en (zh)".
+def label(text: str) -> str:
+    """A figure's text in the run's language: `text` (English) looked up in the message catalogue
+    (minituner.i18n), e.g. label("step") is "step" or "步数".
 
     The shipped CJK font (cjk_font) is appended to matplotlib's font families as a fallback: Latin
     text keeps the default font, Chinese characters come from the CJK one. A Chinese character the
@@ -122,12 +126,10 @@ def label(en: str, zh: str) -> str:
     """
     plt = pyplot()
     font = cjk_font()
-    if font is None:  # kept for callers (tests) that turn the CJK font off
-        return en
     families = list(plt.rcParams["font.family"])
     if font not in families:
         plt.rcParams["font.family"] = [*families, font]
-    return f"{en} ({zh})"
+    return _(text)
 
 
 def draw_chinese(fig) -> None:
@@ -139,8 +141,6 @@ def draw_chinese(fig) -> None:
     from .fonts import needs_cjk_font
 
     font = cjk_font()
-    if font is None:
-        return
     for text in fig.findobj(Text):
         families = list(text.get_fontfamily())
         if font not in families and any(needs_cjk_font(c) for c in text.get_text()):
@@ -171,9 +171,9 @@ def running_mean(values: list[float], k: int = 10) -> list[float]:
 
 def _loss_axis(ax, curves: dict[str, list[float]], smooth: int):
     for name, losses in curves.items():
-        ax.plot(range(1, len(losses) + 1), running_mean(losses, smooth), label=name)
-    ax.set_xlabel(label("step", "步数"))
-    ax.set_ylabel(label(f"training loss (answer tokens, mean of {smooth} steps)", "训练损失"))
+        ax.plot(range(1, len(losses) + 1), running_mean(losses, smooth), label=_(name))
+    ax.set_xlabel(label("step"))
+    ax.set_ylabel(label("training loss (answer tokens, mean of {smooth} steps)").format(smooth=smooth))
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
 
@@ -194,14 +194,14 @@ def plot_curves(histories: dict, title: str, path, smooth: int = 10):
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     _loss_axis(ax1, {name: h.losses for name, h in histories.items()}, smooth)
-    ax1.set_title(label("training loss", "训练损失"))
+    ax1.set_title(label("training loss"))
     for name, h in histories.items():
         steps, losses = [e[0] for e in h.val], [e[1] for e in h.val]
-        ax2.plot(steps, losses, "o-", ms=3, label=name)
-    ax2.set_xlabel(label("step", "步数"))
-    ax2.set_ylabel(label("validation loss (answer tokens)", "验证集损失"))
+        ax2.plot(steps, losses, "o-", ms=3, label=_(name))
+    ax2.set_xlabel(label("step"))
+    ax2.set_ylabel(label("validation loss (answer tokens)"))
     ax2.set_yscale("log")
-    ax2.set_title(label("validation loss", "验证集损失"))
+    ax2.set_title(label("validation loss"))
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7)
     fig.suptitle(title)
@@ -215,13 +215,13 @@ def plot_tradeoff(points: list[tuple[str, float, float]], title: str, path, xlab
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, x, acc in points:
         ax.scatter(x, acc, s=40)
-        ax.annotate(name, (x, acc), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(_(name), (x, acc), fontsize=7, xytext=(4, 4), textcoords="offset points")
     if baseline is not None:
-        ax.axhline(baseline, color="grey", ls=":", label=label("base, untrained", "基座模型,未训练"))
+        ax.axhline(baseline, color="grey", ls=":", label=label("base, untrained"))
         ax.legend(fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(label("test accuracy (exact match)", "测试集准确率"))
+    ax.set_xlabel(label(xlabel))
+    ax.set_ylabel(label("test accuracy (exact match)"))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

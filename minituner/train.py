@@ -36,6 +36,7 @@ from .dataset import Dataset, Split
 from .device import check_device
 from .distributed import whole_batch_loss, wrap
 from .functional import _check_mask, cross_entropy, token_nll
+from .i18n import _
 from .optim import AdamW
 from .tokenizer import END
 
@@ -184,7 +185,7 @@ def train(model, data: Dataset, steps: int = 300, lr: float = 1e-3, batch_size: 
     gen = torch.Generator().manual_seed(seed)  # every rank draws the same batch, then takes its rows
     best, best_state, bad_evals = (-math.inf, -math.inf), None, 0
     t0 = time.perf_counter()
-    bar = progress_bar(steps, f"train {data.name}", progress and rank == 0)
+    bar = progress_bar(steps, _("train {task}").format(task=data.name), progress and rank == 0)
     for step in bar:
         x, y, m = (t[rank * b:(rank + 1) * b].to(device) for t in data.train.batch(batch_size, gen))
         loss = whole = cross_entropy(model(x), y, m)  # the mean over this rank's answer tokens

@@ -11,7 +11,8 @@ no verdict at all ("not enough seeds"). A trend over a sweep (lr 1e-4 → 5e-4 �
 larger, the faster") holds only when the rule gives the same direction between every
 neighbouring pair of the sweep.
 
-Every verdict's words, English and Chinese (a lesson's 小结), say how many seeds it rests on.
+Every verdict's words, in English and in Chinese (through the message catalogue, minituner.i18n),
+say how many seeds it rests on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+
+from .i18n import language, translations
 
 MIN_SEEDS = 3  # fewer paired seeds than this: no verdict
 
@@ -51,8 +54,8 @@ def t_quantile(df: int, p: float = 0.975) -> float:
     return (lo + hi) / 2
 
 
-def _seeds(n: int) -> str:
-    return f"{n} seed{'' if n == 1 else 's'}"
+def _seeds(n: int, lang: str) -> str:
+    return translations(lang).ngettext("{n} seed", "{n} seeds", n).format(n=n)
 
 
 def _fmt(v: float) -> str:
@@ -62,7 +65,10 @@ def _fmt(v: float) -> str:
 @dataclass(frozen=True)
 class Verdict:
     """What the rule says about A against B on `metric`: direction +1 (A above B), −1 (A below B),
-    0 (within noise), None (fewer than MIN_SEEDS paired seeds: no verdict)."""
+    0 (within noise), None (fewer than MIN_SEEDS paired seeds: no verdict).
+
+    str(verdict) is its sentence in the run's language (minituner.i18n); text(lang) in a chosen one.
+    The names, the metric and the words are looked up in the message catalogue like every sentence."""
 
     a: str
     b: str
@@ -72,38 +78,36 @@ class Verdict:
     mean_gap: float  # mean of A_s − B_s
     margin: float  # t₀.₉₇₅(n − 1) · sd / √n: the mean gap must exceed it (nan with < 2 seeds)
     words: tuple[str, str] = ("above", "below")  # what A is when the gap is positive / negative
-    words_zh: tuple[str, str] = ("高于", "低于")
-    names_zh: tuple[str, str, str] | None = None  # A, B and the metric in Chinese (None: the English ones)
+
+    def text(self, lang: str | None = None) -> str:
+        lang = lang or language()
+        t = translations(lang).gettext
+        names = dict(a=t(self.a), b=t(self.b), metric=t(self.metric), seeds=_seeds(self.seeds, lang))
+        if self.direction is None:
+            return t("{a} against {b} on {metric}: {seeds}, too few for a verdict (the rule needs {min})").format(
+                min=MIN_SEEDS, **names)
+        gap = t("mean gap {gap}, 95% margin {margin}").format(gap=_fmt(self.mean_gap), margin=f"{self.margin:.3g}")
+        if self.direction == 0:
+            return t("{a} and {b} are within noise on {metric} over {seeds} ({gap})").format(gap=gap, **names)
+        word = t(self.words[0] if self.direction > 0 else self.words[1])
+        return t("{a} {word} {b} on {metric} over {seeds}, on every seed ({gap})").format(word=word, gap=gap, **names)
+
+    def __str__(self) -> str:
+        return self.text()
 
     def en(self) -> str:
-        seeds = _seeds(self.seeds)
-        if self.direction is None:
-            return (f"{self.a} against {self.b} on {self.metric}: {seeds}, too few for a verdict "
-                    f"(the rule needs {MIN_SEEDS})")
-        gap = f"mean gap {_fmt(self.mean_gap)}, 95% margin {self.margin:.3g}"
-        if self.direction == 0:
-            return f"{self.a} and {self.b} are within noise on {self.metric} over {seeds} ({gap})"
-        word = self.words[0] if self.direction > 0 else self.words[1]
-        return f"{self.a} {word} {self.b} on {self.metric} over {seeds}, on every seed ({gap})"
+        return self.text("en")
 
     def zh(self) -> str:
-        a, b, metric = self.names_zh or (self.a, self.b, self.metric)
-        if self.direction is None:
-            return (f"{a} 与 {b} 的{metric}:只有 {self.seeds} 个随机种子,不足以下结论"
-                    f"(规则至少要 {MIN_SEEDS} 个)")
-        gap = f"平均差 {_fmt(self.mean_gap)},95% 界限 {self.margin:.3g}"
-        if self.direction == 0:
-            return f"在 {self.seeds} 个随机种子上,{a} 与 {b} 的{metric}之差在噪声之内({gap})"
-        word = self.words_zh[0] if self.direction > 0 else self.words_zh[1]
-        return f"在 {self.seeds} 个随机种子上,{a} 的{metric}每次都{word} {b}({gap})"
+        return self.text("zh")
 
 
 def compare(a: str, a_by_seed: Mapping[int, float], b: str, b_by_seed: Mapping[int, float], metric: str,
-            words: tuple[str, str] = ("above", "below"), words_zh: tuple[str, str] = ("高于", "低于"),
-            names_zh: tuple[str, str, str] | None = None) -> Verdict:
+            words: tuple[str, str] = ("above", "below")) -> Verdict:
     """The rule's verdict on A against B, paired on the seeds both were measured on ({seed: value}).
-    words: what A is when its values are larger / smaller (e.g. ("slower than", "faster than") for steps);
-    names_zh: A, B and the metric as the Chinese words say them."""
+    words: what A is when its values are larger / smaller (e.g. ("slower than", "faster than") for steps).
+    The names, the metric and the words are English, or already in the run's language; the catalogue
+    translates them where it has them."""
     seeds = sorted(set(a_by_seed) & set(b_by_seed))
     gaps = [float(a_by_seed[s]) - float(b_by_seed[s]) for s in seeds]
     if not all(math.isfinite(g) for g in gaps):
@@ -122,7 +126,7 @@ def compare(a: str, a_by_seed: Mapping[int, float], b: str, b_by_seed: Mapping[i
         direction = -1
     else:
         direction = 0
-    return Verdict(a, b, metric, n, direction, mean, margin, words, words_zh, names_zh)
+    return Verdict(a, b, metric, n, direction, mean, margin, words)
 
 
 @dataclass(frozen=True)
@@ -139,31 +143,32 @@ class Trend:
             return None
         return found.pop() if len(found) == 1 and 0 not in found else 0
 
-    def en(self, claim: str) -> str:
-        seeds = min(v.seeds for v in self.steps)
+    def text(self, claim: str, lang: str | None = None) -> str:
+        """The sentence on `claim` (e.g. "the larger, the faster"), in `lang` (default: the run's language)."""
+        lang = lang or language()
+        t = translations(lang).gettext
+        seeds = _seeds(min(v.seeds for v in self.steps), lang)
         if self.direction is None:
-            return f"'{claim}': {_seeds(seeds)}, too few for a verdict (the rule needs {MIN_SEEDS})"
+            return t("'{claim}': {seeds}, too few for a verdict (the rule needs {min})").format(
+                claim=t(claim), seeds=seeds, min=MIN_SEEDS)
         if self.direction:
-            return f"'{claim}' holds between every neighbouring pair of the sweep, over {_seeds(seeds)}"
-        broken = "; ".join(v.en() for v in self.steps)
-        return f"'{claim}' does not hold at every step of the sweep, over {_seeds(seeds)}: {broken}"
+            return t("'{claim}' holds between every neighbouring pair of the sweep, over {seeds}").format(
+                claim=t(claim), seeds=seeds)
+        broken = t("; ").join(v.text(lang) for v in self.steps)
+        return t("'{claim}' does not hold at every step of the sweep, over {seeds}: {broken}").format(
+            claim=t(claim), seeds=seeds, broken=broken)
+
+    def en(self, claim: str) -> str:
+        return self.text(claim, "en")
 
     def zh(self, claim: str) -> str:
-        seeds = min(v.seeds for v in self.steps)
-        if self.direction is None:
-            return f"“{claim}”:只有 {seeds} 个随机种子,不足以下结论(规则至少要 {MIN_SEEDS} 个)"
-        if self.direction:
-            return f"“{claim}”在扫描的每一对相邻取值之间都成立({seeds} 个随机种子)"
-        broken = ";".join(v.zh() for v in self.steps)
-        return f"“{claim}”并非在扫描的每一步都成立({seeds} 个随机种子):{broken}"
+        return self.text(claim, "zh")
 
 
 def trend(names: list[str], by_seed: list[Mapping[int, float]], metric: str,
-          words: tuple[str, str] = ("above", "below"), words_zh: tuple[str, str] = ("高于", "低于"),
-          metric_zh: str | None = None) -> Trend:
-    """The rule between each neighbouring pair of a sweep, in the sweep's order (names[i] against names[i+1]);
-    metric_zh: the metric in Chinese (the names, e.g. "lr 0.001", are read the same in both)."""
+          words: tuple[str, str] = ("above", "below")) -> Trend:
+    """The rule between each neighbouring pair of a sweep, in the sweep's order (names[i] against names[i+1])."""
     if len(names) != len(by_seed) or len(names) < 2:
         raise ValueError(f"a trend needs at least two points, one name each: {names}")
-    return Trend([compare(names[i], by_seed[i], names[i + 1], by_seed[i + 1], metric, words, words_zh,
-                          (names[i], names[i + 1], metric_zh or metric)) for i in range(len(names) - 1)])
+    return Trend([compare(names[i], by_seed[i], names[i + 1], by_seed[i + 1], metric, words)
+                   for i in range(len(names) - 1)])

@@ -9,6 +9,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
+# The suite speaks English unless a test chooses (minituner.i18n): a machine whose locale is Chinese
+# runs the same tests; the lessons the suite executes in Chinese say so with --lang.
+os.environ["MINITUNER_LANG"] = "en"
+
 import json
 import tempfile
 from pathlib import Path
@@ -128,3 +132,12 @@ def pytest_collection_finish(session):
     import gc
 
     gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _language_back_to_the_environment():
+    """A test that chose a language (a lesson's --lang, i18n.set_language) leaves the next one English."""
+    yield
+    from minituner.i18n import set_language
+
+    set_language(None)

@@ -1,7 +1,8 @@
 """Every lesson executed once, as a notebook in a Jupyter kernel, in its smoke preset, beside the rest of the suite.
 
-A lesson becomes a notebook with jupytext, as `minituner notebooks` makes it, and runs in a kernel whose
-MINITUNER_LESSON_ARGS is "--smoke --out <folder>/<lesson>": minituner.lesson.options reads it there,
+A lesson becomes a notebook in one language (language_of), as `minituner notebooks` makes it, and runs in a
+kernel whose MINITUNER_LESSON_ARGS is "--smoke --out <folder>/<lesson> --lang <language>":
+minituner.lesson.options reads it there,
 as in a notebook someone opened. kernels() kernels of one thread each take the lessons in turn; a kernel
 is reused (starting one and importing torch costs seconds), so before each lesson the names the previous
 one defined are deleted, and after a failure the kernel is restarted. Each result lands in the folder:
@@ -21,13 +22,12 @@ import time
 import traceback
 from pathlib import Path
 
-import jupytext
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from minituner.lesson import LESSON_ARGS
-from minituner.notebooks import ROOT
+from minituner.notebooks import ROOT, notebook
 
 CELL_TIMEOUT = 300  # seconds; a smoke cell takes a few
 
@@ -38,6 +38,13 @@ SETUP = """\
                                              if n not in get_ipython().user_ns_hidden and not n.startswith("__")]];
 __import__("os").environ[{var!r}] = {value!r}
 """
+
+
+def language_of(lesson: Path) -> str:
+    """The one language the suite executes a lesson in: the even-numbered lessons as their Chinese notebook,
+    the odd ones as their English one (both notebooks share every code cell; tests/test_i18n.py checks that
+    the committed pair holds the same code and the same numbers)."""
+    return "zh" if int(lesson.name[:2]) % 2 == 0 else "en"
 
 
 def kernels(cores: int) -> int:
@@ -106,8 +113,9 @@ class NotebookRuns:
             out.close()
 
     async def _execute(self, km, path: Path) -> nbformat.NotebookNode:
-        nb = jupytext.read(path)
-        value = shlex.join(["--smoke", "--out", str(self._folder / path.stem)])
+        lang = language_of(path)
+        nb = notebook(path, lang)
+        value = shlex.join(["--smoke", "--out", str(self._folder / path.stem), "--lang", lang])
         nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP.format(var=LESSON_ARGS, value=value)))
         client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, kernel_name="python3", coalesce_streams=True)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,46 @@ def test_a_bad_device_stops_pretrain_before_any_training(tmp_path, monkeypatch, 
     monkeypatch.setattr(minituner.pretrain, "pretrain", must_not_run)
     assert main(["pretrain", "--device", "cuda", "--out", str(tmp_path), *TINY]) == 2
     assert "CUDA was requested" in capsys.readouterr().err
+
+
+def every_parser(parser):
+    """The parser and each of its subcommands' parsers."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from every_parser(sub)
+
+
+def test_help_is_chinese_everywhere_when_the_run_speaks_chinese():
+    """Every description, option help and section of every subcommand, through the catalogue (cli.po)."""
+    from minituner.cli import Formatter, help_text
+    from minituner.i18n import set_language
+
+    han = re.compile(r"[\u4e00-\u9fff]")
+    set_language("zh")
+    parser = build_parser()
+    english = []
+    for p in every_parser(parser):
+        formatter = Formatter(p.prog)
+        texts = [help_text(p.description)] + [formatter._get_help_string(a) for a in p._actions if a.help]
+        texts += [formatter._get_help_string(a) for a in p._actions
+                  if isinstance(a, argparse._SubParsersAction) for a in a._choices_actions]
+        english += [f"{p.prog}: {t!r}" for t in texts if t and not han.search(t)]
+        assert "用法：" in p.format_help() and "选项" in p.format_help()
+    assert not english, "help left in English:\n" + "\n".join(english)
+    set_language("en")
+    assert not han.search(build_parser().format_help())
+
+
+@pytest.mark.parametrize("lang, words", [("zh_CN.UTF-8", "用法："), ("C.UTF-8", "usage: "), ("", "usage: ")])
+def test_the_locale_chooses_the_language_of_help(lang, words):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MINITUNER_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    env["LANG"] = lang
+    out = subprocess.run([sys.executable, "-m", "minituner.cli", "compare", "--help"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith(words)

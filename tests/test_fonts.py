@@ -62,13 +62,17 @@ def test_the_shipped_font_is_the_one_registered_and_found():
 def test_a_figure_with_chinese_labels_draws_every_glyph():
     import matplotlib
 
+    from minituner.i18n import set_language, translations
     from minituner.report import label, pyplot
 
     pyplot()  # Agg off a notebook
+    set_language("zh")
     with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):  # the default, whatever this machine set
-        texts = [label("training loss", "训练损失"), label("validation", "验证集"),
-                 label("ln V: knowing nothing", "ln V:一无所知"), label("weights", "权重、梯度、优化器状态")]
-        assert all(t.endswith(")") and "(" in t for t in texts)  # "en (zh)" on every machine
+        texts = [label("training loss"), label("validation loss (answer tokens)"), label("base, untrained")]
+        everything = "".join(sorted({c for path in fonts.figure_texts(ROOT) for s in fonts.figure_texts(ROOT)[path]
+                                     for c in s}))  # every character the catalogue may put in a figure
+        texts += [everything[i: i + 60] for i in range(0, len(everything), 60)]
+        assert texts[0] == translations("zh").gettext("training loss") != "training loss"
         assert matplotlib.rcParams["font.family"] == ["DejaVu Sans", fonts.FAMILY]  # the fallback, appended
         messages = drawing_warnings(texts)
     assert missing_glyphs(messages) == [], messages
@@ -79,14 +83,16 @@ def test_a_figure_made_before_its_labels_draws_every_glyph(tmp_path):
     import matplotlib
 
     from minituner import report
+    from minituner.i18n import set_language, translate
 
     plt = report.pyplot()
     with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
         fig, ax = plt.subplots()
         ax.plot([0, 1], [1, 0])
-        ax.set_xlabel(report.label("head", "注意力头"))
-        ax.set_ylabel(report.label("layer", "层"))
-        ax.set_title(report.label("share", "全零前缀占去的注意力"))
+        set_language("zh")
+        ax.set_xlabel(report.label("step"))
+        ax.set_ylabel(report.label("training loss"))
+        ax.set_title(translate("validation loss (answer tokens)", "zh"))  # Chinese set without label()
         messages = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -113,7 +119,7 @@ def test_every_chinese_character_in_a_figure_is_in_the_shipped_subset():
 
     cmap = ft2font.FT2Font(str(fonts.FONT_PATH)).get_charmap()
     texts = fonts.figure_texts(ROOT)
-    assert "minituner/report.py" in texts and any(f.startswith("lessons/") for f in texts)  # the reader reads
+    assert "minituner/locale/zh/minituner.po" in texts and any("/lessons/" in f for f in texts)  # the reader reads
     missing = {f: "".join(sorted({c for s in found for c in s if fonts.needs_cjk_font(c) and ord(c) not in cmap}))
                for f, found in texts.items()}
     missing = {f: chars for f, chars in missing.items() if chars}
@@ -124,14 +130,16 @@ def test_every_chinese_character_in_a_figure_is_in_the_shipped_subset():
     assert len(probe) == len(fonts.CJK_PROBE)  # a glyph of its own for each, not one box for all
 
 
-def test_the_reader_finds_label_calls_and_text_calls(tmp_path):
-    (tmp_path / "minituner").mkdir()
+def test_the_reader_finds_the_catalogue_and_text_calls(tmp_path):
+    (tmp_path / "minituner" / "locale" / "zh").mkdir(parents=True)
     (tmp_path / "lessons").mkdir()
     (tmp_path / "lessons" / "99_x.py").write_text(
-        'ax.plot(x, label=label(f"run {i}", "甲" if i else "乙"))\n'
-        'ax.set_title("丙 title")\nreport.label("en", zh="丁")\nprint("戊")\nlabel("only English")\n',
-        encoding="utf-8")
-    assert fonts.figure_texts(tmp_path) == {"lessons/99_x.py": {"甲", "乙", "丙 title", "丁"}}
+        'ax.plot(x, label="甲" if i else "乙")\n'
+        'ax.set_title("丙 title")\nprint("戊")\nlabel("only English")\n', encoding="utf-8")
+    (tmp_path / "minituner" / "locale" / "zh" / "x.po").write_text(
+        'msgid "only English"\nmsgstr "丁"\n\nmsgid "b"\nmsgstr "b"\n', encoding="utf-8")
+    assert fonts.figure_texts(tmp_path) == {"lessons/99_x.py": {"甲", "乙", "丙 title"},
+                                            "minituner/locale/zh/x.po": {"丁"}}
 
 
 def test_the_license_ships_beside_the_font_and_in_the_package_data():

@@ -127,35 +127,40 @@ def test_run_gives_one_row_per_model(base, classify):
         run("x", minituner.full(base), classify, steps=1)
 
 
-NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((NOTEBOOKS / "zh").glob("*.ipynb"))
+NOTEBOOK_IDS = [p.relative_to(NOTEBOOKS).with_suffix("").as_posix() for p in NOTEBOOK_PATHS]
 COMMITTED = pytest.mark.xdist_group("committed-notebooks")  # one worker reads them all, and stale() once
 
 
 @functools.cache
 def stale() -> set[str]:
-    """Lesson names whose notebook is missing or no longer generated from them (reads every lesson and notebook)."""
-    return set(out_of_sync())
+    """The notebooks (notebooks/NN.ipynb, notebooks/zh/NN.ipynb) missing or no longer generated from their
+    lesson (reads every lesson and notebook)."""
+    return {name.removeprefix("notebooks/") for name in out_of_sync()}
+
+
+def executed(path, cells) -> None:
+    """A committed notebook is executed (its outputs kept) from its current lesson."""
+    assert any(c.get("outputs") for c in cells if c.cell_type == "code"), f"{path.name} has not been executed"
+    if path.relative_to(NOTEBOOKS).as_posix() in stale():
+        pytest.skip(f"{path.name} is older than its lesson (test_notebooks_are_generated_from_the_lessons says so)")
 
 
 @COMMITTED
-@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOK_IDS)
 def test_executed_notebook_shows_each_section_under_its_heading(path):
     nb = nbformat.read(path, as_version=4)
-    if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
-        pytest.skip(f"{path.name} has not been executed")
-    if path.stem + ".py" in stale():
-        pytest.skip(f"{path.name} is older than its lesson (test_notebooks_are_generated_from_the_lessons says so)")
+    executed(path, nb.cells)
     check_sections(path.name, nb)
 
 
 @COMMITTED
-@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=NOTEBOOK_IDS)
 def test_executed_notebook_shows_a_progress_bar_once(path):
     """A progress bar on stderr is redrawn many times; a notebook keeps one stream per cell (minituner
     notebooks executes with coalesce_streams), not one output per redraw."""
     cells = nbformat.read(path, as_version=4).cells
-    if path.stem + ".py" in stale() or not any(c.get("outputs") for c in cells if c.cell_type == "code"):
-        pytest.skip(f"{path.name} is not executed from its current lesson")
+    executed(path, cells)
     for i, cell in enumerate(cells):
         streams = [o.name for o in cell.get("outputs", []) if o.output_type == "stream"]
         assert len(streams) == len(set(streams)), f"{path.name} cell {i}: {len(streams)} stream outputs"

@@ -85,27 +85,29 @@ def missing_glyph_warnings(text: str) -> list[str]:
 def test_figure_labels_never_draw_boxes():
     import matplotlib
 
+    from minituner.i18n import set_language
     from minituner.report import label
 
     with matplotlib.rc_context():
-        text = label("training loss", "训练损失")
-        assert text == "training loss (训练损失)"  # on every machine: the package ships its CJK font (tests/test_fonts.py)
+        set_language("zh")
+        text = label("training loss")
+        assert text == "训练损失"  # on every machine: the package ships its CJK font (tests/test_fonts.py)
         assert missing_glyph_warnings(text) == []
 
 
-def test_label_uses_a_cjk_font_as_a_fallback_only(monkeypatch):
+def test_label_speaks_the_runs_language_and_adds_the_cjk_font_as_a_fallback_only(monkeypatch):
     import matplotlib
     import matplotlib.pyplot as plt
 
     from minituner import report
+    from minituner.i18n import set_language
 
     with matplotlib.rc_context():
-        monkeypatch.setattr(report, "cjk_font", lambda: None)
-        before = list(plt.rcParams["font.family"])
-        assert report.label("step", "步数") == "step" and plt.rcParams["font.family"] == before
         monkeypatch.setattr(report, "cjk_font", lambda: "Some CJK Sans")
-        assert report.label("step", "步数") == "step (步数)"
-        assert report.label("loss", "损失") == "loss (损失)"
+        before = list(plt.rcParams["font.family"])
+        assert report.label("step") == "step" and report.label("no such message") == "no such message"
+        set_language("zh")
+        assert report.label("step") == "步数" and report.label("validation loss") == "验证集损失"
         assert plt.rcParams["font.family"] == [*before, "Some CJK Sans"]  # appended once, after the default
 
 
@@ -120,15 +122,16 @@ def test_a_font_that_draws_every_character_as_one_box_is_not_chinese():
     assert cjk_font() not in boxes  # it has a "glyph" for every code point: the same box
 
 
-def test_the_plot_helpers_label_in_chinese_only_with_a_font_for_it(monkeypatch, tmp_path):
+def test_the_plot_helpers_draw_in_the_runs_language(monkeypatch, tmp_path):
     import matplotlib
 
     from minituner import report
+    from minituner.i18n import set_language
     from minituner.train import History
 
     figures = []
     monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig))
-    curves = {"run": History(losses=[2.0, 1.0, 0.5], val=[(2, 1.5, 0.1), (3, 1.2, 0.2)])}
+    curves = {"full fine-tuning": History(losses=[2.0, 1.0, 0.5], val=[(2, 1.5, 0.1), (3, 1.2, 0.2)])}
 
     def texts():
         fig = figures.pop()
@@ -138,13 +141,13 @@ def test_the_plot_helpers_label_in_chinese_only_with_a_font_for_it(monkeypatch, 
         return " ".join(out)
 
     with matplotlib.rc_context():
-        monkeypatch.setattr(report, "cjk_font", lambda: None)
         report.plot_curves(curves, "t", tmp_path / "c.png")
         report.plot_tradeoff([("a", 10, 0.5)], "t", tmp_path / "t.png", baseline=0.3)
-        assert not any("\u4e00" <= ch <= "\u9fff" for ch in texts() + texts())  # English only: no boxes
-        monkeypatch.setattr(report, "cjk_font", lambda: "Some CJK Sans")
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in texts() + texts())  # English: no Chinese at all
+        set_language("zh")
         report.plot_curves(curves, "t", tmp_path / "c.png")
-        assert "验证集损失" in texts()
+        drawn = texts()
+        assert "验证集损失" in drawn and "全量微调" in drawn and "validation" not in drawn  # axes and legend
 
 
 def test_a_table_is_text_in_a_terminal_and_markdown_in_a_notebook(capsys):

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minituner.i18n import set_language, translate
 from minituner.verdict import MIN_SEEDS, compare, t_quantile, trend
 
 # Student's t, two-sided 95% (p = 0.975), from the published tables
@@ -80,9 +81,19 @@ def test_equal_runs_are_within_noise_and_words_are_the_callers():
     same = {0: 0.3, 1: 0.4, 2: 0.5}
     assert compare("A", same, "B", same, "acc").direction == 0
     v = compare("lr 1e-3", {0: 10, 1: 12, 2: 11}, "lr 1e-4", {0: 30, 1: 31, 2: 33}, "steps to target",
-                words=("slower than", "faster than"), words_zh=("慢于", "快于"))
+                words=("slower than", "faster than"))
     assert v.direction == -1 and v.en().startswith("lr 1e-3 faster than lr 1e-4 on steps to target over 3 seeds")
-    assert "每次都快于 lr 1e-4" in v.zh()
+    assert f"每次都{translate('faster than', 'zh')} lr 1e-4" in v.zh()  # the words, the names: the catalogue's
+    assert compare("A", {0: 1, 1: 1.1, 2: 1.2}, "B", {0: 0, 1: 0, 2: 0}, "val acc").zh() == (
+        "在 3 个随机种子上，A 的验证集准确率每次都高于 B（平均差 +1.1，95% 界限 0.248）")
+
+
+def test_a_verdict_speaks_the_runs_language():
+    v = compare("A", {0: 1, 1: 1.1, 2: 1.2}, "B", {0: 0, 1: 0, 2: 0}, "val acc")
+    set_language("zh")
+    assert str(v) == v.zh() and f"{v}" == v.zh()
+    set_language("en")
+    assert str(v) == v.en() == "A above B on val acc over 3 seeds, on every seed (mean gap +1.1, 95% margin 0.248)"
 
 
 def test_non_finite_values_are_refused():
@@ -101,5 +112,6 @@ def test_a_trend_holds_only_when_every_neighbouring_pair_agrees():
     assert trend(["a", "b", "c"], mixed, "x").direction == 0
     two = [{0: 1.0, 1: 1.0}, {0: 2.0, 1: 2.0}]
     assert trend(["a", "b"], two, "x").direction is None and "不足以下结论" in trend(["a", "b"], two, "x").zh("升")
+    assert trend(["a", "b"], two, "x").text("rises", "zh") == trend(["a", "b"], two, "x").zh("rises")
     with pytest.raises(ValueError, match="two points"):
         trend(["a"], runs[:1], "x")

@@ -553,8 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "(exercises/NN_name.py)", cmd_check)
     p.add_argument("exercise", help="the exercise, e.g. 06_lora (an unknown name lists them)")
     p.add_argument("file", nargs="?", default=None, help="your file (default: exercises/EXERCISE.py in the clone)")
-    p.add_argument("--lang", choices=("en", "zh"), default=None, help="language of the report (default: zh when LANG "
-                   "starts with zh, else en)")
+    p.add_argument("--lang", choices=("en", "zh"), default=None, help="language of the report (default: "
+                   "MINITUNER_LANG, else zh when the locale is Chinese, else en)")
 
     p = command("board", "a local web page: choose a method, run finetune, watch it live, compare runs, ask "
                 "the result (needs the board extra; docs/board.md)", cmd_board)

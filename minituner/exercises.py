@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import random
 import sys
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from .chat import render_ids, segments
 from .dataset import encode_rows
 from .experiments.aggregate import mean_std
 from .functional import cross_entropy_plain, linear
+from .i18n import check_language, language, translations
 from .intrinsic import d90, hadamard
 from .methods import FreezeConfig, get_peft_model
 from .methods.lora import LoRALinear
@@ -50,7 +50,7 @@ class Task:
     name: str
     reference: Callable
     cases: Callable[[], list[tuple[str, tuple, dict]]]  # [(label, args, kwargs)], seeded
-    mistakes: list[tuple[str, str, Callable]] = field(default_factory=list)  # (hint en, hint zh, wrong function)
+    mistakes: list[tuple[str, Callable]] = field(default_factory=list)  # (hint, a message; the wrong function)
 
 
 # ---------------------------------------------------------------- the shipped base, loaded once
@@ -300,94 +300,60 @@ def T(name, reference, cases, *mistakes):
 EXERCISES: dict[str, list[Task]] = {
     "00_linear": [T("linear", linear, linear_cases,
                     ("x @ W: W needs its transpose, y = x Wᵀ + b (W is (out, in))",
-                     "x @ W：W 要转置，y = x Wᵀ + b（W 的形状是 (out, in)）", lambda x, W, b: x @ W + b),
-                    ("the bias b is missing", "漏了偏置 b", lambda x, W, b: x @ W.T))],
+                     lambda x, W, b: x @ W + b),
+                    ("the bias b is missing", lambda x, W, b: x @ W.T))],
     "01_next_token_loss": [T("next_token_loss", cross_entropy_plain, loss_cases,
-                             ("a sum, not a mean over the B·T positions", "用了求和，应对 B·T 个位置取平均",
-                              lambda z, y: cross_entropy_plain(z, y) * y.numel()),
-                             ("the sign: the loss is −log p", "符号反了：损失是 −log p",
-                              lambda z, y: -cross_entropy_plain(z, y)))],
+                             ("a sum, not a mean over the B·T positions", lambda z, y: cross_entropy_plain(z, y) * y.numel()),
+                             ("the sign: the loss is −log p", lambda z, y: -cross_entropy_plain(z, y)))],
     "02_answer_mask": [T("answer_mask", answer_mask_ref, answer_mask_cases,
                          ("off by one: mask[t] is about y[t] = ids[t + 1], so the first answer token is at "
                           "t = n_prompt − 1",
-                          "差一位：mask[t] 对应 y[t] = ids[t + 1]，第一个答案 token 在 t = n_prompt − 1",
                           lambda p, a: torch.tensor([0.0] * p + [1.0] * (a - 1)))),
                        T("masked_loss", cross_entropy_plain, masked_loss_cases,
                          ("a mean over every position: divide by Σ m_t, the kept positions only",
-                          "对所有位置求平均了：应除以 Σ m_t，只算保留的位置",
                           lambda z, y, m: cross_entropy_plain(z, y, m) * m.sum() / m.numel()))],
     "03_freeze_count": [T("freeze_trainable", freeze_ref, freeze_cases,
-                          ("ln_f (2·C) trains with the top blocks", "最后的 ln_f（2·C）也随顶部的块一起训练",
-                           lambda L, C, V, T_, N: N * (12 * C * C + 13 * C)))],
+                          ("ln_f (2·C) trains with the top blocks", lambda L, C, V, T_, N: N * (12 * C * C + 13 * C)))],
     "04_soft_prompt": [T("prepend_prompt", prepend_prompt_ref, prompt_cases,
-                         ("[X; P]: the soft prompt goes first, X′ = [P; X]", "[X; P]：软提示在前，X′ = [P; X]",
-                          lambda P, X: torch.cat([X, P.expand(X.size(0), -1, -1)], 1))),
+                         ("[X; P]: the soft prompt goes first, X′ = [P; X]", lambda P, X: torch.cat([X, P.expand(X.size(0), -1, -1)], 1))),
                        T("prompt_params", prompt_parameter_count, count_cases("n_virtual", "d"))],
     "05_prefix_kv": [T("prepend_prefix", prepend_prefix_ref, prefix_cases,
-                       ("[k; prefix]: the prefix goes first", "[k; prefix]：前缀在前",
-                        lambda pk, k: torch.cat([k, pk.expand(k.size(0), -1, -1, -1)], 2))),
+                       ("[k; prefix]: the prefix goes first", lambda pk, k: torch.cat([k, pk.expand(k.size(0), -1, -1, -1)], 2))),
                      T("prefix_params", prefix_parameter_count, count_cases("n_virtual", "d", "n_layer"),
                        ("keys only: each layer has a prefix for keys AND one for values (×2)",
-                        "只算了 key：每层有 key 和 value 两个前缀（×2）", lambda n, d, L: n * d * L))],
+                        lambda n, d, L: n * d * L))],
     "06_lora": [T("lora_forward", lora_forward_ref, lora_forward_cases,
-                  ("α instead of α/r: the scale is alpha / r", "用了 α 而不是 α/r：缩放是 alpha / r",
-                   lambda x, W, b, A, B, a, r: x @ W.T + b + a * (x @ A.T) @ B.T),
-                  ("W not transposed: y = x Wᵀ + b", "W 没有转置：y = x Wᵀ + b",
-                   lambda x, W, b, A, B, a, r: x @ W + b + a / r * (x @ A.T) @ B.T),
-                  ("the scale α/r is missing", "漏了缩放 α/r",
-                   lambda x, W, b, A, B, a, r: x @ W.T + b + (x @ A.T) @ B.T)),
+                  ("α instead of α/r: the scale is alpha / r", lambda x, W, b, A, B, a, r: x @ W.T + b + a * (x @ A.T) @ B.T),
+                  ("W not transposed: y = x Wᵀ + b", lambda x, W, b, A, B, a, r: x @ W + b + a / r * (x @ A.T) @ B.T),
+                  ("the scale α/r is missing", lambda x, W, b, A, B, a, r: x @ W.T + b + (x @ A.T) @ B.T)),
                 T("lora_merge", lora_merge_ref, lora_merge_cases,
-                  ("α instead of α/r: ΔW = (alpha / r) · B A", "用了 α 而不是 α/r：ΔW = (alpha / r) · B A",
-                   lambda W, A, B, a, r: W + a * B @ A),
-                  ("the scale α/r is missing", "漏了缩放 α/r", lambda W, A, B, a, r: W + B @ A))],
+                  ("α instead of α/r: ΔW = (alpha / r) · B A", lambda W, A, B, a, r: W + a * B @ A),
+                  ("the scale α/r is missing", lambda W, A, B, a, r: W + B @ A))],
     "07_lora_switch": [T("switch", switch_ref, switch_cases,
-                         ("ΔW was not taken out first: (W + ΔW) − ΔW + ΔW′", "没有先减去 ΔW：(W + ΔW) − ΔW + ΔW′",
-                          lambda W, A1, B1, A2, B2, a, r: W + a / r * B2 @ A2))],
+                         ("ΔW was not taken out first: (W + ΔW) − ΔW + ΔW′", lambda W, A1, B1, A2, B2, a, r: W + a / r * B2 @ A2))],
     "08_mean_std": [T("mean_std", mean_std, mean_std_cases,
                       ("the population std (÷n): over seeds use the sample std (÷(n − 1))",
-                       "用了总体标准差（÷n）：多个种子应用样本标准差（÷(n − 1)）",
                        lambda v: (sum(v) / len(v), math.sqrt(sum((x - sum(v) / len(v)) ** 2 for x in v) / len(v)))))],
     "09_truncate": [T("truncate", truncate, truncate_cases,
-                      ("Σ_r is missing: [ΔW]_r = U_r Σ_r V_rᵀ", "漏了 Σ_r：[ΔW]_r = U_r Σ_r V_rᵀ",
-                       lambda dw, r: (lambda U, S, Vh: U[:, :r] @ Vh[:r])(*torch.linalg.svd(dw, full_matrices=False))))],
+                      ("Σ_r is missing: [ΔW]_r = U_r Σ_r V_rᵀ", lambda dw, r: (lambda U, S, Vh: U[:, :r] @ Vh[:r])(*torch.linalg.svd(dw, full_matrices=False))))],
     "10_bpe_merge": [T("merge_pair", merge_pair, merge_pair_cases)],
     "11_nf4": [T("nf4_roundtrip", nf4_ref, nf4_cases,
                  ("one scale for the whole tensor: every block of 64 has its own absmax",
-                  "整个张量只用了一个缩放：每 64 个一块，各有自己的 absmax",
                   lambda w, q: (q[((w.reshape(-1, 1) / w.abs().max()) - q).abs().argmin(-1)] * w.abs().max()).view(w.shape)))],
     "12_hadamard": [T("hadamard", hadamard, hadamard_cases,
-                      ("scaled by 1/√L: minituner's H is unscaled", "乘了 1/√L：minituner 的 H 不做缩放",
-                       lambda x: hadamard(x) / math.sqrt(x.shape[-1]))),
+                      ("scaled by 1/√L: minituner's H is unscaled", lambda x: hadamard(x) / math.sqrt(x.shape[-1]))),
                     T("d90", d90, d90_cases)],
     "13_chat_mask": [T("loss_mask", chat_ref, chat_cases)],
 }
 
 
 # ---------------------------------------------------------------- comparing, in two languages
-WORDS = {
-    "en": {"pass": "pass", "fail": "FAIL", "case": "case", "expected": "expected", "actual": "actual",
-           "shape": "shape: expected {e}, got {a}", "type": "type: expected {e}, got {a}",
-           "todo": "not written yet: {f} raises NotImplementedError (replace it with your code)",
-           "raised": "{f} raised {err}", "inputs": "inputs", "hint": "hint", "missing": "{file} has no function {f}",
-           "import": "{file} could not be imported: {err}", "all": "all {n} cases hold: {name} is right",
-           "some": "{k} of {n} cases fail", "length": "length: expected {e}, got {a}",
-           "value": "values differ (largest difference {d:.3g})",
-           "at": "; at index {i}: expected {e}, got {a}"},
-    "zh": {"pass": "通过", "fail": "未通过", "case": "用例", "expected": "期望", "actual": "实际",
-           "shape": "形状：期望 {e}，实际 {a}", "type": "类型：期望 {e}，实际 {a}",
-           "todo": "还没写：{f} 抛出 NotImplementedError（把它换成你的代码）",
-           "raised": "{f} 抛出了 {err}", "inputs": "输入", "hint": "提示", "missing": "{file} 里没有函数 {f}",
-           "import": "{file} 无法导入：{err}", "all": "全部 {n} 个用例通过：{name} 写对了",
-           "some": "{n} 个用例中 {k} 个未通过", "length": "长度：期望 {e}，实际 {a}",
-           "value": "数值不同（最大差 {d:.3g}）",
-           "at": "；位置 {i}：期望 {e}，实际 {a}"},
-}
 
 
-def language(lang: str | None) -> str:
-    if lang:
-        return "zh" if lang.lower().startswith("zh") else "en"
-    return "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
+def words(lang: str | None):
+    """The report's words in `lang` (default: the run's language, minituner.i18n; Chinese when LANG is a Chinese
+    locale): the catalogue's gettext (minituner/locale/zh/exercises.po)."""
+    return translations(check_language(lang) if lang else language()).gettext
 
 
 def describe(v) -> str:
@@ -398,7 +364,7 @@ def describe(v) -> str:
     return repr(v)
 
 
-def difference(expected, actual, w: dict) -> str | None:
+def difference(expected, actual, w) -> str | None:
     """None when actual equals expected (tensors: allclose), else what differs, in words."""
     if isinstance(expected, torch.Tensor):
         if isinstance(actual, (list, tuple, int, float)) and not isinstance(actual, bool):
@@ -407,28 +373,28 @@ def difference(expected, actual, w: dict) -> str | None:
             except (TypeError, ValueError):
                 pass
         if not isinstance(actual, torch.Tensor):
-            return w["type"].format(e="torch.Tensor", a=type(actual).__name__)
+            return w('type: expected {e}, got {a}').format(e="torch.Tensor", a=type(actual).__name__)
         if tuple(actual.shape) != tuple(expected.shape):
-            return w["shape"].format(e=tuple(expected.shape), a=tuple(actual.shape))
+            return w('shape: expected {e}, got {a}').format(e=tuple(expected.shape), a=tuple(actual.shape))
         a, e = actual.detach().double(), expected.detach().double()
         if torch.allclose(a, e, rtol=1e-4, atol=1e-4 * max(1.0, e.abs().max().item())):
             return None
         where = tuple(int(i) for i in torch.unravel_index((a - e).abs().argmax(), e.shape)) if e.dim() else ()
-        return w["value"].format(d=(a - e).abs().max().item()) + w["at"].format(
+        return w('values differ (largest difference {d:.3g})').format(d=(a - e).abs().max().item()) + w('; at index {i}: expected {e}, got {a}').format(
             i=where, e=f"{e[where].item():.6g}", a=f"{a[where].item():.6g}")
     if isinstance(expected, (tuple, list)):
         if not isinstance(actual, (tuple, list)):
-            return w["type"].format(e=type(expected).__name__, a=type(actual).__name__)
+            return w('type: expected {e}, got {a}').format(e=type(expected).__name__, a=type(actual).__name__)
         if len(actual) != len(expected):
-            return w["length"].format(e=len(expected), a=len(actual))
+            return w('length: expected {e}, got {a}').format(e=len(expected), a=len(actual))
         for e, a in zip(expected, actual):
             if (d := difference(e, a, w)) is not None:
                 return d
         return None
     if isinstance(expected, float) or isinstance(actual, float):
         if not isinstance(actual, (int, float)) or isinstance(actual, bool):
-            return w["type"].format(e="float", a=type(actual).__name__)
-        return None if math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-9) else w["value"].format(
+            return w('type: expected {e}, got {a}').format(e="float", a=type(actual).__name__)
+        return None if math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-9) else w('values differ (largest difference {d:.3g})').format(
             d=abs(actual - expected))
     return None if actual == expected else f"{describe(expected)} ≠ {describe(actual)}"
 
@@ -461,9 +427,9 @@ def check_name(name: str) -> None:
         raise ValueError(f"unknown exercise {name!r}; the exercises are: {', '.join(EXERCISES)}")
 
 
-def hint(task: Task, args, w: dict, out, actual=None, raised: Exception | None = None) -> None:
+def hint(task: Task, args, w, out, actual=None, raised: Exception | None = None) -> None:
     """Print the hint of the first known mistake that gives the same answer (or raises the same error)."""
-    for en, zh, wrong in task.mistakes:
+    for why, wrong in task.mistakes:
         try:
             guess = wrong(*clone(args))
         except Exception as e:
@@ -471,7 +437,7 @@ def hint(task: Task, args, w: dict, out, actual=None, raised: Exception | None =
         else:
             same = raised is None and difference(guess, actual, w) is None
         if same:
-            print(f"    {w['hint']}: {zh if w is WORDS['zh'] else en}", file=out)
+            print(f"    {w('hint')}: {w(why)}", file=out)
             return
 
 
@@ -479,18 +445,18 @@ def check(name: str, file=None, lang: str | None = None, out=None) -> int:
     """Grade exercise `name` in `file`; print per case pass/fail; 0 all hold, 1 a case fails (ValueError: bad input)."""
     check_name(name)
     out = out or sys.stdout
-    w = WORDS[language(lang)]
+    w = words(lang)
     path = exercise_file(name, file)
     try:
         module = load(path)
     except Exception as e:  # the student's file: a syntax error is theirs to fix, not bad input
-        print(f"{w['fail']}: " + w["import"].format(file=path, err=f"{type(e).__name__}: {e}"), file=out)
+        print(f"{w('FAIL')}: " + w('{file} could not be imported: {err}').format(file=path, err=f"{type(e).__name__}: {e}"), file=out)
         return 1
     total = failed = 0
     for task in EXERCISES[name]:
         fn = getattr(module, task.name, None)
         if not callable(fn):
-            print(f"{w['fail']}: " + w["missing"].format(file=path, f=task.name), file=out)
+            print(f"{w('FAIL')}: " + w('{file} has no function {f}').format(file=path, f=task.name), file=out)
             failed += 1
             total += 1
             continue
@@ -502,29 +468,29 @@ def check(name: str, file=None, lang: str | None = None, out=None) -> int:
                 with torch.no_grad():
                     actual = fn(*clone(args), **public)
             except NotImplementedError:
-                print(f"{w['fail']} {task.name} · {w['case']} {label}: " + w["todo"].format(f=task.name), file=out)
+                print(f"{w('FAIL')} {task.name} · {w('case')} {label}: " + w('not written yet: {f} raises NotImplementedError (replace it with your code)').format(f=task.name), file=out)
                 failed += 1
                 break  # one line is enough for an untouched skeleton
             except Exception as e:
                 failed += 1
                 shapes = ", ".join(f"tensor {tuple(a.shape)}" if isinstance(a, torch.Tensor) else describe(a)
                                    for a in args)
-                print(f"{w['fail']} {task.name} · {w['case']} {label}: "
-                      + w["raised"].format(f=task.name, err=f"{type(e).__name__}: {e}"), file=out)
-                print(f"    {w['inputs']}: {shapes}", file=out)
+                print(f"{w('FAIL')} {task.name} · {w('case')} {label}: "
+                      + w('{f} raised {err}').format(f=task.name, err=f"{type(e).__name__}: {e}"), file=out)
+                print(f"    {w('inputs')}: {shapes}", file=out)
                 hint(task, args, w, out, raised=e)
                 continue
             problem = difference(expected, actual, w)
             if problem is None:
-                print(f"{w['pass']} {task.name} · {w['case']} {label}", file=out)
+                print(f"{w('pass')} {task.name} · {w('case')} {label}", file=out)
                 continue
             failed += 1
-            print(f"{w['fail']} {task.name} · {w['case']} {label}: {problem}", file=out)
-            print(f"    {w['expected']}: {describe(expected)}", file=out)
-            print(f"    {w['actual']}: {describe(actual)}", file=out)
+            print(f"{w('FAIL')} {task.name} · {w('case')} {label}: {problem}", file=out)
+            print(f"    {w('expected')}: {describe(expected)}", file=out)
+            print(f"    {w('actual')}: {describe(actual)}", file=out)
             hint(task, args, w, out, actual=actual)
     if failed:
-        print(w["some"].format(k=failed, n=total), file=out)
+        print(w('{k} of {n} cases fail').format(k=failed, n=total), file=out)
         return 1
-    print(w["all"].format(n=total, name=name), file=out)
+    print(w('all {n} cases hold: {name} is right').format(n=total, name=name), file=out)
     return 0

@@ -441,3 +441,15 @@ def test_a_po_file_is_compiled_as_msgfmt_would(tmp_path):
     (tmp_path / "bad.po").write_text('msgid "a"\nmsgstr "甲"\nmsgctxt "c"\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.po:3: 'msgctxt'"):
         i18n.read_po(tmp_path / "bad.po")
+
+
+def test_every_catalogue_file_ships_in_the_package():
+    """A wheel holds what package-data names: a .po file it missed would leave that part of the course English."""
+    import fnmatch
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    package = ROOT / "minituner"
+    files = [p.relative_to(package).as_posix() for p in i18n.catalogue_files("zh")]
+    assert files and all(any(fnmatch.fnmatch(f, pattern) and f.count("/") == pattern.count("/")
+                             for pattern in data["minituner"]) for f in files), files

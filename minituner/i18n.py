@@ -28,6 +28,7 @@ import io
 import os
 import struct
 import sys
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -74,6 +75,19 @@ def _locale_language() -> str | None:
             first = value.split(":")[0]
             return "zh" if first.lower().startswith("zh") else None
     return None
+
+
+@contextmanager
+def speaking(lang: str):
+    """Speak `lang` inside the block, then as before (the choice made, or none): a file keeps its own
+    language (a README's block its README's, a generated English page English) whatever the run speaks."""
+    global _chosen
+    before = _chosen
+    set_language(lang)
+    try:
+        yield
+    finally:
+        _chosen = before
 
 
 def language() -> str:
@@ -193,13 +207,14 @@ def translations(lang: str) -> _gettext.NullTranslations:
 
 
 def translate(message: str, lang: str | None = None) -> str:
-    """`message` in `lang` (default: the run's language); itself where the catalogue has no translation."""
-    return translations(lang or language()).gettext(message)
+    """`message` in `lang` (default: the run's language); itself where the catalogue has no translation
+    (and "" stays "": gettext would give the catalogue's header for it)."""
+    return translations(lang or language()).gettext(message) if message else message
 
 
 def _(message: str) -> str:
     """`message` in the run's language: gettext's conventional name, so tools that collect messages find it."""
-    return translations(language()).gettext(message)
+    return translate(message)
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:

@@ -21,6 +21,7 @@ from .checkpoint import load_base
 from .checks import refuse
 from .data import make_task
 from .distributed import init
+from .i18n import _
 from .methods import METHODS, get_peft_model, ordered
 from .train import train
 
@@ -111,9 +112,10 @@ def main(argv=None) -> int:
     hist = train(model, make_task(args.task), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                  seed=args.seed, device=device, progress=False)
     if rank == 0:
-        print(f"{args.method}: {world} processes, batch {args.batch_size} ({args.batch_size // world} each), "
-              f"loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}, {hist.allreduce_bytes:,} bytes all-reduced "
-              f"per step, {hist.seconds:.1f} s")
+        print(_("{method}: {world} processes, batch {batch} ({each} each), loss {first:.4f} -> {last:.4f}, "
+                "{bytes:,} bytes all-reduced per step, {seconds:.1f} s").format(
+            method=args.method, world=world, batch=args.batch_size, each=args.batch_size // world,
+            first=hist.losses[0], last=hist.losses[-1], bytes=hist.allreduce_bytes, seconds=hist.seconds))
     dist.destroy_process_group()
     return 0
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -135,12 +137,21 @@ def label(text: str) -> str:
 def draw_chinese(fig) -> None:
     """Give each text of `fig` that holds Chinese the shipped CJK font as its fallback. A text made
     before the first label() call (an axis label is made with its axes) keeps the font families of
-    that moment, which the CJK font was not yet among."""
+    that moment, which the CJK font was not yet among. The figure is drawn once first: a tick label of
+    categories gets its text only when drawn."""
     from matplotlib.text import Text
 
     from .fonts import needs_cjk_font
 
     font = cjk_font()
+    with warnings.catch_warnings():  # this draw only gives category tick labels their text; it is thrown away,
+        warnings.simplefilter("ignore")  # and its missing-glyph warnings with it: the fonts are set below
+        logger = logging.getLogger("matplotlib")
+        level, logger.level = logger.level, logging.ERROR
+        try:
+            fig.canvas.draw()
+        finally:
+            logger.setLevel(level)
     for text in fig.findobj(Text):
         families = list(text.get_fontfamily())
         if font not in families and any(needs_cjk_font(c) for c in text.get_text()):

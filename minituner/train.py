@@ -327,8 +327,9 @@ def print_answers(model, task, n: int = 3) -> bool:
     """Print the model's greedy answers to the first n test prompts, then check that
     generate() gives the same tokens with the KV cache as without it; returns that check."""
     for prompt, expected in task.test.examples[:n]:
-        print(f"  {prompt!r} -> {answer(model, task.tokenizer, prompt)!r} (expected {expected!r})")
+        print("  " + _("{prompt} -> {answer} (expected {expected})").format(
+            prompt=repr(prompt), answer=repr(answer(model, task.tokenizer, prompt)), expected=repr(expected)))
     idx = task.test.x[:8, :30]
     same = torch.equal(model.generate(idx, 12, use_cache=True), model.generate(idx, 12, use_cache=False))
-    print(f"generate with the KV cache = without it: {same}")
+    print(_("generate with the KV cache = without it: {same}").format(same=same))
     return same

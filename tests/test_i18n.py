@@ -37,13 +37,15 @@ ZH_PAGES = sorted((ROOT / "docs" / "zh").glob("*.md")) + [ROOT / "README.zh-CN.m
 
 
 def prose(markdown: str) -> str:
-    """What a reader reads as sentences: fenced code, inline code, link targets, URLs, HTML comments and
-    formulas in $…$ taken out."""
+    """What a reader reads as sentences: fenced code, inline code, link targets, URLs, HTML comments,
+    formulas in $…$ and a message's {fields} taken out."""
     text = re.sub(r"```.*?```", " ", markdown, flags=re.S)
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
     text = re.sub(r"`[^`\n]*`", " ", text)
     text = re.sub(r"\]\([^)]*\)", "]", text)
     text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"\{[A-Za-z_][^{}]*\}", " ", text)
+    text = re.sub(r'"[A-Za-z_][A-Za-z_ ]*"', " ", text)  # "value" in ASCII quotes is a key, not a word
     return re.sub(r"\$[^$\n]*\$", " ", text)
 
 
@@ -195,7 +197,9 @@ def glossary_faults(text: str, reach: int = 16) -> list[str]:
     faults, covered = [], set()
     terms = sorted(((term, zh) for zh, en in glossary() for term in en), key=lambda t: -len(t[0]))
     for term, zh in terms:  # longest first: "full fine-tuning" is one term, not also "fine-tuning"
-        for m in re.finditer(rf"(?<![A-Za-z-]){re.escape(term)}(?:s|es)?(?![A-Za-z-])", text, flags=re.I):
+        # not inside a file name (merges.txt) nor a dotted name (minituner.memory)
+        for m in re.finditer(rf"(?<![A-Za-z_.-]){re.escape(term)}(?:s|es)?(?![A-Za-z_-]|\.[A-Za-z])", text,
+                             flags=re.I):
             if covered & set(range(m.start(), m.end())):
                 continue
             covered |= set(range(m.start(), m.end()))
@@ -300,9 +304,8 @@ def committed(path: Path, lang: str):
 
 
 TABLE_ROW = re.compile(r"^\|.*\|$", re.M)
-NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
-TIME_COLUMNS = {"s", "ms", "seconds", "s/step", "ms/step", "time", "steps/s", "s per step", "ms per step",
-                "train s", "wall s"}
+NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?")  # 1,234.5: a comma after "NF4" is no digit
+TIME_COLUMN = re.compile(r"\b(s|ms|seconds?|time|wall|steps/s)\b", re.I)  # a column measured with the clock
 
 
 def tables(nb) -> list[list[list[str]]]:
@@ -311,7 +314,7 @@ def tables(nb) -> list[list[list[str]]]:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             text = out.get("data", {}).get("text/markdown") or ""
-            rows = [[c.strip() for c in line.strip("|").split("|")] for line in TABLE_ROW.findall(text)]
+            rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))] for line in TABLE_ROW.findall(text)]
             if rows:
                 found.append(rows)
     return found
@@ -323,7 +326,7 @@ def numbers_beside(en_table, zh_table) -> list[str]:
     header = en_table[0]
     for en_row, zh_row in zip(en_table[1:], zh_table[1:], strict=True):
         for col, (a, b) in enumerate(zip(en_row, zh_row, strict=True)):
-            if header[col].lower() in TIME_COLUMNS or "time" in header[col].lower():
+            if TIME_COLUMN.search(header[col]):
                 continue
             if NUMBER.findall(a.replace("−", "-")) != NUMBER.findall(b.replace("−", "-")):
                 faults.append(f"{header[col]}: {a!r} vs {b!r}")
@@ -367,6 +370,7 @@ def test_the_chinese_notebook_prints_chinese(path):
 def test_numbers_beside_skips_times_and_finds_a_changed_number():
     en = [["run", "val acc", "s"], ["lora", "0.5", "1.2"]]
     assert not numbers_beside(en, [["实验", "验证集准确率", "秒"], ["lora", "0.5", "9.9"]])
+    assert not numbers_beside([["run", "s / step"], ["NF4, fp32 scales", "0.1"]], [["实验", "秒/步"], ["NF4，fp32", "0.2"]])
     assert numbers_beside(en, [["实验", "验证集准确率", "秒"], ["lora", "0.6", "1.2"]]) == ["val acc: '0.5' vs '0.6'"]
 
 
@@ -394,6 +398,7 @@ def test_the_language_is_chosen_in_order(clean_language, tmp_path):
     i18n.set_language("en")
     assert i18n.language() == "en" and i18n._("val acc") == "val acc"
     i18n.set_language("zh_CN")
+    assert i18n._("") == i18n.translate("", "zh") == ""  # not the catalogue's header, which gettext keys by ""
     assert i18n._("val acc") == "验证集准确率" and i18n.ngettext("{n} seed", "{n} seeds", 3) == "{n} 个随机种子"
 
 
@@ -453,3 +458,17 @@ def test_every_catalogue_file_ships_in_the_package():
     files = [p.relative_to(package).as_posix() for p in i18n.catalogue_files("zh")]
     assert files and all(any(fnmatch.fnmatch(f, pattern) and f.count("/") == pattern.count("/")
                              for pattern in data["minituner"]) for f in files), files
+
+
+def test_speaking_chooses_a_language_for_a_block_only(clean_language):
+    clean_language.setenv("LANG", "zh_CN.UTF-8")
+    with i18n.speaking("en"):
+        assert i18n.language() == "en"
+        with i18n.speaking("zh"):
+            assert i18n._("val acc") == "验证集准确率"
+        assert i18n.language() == "en"
+    assert i18n.language() == "zh"  # back to the locale's: no choice had been made
+    i18n.set_language("en")
+    with pytest.raises(KeyError), i18n.speaking("zh"):
+        raise KeyError
+    assert i18n.language() == "en"

@@ -33,6 +33,21 @@
 #
 # Run it: `python lessons/06_lora.py` (`--smoke` for the test preset).
 
+# %% [markdown] lang="zh"
+# # 06 · LoRA：冻结的 W 加上低秩的 ΔW（低秩适配，原文 §3.2）
+#
+# LoRA 是 Low-Rank Adaptation 的缩写，即低秩适配（Hu et al. 2021）；原文 §5.1 把它错写成了“Layer-wise Relevance Adaption”。原文 §3.2 分三步讲它（首先、其次、接下来）：把 Y = WX 改写成 **Y = (W + ΔW)X**，其中 ΔW 是微调要学到的部分；再把它分解为 **ΔW = AB**，ΔW 为 m×n，A 为 m×r，B 为 r×n，秩 r 取得很小；只训练 A 和 B，训练完把 ΔW 加回 W，推理就不会多花计算。原文接着讲了如何切换到另一个任务：(W + ΔW) − ΔW + ΔW′（第 07 课）。注意，ΔW 是对 W *每一个*元素的低秩更新，并不是从 W 中挑出一部分元素来改。
+#
+# minituner 的 `LoRALinear`（位于 `minituner/methods/lora.py`）就是这个公式，只是写成代码惯用的行向量形式（`self.base_layer(x)` 是冻结的 `linear(x, W, b)`；`x_A` 就是 x，`lora_dropout > 0` 时这条支路上还有 dropout）：
+#
+#     y = self.base_layer(x) + scale * (x_A @ A.T) @ B.T        scale = α / r
+#
+# **字母要当心。** 代码沿用 LoRA 论文和 PEFT 的记法 ΔW = B·A，其中 `lora_A` 是 r × in（随机初始化），`lora_B` 是 out × r（初始化为零）。原文把同一个乘积反过来写成 ΔW = AB，A 为 m×r，B 为 r×n。所以**原文的 A 就是我们的 `lora_B`**，**原文的 B 就是我们的 `lora_A`**；第 1 节会用数值验证这一点。`lora_B` 从零开始，因此一开始 ΔW = 0，新建的 LoRA 模型*就是*它的基座模型。
+#
+# 本课在 `classify` 任务上训练 LoRA：在多个随机种子上扫描秩 r（用到的随机种子在开头打印），再扫描目标模块，并与全量微调比较；然后把猫和狗的标签互换，合并适配器；最后看原文 §5 中各模型系列的默认模块表。
+#
+# 运行：`python lessons/06_lora.py`（加 `--smoke` 是测试用的快速配置）。
+
 # %%
 import tempfile
 from pathlib import Path
@@ -43,11 +58,12 @@ import torch
 
 import minituner
 from minituner.data import encode_examples
+from minituner.i18n import _
 from minituner.lesson import MatmulCounter, options, run
 from minituner.methods.lora import lora_layers
 from minituner.model import count_parameters
 from minituner.model_families import table as families_table
-from minituner.report import markdown_table, plot_curves, save_figure, show
+from minituner.report import label, markdown_table, plot_curves, save_figure, show
 from minituner.verdict import compare, trend
 from minituner.verify.lora import article_mapping
 
@@ -56,8 +72,9 @@ args = options("Lesson 06: LoRA", smoke=dict(rows=48, steps=4, ranks=(4,), seeds
 torch.manual_seed(args.seeds[0])
 base, task = minituner.load_base(), minituner.make_task("classify", rows=args.rows)
 d, L = base.config.n_embd, base.config.n_layer
-print(f"ranks {args.ranks}, seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}; "
-      f"LoRA lr {args.lr}, α {args.alpha:g}; full fine-tuning lr {args.full_lr}")
+print(_("ranks {ranks}, seeds {seeds}; {steps} steps, batch {batch}; LoRA lr {lr}, α {alpha:g}; full fine-tuning lr {full_lr}").format(
+    ranks=args.ranks, seeds=args.seeds, steps=args.steps, batch=args.batch_size, lr=args.lr, alpha=args.alpha,
+    full_lr=args.full_lr))
 
 # %% [markdown]
 # ## 1. One LoRA layer, and the article's letters
@@ -69,18 +86,26 @@ print(f"ranks {args.ranks}, seeds {args.seeds}; {args.steps} steps, batch {args.
 # check `minituner verify` runs (`verify.lora.article_mapping`): it fills B with nonzero
 # values, as training would, and compares the layer with (W + A·B)X + b.
 
+# %% [markdown] lang="zh"
+# ## 1. 一个 LoRA 层，以及原文的字母
+#
+# 给基座模型的查询投影（`q_proj`）和值投影（`v_proj`）套上 LoRA，这是原文 §5 表中 LLaMA 的默认目标模块。下面三件事都由代码算出：原文中 A 和 B 的形状；新建的 LoRA 模型给出的 logits 与基座模型完全相同；每个目标矩阵的可训练参数个数是 r·(in + out)。字母的对应关系本身由 `minituner verify` 检查（`verify.lora.article_mapping`）：它像训练那样给 `lora_B` 填上非零值，再把这一层与 (W + A·B)X + b 比较。
+
 # %%
 r = 4
 fresh = minituner.lora(base, r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"])
 layer = fresh.base.h[0].attn.q_proj
 m, n = layer.weight.shape
-print(f"W of h.0.attn.q_proj is {m}×{n}; the article's A = lora_B is {tuple(layer.lora_B['default'].shape)} (m×r), "
-      f"its B = lora_A is {tuple(layer.lora_A['default'].shape)} (r×n)")
+print(_("W of h.0.attn.q_proj is {m}×{n}; the article's A = lora_B is {A} (m×r), its B = lora_A is {B} (r×n)").format(
+    m=m, n=n, A=tuple(layer.lora_B["default"].shape), B=tuple(layer.lora_A["default"].shape)))
 residual, tolerance = article_mapping()
-print(f"max |layer(x) − ((W + A·B) X + b)ᵀ| = {residual:.1e} (≤ {tolerance:g}: {residual <= tolerance})")
+print(_("max |layer(x) − ((W + A·B) X + b)ᵀ| = {residual:.1e} (≤ {tolerance:g}: {ok})").format(
+    residual=residual, tolerance=tolerance, ok=residual <= tolerance))
 x = task.test.x[:16]
-print(f"fresh LoRA vs base, max |Δlogits| = {(fresh(x) - base(x)).abs().max().item():.1e}  (lora_B = 0, so ΔW = 0)")
-print(f"trainable: r·(in + out)·2·L = {r}·({d} + {d})·2·{L} = {r * 2 * d * 2 * L:,}; counted {count_parameters(fresh)[0]:,}")
+print(_("fresh LoRA vs base, max |Δlogits| = {diff:.1e}  (lora_B = 0, so ΔW = 0)").format(
+    diff=(fresh(x) - base(x)).abs().max().item()))
+print(_("trainable: r·(in + out)·2·L = {r}·({d} + {d})·2·{L} = {formula:,}; counted {counted:,}").format(
+    r=r, d=d, L=L, formula=r * 2 * d * 2 * L, counted=count_parameters(fresh)[0]))
 fresh.print_trainable_parameters();
 
 # %% [markdown]
@@ -98,6 +123,13 @@ fresh.print_trainable_parameters();
 # k, v, o, up, down). One test row is a small step of accuracy (printed under the table):
 # the seeds show how much of a difference between ranks is the order of the batches.
 
+# %% [markdown] lang="zh"
+# ## 2. 训练：LoRA 的秩与目标模块，对比全量微调
+#
+# 每次训练都从同一个基座模型出发，训练相同的步数；随机种子决定批次的顺序（以及 LoRA 随机初始化的 A）。全量微调用较小的学习率训练全部参数；LoRA 用较大的学习率训练它的 A 和 B，因为 B 从零开始。准确率指贪心解码的答案与标准答案完全匹配的比例，分别在验证集和测试集上计算，这两个集合里的事实在任务的训练集中从未出现；表的第一行是未训练的基座模型。只有验证集准确率参与选择（结论里由它选秩），测试集准确率只在旁边打印。
+#
+# 扫描分两组：先在 q、v 上扫描秩（可训练参数个数随 r 线性增长），每个秩都跑全部随机种子；再固定一个秩，把目标模块从 q、v 扩大到所有投影（`"all"`：q、k、v、o、up、down）。测试集上答对一行带来的准确率变化并不小（打印在表格下方）：看不同随机种子之间的差别，就知道秩与秩之间的差别有多少只是批次顺序造成的。
+
 # %%
 every = max(2, args.steps // 8)
 train_kw = dict(batch_size=args.batch_size, warmup=min(10, args.steps // 5), eval_every=every)
@@ -109,29 +141,30 @@ def val_acc(row, model):
 
 
 untrained = val_acc(run("base, untrained", base, task, steps=0)[0], base)
-rows, histories, models = [], {}, {}
+rows, histories, models = [], {}, {}  # histories: legend name (in the run's language) -> History
 full_model = minituner.full(base)
 row, histories["full fine-tuning"] = run("full fine-tuning", full_model, task, args.steps, args.full_lr,
                                          seed=args.seeds[0], **train_kw)
 rows.append(val_acc(row, full_model))
 for r in args.ranks:
     for seed in args.seeds:
-        label = f"LoRA r={r} q,v, seed {seed}"
+        run_name = _("LoRA r={r} q,v, seed {seed}").format(r=r, seed=seed)
         models[r, seed] = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=seed)
-        row, hist = run(label, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
+        row, hist = run(run_name, models[r, seed], task, args.steps, args.lr, seed=seed, **train_kw)
         rows.append(val_acc(row, models[r, seed]) | {"r": r, "seed": seed})
         if seed == args.seeds[0]:
             histories[f"LoRA r={r} q,v"] = hist
 r_all = args.ranks[len(args.ranks) // 2]
 wide_model = minituner.lora(base, r=r_all, lora_alpha=args.alpha, target_modules="all", seed=args.seeds[0])
-row, histories[f"LoRA r={r_all} all"] = run(f"LoRA r={r_all} all, seed {args.seeds[0]}", wide_model, task,
-                                            args.steps, args.lr, seed=args.seeds[0], **train_kw)
+wide_name = _("LoRA r={r} all").format(r=r_all)
+row, histories[wide_name] = run(_("LoRA r={r} all, seed {seed}").format(r=r_all, seed=args.seeds[0]), wide_model,
+                                task, args.steps, args.lr, seed=args.seeds[0], **train_kw)
 rows.append(val_acc(row, wide_model))
 show(markdown_table([untrained, *rows], ["run", "trainable", "trainable %", "train loss", "train acc", "val acc",
                                       "test loss", "test acc", "s"]))
-print(f"one row = {1 / len(task.val):.4f} of validation accuracy ({len(task.val)} rows), "
-      f"{1 / len(task.test):.4f} of test accuracy ({len(task.test)} rows)")
-plot_curves(histories, "classify: LoRA ranks and targets vs full fine-tuning", args.out / "lora_curves.png");
+print(_("one row = {val:.4f} of validation accuracy ({n_val} rows), {test:.4f} of test accuracy ({n_test} rows)").format(
+    val=1 / len(task.val), n_val=len(task.val), test=1 / len(task.test), n_test=len(task.test)))
+plot_curves(histories, _("classify: LoRA ranks and targets vs full fine-tuning"), args.out / "lora_curves.png");
 
 # %% [markdown]
 # ## 3. The rank sweep in one picture, and what α/r does with Adam
@@ -146,28 +179,38 @@ plot_curves(histories, "classify: LoRA ranks and targets vs full fine-tuning", a
 # rsLoRA's scale α/√r is the one that keeps it stable (`use_rslora=True`). The right
 # panel measures ‖ΔW‖ after training at each rank.
 
+# %% [markdown] lang="zh"
+# ## 3. 一张图看秩的扫描，以及 α/r 在 Adam 优化器下的作用
+#
+# 左图：每个秩的验证集和测试集准确率，每个随机种子一个点。右图：学到的更新有多大，即 ‖ΔW‖（Frobenius 范数，对所有被适配的矩阵取平均），按秩画出。
+#
+# 常听人说，缩放系数 α/r 能“让不同秩的更新大小保持相近”。用 Adam 优化器时并非如此：不管梯度多大，它都让 A 和 B 的每个元素大约移动一个学习率的幅度，于是 B·A 这个由 r 个秩为 1 的矩阵相加而成的和会随 r 增大（按 Kalajdzievski 2023 即 rsLoRA 的分析，大约与 √r 成正比），乘上 α/r 之后的 (α/r)·B·A 反而随 r 增大而变小。能让它保持稳定的是 rsLoRA 的缩放 α/√r（`use_rslora=True`）。右图测量的就是每个秩训练后的 ‖ΔW‖。
+
 # %%
-lora_rows = [row for row in rows if "q,v" in row["run"]]
+lora_rows = [row for row in rows if "r" in row]  # the q,v rank sweep: the rows that carry r and seed
 norms = {key: sum(l.get_delta_weight("default").norm().item() for l in lora_layers(m.base).values()) / len(lora_layers(m.base))
          for key, m in models.items()}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 for seed in args.seeds:
-    mine = [row for row in lora_rows if row["run"].endswith(f"seed {seed}")]
-    ax1.plot([row["r"] for row in mine], [row["val acc"] for row in mine], "o-", label=f"validation, seed {seed}")
-    ax1.plot([row["r"] for row in mine], [row["test acc"] for row in mine], "s--", label=f"test, seed {seed}")
-    ax2.plot(args.ranks, [norms[r, seed] for r in args.ranks], "o-", label=f"seed {seed}")
-ax1.axhline(rows[0]["val acc"], color="grey", ls=":", label="full fine-tuning, validation")
+    mine = [row for row in lora_rows if row["seed"] == seed]
+    ax1.plot([row["r"] for row in mine], [row["val acc"] for row in mine], "o-",
+             label=label("validation, seed {seed}").format(seed=seed))
+    ax1.plot([row["r"] for row in mine], [row["test acc"] for row in mine], "s--",
+             label=label("test, seed {seed}").format(seed=seed))
+    ax2.plot(args.ranks, [norms[r, seed] for r in args.ranks], "o-", label=label("seed {seed}").format(seed=seed))
+ax1.axhline(rows[0]["val acc"], color="grey", ls=":", label=label("full fine-tuning, validation"))
 for ax in (ax1, ax2):
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("rank r")
+    ax.set_xlabel(label("rank r"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-ax1.set_ylabel("accuracy (exact match)")
+ax1.set_ylabel(label("accuracy (exact match)"))
 ax1.set_ylim(-0.02, 1.02)
-ax2.set_ylabel("mean ‖ΔW‖ = ‖(α/r)·B·A‖ after training")
-fig.suptitle(f"LoRA on q,v: rank vs accuracy and update size (α = {args.alpha:g})")
+ax2.set_ylabel(label("mean ‖ΔW‖ = ‖(α/r)·B·A‖ after training"))
+fig.suptitle(label("LoRA on q,v: rank vs accuracy and update size (α = {alpha:g})").format(alpha=args.alpha))
 save_figure(fig, args.out / "lora_rank_sweep.png")
-show(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in args.seeds}} for r in args.ranks]))
+show(markdown_table([{"r": r, **{_("‖ΔW‖, seed {seed}").format(seed=s): norms[r, s] for s in args.seeds}}
+                     for r in args.ranks]))
 
 # %% [markdown]
 # ## 4. Relabelling with LoRA: a surface mapping, or knowledge?
@@ -178,12 +221,17 @@ show(markdown_table([{"r": r, **{f"‖ΔW‖, seed {s}": norms[r, s] for s in ar
 # them), the cat and the dog among them. Does the adapter
 # swap the *names* only for the descriptions it saw, or for the animals?
 
+# %% [markdown] lang="zh"
+# ## 4. 用 LoRA 改标签：学到的是表面的映射，还是知识？
+#
+# 原文 §4 第 3 步：原来认作猫的，现在要叫它狗。`relabel` 任务把这两个名字互换。训练集给出每种动物的某几类事实；测试集则用其他几类事实来描述测试用的动物（第 02 课把它们打印了出来），其中就有猫和狗。适配器互换的只是它见过的那些描述里的*名字*，还是这两种*动物*本身？
+
 # %%
 relabel = minituner.make_task("relabel", rows=args.rows)
 r = args.ranks[len(args.ranks) // 2]
 swap_model = minituner.lora(base, r=r, lora_alpha=args.alpha, target_modules=["q_proj", "v_proj"], seed=args.seeds[0])
-swap_row, _ = run(f"LoRA r={r} q,v (relabel)", swap_model, relabel, args.steps, args.lr, seed=args.seeds[0],
-                  batch_size=args.batch_size, warmup=min(10, args.steps // 5))
+swap_row, swap_hist = run(f"LoRA r={r} q,v (relabel)", swap_model, relabel, args.steps, args.lr, seed=args.seeds[0],
+                          batch_size=args.batch_size, warmup=min(10, args.steps // 5))
 flip = {" dog.": " cat.", " cat.": " dog."}
 seen_ok = minituner.evaluate(swap_model, relabel.train)["correct"]
 test_ok = minituner.evaluate(swap_model, relabel.test)["correct"]
@@ -192,9 +240,9 @@ said_old = minituner.evaluate(swap_model, old_names)["correct"]
 cd_seen = [ok for (_, a), ok in zip(relabel.train.examples, seen_ok, strict=True) if a in flip]
 cd_test = [ok for (_, a), ok in zip(relabel.test.examples, test_ok, strict=True) if a in flip]
 others = [ok for (_, a), ok in zip(relabel.test.examples, test_ok, strict=True) if a not in flip]
-swap_stats = {"seen cat/dog rows swapped": f"{sum(cd_seen)} of {len(cd_seen)}",
-              "unseen cat/dog rows swapped": f"{sum(cd_test)} of {len(cd_test)}",
-              "unseen cat/dog rows with the old name": f"{sum(said_old)} of {len(said_old)}",
+swap_stats = {"seen cat/dog rows swapped": _("{k} of {n}").format(k=sum(cd_seen), n=len(cd_seen)),
+              "unseen cat/dog rows swapped": _("{k} of {n}").format(k=sum(cd_test), n=len(cd_test)),
+              "unseen cat/dog rows with the old name": _("{k} of {n}").format(k=sum(said_old), n=len(said_old)),
               "other animals, unseen, accuracy": sum(others) / len(others)}
 show(markdown_table([swap_stats]))
 
@@ -205,6 +253,11 @@ show(markdown_table([swap_stats]))
 # computes the same logits (to float32 rounding) with exactly the base's matrix products:
 # the forward is a plain `linear` again (counted with `minituner.lesson.MatmulCounter`).
 # The adapter alone is small on disk.
+
+# %% [markdown] lang="zh"
+# ## 5. 合并：推理时没有额外开销
+#
+# 训练结束后，W ← W + (α/r)·B·A 把适配器并入矩阵。合并后的模型算出的 logits 相同（差别在 float32 的舍入误差之内），做的矩阵乘法也与基座模型一样多：前向计算又变回普通的 `linear`（用 `minituner.lesson.MatmulCounter` 计数）。单独保存的适配器在磁盘上很小。
 
 # %%
 r = args.ranks[len(args.ranks) // 2]
@@ -219,15 +272,17 @@ model.merge_adapter()
 with MatmulCounter() as counter, torch.no_grad():
     merged = model(x)
 products["LoRA, merged"] = counter.n
-print(f"max |merged − unmerged logits| = {(merged - logits).abs().max().item():.2e}; the same greedy next "
-      f"character at all {x.numel():,} positions: {torch.equal(merged.argmax(-1), logits.argmax(-1))}")
-print("matrix products per forward: " + ", ".join(f"{k} {v}" for k, v in products.items()))
+print(_("max |merged − unmerged logits| = {diff:.2e}; the same greedy next character at all {n:,} positions: {same}").format(
+    diff=(merged - logits).abs().max().item(), n=x.numel(), same=torch.equal(merged.argmax(-1), logits.argmax(-1))))
+print(_("matrix products per forward: base {base}, LoRA, unmerged {unmerged}, LoRA, merged {merged}").format(
+    base=products["base"], unmerged=products["LoRA, unmerged"], merged=products["LoRA, merged"]))
 model.unmerge_adapter()
 with tempfile.TemporaryDirectory() as folder:
     adapter = Path(model.save_pretrained(f"{folder}/adapter")) / "adapter_model.safetensors"
     base_file = minituner.save_model(base, f"{folder}/base")
     a, b = adapter.stat().st_size, base_file.stat().st_size
-print(f"adapter file {a:,} bytes ({len(model.adapter_state_dict())} tensors) vs base {b:,} bytes: {a / b:.1%}")
+print(_("adapter file {a:,} bytes ({tensors} tensors) vs base {b:,} bytes: {share:.1%}").format(
+    a=a, tensors=len(model.adapter_state_dict()), b=b, share=a / b))
 
 # %% [markdown]
 # ## 6. The article's §5 table: why each model family names different modules
@@ -249,8 +304,18 @@ print(f"adapter file {a:,} bytes ({len(model.adapter_state_dict())} tensors) vs 
 # 2·r·(C + C) = 4rC: the budget is equal, spread over q, k, v instead of q, v. minituner's GPT
 # keeps the projections split, so a fused name is a ValueError that lists the names it has.
 
+# %% [markdown] lang="zh"
+# ## 6. 原文 §5 的表：为什么各模型系列指定的模块名不同
+#
+# 这张表（LLaMA-Factory 在 2023 年 10 月的默认设置）作为数据写在 `minituner/model_families.py` 里，另有两列由各系列的建模代码算出：某一规模下默认目标矩阵的形状，以及 r = 8 时 LoRA 在每个块里的可训练参数个数。这些名字背后是两种布局：
+# - **分开**（LLaMA、LLaMA-2、InternLM）：q、k、v 是三个独立的矩阵，默认的 `q_proj,v_proj` 只适配查询投影和值投影。
+# - **融合**（BLOOM、Falcon、Baichuan、Qwen、ChatGLM3、Phi-1.5）：一个矩阵一次算出 [q; k; v]，没有单独的查询矩阵可以指定，所以默认目标就是这个融合矩阵：一对 LoRA 矩阵同时适配 q、k *和* v，三者共用一个 A。只有每个注意力头都有自己的键和值时，融合矩阵才是 3C × C：Falcon-7B 用多查询注意力（multi-query attention，只有一个键/值头），ChatGLM3 用两组键/值，所以它们的融合矩阵是 (C + 2·g·hs) × C。
+#
+# 在 3C × C 的矩阵上，LoRA 训练 r·(C + 3C) = 4rC 个数，与在 q_proj 和 v_proj 上训练的 2·r·(C + C) = 4rC 一样多：参数预算相同，只是分摊到了 q、k、v 上，而不是 q、v 上。minituner 的 GPT 把各个投影分开存放，所以传入融合矩阵的名字会得到 ValueError，错误信息列出模型里有的模块名。
+
 # %%
-show(markdown_table(families_table(r=8)))
+per_block = {"LoRA r=8 per block": _("LoRA r={r} per block").format(r=8)}  # the column named after r, shown translated
+show(markdown_table([{per_block.get(k, k): v for k, v in row.items()} for row in families_table(r=8)]))
 try:
     minituner.lora(base, target_modules=["query_key_value"])
 except ValueError as e:
@@ -262,6 +327,11 @@ except ValueError as e:
 # Each line is printed from the tables above; the validation split chooses, the test split is
 # printed beside.
 
+# %% [markdown] lang="zh"
+# ## 结论
+#
+# 下面每一行都由代码根据上面的表格打印：由验证集做选择，测试集只在旁边报告。
+
 # %%
 full = rows[0]
 by_rank = {r: [row for row in lora_rows if row["r"] == r] for r in args.ranks}
@@ -270,60 +340,51 @@ test = {r: mean([row["test acc"] for row in v]) for r, v in by_rank.items()}
 best = max(args.ranks, key=lambda r: val[r])
 spread = max(max(row["val acc"] for row in v) - min(row["val acc"] for row in v) for v in by_rank.values())
 val_by_seed = {r: {row["seed"]: row["val acc"] for row in v} for r, v in by_rank.items()}
-against = [compare(f"r={best}", val_by_seed[best], f"r={r}", val_by_seed[r], "validation accuracy",
-                   names_zh=(f"r={best}", f"r={r}", "验证集准确率")) for r in args.ranks if r != best]
-print(f"- Validation picks r = {best} among {args.ranks} (mean over seeds {val[best]:.3f}; test {test[best]:.3f}); "
-      f"full fine-tuning {full['val acc']:.3f} (test {full['test acc']:.3f}), the untrained base "
-      f"{untrained['val acc']:.3f} (test {untrained['test acc']:.3f})."
-      + (" Against the other ranks, by the rule: " + "; ".join(v.en() for v in against) + "." if against else ""))
-print(f"- Between seeds one rank's validation accuracy differs by up to {spread:.3f}: a smaller difference between "
-      "ranks is the order of the batches as much as the rank.")
+against = [compare(f"r={best}", val_by_seed[best], f"r={r}", val_by_seed[r], "validation accuracy")
+           for r in args.ranks if r != best]
+print("- " + _("Validation picks r = {best} among {ranks} (mean over seeds {val:.3f}; test {test:.3f}); full fine-tuning {full_val:.3f} (test {full_test:.3f}), the untrained base {base_val:.3f} (test {base_test:.3f}).").format(
+    best=best, ranks=args.ranks, val=val[best], test=test[best], full_val=full["val acc"], full_test=full["test acc"],
+    base_val=untrained["val acc"], base_test=untrained["test acc"])
+      + (_(" Against the other ranks, by the rule: {verdicts}.").format(verdicts=_("; ").join(str(v) for v in against))
+         if against else ""))
+print("- " + _("Between seeds one rank's validation accuracy differs by up to {spread:.3f}: a smaller difference between ranks is the order of the batches as much as the rank.").format(spread=spread))
 # the claim "the larger r, the smaller ‖ΔW‖", by the rule between every neighbouring pair of ranks over the seeds
 shrinks = trend([f"r={r}" for r in args.ranks], [{s: norms[r, s] for s in args.seeds} for r in args.ranks],
                 "‖ΔW‖") if len(args.ranks) > 1 else None
 if shrinks:
-    print(f"- At a fixed α, {shrinks.en('the larger r, the smaller ‖ΔW‖')}; means over the seeds: "
-          + ", ".join(f"r={r}: {mean(norms[r, s] for s in args.seeds):.2f}" for r in args.ranks) + ".")
+    print("- " + _("At a fixed α, {trend}; means over the seeds: {means}.").format(
+        trend=shrinks.text("the larger r, the smaller ‖ΔW‖"),
+        means=_(", ").join(f"r={r}: {mean(norms[r, s] for s in args.seeds):.2f}" for r in args.ranks))
+          + (_(" With Adam every entry of A and B moves by about the learning rate, so the scale α/r does not keep the update the same size across ranks (rsLoRA scales by α/√r).")
+             if shrinks.direction == 1 else ""))
 wide = rows[-1]
-curve = histories[f"LoRA r={r_all} all"].val  # (step, validation loss, accuracy) per evaluation
+curve = histories[wide_name].val  # (step, validation loss, accuracy) per evaluation
 low = min(curve, key=lambda e: e[1])
-print(f"- All six projections at r={r_all}: train acc {wide['train acc']:.3f}, validation {wide['val acc']:.3f} "
-      f"(test {wide['test acc']:.3f}); its validation loss was lowest at step {low[0]} ({low[1]:.3f}) and ended at "
-      f"{curve[-1][1]:.3f} (step {curve[-1][0]})"
-      + (": its validation loss rose while it fit the training split, over-fitting (过拟合)."
-         if curve[-1][1] > 1.05 * low[1] else "."))
-print(f"- Relabelling swapped {swap_stats['seen cat/dog rows swapped']} seen cat/dog descriptions and "
-      f"{swap_stats['unseen cat/dog rows swapped']} unseen ones.")
-print(f"- Merged: {products['LoRA, merged']} matrix products per forward, as the base ({products['base']}); "
-      f"unmerged {products['LoRA, unmerged']}.")
+overfit = curve[-1][1] > 1.05 * low[1]
+print("- " + (_("All six projections at r={r}: train acc {train:.3f}, validation {val:.3f} (test {test:.3f}); its validation loss was lowest at step {low_step} ({low:.3f}) and ended at {last:.3f} (step {last_step}): its validation loss rose while it fit the training split, over-fitting (过拟合).")
+              if overfit else
+              _("All six projections at r={r}: train acc {train:.3f}, validation {val:.3f} (test {test:.3f}); its validation loss was lowest at step {low_step} ({low:.3f}) and ended at {last:.3f} (step {last_step}).")
+              ).format(r=r_all, train=wide["train acc"], val=wide["val acc"], test=wide["test acc"], low_step=low[0],
+                       low=low[1], last=curve[-1][1], last_step=curve[-1][0]))
+memorised = sum(cd_seen) / len(cd_seen) > 2 * sum(cd_test) / len(cd_test)
+print("- " + (_("Relabelling swapped {seen} of {n_seen} seen cat/dog descriptions and {unseen} of {n_unseen} unseen ones: the adapter learned the descriptions it saw, not the animals.")
+              if memorised else
+              _("Relabelling swapped {seen} of {n_seen} seen cat/dog descriptions and {unseen} of {n_unseen} unseen ones.")
+              ).format(seen=sum(cd_seen), n_seen=len(cd_seen), unseen=sum(cd_test), n_unseen=len(cd_test)))
+print("- " + _("Merged: {merged} matrix products per forward, as the base ({base}); unmerged {unmerged}.").format(
+    merged=products["LoRA, merged"], base=products["base"], unmerged=products["LoRA, unmerged"]))
 
 # %% [markdown]
-# ## 小结
-#
-# 下面每句话里的数字都由代码从上面的结果打印。
-
-# %%
-print(f"- LoRA 冻结 W,只训练低秩的 ΔW = AB:r = {best} 时只训练 {by_rank[best][0]['trainable']:,} 个参数"
-      f"(占 {by_rank[best][0]['trainable %']:.2f}%),验证集准确率 {val[best]:.3f}(测试集 {test[best]:.3f}),"
-      f"全量微调为 {full['val acc']:.3f}(测试集 {full['test acc']:.3f})。秩 r 由验证集选出,测试集只在旁边报告"
-      + (";与其他秩相比:" + ";".join(v.zh() for v in against) if against else "") + "。")
-if shrinks:
-    print(f"- 在固定的 α 下,{shrinks.zh('r 越大 ‖ΔW‖ 越小')}。" + (
-        "Adam 让 A、B 的每个元素都按学习率移动,缩放 α/r 并不能让不同秩的更新一样大(rsLoRA 用 α/√r)。"
-        if shrinks.direction == 1 else ""))
-print(f"- 改标签(猫↔狗):训练时见过的 {len(cd_seen)} 条猫狗描述换了 {sum(cd_seen)} 条,没见过的 {len(cd_test)} 条只换了 "
-      f"{sum(cd_test)} 条" + (":适配器记住的是描述,不是动物。" if sum(cd_seen) / len(cd_seen) > 2 * sum(cd_test) / len(cd_test)
-                            else "。"))
-print(f"- 合并 W ← W + ΔW 之后,每次前向的矩阵乘法是 {products['LoRA, merged']} 次,与基座相同:推理不增加计算。")
-
-# %% [markdown]
-# ## Exercises · 练习
+# ## Exercises
 #
 # The coding exercise's skeleton is `exercises/06_lora.py`; write the function bodies, then run `minituner check 06_lora` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
 #
-# 1. **Code: `lora_forward`.** Write y = x Wᵀ + b + (α/r)·(x Aᵀ) Bᵀ, the frozen layer plus the 低秩 path.
+# 1. **Code: `lora_forward`.** Write y = x Wᵀ + b + (α/r)·(x Aᵀ) Bᵀ, the frozen layer plus the low-rank path.
 # 2. **Code: `lora_merge`.** Write W + (α/r)·B A and check by hand that the merged layer gives the same output as the unmerged one.
 # 3. **Predict, then measure.** Double r at a fixed α: what happens to the scale α/r and to ‖ΔW‖ after training? Compare with rsLoRA's α/√r.
+
+# %% [markdown] lang="zh"
+# ## 练习
 #
 # 编程题的骨架在 `exercises/06_lora.py`：写好函数体后运行 `minituner check 06_lora --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
 #

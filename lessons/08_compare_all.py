@@ -29,6 +29,29 @@
 # preset). In a notebook the full lesson runs. Every choice is made on validation; the
 # conclusions order the methods by validation accuracy and print test beside it.
 
+# %% [markdown] lang="zh"
+# # 08 · 所有方法并排比较（全量微调、冻结、提示微调、前缀微调、P-Tuning v2、LoRA，以及原文之后的方法）
+#
+# 原文（§3）把微调分成全量微调（§3.1）和参数高效微调（PEFT，§3.2：提示微调、前缀微调、LoRA）两类；
+# §4 第 5 步又加上了冻结，§5.1 提到了 P-Tuning v2。本课从随包发布的同一个基座模型出发，
+# 在同一个任务上、用同样的数据顺序和随机种子把它们逐一训练一遍。另外还有一行从随机初始化开始训练：
+# 这是下限，即只靠任务本身能学到多少；以及原文没有讲到的四种方法（第 11 课）：
+# BitFit（2021）、(IA)³（2022）和在 4 位量化基座上做 LoRA 的 QLoRA（2023 年 5 月）早于原文（2024 年 1 月），
+# DoRA（2024 年 2 月）则出现在原文之后。
+# 本课的代码就是 `minituner compare` 的代码（`minituner/experiments/`）。
+#
+# 每种方法都使用 `minituner sweep` 在验证集上为它选出的设置（学习率，以及 k 或 r；见
+# `minituner/assets/selected.json`）；训练按验证集早停，测试集只在最后评估一次（原文 §4 第 7、8 步）。
+# 本课训练的步数比 `minituner compare` 少（由本课的 `--steps` 决定），大约一分钟就能跑完；
+# `docs/compare/` 里是用三个随机种子做的完整比较。
+#
+# 验证集和测试集问的都是任务训练集里从未出现过的事实，
+# 所以测试集准确率衡量的是：每种方法能把预训练学到的知识用上多少。
+#
+# 运行方式：`python lessons/08_compare_all.py`（`--steps N`、`--task`；加 `--smoke` 使用测试用的快速预设）。
+# 在 notebook 里运行的是完整的课程。所有选择都在验证集上做出；结论按验证集准确率给方法排序，
+# 并把测试集准确率打印在旁边。
+
 # %%
 import tempfile
 from pathlib import Path
@@ -41,6 +64,7 @@ import minituner
 import minituner.experiments as cmp
 from minituner import lesson
 from minituner.experiments.tables import load_results
+from minituner.i18n import _
 from minituner.memory import measure_step
 from minituner.model import Linear
 from minituner.report import label, markdown_table, save_figure, show
@@ -55,15 +79,24 @@ MB = 1e6
 # %% [markdown]
 # ## 1. Train every method (训练每一种方法)
 #
-# One line per method as it finishes; then two figures: the training-loss curves of all of them
-# (a running mean over 10 steps, log scale), and the trade-off — each method's trainable share
-# (log scale) against its test accuracy. Up and to the left is better: more accuracy for fewer
-# trained numbers.
+# One line per method as it finishes; then three figures: each method's test accuracy beside the
+# validation-loss curves of all of them (log scale); the trade-off — each method's trainable share
+# (log scale) against its test accuracy, where up and to the left is better: more accuracy for fewer
+# trained numbers; and what each method learned against what it forgot (section 5).
+
+# %% [markdown] lang="zh"
+# ## 1. 训练每一种方法
+#
+# 每种方法训练完就打印一行；然后是三张图：每种方法的测试集准确率，
+# 旁边是所有方法的验证集损失曲线（对数坐标）；取舍图——每种方法的可训练参数占比（对数坐标）对测试集准确率，
+# 越靠左上越好：用更少的训练参数换来更高的准确率；最后是每种方法学到的与忘掉的（见第 5 节）。
 
 # %%
-print(f"at most {steps} steps of each method on `{args.task}` (`minituner compare`: {cmp.STEPS[args.task]})")
+print(_("at most {steps} steps of each method on `{task}` (`minituner compare`: {full})").format(
+    steps=steps, task=args.task, full=cmp.STEPS[args.task]))
 rows = cmp.compare(task=args.task, steps=steps, out=out, progress=True)
 short = {r["method"]: r["method"].split(" (")[0] for r in rows}  # "full (全量微调)" -> "full"
+shown = {s: cmp.method_name(m) for m, s in short.items()}  # what tables and figures call it: "full", or "全量微调"
 
 # %% [markdown]
 # ## 2. What each method trains, and what it buys (训练了什么,换来了什么)
@@ -71,9 +104,15 @@ short = {r["method"]: r["method"].split(" (")[0] for r in rows}  # "full (全量
 # *trainable %* is the share of the model's parameters the method trains (PEFT's
 # `trainable%`); *test acc* is the exact-match accuracy of the greedy answer on the test split.
 
+# %% [markdown] lang="zh"
+# ## 2. 每种方法训练了什么，换来了什么
+#
+# *可训练参数 %* 是方法训练的参数占模型全部参数的比例（即 PEFT 的 `trainable%`）；
+# *测试集准确率* 是贪心解码得到的答案在测试集上完全匹配的比例。
+
 # %%
 columns = ["method", "setting", "trainable params", "trainable %", "val acc", "test loss", "test acc"]
-show(markdown_table(rows, [c for c in columns if c in rows[0]]))
+show(markdown_table([r | {"setting": cmp.setting_text(r)} for r in rows], [c for c in columns if c in rows[0]]))
 
 # %% [markdown]
 # ## 3. Memory, read for the student (内存:每一列是什么意思)
@@ -95,6 +134,24 @@ show(markdown_table(rows, [c for c in columns if c in rows[0]]))
 # `save_pretrained` writes (the trainable tensors, 4 bytes each, plus a small JSON; for full
 # fine-tuning, the whole model).
 
+# %% [markdown] lang="zh"
+# ## 3. 内存：每一列是什么意思
+#
+# 按比较时的做法把每种方法的模型再构造一遍，
+# 看它的一个训练步要占用多少内存（`minituner.memory.measure_step`），分成两部分：
+# - **权重、梯度和 AdamW 状态**：每个权重 4 字节（float32；
+#   QLoRA 的 4 位权重按打包后的编码和缩放因子的字节数计），
+#   再加上每个*可训练*的数各自的一份梯度和 AdamW 的两个矩（m、v）：共 4·全部 + 3·4·可训练 字节。
+#   PEFT 省下的正是这一部分：优化器状态是每个可训练的数 2 × 4 字节
+#   （`minituner verify` 中有一行把它与优化器自己的计数核对）；
+# - **保存的激活值**：前向传播时 autograd 为反向传播留下的张量。
+#   它们取决于梯度要往回传多远，而不是有多少个数在训练。
+#   提示微调训练的数最少，但它的梯度必须一路传回输入、穿过每一层，所以几乎要保存全部激活值；
+#   冻结除最上面几个块以外的所有层（块数由超参数扫描选定），反向传播就停在那里。
+#
+# 训练后保留下来的东西，每种方法都用同一种方式测量：`save_pretrained` 写出的文件夹（可训练的张量，
+# 每个数 4 字节，加一个小 JSON 文件；全量微调则是整个模型）。
+
 # %%
 base, data = minituner.load_base(), minituner.make_task(args.task)
 chosen = cmp.selected_settings()[args.task]  # the sweep's choice per method, made on validation
@@ -102,12 +159,12 @@ built = {short[m.label]: (cmp.build(m, base, chosen[m.key], seed=0), chosen[m.ke
 batch = data.train.batch(16, torch.Generator().manual_seed(0))
 memory = {}
 with tempfile.TemporaryDirectory() as tmp:
-    for name, (model, _) in built.items():
-        trainable, _ = cmp.parameter_counts(model)
+    for name, (model, _lr) in built.items():
+        trainable, _total = cmp.parameter_counts(model)
         parts = measure_step(model, batch)
         step, params = sum(parts.values()), parts["weights"] + parts["gradients"] + parts["optimizer"]
         folder = Path(model.save_pretrained(Path(tmp) / name.replace(" ", "_")))
-        memory[name] = {"method": name, "trainable params": trainable, "AdamW state MB": 8 * trainable / MB,
+        memory[name] = {"method": shown[name], "trainable params": trainable, "AdamW state MB": 8 * trainable / MB,
                         "weights+grads+AdamW MB": params / MB, "saved activations MB": (step - params) / MB,
                         "step memory MB": step / MB, "saved folder bytes": sum(f.stat().st_size for f in folder.iterdir())}
 show(markdown_table(list(memory.values())))
@@ -116,11 +173,11 @@ fig, ax = plt.subplots(figsize=(7, 3.8))
 names = list(memory)
 params_mb = [memory[n]["weights+grads+AdamW MB"] for n in names]
 acts_mb = [memory[n]["saved activations MB"] for n in names]
-ax.barh(names, params_mb, label=label("weights, gradients, AdamW state", "权重、梯度、优化器状态"))
-ax.barh(names, acts_mb, left=params_mb, label=label("activations saved for the backward pass", "反向传播保存的激活值"))
+ax.barh([shown[n] for n in names], params_mb, label=label("weights, gradients, AdamW state"))
+ax.barh([shown[n] for n in names], acts_mb, left=params_mb, label=label("activations saved for the backward pass"))
 ax.invert_yaxis()
-ax.set_xlabel(label("MB one training step holds", "每个训练步占用的内存 (MB)"))
-ax.set_title(label("Where a step's memory goes", "一步的内存花在哪里"))
+ax.set_xlabel(label("MB one training step holds"))
+ax.set_title(label("Where a step's memory goes"))
 ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
 save_figure(fig, out / "memory.png");
 
@@ -133,6 +190,13 @@ save_figure(fig, out / "memory.png");
 # model trains a few more steps on the same batches, timed alone (the CPU may be shared with
 # other work, so read ratios, not milliseconds) — see [errata 8](../docs/errata.md).
 
+# %% [markdown] lang="zh"
+# ## 4. PEFT 能减少计算量吗？
+#
+# 原文（§3.2）说 PEFT 降低了计算复杂度。可是前向传播仍要跑完整个冻结的模型（外加适配器），
+# 反向传播仍要穿过最低的那个可训练张量以上的每一层；省掉的只是冻结权重的梯度。
+# 这里每个模型在同样的批次上再训练几步，单独计时（CPU 可能同时在做别的事，所以要看比值，不要看毫秒数）——见[勘误 8](../docs/errata.md)。
+
 # %%
 cost = []
 for name, (model, lr) in built.items():
@@ -143,20 +207,20 @@ full = next(c for c in cost if c["method"] == "full")
 for c in cost:
     c |= {"trainable ÷ full": c["trainable"] / full["trainable"], "memory ÷ full": c["step memory MB"] / full["step memory MB"],
           "time ÷ full": c["ms per step"] / full["ms per step"]}
-show(markdown_table(cost, ["method", "ms per step", "trainable ÷ full", "memory ÷ full", "time ÷ full"]))
+show(markdown_table([c | {"method": shown[c["method"]]} for c in cost],
+                    ["method", "ms per step", "trainable ÷ full", "memory ÷ full", "time ÷ full"]))
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 xs = range(len(cost))
-for i, (key, name) in enumerate([("trainable ÷ full", label("trainable", "可训练参数")),
-                                 ("memory ÷ full", label("step memory", "每步内存")),
-                                 ("time ÷ full", label("time per step", "每步时间"))]):
+for i, (key, name) in enumerate([("trainable ÷ full", label("trainable")),
+                                 ("memory ÷ full", label("step memory")),
+                                 ("time ÷ full", label("time per step"))]):
     ax.bar([x + (i - 1) * 0.27 for x in xs], [c[key] for c in cost], width=0.27, label=name)
-ax.set_xticks(list(xs), [c["method"] for c in cost], rotation=20, fontsize=8)
+ax.set_xticks(list(xs), [shown[c["method"]] for c in cost], rotation=20, fontsize=8)
 ax.set_yscale("log")
 ax.axhline(1, color="grey", ls=":")
-ax.set_ylabel(label("÷ full fine-tuning (log)", "相对全量微调(对数)"))
-ax.set_title(label("PEFT trains far fewer numbers; a step's memory and time fall far less",
-                   "PEFT 训练的参数少得多,每步的内存和时间却少得不多"))
+ax.set_ylabel(label("÷ full fine-tuning (log)"))
+ax.set_title(label("PEFT trains far fewer numbers; a step's memory and time fall far less"))
 ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
 save_figure(fig, out / "cost.png");
 
@@ -171,18 +235,28 @@ save_figure(fig, out / "cost.png");
 # method. Below: this run's column (one seed), then the three seeds of `docs/compare/`, where the
 # method that forgets least on average is set against every other by the rule, paired by seed.
 
+# %% [markdown] lang="zh"
+# ## 5. 每种方法忘了什么
+#
+# 微调可能让模型丢掉基座模型原本知道的东西。训练之后，每种方法在启用适配器的情况下回答事实探针
+# （`minituner.make_fact_probe()`：小世界里的每一条事实，用语料中的说法正反两个方向各问一次，
+# 基座模型全都答得对）；*遗忘* 就是基座模型在探针上的准确率减去该方法的准确率
+# （Biderman 等人 2024 年把这种取舍概括为“LoRA 学得少，也忘得少”）。第 1 节的最后一张图把遗忘和任务上的收益画在一起，
+# 每种方法一个点。下面先是本次运行的一列（一个随机种子），然后是 `docs/compare/` 的三个随机种子：
+# 平均忘得最少的方法按规则与其余每种方法逐一比较，按随机种子配对。
+
 # %%
-show(markdown_table([{"method": short[r["method"]], "forgetting": r["forgetting"], "val acc": r["val acc"],
+show(markdown_table([{"method": shown[short[r["method"]]], "forgetting": r["forgetting"], "val acc": r["val acc"],
                       "test acc": r["test acc"]} for r in rows if "forgetting" in r]))
 committed = load_results(Path(minituner.__file__).resolve().parents[1] / "docs" / "compare")[args.task]
 forgets = {short[r["method"]]: {committed["seed"] + i: run["forgetting"] for i, run in enumerate(r["runs"])}
            for r in committed["rows"] if "forgetting" in r}
 least = min(forgets, key=lambda k: mean(forgets[k].values()))
-against = {k: compare(k, v, least, forgets[least], "forgetting", names_zh=(k, least, "遗忘"))
-           for k, v in forgets.items() if k != least}
+against = {k: compare(k, v, least, forgets[least], "forgetting") for k, v in forgets.items() if k != least}
 RULE = {1: "forgets more", 0: "within noise", -1: "forgets less", None: "too few seeds"}
-show(markdown_table([{"method": k, "forgetting mean": mean(v.values()), "seeds": len(v),
-                      f"against {least}, by the rule": RULE[against[k].direction] if k in against else "—"}
+by_rule = _("against {least}, by the rule").format(least=shown[least])  # a header only: the run's language
+show(markdown_table([{"method": shown[k], "forgetting mean": mean(v.values()), "seeds": len(v),
+                      by_rule: RULE[against[k].direction] if k in against else "—"}
                      for k, v in sorted(forgets.items(), key=lambda kv: mean(kv[1].values()))]))
 
 # %% [markdown]
@@ -190,62 +264,61 @@ show(markdown_table([{"method": k, "forgetting mean": mean(v.values()), "seeds":
 #
 # Read from this run; one seed, so a difference of one or two rows is noise.
 
+# %% [markdown] lang="zh"
+# ## 结论
+#
+# 以下结论从本次运行读出；只有一个随机种子，所以排名相差一两行只是噪声。
+
 # %%
 # validation orders the methods; the other split is printed beside it
 by_val = sorted(rows, key=lambda r: -r["val acc"])
 name = {r["method"]: short[r["method"]] for r in rows}
 row = {short[r["method"]]: r for r in rows}
 by = {c["method"]: c for c in cost}
-print(f"- Validation accuracy on one seed, highest first (test in brackets); an order, not a verdict, since the rule "
-      f"for verdicts needs {MIN_SEEDS} seeds (docs/compare runs them): "
-      + ", ".join(f"{name[r['method']]} {r['val acc']:.2f} ({r['test acc']:.2f})" for r in by_val) + ".")
-print(f"- From scratch reaches {row['from scratch']['val acc']:.2f}: validation asks facts only pretraining taught.")
 more = [k for k, v in against.items() if v.direction == 1]
-print(f"- Forgetting over {committed['seeds']} seeds (docs/compare, `{args.task}`): {least} forgets least on average "
-      f"({mean(forgets[least].values()):.3f} of the fact probe); by the rule, {len(more)} of the {len(against)} other "
-      f"methods forget more than it ({', '.join(more) or 'none'}), the others are within noise of it.")
-print(f"- LoRA trains {row['LoRA']['trainable %']:.1f}% of the parameters; its AdamW state is "
-      f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f}× smaller than full fine-tuning's, "
-      f"its saved folder {memory['LoRA']['saved folder bytes']:,} bytes against {memory['full']['saved folder bytes']:,}.")
-print(f"- Saved activations dominate a step's memory: prompt tuning trains {memory['prompt tuning']['trainable params']:,} "
-      f"numbers yet holds {by['prompt tuning']['memory ÷ full']:.0%} of full fine-tuning's step memory; freezing all "
-      f"but the top {chosen['freeze']['trainable_layers']} blocks holds {by['freeze']['memory ÷ full']:.0%}.")
-print(f"- QLoRA's step holds {memory['QLoRA']['weights+grads+AdamW MB']:.2f} MB of weights and optimiser state against "
-      f"LoRA's {memory['LoRA']['weights+grads+AdamW MB']:.2f} MB (a 4-bit base), and {memory['QLoRA']['saved activations MB']:.2f} "
-      f"MB of saved activations against {memory['LoRA']['saved activations MB']:.2f} MB: the difference is about the "
-      f"size of the Linear weights in float32 ({4 * sum(m.weight.numel() for m in base.modules() if isinstance(m, Linear)) / MB:.2f} "
-      "MB), the dequantised Ŵ that autograd keeps for the backward pass.")
+linear_mb = 4 * sum(m.weight.numel() for m in base.modules() if isinstance(m, Linear)) / MB
+show(lesson.conclusions(
+    _("Validation accuracy on one seed, highest first (test in brackets); an order, not a verdict, since the rule "
+      "for verdicts needs {min} seeds (docs/compare runs them): {order}.").format(
+        min=MIN_SEEDS, order=_(", ").join(_("{run} {val:.2f} ({test:.2f})").format(
+            run=shown[name[r["method"]]], val=r["val acc"], test=r["test acc"]) for r in by_val)),
+    _("From scratch reaches {val:.2f}: validation asks facts only pretraining taught.").format(
+        val=row["from scratch"]["val acc"]),
+    _("Forgetting over {seeds} seeds (docs/compare, `{task}`): {least} forgets least on average ({mean:.3f} of the "
+      "fact probe); by the rule, {more} of the {others} other methods forget more than it ({names}), the others "
+      "are within noise of it.").format(
+        seeds=committed["seeds"], task=args.task, least=shown[least], mean=mean(forgets[least].values()), more=len(more),
+        others=len(against), names=_(", ").join(shown[k] for k in more) or _("none")),
+    _("LoRA trains {share:.1f}% of the parameters; its AdamW state is {ratio:.0f}× smaller than full fine-tuning's, "
+      "its saved folder {lora:,} bytes against {full:,}.").format(
+        share=row["LoRA"]["trainable %"], ratio=memory["full"]["AdamW state MB"] / memory["LoRA"]["AdamW state MB"],
+        lora=memory["LoRA"]["saved folder bytes"], full=memory["full"]["saved folder bytes"]),
+    _("Saved activations dominate a step's memory: prompt tuning trains {numbers:,} numbers yet holds {prompt:.0%} "
+      "of full fine-tuning's step memory; freezing all but the top {blocks} blocks holds {freeze:.0%}.").format(
+        numbers=memory["prompt tuning"]["trainable params"], prompt=by["prompt tuning"]["memory ÷ full"],
+        blocks=chosen["freeze"]["trainable_layers"], freeze=by["freeze"]["memory ÷ full"]),
+    _("QLoRA's step holds {qlora:.2f} MB of weights and optimiser state against LoRA's {lora:.2f} MB (a 4-bit base), "
+      "and {qlora_acts:.2f} MB of saved activations against {lora_acts:.2f} MB: the difference is about the size of "
+      "the Linear weights in float32 ({linear:.2f} MB), the dequantised Ŵ that autograd keeps for the backward "
+      "pass.").format(
+        qlora=memory["QLoRA"]["weights+grads+AdamW MB"], lora=memory["LoRA"]["weights+grads+AdamW MB"],
+        qlora_acts=memory["QLoRA"]["saved activations MB"], lora_acts=memory["LoRA"]["saved activations MB"],
+        linear=linear_mb)))
 
 # %% [markdown]
-# ## 小结
-#
-# 下面每句话里的数字都由代码从上面的结果打印。
-
-# %%
-top = by_val[0]
-print(f"- 只有一个随机种子,按验证集排在最前的是 {name[top['method']]}:验证集准确率 {top['val acc']:.2f},测试集 "
-      f"{top['test acc']:.2f}(这只是排序,不是结论:规则至少要 {MIN_SEEDS} 个随机种子,docs/compare 用的就是);"
-      f"从随机初始化训练只有 {row['from scratch']['val acc']:.2f}:验证集问的是只有预训练才教过的事实。")
-print(f"- 遗忘(docs/compare,`{args.task}`,{committed['seeds']} 个随机种子):平均忘得最少的是 {least}"
-      f"(事实探针上丢掉 {mean(forgets[least].values()):.3f});按规则,其余 {len(against)} 种方法中有 {len(more)} 种"
-      f"忘得比它多({'、'.join(more) or '没有'}),其余与它的差别在噪声之内。")
-print(f"- LoRA 只训练 {row['LoRA']['trainable %']:.1f}% 的参数,AdamW 状态比全量微调小 "
-      f"{memory['full']['AdamW state MB'] / memory['LoRA']['AdamW state MB']:.0f} 倍;但一步的内存是全量微调的 "
-      f"{by['LoRA']['memory ÷ full']:.0%},时间是 {by['LoRA']['time ÷ full']:.0%}:反向传播仍要穿过所有层,激活值并不减少多少。")
-print(f"- 提示微调只训练 {memory['prompt tuning']['trainable params']:,} 个数,却占全量微调 "
-      f"{by['prompt tuning']['memory ÷ full']:.0%} 的内存:梯度必须传回输入。")
-
-# %% [markdown]
-# ## Exercises · 练习
+# ## Exercises
 #
 # The coding exercise's skeleton is `exercises/08_mean_std.py`; write the function bodies, then run `minituner check 08_mean_std` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
 #
 # 1. **Code: `mean_std`.** Return the mean and the sample standard deviation (n − 1) of the scores over seeds; one seed has std zero.
 # 2. **Judge.** Take two methods from the comparison table and apply the verdict rule by hand: is one above the other, or within noise?
 # 3. **Design.** Add a fourth and fifth seed to the comparison: which conclusions change?
+
+# %% [markdown] lang="zh"
+# ## 练习
 #
 # 编程题的骨架在 `exercises/08_mean_std.py`：写好函数体后运行 `minituner check 08_mean_std --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
 #
-# 1. **编程：`mean_std`。** 返回多个种子得分的均值和样本标准差（除以 n − 1）；只有一个种子时标准差为零。
-# 2. **判断。** 从比较表中取两种方法，手动应用 verdict 规则：一个高于另一个，还是在噪声之内？
-# 3. **设计。** 给比较再加第四、第五个种子：哪些结论改变了？
+# 1. **编程：`mean_std`。** 返回多个随机种子上得分的均值和样本标准差（除以 n − 1）；只有一个随机种子时，标准差为零。
+# 2. **判断。** 从比较表中取两种方法，亲手套用判定规则（`minituner.verdict`）：一种方法高于另一种，还是两者之差在噪声之内？
+# 3. **设计。** 给比较再加上第四、第五个随机种子：哪些结论会改变？

@@ -31,6 +31,29 @@
 # Run it: `python lessons/09_is_delta_w_low_rank.py` (`--smoke` for the test preset).
 # One seed and short runs: read trends, not the third digit.
 
+# %% [markdown] lang="zh"
+# # 09 · ΔW 真的是低秩的吗？（低秩假设：原文 §3.2 的前提）
+#
+# 原文把 LoRA 建立在一个它从未检验过的前提上（§3.2）：大模型是过度参数化的，背后有一个低维的本质模型，
+# 也就是决定它生成什么内容的关键参数。LoRA 的论文（Hu 等人 2021，沿用 Aghajanyan 等人 2020 的结论）
+# 把 LoRA 所依赖的前提说得更窄：微调带来的*改变量*具有很低的本质秩，所以用一个小的 r 写成 ΔW ≈ AB 损失不大。
+# 这里检验的正是这一条。对随包发布的基座模型做全量微调，训练每一个权重（同第 02 课），
+# 对 24 个矩阵（4 个块里的 q、k、v、o、up、down）分别求 **ΔW = W_tuned − W_base**，再看它的奇异值
+# ΔW = U Σ Vᵀ，σ₁ ≥ σ₂ ≥ …：
+#
+# - **占比 share(r)** = Σ_{i≤r} σᵢ² / Σ σᵢ²：前 r 个方向占 ‖ΔW‖²_F 的比例；
+# - **有效秩** exp(−Σ pᵢ log pᵢ)，其中 pᵢ = σᵢ/Σσⱼ（Roy 与 Vetterli 2007）：秩为 1 的矩阵是 1，
+#   宽 64 的矩阵若奇异值谱完全平坦则是 64；
+# - **随机基线**：形状和范数都相同、元素独立同分布的矩阵，它的谱在随机情况下能有多平就有多平。
+#   低秩意味着远高于这条基线。
+#
+# 然后是真正要紧的检验：把每个 ΔW 截断到秩 r（最佳的秩 r 近似，Eckart–Young 定理），测准确率，
+# 并与在同样的矩阵上、以同样的 r 从头训练的 LoRA 比较。两者每个矩阵都恰好有 r·(in + out) 个数。
+# 代码在 `minituner/analysis.py` 里，本课只是调用它。
+#
+# 运行方式：`python lessons/09_is_delta_w_low_rank.py`（加 `--smoke` 使用测试用的快速预设）。
+# 只有一个随机种子，训练也很短：看趋势，不要看小数点后第三位。
+
 # %%
 import matplotlib.pyplot as plt
 import torch
@@ -44,7 +67,8 @@ from minituner.analysis import (
     truncated_model,
     with_deltas,
 )
-from minituner.lesson import options
+from minituner.i18n import _
+from minituner.lesson import conclusions, options
 from minituner.methods.lora import lora_layers
 from minituner.model import count_parameters
 from minituner.report import label, markdown_table, save_figure, show
@@ -63,14 +87,22 @@ def accuracy(model) -> dict:
     return {"val": minituner.evaluate(model, task.val)["accuracy"], "test": minituner.evaluate(model, task.test)["accuracy"]}
 
 
-print(f"full fine-tuning {args.steps} steps at lr {args.lr}; LoRA {args.lora_steps} steps at lr {args.lora_lr}; "
-      f"batch {args.batch_size}, seed {args.seed}; ranks {args.ranks}")
+print(_("full fine-tuning {steps} steps at lr {lr}; LoRA {lora_steps} steps at lr {lora_lr}; batch {batch}, "
+        "seed {seed}; ranks {ranks}").format(steps=args.steps, lr=args.lr, lora_steps=args.lora_steps,
+                                             lora_lr=args.lora_lr, batch=args.batch_size, seed=args.seed,
+                                             ranks=args.ranks))
 
 # %% [markdown]
 # ## 1. Full fine-tuning makes the ΔW to study
 #
 # Every tensor trains; afterwards every Linear's ΔW is read off. The table puts the base
 # beside the tuned model, and says how far each kind of matrix moved (‖ΔW‖/‖W‖).
+
+# %% [markdown] lang="zh"
+# ## 1. 用全量微调得到要研究的 ΔW
+#
+# 每个张量都参与训练；训练结束后读出每个 Linear 层的 ΔW。表格把基座模型和微调后的模型并排列出，
+# 并给出每一类矩阵移动了多远（‖ΔW‖/‖W‖）。
 
 # %%
 tuned = minituner.full(base)
@@ -80,7 +112,7 @@ deltas = delta_weights(base, tuned.base)  # the GPT inside the fine-tuned model
 rows = spectrum_rows(deltas, base, ranks=args.ranks, seed=args.seed)
 tuned_acc = accuracy(tuned)
 show(markdown_table([{"model": "base (no training)", **accuracy(base)},
-                     {"model": f"full fine-tuning, {args.steps} steps", **tuned_acc}]))
+                     {"model": _("full fine-tuning, {steps} steps").format(steps=args.steps), **tuned_acc}]))
 show(markdown_table(summarise(rows, "kind", ["‖ΔW‖/‖W‖"])))
 
 # %% [markdown]
@@ -90,15 +122,21 @@ show(markdown_table(summarise(rows, "kind", ["‖ΔW‖/‖W‖"])))
 # grey line is the random baseline of one matrix of that kind. A low-rank ΔW drops fast
 # after a few σ; a full-rank one stays near the dashed line.
 
+# %% [markdown] lang="zh"
+# ## 2. 每个 ΔW 的奇异值，与同范数的随机矩阵对照
+#
+# 每一类矩阵一个子图，每层一条线：σᵢ/σ₁，对数坐标。灰色虚线是这一类中一个矩阵的随机基线。
+# 低秩的 ΔW 在前几个 σ 之后迅速下降；满秩的 ΔW 则一直贴近虚线。
+
 # %%
 kinds = list(dict.fromkeys(r["kind"] for r in rows))
 fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), sharey=True)
 for ax, kind in zip(axes.flat, kinds):
     mine = [r for r in rows if r["kind"] == kind]
     for r in mine:
-        ax.plot((r["σ"] / r["σ"][0]).numpy(), label=f"layer {r['layer']}")
+        ax.plot((r["σ"] / r["σ"][0]).numpy(), label=label("layer {layer}").format(layer=r["layer"]))
     s_rand = torch.linalg.svdvals(random_like(deltas[mine[0]["matrix"]], seed=args.seed))
-    ax.plot((s_rand / s_rand[0]).numpy(), "--", color="grey", label="random, same norm")
+    ax.plot((s_rand / s_rand[0]).numpy(), "--", color="grey", label=label("random, same norm"))
     ax.set_yscale("log")
     ax.set_title(f"{kind}_proj {mine[0]['shape'][0]}×{mine[0]['shape'][1]}")
     ax.set_xlabel("i")
@@ -106,7 +144,7 @@ for ax, kind in zip(axes.flat, kinds):
 axes[0, 0].set_ylabel("σᵢ / σ₁")
 axes[1, 0].set_ylabel("σᵢ / σ₁")
 axes[0, 0].legend(fontsize=7)
-fig.suptitle(label("Singular values of ΔW = W_tuned − W_base after full fine-tuning", "ΔW 的奇异值"))
+fig.suptitle(label("Singular values of ΔW = W_tuned − W_base after full fine-tuning"))
 fig.tight_layout()
 save_figure(fig, out / "singular_values.png");
 
@@ -116,11 +154,26 @@ save_figure(fig, out / "singular_values.png");
 # "share r" is for ΔW, "random r" for the same-norm random matrix. "eff. rank" is Roy &
 # Vetterli's; the "r for …" column the smallest rank that keeps nine tenths of ‖ΔW‖² (of the full rank, the matrix's smaller side).
 
+# %% [markdown] lang="zh"
+# ## 3. 前 r 个方向占 ‖ΔW‖² 的多少：按矩阵类别、按层
+#
+# “占比 r”是 ΔW 的，“随机 r”是同范数随机矩阵的。“有效秩”按 Roy 与 Vetterli 的定义；
+# “保留……所需的 r”一列是保留 ‖ΔW‖² 的九成所需的最小秩（满秩即矩阵较短的那一边）。
+
 # %%
 cols = [f"share r={r}" for r in args.ranks] + [f"random r={r}" for r in args.ranks] + ["eff. rank", "eff. rank random",
                                                                              "r for 90%"]
-show(markdown_table(summarise(rows, "kind", cols)))
-show(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in args.ranks] + ["eff. rank", "r for 90%"])))
+# the rank columns' headers in the run's language (the other headers are messages as they are)
+header = {f"{kind} r={r}": text.format(r=r) for r in args.ranks
+          for kind, text in (("share", _("share r={r}")), ("random", _("random r={r}")))}
+
+
+def shown(table: list[dict]) -> list[dict]:
+    return [{header.get(c, c): v for c, v in row.items()} for row in table]
+
+
+show(markdown_table(shown(summarise(rows, "kind", cols))))
+show(markdown_table(shown(summarise(rows, "layer", [f"share r={r}" for r in args.ranks] + ["eff. rank", "r for 90%"]))))
 
 # %% [markdown]
 # ## 4. Cut ΔW to rank r, or train LoRA at rank r?
@@ -133,6 +186,16 @@ show(markdown_table(summarise(rows, "layer", [f"share r={r}" for r in args.ranks
 # update of that size does when it carries no information. "LoRA ‖ΔW‖/‖W‖" is how far the
 # trained adapter moved each matrix (the mean over the 24), to set beside full
 # fine-tuning's in section 1.
+
+# %% [markdown] lang="zh"
+# ## 4. 把 ΔW 截断到秩 r，还是以秩 r 训练 LoRA？
+#
+# “截断”：基座模型加上每个 ΔW 截断后的最佳秩 r 矩阵；
+# 嵌入、偏置和层归一化保持基座模型的值（LoRA 也不训练它们），所以最后一行“完整 ΔW”只包含全量微调得到的那些矩阵，并不是全量微调本身（第 1 节的那一行）。
+# “LoRA”：从基座模型出发，以秩 r 在同样的 24 个矩阵上训练（`target_modules="all"`，α = 2r），训练的数一样多。
+# “随机 ΔW”则换成加上同范数的随机矩阵：一个大小相同、却不携带任何信息的更新会造成多大的破坏。
+# “LoRA ‖ΔW‖/‖W‖”是训练出的适配器让每个矩阵移动了多远（24 个矩阵的平均），
+# 可以与第 1 节中全量微调的值对照。
 
 # %%
 results = []
@@ -150,21 +213,22 @@ for r in args.ranks:
                     "LoRA val": trained["val"], "LoRA test": trained["test"], "LoRA ‖ΔW‖/‖W‖": moved})
 every, rand = accuracy(with_deltas(base, deltas)), accuracy(with_deltas(
     base, {n: random_like(d, seed=args.seed + i) for i, (n, d) in enumerate(deltas.items())}))
-results.append({"r": f"{rows[0]['full rank']} (all of ΔW)", "numbers per model": sum(d.numel() for d in deltas.values()),
+results.append({"r": _("{rank} (all of ΔW)").format(rank=rows[0]["full rank"]),
+                "numbers per model": sum(d.numel() for d in deltas.values()),
                 "truncated val": every["val"], "truncated test": every["test"]})
 show(markdown_table(results))
-print(f"\nbase + random ΔW (same norms): val {rand['val']:.3f}, test {rand['test']:.3f}")
+print("\n" + _("base + random ΔW (same norms): val {val:.3f}, test {test:.3f}").format(val=rand["val"], test=rand["test"]))
 
 fig, ax = plt.subplots(figsize=(6, 4))
 rs = [row["r"] for row in results[:-1]]
-ax.plot(rs, [row["truncated test"] for row in results[:-1]], "o-", label="full fine-tuning's ΔW cut to rank r")
-ax.plot(rs, [row["LoRA test"] for row in results[:-1]], "s-", label="LoRA trained at rank r")
-ax.axhline(every["test"], color="k", lw=0.8, label="all of ΔW (full fine-tuning's matrices)")
-ax.axhline(accuracy(base)["test"], color="grey", ls=":", label="base")
-ax.axhline(rand["test"], color="red", ls="--", lw=0.8, label="base + random ΔW")
+ax.plot(rs, [row["truncated test"] for row in results[:-1]], "o-", label=label("full fine-tuning's ΔW cut to rank r"))
+ax.plot(rs, [row["LoRA test"] for row in results[:-1]], "s-", label=label("LoRA trained at rank r"))
+ax.axhline(every["test"], color="k", lw=0.8, label=label("all of ΔW (full fine-tuning's matrices)"))
+ax.axhline(accuracy(base)["test"], color="grey", ls=":", label=label("base"))
+ax.axhline(rand["test"], color="red", ls="--", lw=0.8, label=label("base + random ΔW"))
 ax.set_xscale("log", base=2)
-ax.set_xlabel(label("rank r", "秩 r"))
-ax.set_ylabel(label("test exact-match accuracy", "测试集准确率"))
+ax.set_xlabel(label("rank r"))
+ax.set_ylabel(label("test exact-match accuracy"))
 ax.set_ylim(-0.02, 1.02)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
@@ -189,64 +253,78 @@ save_figure(fig, out / "truncation_vs_lora.png");
 #
 # The cell below prints each verdict from the numbers.
 
+# %% [markdown] lang="zh"
+# ## 结论：这对低秩假设说明了什么
+#
+# 怎样读上面的表格：
+#
+# - **ΔW 是低秩的吗？** “占比 r”远高于“随机 r”，说明更新集中在少数几个方向上；有效秩说明它离满秩有多远。
+#   奇异值谱一路衰减却始终不归零，就是*近似*低秩：每一次截断都会丢掉一些东西。
+# - **低秩够用吗？** 截断是在压缩全量微调找到的东西；LoRA 则从一开始就只在秩 r 的矩阵里搜索。
+#   如果一个很小的截断就能保持完整 ΔW 的准确率，那么任务需要的那部分 ΔW 就落在 r 个方向里：前提成立。
+#   如果截断后的准确率低于全量微调，而同样 r 的 LoRA 并没有，说明全量微调的 ΔW 里有很多是任务并不需要的，
+#   但一个管用的低秩更新*确实存在*：前提对任务成立，对 ΔW 本身却不成立。
+# - **在哪里失效**：随机基线以同样的幅度改变模型，却不带任何信息；
+#   对一个分散的 ΔW 做截断，只能保留它的一小部分。
+#
+# 下面的代码单元根据这些数字打印每一条结论。
+
 # %%
 mean = {c: sum(r[c] for r in rows) / len(rows) for c in ("eff. rank", "eff. rank random", "r for 90%", "‖ΔW‖/‖W‖")}
 r4 = args.ranks[min(2, len(args.ranks) - 1)]
 share, share_rand = (sum(r[f"{k} r={r4}"] for r in rows) / len(rows) for k in ("share", "random"))
-print(f"- Is ΔW low-rank? Its top {r4} directions hold {share:.0%} of ‖ΔW‖² (random, same norm: {share_rand:.0%}), "
-      f"{share / share_rand:.1f}× chance; mean effective rank {mean['eff. rank']:.1f} of {rows[0]['full rank']} "
-      f"(random: {mean['eff. rank random']:.1f}); 90% of ‖ΔW‖² needs {mean['r for 90%']:.1f} directions on average"
-      + (": concentrated, but only approximately low-rank." if share > 2 * share_rand else "."))
 tol = 2 / len(task.val)  # two validation rows
 enough = next((row for row in results[:-1] if row["truncated val"] >= every["val"] - tol), None)
-print(f"- Validation accuracy: full fine-tuning {tuned_acc['val']:.3f}; its matrices' ΔW alone on the base (all of ΔW, "
-      f"embeddings, biases and LayerNorms left as the base's) {every['val']:.3f}.")
-if enough is None:
-    print(f"- Does low rank suffice? No cut up to r = {args.ranks[-1]} keeps all of ΔW's validation accuracy "
-          f"({every['val']:.3f}) within two rows.")
-else:
-    print(f"- Does low rank suffice? Rank {enough['r']} keeps all of ΔW's validation accuracy within two rows "
-          f"({enough['truncated val']:.3f} vs {every['val']:.3f}; test {enough['truncated test']:.3f} vs "
-          f"{every['test']:.3f}); LoRA trained at r = {enough['r']}: {enough['LoRA val']:.3f} (test {enough['LoRA test']:.3f}).")
 base_val = accuracy(base)["val"]
 below = [row for row in results[:-1] if row["LoRA val"] < base_val]
-if below:
-    accs = ", ".join(f"{row['LoRA val']:.2f}" for row in below)
-    moves = ", ".join(f"{row['LoRA ‖ΔW‖/‖W‖']:.3f}" for row in below)
-    print(f"- On this one seed, LoRA ended below the untrained base's validation accuracy ({base_val:.2f}) at r = "
-          f"{', '.join(str(row['r']) for row in below)} ({accs}); it moved each matrix by {moves} of its norm, "
-          f"full fine-tuning by {mean['‖ΔW‖/‖W‖']:.3f}"
-          + (f": at lr {args.lora_lr} those ranks moved W further than full fine-tuning did (α = 2r keeps the scale "
-             "α/r = 2 at every rank, and with Adam B·A grows with r: lesson 06)."
-             if all(row["LoRA ‖ΔW‖/‖W‖"] > mean["‖ΔW‖/‖W‖"] for row in below) else "."))
+if enough is None:
+    suffices = _("Does low rank suffice? No cut up to r = {r} keeps all of ΔW's validation accuracy ({every:.3f}) "
+                 "within two rows.").format(r=args.ranks[-1], every=every["val"])
 else:
-    print(f"- On this one seed, LoRA ended above the untrained base's validation accuracy ({base_val:.2f}) at every rank.")
+    suffices = _("Does low rank suffice? Rank {r} keeps all of ΔW's validation accuracy within two rows ({cut:.3f} vs "
+                 "{every:.3f}; test {cut_test:.3f} vs {every_test:.3f}); LoRA trained at r = {r}: {lora:.3f} (test "
+                 "{lora_test:.3f}).").format(r=enough["r"], cut=enough["truncated val"], every=every["val"],
+                                              cut_test=enough["truncated test"], every_test=every["test"],
+                                              lora=enough["LoRA val"], lora_test=enough["LoRA test"])
+if below:
+    further = all(row["LoRA ‖ΔW‖/‖W‖"] > mean["‖ΔW‖/‖W‖"] for row in below)
+    lora_vs_base = _("On this one seed, LoRA ended below the untrained base's validation accuracy ({base:.2f}) at "
+                     "r = {ranks} ({accs}); it moved each matrix by {moves} of its norm, full fine-tuning by "
+                     "{full:.3f}").format(
+        base=base_val, ranks=_(", ").join(str(row["r"]) for row in below),
+        accs=_(", ").join(f"{row['LoRA val']:.2f}" for row in below),
+        moves=_(", ").join(f"{row['LoRA ‖ΔW‖/‖W‖']:.3f}" for row in below), full=mean["‖ΔW‖/‖W‖"]) + (
+        _(": at lr {lr} those ranks moved W further than full fine-tuning did (α = 2r keeps the scale α/r = 2 at "
+          "every rank, and with Adam B·A grows with r: lesson 06).").format(lr=args.lora_lr) if further else _("."))
+else:
+    lora_vs_base = _("On this one seed, LoRA ended above the untrained base's validation accuracy ({base:.2f}) at "
+                     "every rank.").format(base=base_val)
+show(conclusions(
+    _("Is ΔW low-rank? Its top {r} directions hold {share:.0%} of ‖ΔW‖² (random, same norm: {random:.0%}), {ratio:.1f}× "
+      "chance; mean effective rank {eff:.1f} of {full} (random: {eff_random:.1f}); 90% of ‖ΔW‖² needs {r90:.1f} "
+      "directions on average").format(r=r4, share=share, random=share_rand, ratio=share / share_rand,
+                                      eff=mean["eff. rank"], full=rows[0]["full rank"],
+                                      eff_random=mean["eff. rank random"], r90=mean["r for 90%"])
+    + (_(": concentrated, but only approximately low-rank.") if share > 2 * share_rand else _(".")),
+    _("Validation accuracy: full fine-tuning {tuned:.3f}; its matrices' ΔW alone on the base (all of ΔW, embeddings, "
+      "biases and LayerNorms left as the base's) {every:.3f}.").format(tuned=tuned_acc["val"], every=every["val"]),
+    suffices,
+    lora_vs_base))
 
 # %% [markdown]
-# ## 小结
-#
-# 下面每句话里的数字都由代码从上面的结果打印。
-
-# %%
-print(f"- 文章说大模型过度参数化,背后有一个低维的本质模型;LoRA 论文把它落实为:微调带来的 ΔW 是低秩的。"
-      f"实测:ΔW 的前 {r4} 个方向占 ‖ΔW‖² 的 {share:.0%},同样范数的随机矩阵只占 {share_rand:.0%};"
-      f"平均有效秩 {mean['eff. rank']:.1f}(满秩 {rows[0]['full rank']})。")
-print(f"- ΔW 是近似低秩,而不是严格低秩:要保留 90% 的 ‖ΔW‖²,平均需要 {mean['r for 90%']:.1f} 个方向。")
-print(f"- 验证集准确率:全量微调 {tuned_acc['val']:.3f},只把它的矩阵改变量加回基座 {every['val']:.3f}"
-      + (f";截断到秩 {enough['r']} 仍保持在两行之内({enough['truncated val']:.3f})。" if enough else
-         f";截断到秩 {args.ranks[-1]} 以内都不能保持在两行之内。"))
-
-# %% [markdown]
-# ## Exercises · 练习
+# ## Exercises
 #
 # The coding exercise's skeleton is `exercises/09_truncate.py`; write the function bodies, then run `minituner check 09_truncate` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
 #
 # 1. **Code: `truncate`.** Write the closest rank-r matrix [ΔW]_r = U_r Σ_r V_rᵀ with `torch.linalg.svd`.
 # 2. **Predict, then measure.** For the ΔW of 全量微调, how small can r be before the test accuracy of the truncated model falls? Compare with a random matrix of the same norm.
 # 3. **Explain.** Why does the energy share of the top r singular values say more than the rank itself?
+
+# %% [markdown] lang="zh"
+# ## 练习
 #
 # 编程题的骨架在 `exercises/09_truncate.py`：写好函数体后运行 `minituner check 09_truncate --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
 #
-# 1. **编程：`truncate`。** 用 `torch.linalg.svd` 实现最接近的秩 r 矩阵 [ΔW]_r = U_r Σ_r V_rᵀ。
-# 2. **先预测再测量。** 对全量微调得到的 ΔW，r 能小到多少而截断后模型的测试准确率不下降？与同范数的随机矩阵比较。
+# 1. **编程：`truncate`。** 用 `torch.linalg.svd` 求出最接近 ΔW 的秩 r 矩阵 [ΔW]_r = U_r Σ_r V_rᵀ。
+# 2. **先预测，再测量。** 对全量微调得到的 ΔW，r 最小能取多少，截断后模型的测试集准确率才不下降？再与同范数的随机矩阵比较。
 # 3. **解释。** 为什么前 r 个奇异值的能量占比比秩本身更能说明问题？

@@ -33,6 +33,30 @@
 #
 # Run it: `python lessons/11_after_the_article.py` (`--smoke` for the test preset).
 
+# %% [markdown] lang="zh"
+# # 11 · 文章之后：BitFit、(IA)³、DoRA 与 QLoRA
+#
+# 这篇文章（2024 年 1 月）讲了提示微调、前缀微调、P-Tuning v2 和 LoRA，它们都出自 2021 年。
+# `minituner/methods/` 里还有四种文章没有讲到的方法，结构与其他方法完全一样（一个配置类、一个包装模型、
+# 保存与加载、`print_trainable_parameters`）。其中三种其实早于这篇文章，只有 DoRA 是在它之后提出的：
+#
+# - **BitFit**（Ben Zaken 等，2021 年预印本，ACL 2022）：只训练 Y = WX + b 中的偏置 b。
+# - **(IA)³**（Liu 等，2022）：学习几个向量，分别对键、值和 MLP 隐藏层的激活值做逐元素缩放。
+# - **QLoRA**（Dettmers 等，2023 年 5 月）：基座模型以 4 比特存储，在它上面用 float32 训练 LoRA。
+# - **DoRA**（Liu 等，2024 年 2 月）：把 LoRA 拆成 W 每一行的长度和方向两部分。
+#
+# 每一节都先用文章的记号（Y = WX，ΔW = AB，见 §1 与 §3.2）和论文的记号写出公式，把可训练参数量的闭式公式
+# 打印在 `print_trainable_parameters` 的结果旁边，用数值验证公式，然后在 `classify` 任务上训练这个方法，
+# 打印它的验证集曲线（最后一节把所有方法的训练曲线和验证集曲线画在同一张图里）。QLoRA 的两节测量 4 比特
+# 的代价：字节数、每个矩阵的误差，以及训练 LoRA 前后的准确率。最后一张表把这四种方法和 LoRA 并排列出。
+#
+# 每次运行都从同一个随包发布的基座模型出发，随机种子和数据顺序都相同，并且训练完全部步数（不早停），
+# 所以这里的验证集不用来挑选任何东西：每个验证集准确率都是最终模型的准确率。只用了一个随机种子：
+# 验证集上几行之差，应当看作噪声。
+#
+# 运行方式：`python lessons/11_after_the_article.py`（加 `--smoke` 使用测试用的快速预设，
+# 加 `--lang zh` 让输出变成中文）。
+
 # %%
 import tempfile
 from pathlib import Path
@@ -45,6 +69,7 @@ import minituner
 from minituner.analysis import magnitude_direction, quantization_rows, summarise
 from minituner.experiments import selected_settings
 from minituner.functional import cross_entropy
+from minituner.i18n import _
 from minituner.lesson import options
 from minituner.methods.lora import lora_layers
 from minituner.methods.registry import low_rank
@@ -70,7 +95,8 @@ defaults = {"bitfit": {"lr": 1e-2}, "ia3": {"lr": 1e-2},
             "qlora": {"r": chosen["lora"]["r"], "lr": chosen["lora"]["lr"]}}
 hp = {"lora": chosen["lora"]} | {k: chosen.get(k, v) for k, v in defaults.items()}
 source = {k: "selected.json (swept on validation)" if k in chosen else "default, not swept" for k in hp}
-print(f"{args.steps} steps of batch {args.batch_size}, validation every {args.eval_every} steps, seed {args.seed}")
+print(_("{steps} steps of batch {batch}, validation every {every} steps, seed {seed}").format(
+    steps=args.steps, batch=args.batch_size, every=args.eval_every, seed=args.seed))
 show(markdown_table([{"method": k, "setting": ", ".join(f"{n}={v:g}" for n, v in s.items()), "from": source[k]}
                       for k, s in hp.items()]))
 
@@ -92,8 +118,9 @@ def fit(name: str, model, setting: dict):
     train() scores on validation last); print the validation curve; (table row, History)."""
     hist = minituner.train(model, task, steps=args.steps, lr=setting["lr"], batch_size=args.batch_size,
                            seed=args.seed, eval_every=args.eval_every, progress=False)
-    print(f"{name}, validation accuracy by step: " + ", ".join(f"{step}: {acc:.3f}" for step, _, acc in hist.val))
-    _, loss, acc = hist.val[-1]  # the final model's (the last evaluation is at step args.steps)
+    curve = ", ".join(f"{step}: {acc:.3f}" for step, _loss, acc in hist.val)
+    print(_("{name}, validation accuracy by step: {curve}").format(name=_(name), curve=curve))
+    _step, loss, acc = hist.val[-1]  # the final model's (the last evaluation is at step args.steps)
     return {"method": name, "setting": ", ".join(f"{n}={v:g}" for n, v in setting.items()),
             "trainable": count_parameters(model)[0], "train loss": sum(hist.losses[-10:]) / len(hist.losses[-10:]),
             "val acc": acc, "val loss": loss,
@@ -110,6 +137,12 @@ def lora_like(build, setting: dict, **kw):
 # Lesson 06's method: Y = (W + ΔW)X + b with ΔW = AB (the article's letters; in code
 # ΔW = (α/r)·`lora_B`·`lora_A`), on the query and value projections. Every method below is
 # read against this row.
+
+# %% [markdown] lang="zh"
+# ## 1. 参照：LoRA，采用对比实验中的设置
+#
+# 这是第 06 课的方法：Y = (W + ΔW)X + b，其中 ΔW = AB（这是文章的字母；代码里写作
+# ΔW = (α/r)·`lora_B`·`lora_A`），作用在查询投影和值投影上。下面的每一种方法都拿来和这一行对比。
 
 # %%
 rows, hists = {}, {}
@@ -138,20 +171,41 @@ show(markdown_table([rows["LoRA"]]))
 # scale of g (lesson 06): rounding error comparable to ε (printed) still takes a sizeable
 # share of the learning rate. The second table says how far each kind of bias moved.
 
+# %% [markdown] lang="zh"
+# ## 2. BitFit：只训练偏置
+#
+# **文章的记号**（§1）：每一层计算 Y = WX + b。BitFit 把每个 W 冻结在 W₀，只训练各个 b。
+# **论文的记号**（Ben Zaken 等 2022，§2）：在每一层 ℓ 上，训练注意力的偏置 b_q、b_k、b_v，注意力输出投影的
+# 偏置 b_m1，MLP 两层的偏置 b_m2 和 b_m3，以及各个层归一化（LayerNorm）的平移参数；所有 W 都保持不变。
+# 在我们的模型里，每个 block 有 q、k、v、o 的偏置（各 d 个）、up 的偏置（4d 个）、down 的偏置（d 个）
+# 和两个层归一化的平移参数（各 d 个），再加上最后一个层归一化的平移参数：
+#
+#     可训练参数量 = 11d·L + d
+#
+# 前向计算和基座模型完全一样，所以新建的模型*就是*基座模型：两者 logits 之差必须恰好为 0。训练之后，
+# 看哪些偏置变化最大。论文发现 b_q 和 b_m2（也就是我们的 q_proj 和 up_proj）变化最大。b_k 是个特例：
+# 键的偏置给同一个查询的所有分数都加上同一个数 q·b_k，而 softmax 对所有分数同加一个数毫无反应，
+# 所以在精确的算术里 b_k 根本得不到梯度；在 float32 里它得到的只是舍入误差（下面在同一批数据上把它的梯度
+# 和 b_q 的梯度一起打印出来）。但它仍然会动：AdamW 的一步是 lr · m̂ / (√v̂ + ε)，所以不论 g 的量级如何，
+# 一个大小为 g 的稳定梯度每步都让张量移动约 lr · g / (g + ε)（第 06 课）：与 ε 相当的舍入误差
+# （ε 的值会打印出来）仍然能换来学习率中不小的一部分。第二张表列出每一类偏置移动了多远。
+
 # %%
 model = bitfit(base)
 fresh = {"BitFit": (model(x) - base(x)).abs().max().item()}
-print(f"fresh BitFit vs base: max |Δlogits| = {fresh['BitFit']:.1e}")
+print(_("fresh BitFit vs base: max |Δlogits| = {diff:.1e}").format(diff=fresh["BitFit"]))
 closed, n = 11 * d * L + d, counted(model)
-print(f"closed form 11d·L + d = 11·{d}·{L} + {d} = {closed:,}; print_trainable_parameters: {n:,} (equal: {closed == n})")
+print(_("closed form 11d·L + d = 11·{d}·{L} + {d} = {closed:,}; print_trainable_parameters: {n:,} (equal: {equal})").format(
+    d=d, L=L, closed=closed, n=n, equal=closed == n))
 bx, by, bm = task.train.batch(args.batch_size, torch.Generator().manual_seed(args.seed))
 cross_entropy(model(bx), by, bm).backward()  # one batch's gradient, before training
 grad = {kind: mean(p.grad.abs().mean().item() for n, p in model.named_parameters() if n.endswith(f"{kind}.bias"))
         for kind in ("q_proj", "k_proj")}
 model.zero_grad()
 eps = AdamW([torch.zeros(1, requires_grad=True)]).eps  # the ε train() uses
-print(f"mean |∂loss/∂b| on one batch: b_q {grad['q_proj']:.1e}, b_k {grad['k_proj']:.1e}; AdamW's ε = {eps:g}, so a steady "
-      f"b_k gradient moves by about g/(g + ε) = {grad['k_proj'] / (grad['k_proj'] + eps):.2f} of the learning rate per step")
+print(_("mean |∂loss/∂b| on one batch: b_q {b_q:.1e}, b_k {b_k:.1e}; AdamW's ε = {eps:g}, so a steady b_k gradient "
+        "moves by about g/(g + ε) = {share:.2f} of the learning rate per step").format(
+    b_q=grad["q_proj"], b_k=grad["k_proj"], eps=eps, share=grad["k_proj"] / (grad["k_proj"] + eps)))
 rows["BitFit"], hists["BitFit"] = fit("BitFit", model, hp["bitfit"])
 b0 = dict(base.named_parameters())
 moved = summarise([{"bias of": n.split(".")[-2], "mean |b − b₀|": (p - b0[n.removeprefix("base.")]).abs().mean().item()}
@@ -175,18 +229,34 @@ show(markdown_table(moved))
 #
 #     trainable = (d + d + 4d)·L = 6d·L
 
+# %% [markdown] lang="zh"
+# ## 3. (IA)³：在键、值和 MLP 上学习缩放系数
+#
+# **论文的记号**（Liu 等 2022，§3.3）：每个 block 三个向量，初值都是全 1：
+#
+#     注意力     softmax( Q (l_k ⊙ Kᵀ) / √d_k ) (l_v ⊙ V)        l_k, l_v ∈ R^d
+#     MLP        (l_ff ⊙ γ(W₁ x)) W₂                              l_ff ∈ R^{4d}
+#
+# **文章的记号**：键和值这两层变成 Y = diag(l)(WX + b)（缩放它们的输出），MLP 的第二层变成
+# Y = W diag(l) X + b（缩放它的输入）。l = 1 时，两者都就是基座模型。diag(l) 是线性的，所以它可以
+# **合并**进 W：在输出一侧是 W ← diag(l)W、b ← l ⊙ b，在输入一侧是 W ← W diag(l)；
+# 合并之后得到的普通 GPT 必须给出相同的 logits。
+#
+#     可训练参数量 = (d + d + 4d)·L = 6d·L
+
 # %%
 model = ia3(base)
 fresh["(IA)³"] = (model(x) - base(x)).abs().max().item()
-print(f"fresh (IA)³ vs base (l = 1): max |Δlogits| = {fresh['(IA)³']:.1e}")
+print(_("fresh (IA)³ vs base (l = 1): max |Δlogits| = {diff:.1e}").format(diff=fresh["(IA)³"]))
 closed, n = 6 * d * L, counted(model)
-print(f"closed form 6d·L = 6·{d}·{L} = {closed:,}; print_trainable_parameters: {n:,} (equal: {closed == n})")
+print(_("closed form 6d·L = 6·{d}·{L} = {closed:,}; print_trainable_parameters: {n:,} (equal: {equal})").format(
+    d=d, L=L, closed=closed, n=n, equal=closed == n))
 rows["(IA)³"], hists["(IA)³"] = fit("(IA)³", model, hp["ia3"])
 with torch.no_grad():
     ia3_merge = (model.merge_and_unload()(x) - model(x)).abs().max().item()
     ls = torch.cat([p.flatten() for p in model.parameters() if p.requires_grad])
-print(f"after training: l in [{ls.min().item():.3f}, {ls.max().item():.3f}]; merged into W (a plain GPT) vs "
-      f"unmerged: max |Δlogits| = {ia3_merge:.1e}")
+print(_("after training: l in [{lo:.3f}, {hi:.3f}]; merged into W (a plain GPT) vs unmerged: max |Δlogits| = "
+        "{diff:.1e}").format(lo=ls.min().item(), hi=ls.max().item(), diff=ia3_merge))
 show(markdown_table([rows["(IA)³"]]))
 
 # %% [markdown]
@@ -213,21 +283,43 @@ show(markdown_table([rows["(IA)³"]]))
 # direction, for LoRA and for DoRA (the paper's Figure 2 draws the same two quantities per
 # layer and training step; it finds LoRA's rise together, DoRA's not).
 
+# %% [markdown] lang="zh"
+# ## 4. DoRA：每一行拆成长度和方向
+#
+# **论文的记号**（Liu 等 2024，式 5）：
+#
+#     W′ = m · (W₀ + BA) / ‖W₀ + BA‖_c
+#
+# 和 LoRA 一样，B = 0、A 随机初始化；此外还有一个可训练的幅度 m，每个权重向量一个。论文里的 W 是 d×k 的，
+# 每一列一个范数；换成我们 (out, in) 的布局，就是每个输出行一个范数，所以 m 有 `out` 个元素。
+# **文章的记号**（§3.2）：Y = diag(m / ‖W + ΔW‖_c)(W + ΔW)X + b，其中 ΔW = AB：ΔW 负责转动每一行的方向，
+# m 负责设定它的长度。
+#
+# 检验：当 m = ‖W₀‖_c 且 B = 0 时，W′ = W₀，模型就是基座模型（只差范数计算和除法带来的一次浮点舍入）；
+# 训练之后，合并 W ← W′ 必须给出相同的 logits。
+#
+#     可训练参数量 = 每个目标矩阵 (r·(d + d) + d) = 作用于 q 和 v 时共 (2rd + d)·2L
+#
+# 论文的分析把 W 的任何变化拆成 ΔM 和 ΔD：ΔM 是各行长度变化的平均，ΔD 是每一行与原来的自己之间
+# 1 − cos 的平均（`minituner.analysis.magnitude_direction`）；下面第二张表在所有被适配的矩阵上取平均，
+# 比较 DoRA 和 LoRA 的这两个量。图中画出每个被适配矩阵的每一行：LoRA 和 DoRA 各自的长度变化与方向变化
+# （论文的图 2 按层、按训练步画的是同样的两个量；它发现 LoRA 的两者一起增大，DoRA 则不然）。
+
 # %%
 r = hp["dora"]["r"]
 model = lora_like(dora, hp["dora"])
 fresh["DoRA"] = (model(x) - base(x)).abs().max().item()
-print(f"fresh DoRA vs base (m = ‖W₀‖_c, B = 0): max |Δlogits| = {fresh['DoRA']:.1e}")
+print(_("fresh DoRA vs base (m = ‖W₀‖_c, B = 0): max |Δlogits| = {diff:.1e}").format(diff=fresh["DoRA"]))
 closed, n = (2 * r * d + d) * 2 * L, counted(model)
-print(f"closed form (2rd + d)·2L = (2·{r}·{d} + {d})·2·{L} = {closed:,}; print_trainable_parameters: {n:,} "
-      f"(equal: {closed == n})")
+print(_("closed form (2rd + d)·2L = (2·{r}·{d} + {d})·2·{L} = {closed:,}; print_trainable_parameters: {n:,} "
+        "(equal: {equal})").format(r=r, d=d, L=L, closed=closed, n=n, equal=closed == n))
 rows["DoRA"], hists["DoRA"] = fit("DoRA", model, hp["dora"])
 with torch.no_grad():
     before = model(x)
     model.merge_adapter()
     dora_merge = (model(x) - before).abs().max().item()
     model.unmerge_adapter()
-print(f"after training: merged (W ← W′) vs unmerged: max |Δlogits| = {dora_merge:.1e}")
+print(_("after training: merged (W ← W′) vs unmerged: max |Δlogits| = {diff:.1e}").format(diff=dora_merge))
 with torch.no_grad():
     split = {name: [magnitude_direction(layer.weight, w(layer)) for layer in lora_layers(m.base).values()]
              for name, m, w in (("LoRA", lora_model, lambda lay: lay.weight + lay.get_delta_weight("default")),
@@ -244,15 +336,17 @@ with torch.no_grad():  # one (ΔD, ΔM) point per row of every adapted matrix
               for name, m, w in (("LoRA", lora_model, lambda lay: lay.weight + lay.get_delta_weight("default")),
                                  ("DoRA", model, lambda lay: lay.dora_weight("default")))}  # (rows, 2)
 corr = {name: torch.corrcoef(pts.clamp_min(1e-12).log().T)[0, 1].item() for name, pts in points.items()}
-print("correlation of log ΔM with log ΔD over the rows: " + ", ".join(f"{k} {v:+.2f}" for k, v in corr.items()))
+print(_("correlation of log ΔM with log ΔD over the rows: {values}").format(
+    values=", ".join(f"{k} {v:+.2f}" for k, v in corr.items())))
 fig, ax = plt.subplots(figsize=(6, 4.5))
 for name, pts in points.items():
-    ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.5, label=f"{name} (corr. of logs {corr[name]:+.2f})")
+    ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.5, label=label("{name} (corr. of logs {corr:+.2f})").format(
+        name=name, corr=corr[name]))
 ax.set_xscale("log")
 ax.set_yscale("log")
-ax.set_xlabel(label("ΔD: 1 − cos(W_i, W₀_i), per row", "方向变化 ΔD"))
-ax.set_ylabel(label("ΔM: |‖W_i‖ − ‖W₀_i‖|, per row", "长度变化 ΔM"))
-ax.set_title(label("Length change against direction change, q and v rows", "每一行的长度变化与方向变化"))
+ax.set_xlabel(label("ΔD: 1 − cos(W_i, W₀_i), per row"))
+ax.set_ylabel(label("ΔM: |‖W_i‖ − ‖W₀_i‖|, per row"))
+ax.set_title(label("Length change against direction change, q and v rows"))
 ax.grid(alpha=0.3, which="both")
 ax.legend(fontsize=8)
 save_figure(fig, args.out / "dora_magnitude_direction.png");
@@ -281,8 +375,30 @@ save_figure(fig, args.out / "dora_magnitude_direction.png");
 # every weight of the base's Linear matrices divided by its block's absmax, w/c in [−1, 1].
 # NF4's levels are quantiles of a normal distribution, so they crowd where the weights do.
 
+# %% [markdown] lang="zh"
+# ## 5. QLoRA（上）：4 比特的基座模型，它的字节数与误差
+#
+# **论文的记号**（Dettmers 等 2023，式 5–6），一层：
+#
+#     Y = X · doubleDequant(c₁^FP32, c₂^k-bit, W^NF4) + X L₁ L₂
+#
+# W^NF4 把每个权重存成 16 个 NormalFloat 取值 q_i 中的一个（这些取值是 N(0, 1) 的分位数，缩放到 [−1, 1]，
+# 并且恰好包含 0），每 64 个权重为一块，每块一个 absmax 缩放系数 c：code = argmin_i |w/c − q_i|，
+# ŵ = q[code]·c。**双重量化**把缩放系数 c 本身也用 8 比特存储（先减去它们的均值，再每 256 个一块做 absmax
+# 量化，每块一个 fp32 的 c₂）。L₁L₂ 就是 LoRA 的 AᵀBᵀ，用 float32 训练（论文用 BF16 计算）。
+# **文章的记号**（§3.2）：Y = (Ŵ + ΔW)X + b，ΔW = AB 与 LoRA 相同，其中 Ŵ 是 W 在每一块内舍入到
+# 16 个取值之一的结果，每次前向计算都从码值重建。基座模型的每个 Linear（q、k、v、o、up、down）都被量化；
+# 嵌入（与输出头共享）、偏置和层归一化参数保持 float32。
+#
+# 先看码本和字节数：每个权重的位数按公式计算，字节数则从存放它们的张量实测
+# （`minituner.analysis.quantization_rows`）。再看每一类矩阵的误差 ‖W − Ŵ‖_F/‖W‖_F 和 max |W − Ŵ|，
+# 分别在缩放系数用 fp32 和用双重量化两种情况下计算。然后是常规检验：可训练参数量；新建的 QLoRA（B = 0）
+# 等于 NF4 基座模型，而不是 float32 的那个。图中把 NF4 的 16 个取值叠在它们所舍入的数值的直方图上：
+# 基座模型各 Linear 矩阵中的每个权重除以所在块的 absmax，即 [−1, 1] 中的 w/c。NF4 的取值是正态分布的分位数，
+# 所以权重密集的地方，取值也密集。
+
 # %%
-print("NF4 code book q_i: " + ", ".join(f"{v:.4f}" for v in NF4.tolist()))
+print(_("NF4 code book q_i: {levels}").format(levels=", ".join(f"{v:.4f}" for v in NF4.tolist())))
 qrows = quantization_rows(base)
 n_linear = sum(row["fp32 bytes"] for row in qrows) // 4  # weights held in the Linear matrices
 rest = 4 * (count_parameters(base)[1] - n_linear)  # embeddings, biases, LayerNorms: fp32 in every form
@@ -292,46 +408,49 @@ nf4_bytes = {name: sum(row[col] for row in qrows) for name, _, col in forms}
 bytes_rows = [{"form": name, "bits per weight (formula)": bits, "Linear weights, bytes": nf4_bytes[name],
                "÷ fp32": nf4_bytes[name] / nf4_bytes["fp32"], "whole base, bytes": nf4_bytes[name] + rest,
                "whole ÷ fp32": (nf4_bytes[name] + rest) / (nf4_bytes["fp32"] + rest)} for name, bits, _ in forms]
-print(f"{len(qrows)} Linear matrices, {n_linear:,} weights; the rest of the base (fp32 in every form): {rest:,} bytes")
+print(_("{n} Linear matrices, {weights:,} weights; the rest of the base (fp32 in every form): {rest:,} bytes").format(
+    n=len(qrows), weights=n_linear, rest=rest))
 show(markdown_table(bytes_rows))
 kinds = summarise(qrows, "kind", ["NF4 ‖W−Ŵ‖/‖W‖", "NF4 DQ ‖W−Ŵ‖/‖W‖", "NF4 max|W−Ŵ|", "NF4 DQ max|W−Ŵ|"])
 show(markdown_table(kinds))
 worst = max(qrows, key=lambda row: row["NF4 DQ ‖W−Ŵ‖/‖W‖"])
 best = min(qrows, key=lambda row: row["NF4 DQ ‖W−Ŵ‖/‖W‖"])
-print(f"per matrix (DQ): ‖W−Ŵ‖/‖W‖ from {best['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({best['matrix']}) "
-      f"to {worst['NF4 DQ ‖W−Ŵ‖/‖W‖']:.4f} ({worst['matrix']})")
+print(_("per matrix (DQ): ‖W−Ŵ‖/‖W‖ from {lo:.4f} ({lo_matrix}) to {hi:.4f} ({hi_matrix})").format(
+    lo=best["NF4 DQ ‖W−Ŵ‖/‖W‖"], lo_matrix=best["matrix"], hi=worst["NF4 DQ ‖W−Ŵ‖/‖W‖"], hi_matrix=worst["matrix"]))
 
 # %%
 u = torch.cat([normalized_blocks(m.weight.detach()).reshape(-1) for m in base.modules() if isinstance(m, Linear)])
 share = torch.bincount((u[:, None] - NF4).abs().argmin(dim=1), minlength=len(NF4)) / u.numel()  # (16,) per level
 fig, ax = plt.subplots(figsize=(8, 3.5))
-ax.hist(u.numpy(), bins=200, density=True, color="tab:blue", alpha=0.6, label=label("w / c, every Linear weight", "w / c"))
+ax.hist(u.numpy(), bins=200, density=True, color="tab:blue", alpha=0.6, label=label("w / c, every Linear weight"))
 for i, q in enumerate(NF4.tolist()):
-    ax.axvline(q, color="black", lw=0.8, label=label("the 16 NF4 levels q_i", "NF4 的 16 个取值") if i == 0 else None)
-ax.set_xlabel(label("weight / its block's absmax", "权重 / 所在块的最大绝对值"))
-ax.set_ylabel(label("density", "密度"))
-ax.set_title(label("NF4's levels over the weights they round", "NF4 的取值与权重的分布"))
+    ax.axvline(q, color="black", lw=0.8, label=label("the 16 NF4 levels q_i") if i == 0 else None)
+ax.set_xlabel(label("weight / its block's absmax"))
+ax.set_ylabel(label("density"))
+ax.set_title(label("NF4's levels over the weights they round"))
 ax.legend(fontsize=8)
 save_figure(fig, args.out / "nf4_levels.png")
-print("share of the weights at each level, q_0 … q_15: " + ", ".join(f"{v:.3f}" for v in share.tolist()))
+print(_("share of the weights at each level, q_0 … q_15: {shares}").format(
+    shares=", ".join(f"{v:.3f}" for v in share.tolist())))
 
 # %%
 
 r = hp["qlora"]["r"]
 model = lora_like(qlora, hp["qlora"])
-print(f"QLoraModel.base_bytes(): fp32 {model.base_bytes()['fp32']:,}, NF4 {model.base_bytes()['nf4']:,} "
-      f"(the table's DQ row: {model.base_bytes()['nf4'] == nf4_bytes['NF4, double-quantised scales']})")
+print(_("QLoraModel.base_bytes(): fp32 {fp32:,}, NF4 {nf4:,} (the table's DQ row: {same})").format(
+    fp32=model.base_bytes()["fp32"], nf4=model.base_bytes()["nf4"],
+    same=model.base_bytes()["nf4"] == nf4_bytes["NF4, double-quantised scales"]))
 closed, n = r * 2 * d * 2 * L, counted(model)
-print(f"closed form r·(d + d)·2L = {r}·{2 * d}·2·{L} = {closed:,}; print_trainable_parameters (each 4-bit weight "
-      f"one frozen parameter): {n:,} (equal: {closed == n})")
+print(_("closed form r·(d + d)·2L = {r}·{d2}·2·{L} = {closed:,}; print_trainable_parameters (each 4-bit weight one "
+        "frozen parameter): {n:,} (equal: {equal})").format(r=r, d2=2 * d, L=L, closed=closed, n=n, equal=closed == n))
 with torch.no_grad():
     logits, logits_w = model(x), base(x)
     to_nf4 = (logits - model.merge_and_unload()(x)).abs().max().item()
     to_fp32 = (logits - logits_w).abs()
     same = (logits.argmax(-1) == logits_w.argmax(-1)).float().mean().item()
-print(f"fresh QLoRA (B = 0) vs the NF4 base Ŵ as a float32 GPT: max |Δlogits| = {to_nf4:.1e}; vs the float32 "
-      f"base W: mean |Δlogits| {to_fp32.mean().item():.3f}, max {to_fp32.max().item():.2f}, the same greedy next "
-      f"character at {same:.1%} of {x.numel():,} positions")
+print(_("fresh QLoRA (B = 0) vs the NF4 base Ŵ as a float32 GPT: max |Δlogits| = {nf4:.1e}; vs the float32 base W: "
+        "mean |Δlogits| {mean:.3f}, max {max:.2f}, the same greedy next character at {same:.1%} of {n:,} "
+        "positions").format(nf4=to_nf4, mean=to_fp32.mean().item(), max=to_fp32.max().item(), same=same, n=x.numel()))
 
 # %% [markdown]
 # ## 6. QLoRA, part 2: accuracy before and after LoRA (量化基座的准确率)
@@ -341,6 +460,14 @@ print(f"fresh QLoRA (B = 0) vs the NF4 base Ŵ as a float32 GPT: max |Δlogits| 
 # targets, learning rate, steps, seed and data order). One more row separates the two effects:
 # QLoRA's trained adapter moved onto the float32 base, i.e. what the adapter learned without
 # the rounding of W under it.
+
+# %% [markdown] lang="zh"
+# ## 6. QLoRA（下）：训练 LoRA 前后的准确率
+#
+# 先看基座模型在 float32 和 NF4（缩放系数的两种形式）下、未经任何训练时的验证集准确率；然后是训练后的
+# QLoRA；以及在 float32 基座模型上以相同设置（相同的 r、α、目标模块、学习率、步数、随机种子和数据顺序）
+# 训练的 LoRA。再加一行，把两种影响分开：把 QLoRA 训练好的适配器搬到 float32 基座模型上，
+# 也就是去掉底下 W 的舍入之后，这个适配器本身学到了多少。
 
 # %%
 rows["QLoRA"], hists["QLoRA"] = fit("QLoRA", model, hp["qlora"])
@@ -363,8 +490,8 @@ acc_rows = [{"model": "fp32 base, untrained", **val(base)},
             {"model": "QLoRA: NF4 base (DQ) + LoRA, trained", "val acc": rows["QLoRA"]["val acc"], "val loss": rows["QLoRA"]["val loss"]},
             {"model": "fp32 LoRA, same setting, trained", "val acc": fp32_lora["val acc"], "val loss": fp32_lora["val loss"]},
             {"model": "the QLoRA adapter, on the fp32 base", **val(on_fp32)}]
-print(f"setting: {rows['QLoRA']['setting']}, α = 4r, q and v; validation: {len(task.val)} rows "
-      f"(one row = {1 / len(task.val):.4f})")
+print(_("setting: {setting}, α = 4r, q and v; validation: {n} rows (one row = {row:.4f})").format(
+    setting=rows["QLoRA"]["setting"], n=len(task.val), row=1 / len(task.val)))
 show(markdown_table(acc_rows))
 
 # %% [markdown]
@@ -378,6 +505,15 @@ show(markdown_table(acc_rows))
 # left, each run's training loss (a running mean over 10 steps); right, its validation loss at
 # each evaluation.
 
+# %% [markdown] lang="zh"
+# ## 7. 四种方法与 LoRA 并排对比
+#
+# 每种方法一行，各自采用上面的设置：它训练多少参数（“可训练参数 ÷ 基座模型 %”除以的是基座模型的参数量；
+# 上面 `print_trainable_parameters` 打印的 PEFT 的 `trainable%` 除以的是适配后模型的全部参数，
+# 连适配器也算在内，所以略小一些）、训练损失（最后 10 步的平均）、最终模型的验证集准确率和损失、
+# `save_pretrained` 写出的字节数（只有适配器），以及使用时还需要放在旁边的基座模型的字节数（float32；
+# QLoRA 则是双重量化的 NF4）。图：左边是每次运行的训练损失（10 步滑动平均），右边是每次评估时的验证集损失。
+
 # %%
 total = count_parameters(base)[1]
 base_held = {"QLoRA": nf4_bytes["NF4, double-quantised scales"] + rest}
@@ -386,45 +522,60 @@ final = [{**row, "from": source[key], "trainable ÷ base %": 100 * row["trainabl
          for key, row in zip(("lora", "bitfit", "ia3", "dora", "qlora"), rows.values())]
 show(markdown_table(final, ["method", "setting", "from", "trainable", "trainable ÷ base %", "train loss", "val acc", "val loss",
                              "adapter bytes", "base bytes"]))
-plot_curves(hists, f"classify, {args.steps} steps: LoRA and the methods the article does not cover", args.out / "curves.png");
+plot_curves(hists, _("classify, {steps} steps: LoRA and the methods the article does not cover").format(steps=args.steps),
+            args.out / "curves.png");
 
 # %% [markdown]
 # ## Conclusions (结论)
 #
 # Each line is printed from the tables above.
 
+# %% [markdown] lang="zh"
+# ## 小结
+#
+# 下面每一行都由代码从上面的表格打印出来。
+
 # %%
 ref = rows["LoRA"]
 for name in ("BitFit", "(IA)³", "DoRA", "QLoRA"):
     row = rows[name]
-    print(f"- {name} trains {row['trainable']:,} numbers ({row['trainable'] / ref['trainable']:.2f}× LoRA's "
-          f"{ref['trainable']:,}), adapter {row['adapter bytes']:,} bytes; validation accuracy {row['val acc']:.3f} "
-          f"vs LoRA's {ref['val acc']:.3f} ({round((row['val acc'] - ref['val acc']) * len(task.val)):+d} of "
-          f"{len(task.val)} rows).")
-print(f"- BitFit's biases moved most in {moved[0]['bias of']} and {moved[1]['bias of']}, least in "
-      f"{moved[-1]['bias of']} ({moved[-1]['mean |b − b₀|'] / moved[0]['mean |b − b₀|']:.2f}× the most).")
-print("- A fresh model against its base, max |Δlogits|: " + ", ".join(f"{k} {v:.0e}" for k, v in fresh.items())
-      + f"; merged against unmerged after training: (IA)³ {ia3_merge:.0e}, DoRA {dora_merge:.0e}.")
+    print("- " + _("{name} trains {n:,} numbers ({ratio:.2f}× LoRA's {lora:,}), adapter {size:,} bytes; validation "
+                   "accuracy {acc:.3f} vs LoRA's {lora_acc:.3f} ({rows:+d} of {total} rows).").format(
+        name=name, n=row["trainable"], ratio=row["trainable"] / ref["trainable"], lora=ref["trainable"],
+        size=row["adapter bytes"], acc=row["val acc"], lora_acc=ref["val acc"],
+        rows=round((row["val acc"] - ref["val acc"]) * len(task.val)), total=len(task.val)))
+print("- " + _("BitFit's biases moved most in {first} and {second}, least in {last} ({ratio:.2f}× the most).").format(
+    first=moved[0]["bias of"], second=moved[1]["bias of"], last=moved[-1]["bias of"],
+    ratio=moved[-1]["mean |b − b₀|"] / moved[0]["mean |b − b₀|"]))
+print("- " + _("A fresh model against its base, max |Δlogits|: {fresh}; merged against unmerged after training: "
+               "(IA)³ {ia3:.0e}, DoRA {dora:.0e}.").format(
+    fresh=", ".join(f"{k} {v:.0e}" for k, v in fresh.items()), ia3=ia3_merge, dora=dora_merge))
 dm = {row["method"]: (row["ΔM (mean |Δ‖W_i‖|)"], row["ΔD (mean 1 − cos)"]) for row in md}
-print(f"- DoRA vs LoRA on the same matrices: ΔM {dm['DoRA'][0]:.4f} vs {dm['LoRA'][0]:.4f}, ΔD {dm['DoRA'][1]:.4f} vs "
-      f"{dm['LoRA'][1]:.4f}; over the rows, log ΔM and log ΔD correlate {corr['DoRA']:+.2f} for DoRA, "
-      f"{corr['LoRA']:+.2f} for LoRA.")
+print("- " + _("DoRA vs LoRA on the same matrices: ΔM {dora_m:.4f} vs {lora_m:.4f}, ΔD {dora_d:.4f} vs {lora_d:.4f}; "
+               "over the rows, log ΔM and log ΔD correlate {dora_corr:+.2f} for DoRA, {lora_corr:+.2f} for LoRA.").format(
+    dora_m=dm["DoRA"][0], lora_m=dm["LoRA"][0], dora_d=dm["DoRA"][1], lora_d=dm["LoRA"][1], dora_corr=corr["DoRA"],
+    lora_corr=corr["LoRA"]))
 dq = bytes_rows[2]
-print(f"- NF4 with double quantisation holds the Linear weights in {dq['Linear weights, bytes']:,} bytes instead of "
-      f"{bytes_rows[0]['Linear weights, bytes']:,} ({dq['÷ fp32']:.3f}×; fp32 scales: {bytes_rows[1]['÷ fp32']:.3f}×); "
-      f"the whole base {dq['whole ÷ fp32']:.3f}×, the fp32 embeddings, biases and LayerNorms now its "
-      f"{rest / (dq['whole base, bytes']):.0%}.")
-print(f"- Rounding costs ‖W−Ŵ‖/‖W‖ of {min(k['NF4 DQ ‖W−Ŵ‖/‖W‖'] for k in kinds):.3f}–"
-      f"{max(k['NF4 DQ ‖W−Ŵ‖/‖W‖'] for k in kinds):.3f} per kind of matrix; double quantisation changes it by at most "
-      f"{max(abs(k['NF4 DQ ‖W−Ŵ‖/‖W‖'] - k['NF4 ‖W−Ŵ‖/‖W‖']) for k in kinds):.1e}.")
+print("- " + _("NF4 with double quantisation holds the Linear weights in {dq:,} bytes instead of {fp32:,} "
+               "({ratio:.3f}×; fp32 scales: {ratio_fp32_scales:.3f}×); the whole base {whole:.3f}×, the fp32 "
+               "embeddings, biases and LayerNorms now its {rest:.0%}.").format(
+    dq=dq["Linear weights, bytes"], fp32=bytes_rows[0]["Linear weights, bytes"], ratio=dq["÷ fp32"],
+    ratio_fp32_scales=bytes_rows[1]["÷ fp32"], whole=dq["whole ÷ fp32"], rest=rest / (dq["whole base, bytes"])))
+print("- " + _("Rounding costs ‖W−Ŵ‖/‖W‖ of {lo:.3f}–{hi:.3f} per kind of matrix; double quantisation changes it by "
+               "at most {change:.1e}.").format(
+    lo=min(k["NF4 DQ ‖W−Ŵ‖/‖W‖"] for k in kinds), hi=max(k["NF4 DQ ‖W−Ŵ‖/‖W‖"] for k in kinds),
+    change=max(abs(k["NF4 DQ ‖W−Ŵ‖/‖W‖"] - k["NF4 ‖W−Ŵ‖/‖W‖"]) for k in kinds)))
 acc = {row["model"]: row["val acc"] for row in acc_rows}
 q, f, w = (acc[k] for k in ("QLoRA: NF4 base (DQ) + LoRA, trained", "fp32 LoRA, same setting, trained",
                             "the QLoRA adapter, on the fp32 base"))
-print(f"- Validation accuracy before training: fp32 base {acc['fp32 base, untrained']:.3f}, NF4 base "
-      f"{acc['NF4 base (DQ), untrained']:.3f}. After LoRA: {q:.3f} on the NF4 base, {f:.3f} on the fp32 base "
-      f"({round((q - f) * len(task.val)):+d} rows); QLoRA's adapter moved onto the fp32 base: {w:.3f} "
-      f"({round((w - f) * len(task.val)):+d} rows against fp32 LoRA). Training loss {rows['QLoRA']['train loss']:.4f} "
-      f"vs {fp32_lora['train loss']:.4f}, validation loss {rows['QLoRA']['val loss']:.3f} vs {fp32_lora['val loss']:.3f}.")
+print("- " + _("Validation accuracy before training: fp32 base {fp32:.3f}, NF4 base {nf4:.3f}. After LoRA: {q:.3f} on "
+               "the NF4 base, {f:.3f} on the fp32 base ({q_rows:+d} rows); QLoRA's adapter moved onto the fp32 base: "
+               "{w:.3f} ({w_rows:+d} rows against fp32 LoRA). Training loss {q_train:.4f} vs {f_train:.4f}, validation "
+               "loss {q_val:.3f} vs {f_val:.3f}.").format(
+    fp32=acc["fp32 base, untrained"], nf4=acc["NF4 base (DQ), untrained"], q=q, f=f,
+    q_rows=round((q - f) * len(task.val)), w=w, w_rows=round((w - f) * len(task.val)),
+    q_train=rows["QLoRA"]["train loss"], f_train=fp32_lora["train loss"], q_val=rows["QLoRA"]["val loss"],
+    f_val=fp32_lora["val loss"]))
 
 # %% [markdown]
 # How to read it:
@@ -448,33 +599,37 @@ print(f"- Validation accuracy before training: fp32 base {acc['fp32 base, untrai
 #   Table 3) and on LLaMA 7B–65B (MMLU, its Table 4); here LoRA adapts q and v of a far smaller
 #   model.
 
-# %% [markdown]
-# ## 小结
+# %% [markdown] lang="zh"
+# 怎样读这些结果：
 #
-# 下面每句话里的数字都由代码从上面的结果打印。
-
-# %%
-print(f"- 文章之外的四种方法里,BitFit、(IA)³、QLoRA 都早于文章,只有 DoRA 在它之后。同样的步数和数据顺序下,"
-      f"验证集准确率:LoRA {ref['val acc']:.3f}," + ",".join(f"{n} {rows[n]['val acc']:.3f}"
-                                                for n in ("BitFit", "(IA)³", "DoRA", "QLoRA")) + "(只有一个种子,差几行是噪声)。")
-print(f"- BitFit 只训练偏置:b_k 的梯度只有舍入误差({grad['k_proj']:.1e}),但 AdamW 按 g/(g + ε) 放大,它仍然动了;"
-      f"动得最多的是 {moved[0]['bias of']}。")
-print(f"- DoRA 把每一行拆成长度和方向:对每一行,log ΔM 与 log ΔD 的相关系数 DoRA 为 {corr['DoRA']:+.2f},"
-      f"LoRA 为 {corr['LoRA']:+.2f}。")
-print(f"- NF4 的 16 个取值是正态分布的分位数,正好密集在权重集中的地方;双重量化后 Linear 权重只占 fp32 的 "
-      f"{dq['÷ fp32']:.3f} 倍,QLoRA 训练后验证集准确率 {q:.3f},同样设置的 fp32 LoRA 为 {f:.3f}。")
+# - **向量还是矩阵。** BitFit 和 (IA)³ 只训练向量（偏置；缩放系数），所以它们的适配器在表中最小；
+#   LoRA 和 DoRA 训练的是矩阵。把每个准确率之差换算成它相当于验证集上的几行来读（上面已经打印）：
+#   只有一个随机种子时，差几行就是噪声。
+# - **DoRA** 就是 LoRA 再给 W 的每一行加一个长度。ΔM 和 ΔD 说明它有没有利用这份自由，以不同于 LoRA 的
+#   方式去改变长度和方向；论文报告说，LoRA 对长度和方向的改变总是一起增大，而 DoRA（以及全量微调）不是这样。
+# - **QLoRA** 的一行里混着两种影响：W 的舍入（未训练的两行 NF4 与 fp32 基座模型相比），以及在舍入后的 W
+#   上训练 LoRA（QLoRA 与 fp32 LoRA 相比）。把 QLoRA 的适配器搬到 fp32 基座模型上，就能把两者分开：
+#   结果接近 fp32 LoRA，说明适配器学得一样好，损失来自它底下的舍入；结果接近 QLoRA，说明适配器本身就学得少了。
+#   训练损失则说明损失出现在哪里：验证集问的是训练集从未展示过的事实，这些只有基座模型的权重才能提供；
+#   所以，如果一次 QLoRA 运行在训练集上拟合得和 LoRA 一样好，在验证集上却得分更低，它丢掉的就是舍入后的 W
+#   原本记得的东西。论文的结论“NF4 加 LoRA 能追平 16 位微调”，是在每个 Linear 层上都加 LoRA 时测得的，
+#   模型是 RoBERTa-large（GLUE）、从 80M 参数起的 T5（Super-NaturalInstructions，论文表 3）以及
+#   LLaMA 7B–65B（MMLU，论文表 4）；而这里的 LoRA 只适配一个小得多的模型的 q 和 v。
 
 # %% [markdown]
-# ## Exercises · 练习
+# ## Exercises
 #
 # The coding exercise's skeleton is `exercises/11_nf4.py`; write the function bodies, then run `minituner check 11_nf4` (add `--lang zh` for Chinese). Solutions are in `exercises/solutions/`: try first.
 #
 # 1. **Code: `nf4_roundtrip`.** Quantise a weight to NF4 in blocks of 64 (absmax scale per block, nearest code) and dequantise it.
 # 2. **Count.** Write in closed form the trainable parameters of BitFit (biases only) and of IA³ (one vector per scaled activation); check them against the models' own counts.
 # 3. **Predict, then measure.** QLoRA trains LoRA over a 4-bit base: how much does the base's rounding error cost in test accuracy against LoRA over the float base?
+
+# %% [markdown] lang="zh"
+# ## 练习
 #
 # 编程题的骨架在 `exercises/11_nf4.py`：写好函数体后运行 `minituner check 11_nf4 --lang zh`，检查器会指出哪个用例出错、期望值与实际值。参考答案在 `exercises/solutions/`，请先自己尝试。
 #
-# 1. **编程：`nf4_roundtrip`。** 把权重按每 64 个一块量化为 NF4（每块一个 absmax 缩放，取最近的码值），再反量化。
-# 2. **计数。** 写出 BitFit（只训练偏置）和 IA³（每个被缩放的激活一个向量）可训练参数量的闭式公式，并与模型自己的计数核对。
-# 3. **先预测再测量。** QLoRA 在 4 比特的基座上训练 LoRA：与在浮点基座上的 LoRA 相比，基座的舍入误差让测试准确率损失多少？
+# 1. **编程：`nf4_roundtrip`。** 把权重按每 64 个一块量化为 NF4（每块一个 absmax 缩放系数，取最近的码值），再反量化回来。
+# 2. **计数。** 写出 BitFit（只训练偏置）和 (IA)³（每个被缩放的激活值一个向量）可训练参数量的闭式公式，并与模型自己的计数核对。
+# 3. **先预测，再测量。** QLoRA 在 4 比特的基座模型上训练 LoRA：与在浮点基座模型上训练的 LoRA 相比，基座模型的舍入误差会让测试集准确率损失多少？

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from ..data import TASKS, make_fact_probe, make_task
 from ..device import check_device
 from ..files import read_json
 from ..functional import fused
+from ..i18n import _, speaking
 from ..jobs import default_jobs, run_all
 from ..memory import measure_step
 from ..methods import FullConfig, FullModel, Method, get_peft_model, ordered
@@ -67,6 +69,27 @@ def row(key: str) -> Method:
     if key not in by_key:
         raise ValueError(f"unknown method {key!r}; the methods are {', '.join(by_key)}")
     return by_key[key]
+
+
+def padded(label: str, width: int = 28) -> str:
+    """A method's label in the run's language, padded for a progress line: the English label by characters
+    (as `minituner compare` has always printed it), a translation by the columns a terminal gives it (two
+    for a Chinese character), so that the columns after it line up."""
+    shown = _(label)
+    if shown == label:
+        return f"{label:{width}s}"
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in shown)
+    return shown + " " * max(1, width - columns)
+
+
+def setting_text(r: dict) -> str:
+    """A comparison row's setting (Method.describe's words, e.g. "all trainable, lr=0.0003") as the run's
+    language shows it: the method's note through the catalogue, the values as they are."""
+    note = row(r["key"]).note
+    if not note or note not in r["setting"]:
+        return r["setting"]
+    head, _sep, tail = r["setting"].rpartition(note)
+    return head + _(note) + tail
 
 
 def build(method: Method, base: GPT, setting: dict, seed: int):
@@ -102,7 +125,7 @@ def run(method: Method, setting: dict, base: GPT, data, seed: int, device: str =
     model = build(method, base, setting, seed)
     hist = train(model, data, steps=steps or STEPS[data.name], lr=setting["lr"], batch_size=batch_size,
                  seed=seed, device=device, eval_every=EVAL_EVERY, patience=PATIENCE, progress=progress)
-    _, loss, accuracy = max(hist.val, key=best_score)  # the weights train() restored: no second evaluation
+    _step, loss, accuracy = max(hist.val, key=best_score)  # the weights train() restored: no second evaluation
     return model, hist, {"loss": loss, "accuracy": accuracy}
 
 
@@ -179,8 +202,9 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
     def report(i, r):
         if progress:
             m, s = settings[i]
-            print(f"{m.label:28s} {m.describe(s):38s} val acc {r['val acc']:.3f} val loss {r['val loss']:.4f}",
-                  flush=True)
+            words = setting_text({"key": m.key, "setting": m.describe(s)})
+            print(f"{padded(m.label)} {words:38s} "
+                  + _("val acc {acc:.3f} val loss {loss:.4f}").format(acc=r["val acc"], loss=r["val loss"]), flush=True)
 
     results = run_all(job, [(task, m.key, s, seed, steps, device, False) for m, s in settings],
                       jobs or default_jobs(), report)
@@ -191,15 +215,17 @@ def sweep(task: str = "classify", seed: int = 0, device: str = "cpu", out="runs/
         key = best_score((r["best step"], r["val loss"], r["val acc"]))  # the order train() stops by
         if m.key not in best or key > best[m.key][0]:
             best[m.key] = (key, s, len(table) - 1)
-    chosen = {k: s for k, (_, s, _) in best.items()}
-    for _, _, i in best.values():
+    chosen = {k: s for k, (_key, s, _i) in best.items()}
+    for _key, _s, i in best.values():
         table[i]["chosen"] = "✓"
     header = (f"Sweep on `{task}`: every setting trained once (seed {seed}, at most {steps} steps of batch {BATCH}, "
               f"validation every {EVAL_EVERY} steps, patience {PATIENCE}, keeping the best validation accuracy); "
               f"chosen (✓): the best validation accuracy, ties broken by the lower validation loss. The test "
               f"split is not used. train s: one thread per run, runs side by side.\n\n")
     cols = ["method", "setting", "val acc", "val loss", "best step", "train s", "chosen"]
-    atomic_write(out / f"sweep_{task}.md", lambda tmp: Path(tmp).write_text(header + markdown_table(table, cols) + "\n"))
+    with speaking("en"):  # the sweep's record, in English whatever the run speaks
+        body = markdown_table(table, cols)
+    atomic_write(out / f"sweep_{task}.md", lambda tmp: Path(tmp).write_text(header + body + "\n"))
     merged = selected_settings(out / "selected.json") if (out / "selected.json").exists() else {}
     merged[task] = merged.get(task, {}) | chosen
     atomic_write(out / "selected.json", lambda tmp: Path(tmp).write_text(json.dumps(merged, indent=2) + "\n"))
@@ -230,9 +256,11 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
 
     def report(i, r):
         if progress:
-            print(f"{row(calls[i][1]).label:28s} seed {calls[i][3]}: val acc {r['val acc']:.3f}  "
-                  f"test acc {r['test acc']:.3f}  " + (f"forgetting {r['forgetting']:.3f}  " if "forgetting" in r else "")
-                  + f"({r['train s']:.1f} s)", flush=True)
+            line = _("{method} seed {seed}: val acc {val:.3f}  test acc {test:.3f}").format(
+                method=padded(row(calls[i][1]).label), seed=calls[i][3], val=r["val acc"], test=r["test acc"])
+            if "forgetting" in r:
+                line += "  " + _("forgetting {forgetting:.3f}").format(forgetting=r["forgetting"])
+            print(line + "  " + _("({seconds:.1f} s)").format(seconds=r["train s"]), flush=True)
 
     results = run_all(job, calls, jobs or default_jobs(), report)
     table, curves = [], {}
@@ -246,7 +274,7 @@ def compare(task: str = "classify", seeds: int = 1, seed: int = 0, device: str =
                       "trainable %": 100 * runs[0]["trainable"] / runs[0]["total"], **aggregate(runs, cols),
                       "step memory bytes": runs[0]["step memory bytes"],
                       "runs": [{k: r[k] for k in cols} for r in runs]})
-        curves[method.label.split(" (")[0]] = [r["curve"] for r in runs]  # English labels: no CJK font needed
+        curves[method.label] = [r["curve"] for r in runs]  # figures.method_name shows it
     meta = {"task": task, "seeds": seeds, "seed": seed, "device": device, "steps": steps, "base": base_scores(task)}
     write_task(table, meta, out, {"batch": BATCH, "eval_every": EVAL_EVERY, "patience": PATIENCE})
     plot_compare(table, curves, meta, out)

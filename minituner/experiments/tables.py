@@ -4,7 +4,9 @@ results.json, never typed.
 
 The README (and README.zh-CN) hold the summary between two markers; ``minituner compare --task all
 --seeds 3 --out docs/compare --update-readme`` rewrites it, and tests/test_docs.py fails when the
-block differs from what docs/compare/*/results.json give.
+block differs from what docs/compare/*/results.json give. Each README's block is in its README's language
+(README.zh-CN's captions, headers and method names are messages of minituner/locale/zh/experiments.po,
+looked up whatever language the run speaks); table.md and results.md are English.
 """
 
 from __future__ import annotations
@@ -16,18 +18,16 @@ from pathlib import Path
 from ..checkpoint import atomic_write
 from ..data import TASKS
 from ..files import read_json
+from ..i18n import speaking, translate
 from ..report import markdown_table
 from .aggregate import pm
 from .relabel import RELABEL_COLS
 
 BEGIN, END = "<!-- results: generated from docs/compare/*/results.json", "<!-- /results -->"
-HEADERS = {"en": ("method", "trainable % (classify)"), "zh": ("方法", "可训练参数占比 %(classify)")}
-CAPTIONS = {"en": ("Test accuracy, mean ± std over the seeds:",
-                   "Forgetting: the base's fact-probe accuracy minus the fine-tuned model's (adapter active), "
-                   "mean ± std over the seeds; lower forgets less:"),
-            "zh": ("测试集准确率(多个种子的均值 ± 标准差):",
-                   "遗忘:基座模型在事实探针上的准确率减去微调后模型(启用适配器)的准确率,多个种子的均值 ± 标准差;"
-                   "越低,忘得越少:")}
+# the summary's captions, messages of the catalogue (minituner/locale/zh/experiments.po) like its headers
+CAPTIONS = ("Test accuracy, mean ± std over the seeds:",
+            "Forgetting: the base's fact-probe accuracy minus the fine-tuned model's (adapter active), "
+            "mean ± std over the seeds; lower forgets less:")
 
 
 def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
@@ -47,12 +47,13 @@ def write_task(rows: list[dict], meta: dict, out: Path, budget: dict) -> None:
               ". forgetting: the base's fact-probe accuracy "
               f"({meta['base']['probe acc']:.3f}) minus the fine-tuned model's, adapter active. "
               "train s: one thread per run, runs side by side.\n\n")
-    body = markdown_table(table)
-    if meta["task"] == "relabel":
-        swap = [{"method": r["method"], **{c: pm(r, c, seeds) for c in RELABEL_COLS}} for r in rows]
-        body += ("\n\nWhere the swap landed (accuracy; seen: the cat/dog descriptions of the training split; "
-                 "unseen: the test split's cat/dog rows, with the new name or still the old one; others: the "
-                 "other animals' test rows, whose labels did not change):\n\n" + markdown_table(swap))
+    with speaking("en"):  # table.md is the comparison's record, in English whatever the run speaks
+        body = markdown_table(table)
+        if meta["task"] == "relabel":
+            swap = [{"method": r["method"], **{c: pm(r, c, seeds) for c in RELABEL_COLS}} for r in rows]
+            body += ("\n\nWhere the swap landed (accuracy; seen: the cat/dog descriptions of the training split; "
+                     "unseen: the test split's cat/dog rows, with the new name or still the old one; others: the "
+                     "other animals' test rows, whose labels did not change):\n\n" + markdown_table(swap))
     atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(header + body + "\n"))
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(
         json.dumps({**meta, "rows": rows}, indent=1, default=float) + "\n"))
@@ -66,23 +67,24 @@ def load_results(out) -> dict[str, dict]:
 
 def summary(out, lang: str = "en", col: str = "test acc") -> str:
     """col ("test acc" or "forgetting") by method and task (mean ± std over the seeds), from
-    out/<task>/results.json; a method without the column (from scratch has no forgetting) is left out."""
+    out/<task>/results.json, in language lang (headers and method names through the catalogue); a method
+    without the column (from scratch has no forgetting) is left out."""
     results = load_results(out)
     if not results:
         raise FileNotFoundError(f"no <task>/results.json under {out}; run `minituner compare --task all --out {out}`")
     first = next(iter(results.values()))
-    method, share = HEADERS[lang]
     rows = []
     for i, r in enumerate(first["rows"]):
         if col in r:
-            rows.append({method: r["method"], share: r["trainable %"],
+            rows.append({"method": r["method"], "trainable % (classify)": r["trainable %"],
                          **{f"`{t}`": pm(res["rows"][i], col, res["seeds"]) for t, res in results.items()}})
-    return markdown_table(rows)
+    with speaking(lang):
+        return markdown_table(rows)
 
 
 def summaries(out, lang: str = "en") -> str:
-    """Test accuracy, then forgetting, each under its caption."""
-    accuracy, forgetting = CAPTIONS[lang]
+    """Test accuracy, then forgetting, each under its caption, in language lang."""
+    accuracy, forgetting = (translate(c, lang) for c in CAPTIONS)
     return f"{accuracy}\n\n{summary(out, lang)}\n\n{forgetting}\n\n{summary(out, lang, 'forgetting')}"
 
 

@@ -12,6 +12,12 @@ the committed notebooks (each code cell's recorded start and end, full preset) a
 docs/lesson_times.json (each lesson run once as a script at --smoke, by
 ``python -m minituner.docs --time-lessons``). Nothing here is timed when a page is rendered: a time is
 measured once by the command that writes its data, and only read here.
+
+Each page is rendered in English and in Chinese by the same code: docs/zh/memory.md whole, and in
+docs/zh/teaching.md the block of lesson times (erratum 8's Chinese block is in docs/errata.md itself). The
+prose is written in English here and looked up in the message catalogue (minituner.i18n; its Chinese is in
+minituner/locale/zh/docs.po), so both languages carry the same numbers. The other pages of docs/zh/ are
+written by hand: tests/test_docs.py keeps their headings those of the English page.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .i18n import speaking, translate
 from .memory import (
     FACTORY_RUN,
     FACTORY_SETTINGS,
@@ -47,17 +54,23 @@ def gb(v: float, digits: int = 1) -> str:
     return f"{v / 1e9:,.{digits}f}"
 
 
-def memory_page() -> str:
-    """docs/memory.md, every number computed here."""
+def memory_page(lang: str = "en") -> str:
+    """docs/memory.md (lang "en") or docs/zh/memory.md ("zh"), every number computed here; the prose is
+    English in the code and Chinese in the catalogue (minituner/locale/zh/docs.po)."""
+    with speaking(lang):
+        return _memory_page(lambda message: translate(message, lang))  # gettext: the message in lang
+
+
+def _memory_page(gettext) -> str:
     b7 = llama_shape(7e9)
     rows = compare_with_llama_factory()
     by = {(r["LLaMA-Factory row"], r["size"]): r for r in rows}
     full_row, pure_row, lora_row = list(FACTORY_SETTINGS)[:3]
     peft_rows = [label for label, (kind, _, _) in FACTORY_SETTINGS.items() if kind != "full"]
     rule_rows = [{"LLaMA-Factory row": label, "its rule (x billion parameters)": LLAMA_FACTORY[label]["x B"],
-                  **{f"rule at {size}": f"{llama_factory_rule(label, float(size[:-1]) * 1e9):g}"
+                  **{gettext("rule at {size}").format(size=size): f"{llama_factory_rule(label, float(size[:-1]) * 1e9):g}"
                      for size in ("7B", "70B")},
-                  **{f"table at {size}": LLAMA_FACTORY[label][size] for size in ("7B", "70B")}}
+                  **{gettext("table at {size}").format(size=size): LLAMA_FACTORY[label][size] for size in ("7B", "70B")}}
                  for label in FACTORY_SETTINGS]
     lora7 = estimate_memory(7e9, "lora", **FACTORY_RUN)
     adapters = lora7.total - lora7.activations - 2 * b7.n_params()  # all but the frozen 16-bit weights
@@ -74,82 +87,97 @@ def memory_page() -> str:
     six = [{"6B model": name, "estimate GB": round(e.total / 1e9, 1), "> 20 GB": "yes" if e.total > 20e9 else "no"}
            for name, e in est6.items()]
     mixed = est6["full, mixed precision"]
-    return f"""# How much memory fine-tuning needs: minituner's estimator beside LLaMA-Factory's table
+    run = {"batch": FACTORY_RUN["batch_size"], "seq": FACTORY_RUN["seq_len"], "n_layer": b7.n_layer}
+    page = [
+        gettext("# How much memory fine-tuning needs: minituner's estimator beside LLaMA-Factory's table"),
+        gettext("<!-- Rendered by `python -m minituner.docs` from minituner/memory.py; a test fails when this page "
+          "differs. -->"),
+        gettext("`minituner memory --params 7e9 --method lora --r 8 --bits 16` (and `minituner.memory.estimate_memory`)\n"
+          "counts the four things one AdamW training step holds — weights, gradients, optimizer state,\n"
+          "activations — from first principles. The formulas are in the docstring of `minituner/memory.py`;\n"
+          "every number on this page is computed by `minituner/docs.py` from it."),
+        gettext("## 1. Checked against a measured step at minituner's size"),
+        gettext("At the shipped base's size ({n_params} parameters, a batch of the `classify`\n"
+          "task) the estimate of weights, gradients and AdamW's moments equals the measured bytes exactly, and\n"
+          "the activation count (op by op: what autograd saves for each method, a frozen linear keeping nothing\n"
+          "for its weight, nothing kept below the lowest trainable tensor) agrees with the bytes the saved-tensor\n"
+          "hooks see, for full fine-tuning, freezing, LoRA (q,v and all six matrices), prompt tuning and\n"
+          "P-Tuning v2, within the tolerance `tests/test_memory.py` asserts. Lesson 10 makes the same comparison\n"
+          "at GPT-2 small's size.").format(n_params=f"{gpt_shape(GPTConfig()).n_params():,}"),
+        gettext("## 2. Beside LLaMA-Factory's table"),
+        gettext("LLaMA-Factory's README (\"Hardware Requirement\", *estimated*; hiyouga/LLaMA-Factory, README.md\n"
+          "at commit 00409ff28a30f48d13b808029d37861423673a4a) gives GB per model size, and beside it a rule\n"
+          "for x billion parameters. `minituner.memory.LLAMA_FACTORY` holds both, once; `minituner memory`\n"
+          "and this page quote them from there. The estimator runs at LLaMA-Factory's usual settings: a\n"
+          "LLaMA-shaped model (at 7e9 exactly LLaMA-7B: {n_layer} blocks of width {n_embd}, SwiGLU\n"
+          "{mlp_hidden}, {n_params} parameters), batch {batch} × {seq}\n"
+          "tokens, gradient checkpointing, AdamW, LoRA r = 8 on q_proj and v_proj. GB = 10⁹ bytes.\n"
+          "(`memory.compare_with_llama_factory()`.)").format(
+            n_embd=b7.n_embd, mlp_hidden=f"{b7.mlp_hidden:,}", n_params=f"{b7.n_params():,}", **run),
+        markdown_table(rows),
+        gettext("The README's rule and its table are two different things: the table's cells are not the rule\n"
+          "applied to the name of the size."),
+        markdown_table(rule_rows),
+        gettext("Where they agree, and why they differ:"),
+        "\n".join([
+            gettext("- **Full fine-tuning: the bytes per parameter agree.** The README's rule is\n"
+              "  {rule_full} GB for x billion parameters in mixed precision and\n"
+              "  {rule_pure} in pure bf16; the estimator's bytes per trainable parameter are the\n"
+              "  same 18 (fp32 weight 4, its 16-bit working copy 2, fp32 gradient 4, AdamW m and v 8) and 8 "
+              "(2 + 2 + 4).\n"
+              "  The estimator counts a shape, not a name: {p7:.2f}B parameters at 7B,\n"
+              "  {p30:.1f}B for the d = 128·L shape nearest 30B, {p70:.1f}B for a 70B shape\n"
+              "  without grouped-query attention.").format(
+                rule_full=LLAMA_FACTORY[full_row]["x B"], rule_pure=LLAMA_FACTORY[pure_row]["x B"],
+                p7=sizes["7B"] / 1e9, p30=sizes["30B"] / 1e9, p70=sizes["70B"] / 1e9),
+            gettext("- **The PEFT rows: the README's rule is the frozen weights alone.** Its\n"
+              "  {rules} is the frozen weights at that\n"
+              "  precision, for the nominal size; the estimator adds the adapters ({lora_m:.1f}M parameters\n"
+              "  for LoRA r=8 on q,v at 7B: {lora_mb:.0f} MB with\n"
+              "  their gradients and moments) and the activations ({activations} GB with checkpointing), but\n"
+              "  counts {p7:.2f}B, not 7B, and keeps the embeddings and norms at 16 bits under QLoRA.\n"
+              "  The table is above both; at 7B it is {left}: what a real run adds that no count of tensors "
+              "sees (the\n"
+              "  CUDA context, the caching allocator's spare blocks, kernels' workspaces), and longer sequences "
+              "or batches.").format(
+                rules=gettext(", ").join(LLAMA_FACTORY[label]["x B"] for label in peft_rows),
+                lora_m=lora7.trainable / 1e6, lora_mb=adapters / 1e6, activations=gb(lora7.activations, 2),
+                p7=b7.n_params() / 1e9,
+                left=gettext("; ").join(gettext("{gb:.1f} GB above the estimate ({row})").format(gb=v, row=gettext(k))
+                                  for k, v in left.items())),
+            gettext("- **Activations are small here because of LLaMA-Factory's defaults.** Without gradient "
+              "checkpointing,\n"
+              "  full fine-tuning of LLaMA-7B at batch {batch} × {seq} keeps\n"
+              "  {without} GB of activations (and the count grows with batch × tokens, and with tokens²\n"
+              "  for the attention scores an eager implementation keeps); with it, {with_} GB.").format(
+                without=gb(full_no.activations, 2), with_=gb(full_ckpt.activations, 2), **run),
+            gettext("- **Freeze shares LoRA's row in LLaMA-Factory**, but its cost depends on how many layers train:\n"
+              "  the top 2 of {n_layer} blocks train 2 × {block_m:.0f}M parameters, each holding 16 bytes more "
+              "than\n"
+              "  a frozen 16-bit weight (an fp32 master copy 4, its gradient 4, m and v 8): {extra} GB at 7B\n"
+              "  (`minituner memory --method freeze --trainable-layers 2`: {total} GB without "
+              "checkpointing).").format(
+                block_m=block / 1e6, extra=gb(2 * block * 16), total=gb(freeze_no.total), **run),
+        ]),
+        gettext("## 3. The article's \"more than 20 GB\" (§5.2)"),
+        gettext("The article says fine-tuning a model like ChatGLM-6B or LLaMA needs \"more than 20 GB\" of GPU\n"
+          "memory. For a 6B LLaMA-shaped model ({p6:.2f}B parameters), batch\n"
+          "{batch} × {seq}, checkpointing:").format(p6=b6.n_params() / 1e9, **run),
+        markdown_table(six),
+        gettext("So the claim holds for full fine-tuning, but understates it {fold:.1f}-fold: AdamW's state\n"
+          "alone (8 bytes per parameter) is {adamw_state} GB at 6B. The 20 GB the article names is what a\n"
+          "*parameter-efficient* method needs on a 16-bit base with room for longer sequences — which is the\n"
+          "article's point about why PEFT exists, made with the wrong row.").format(
+            fold=mixed.total / 20e9, adamw_state=gb(mixed.optimizer, 0)),
+    ]
+    return "\n\n".join(page) + "\n"
 
-<!-- Rendered by `python -m minituner.docs` from minituner/memory.py; a test fails when this page differs. -->
 
-`minituner memory --params 7e9 --method lora --r 8 --bits 16` (and `minituner.memory.estimate_memory`)
-counts the four things one AdamW training step holds — weights, gradients, optimizer state,
-activations — from first principles. The formulas are in the docstring of `minituner/memory.py`;
-every number on this page is computed by `minituner/docs.py` from it.
-
-## 1. Checked against a measured step at minituner's size
-
-At the shipped base's size ({gpt_shape(GPTConfig()).n_params():,} parameters, a batch of the `classify`
-task) the estimate of weights, gradients and AdamW's moments equals the measured bytes exactly, and
-the activation count (op by op: what autograd saves for each method, a frozen linear keeping nothing
-for its weight, nothing kept below the lowest trainable tensor) agrees with the bytes the saved-tensor
-hooks see, for full fine-tuning, freezing, LoRA (q,v and all six matrices), prompt tuning and
-P-Tuning v2, within the tolerance `tests/test_memory.py` asserts. Lesson 10 makes the same comparison
-at GPT-2 small's size.
-
-## 2. Beside LLaMA-Factory's table
-
-LLaMA-Factory's README ("Hardware Requirement", *estimated*; hiyouga/LLaMA-Factory, README.md
-at commit 00409ff28a30f48d13b808029d37861423673a4a) gives GB per model size, and beside it a rule
-for x billion parameters. `minituner.memory.LLAMA_FACTORY` holds both, once; `minituner memory`
-and this page quote them from there. The estimator runs at LLaMA-Factory's usual settings: a
-LLaMA-shaped model (at 7e9 exactly LLaMA-7B: {b7.n_layer} blocks of width {b7.n_embd}, SwiGLU
-{b7.mlp_hidden:,}, {b7.n_params():,} parameters), batch {FACTORY_RUN['batch_size']} × {FACTORY_RUN['seq_len']}
-tokens, gradient checkpointing, AdamW, LoRA r = 8 on q_proj and v_proj. GB = 10⁹ bytes.
-(`memory.compare_with_llama_factory()`.)
-
-{markdown_table(rows)}
-
-The README's rule and its table are two different things: the table's cells are not the rule
-applied to the name of the size.
-
-{markdown_table(rule_rows)}
-
-Where they agree, and why they differ:
-
-- **Full fine-tuning: the bytes per parameter agree.** The README's rule is
-  {LLAMA_FACTORY[full_row]['x B']} GB for x billion parameters in mixed precision and
-  {LLAMA_FACTORY[pure_row]['x B']} in pure bf16; the estimator's bytes per trainable parameter are the
-  same 18 (fp32 weight 4, its 16-bit working copy 2, fp32 gradient 4, AdamW m and v 8) and 8 (2 + 2 + 4).
-  The estimator counts a shape, not a name: {sizes['7B'] / 1e9:.2f}B parameters at 7B,
-  {sizes['30B'] / 1e9:.1f}B for the d = 128·L shape nearest 30B, {sizes['70B'] / 1e9:.1f}B for a 70B shape
-  without grouped-query attention.
-- **The PEFT rows: the README's rule is the frozen weights alone.** Its
-  {', '.join(LLAMA_FACTORY[label]['x B'] for label in peft_rows)} is the frozen weights at that
-  precision, for the nominal size; the estimator adds the adapters ({lora7.trainable / 1e6:.1f}M parameters
-  for LoRA r=8 on q,v at 7B: {adapters / 1e6:.0f} MB with
-  their gradients and moments) and the activations ({gb(lora7.activations, 2)} GB with checkpointing), but
-  counts {b7.n_params() / 1e9:.2f}B, not 7B, and keeps the embeddings and norms at 16 bits under QLoRA.
-  The table is above both; at 7B it is {'; '.join(f'{v:.1f} GB above the estimate ({k})' for k, v in left.items())}: what a real run adds that no count of tensors sees (the
-  CUDA context, the caching allocator's spare blocks, kernels' workspaces), and longer sequences or batches.
-- **Activations are small here because of LLaMA-Factory's defaults.** Without gradient checkpointing,
-  full fine-tuning of LLaMA-7B at batch {FACTORY_RUN['batch_size']} × {FACTORY_RUN['seq_len']} keeps
-  {gb(full_no.activations, 2)} GB of activations (and the count grows with batch × tokens, and with tokens²
-  for the attention scores an eager implementation keeps); with it, {gb(full_ckpt.activations, 2)} GB.
-- **Freeze shares LoRA's row in LLaMA-Factory**, but its cost depends on how many layers train:
-  the top 2 of {b7.n_layer} blocks train 2 × {block / 1e6:.0f}M parameters, each holding 16 bytes more than
-  a frozen 16-bit weight (an fp32 master copy 4, its gradient 4, m and v 8): {gb(2 * block * 16)} GB at 7B
-  (`minituner memory --method freeze --trainable-layers 2`: {gb(freeze_no.total)} GB without checkpointing).
-
-## 3. The article's "more than 20 GB" (§5.2)
-
-The article says fine-tuning a model like ChatGLM-6B or LLaMA needs "more than 20 GB" of GPU
-memory. For a 6B LLaMA-shaped model ({b6.n_params() / 1e9:.2f}B parameters), batch
-{FACTORY_RUN['batch_size']} × {FACTORY_RUN['seq_len']}, checkpointing:
-
-{markdown_table(six)}
-
-So the claim holds for full fine-tuning, but understates it {mixed.total / 20e9:.1f}-fold: AdamW's state
-alone (8 bytes per parameter) is {gb(mixed.optimizer, 0)} GB at 6B. The 20 GB the article names is what a
-*parameter-efficient* method needs on a 16-bit base with room for longer sequences — which is the
-article's point about why PEFT exists, made with the wrong row.
-"""
+def _names(label: str, lang: str) -> str:
+    """A comparison row's method in `lang`: its label (results.json's "method"), or in Chinese the Chinese
+    name the label carries ("freeze (冻结)" -> "冻结"); a name without one ("LoRA", "(IA)³") stays."""
+    found = re.fullmatch(r".+ \(([^()]*[\u4e00-\u9fff][^()]*)\)", label)
+    return found.group(1) if lang == "zh" and found else label
 
 
 def erratum_8(lang: str) -> str:
@@ -162,22 +190,19 @@ def erratum_8(lang: str) -> str:
 
     def span(k):
         """(smallest, largest) of full's value over each method's, as "2.1× (freeze) … 204× (prompt)" parts."""
-        folds = sorted((full[k] / r[k], r["method"]) for r in peft)
+        folds = sorted((full[k] / r[k], _names(r["method"], lang)) for r in peft)
         return folds[0], folds[-1]
 
     (t_lo, t_lo_m), (t_hi, t_hi_m) = span("trainable params")
     (m_lo, m_lo_m), (m_hi, m_hi_m) = span("step memory bytes")
-    orders = f"{math.log10(t_lo):.1f}", f"{math.log10(t_hi):.1f}"
-    if lang == "zh":
-        return (f"- 它们说明([classify 的对比](compare/classify/table.md),{res['seeds']} 个随机种子):全量微调的"
-                f"可训练参数是各方法的 {t_lo:.1f} 倍({t_lo_m})到 {t_hi:.0f} 倍({t_hi_m}),即 {orders[0]} 到 "
-                f"{orders[1]} 个数量级,优化器状态也一样;而每一步的内存只是它们的 {m_lo:.1f} 倍({m_lo_m})到 "
-                f"{m_hi:.1f} 倍({m_hi_m}),因为要保存的激活值和整个冻结模型的前向计算都还在。")
-    return (f"- What they show, in [the classify comparison](compare/classify/table.md) ({res['seeds']} seeds): "
-            f"against full fine-tuning the trainable count falls {t_lo:.1f}× ({t_lo_m}) to {t_hi:.0f}× ({t_hi_m}), "
-            f"{orders[0]} to {orders[1]} orders of magnitude, and the optimizer state with it; a step's memory falls "
-            f"only {m_lo:.1f}× ({m_lo_m}) to {m_hi:.1f}× ({m_hi_m}), because the saved activations and the forward "
-            "pass through the whole frozen model remain.")
+    return translate(
+        "- What they show, in [the classify comparison](compare/classify/table.md) ({seeds} seeds): against full "
+        "fine-tuning the trainable count falls {t_lo:.1f}× ({t_lo_m}) to {t_hi:.0f}× ({t_hi_m}), {o_lo:.1f} to "
+        "{o_hi:.1f} orders of magnitude, and the optimizer state with it; a step's memory falls only "
+        "{m_lo:.1f}× ({m_lo_m}) to {m_hi:.1f}× ({m_hi_m}), because the saved activations and the forward pass "
+        "through the whole frozen model remain.", lang).format(
+        seeds=res["seeds"], t_lo=t_lo, t_lo_m=t_lo_m, t_hi=t_hi, t_hi_m=t_hi_m, o_lo=math.log10(t_lo),
+        o_hi=math.log10(t_hi), m_lo=m_lo, m_lo_m=m_lo_m, m_hi=m_hi, m_hi_m=m_hi_m)
 
 
 LESSON_TIMES = DOCS / "lesson_times.json"  # {"cores": N, "smoke seconds": {lesson: s}}, by --time-lessons
@@ -202,25 +227,31 @@ def time_lessons() -> None:
     LESSON_TIMES.write_text(json.dumps({"cores": os.cpu_count(), "smoke seconds": smoke}, indent=1) + "\n")
 
 
-def lesson_times() -> str:
+def lesson_times(lang: str = "en") -> str:
     """Each lesson's time at its full preset (its committed notebook) and at --smoke (lesson_times.json),
-    beside its coding exercises."""
+    beside its coding exercises, in `lang`."""
     from .exercises import EXERCISES
 
     data = json.loads(LESSON_TIMES.read_text())
     rows = []
-    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        rows.append({"lesson": nb.stem, "full preset, s (notebook)": f"{notebook_seconds(nb):.1f}",
-                     "--smoke, s (script)": f"{data['smoke seconds'][nb.stem]:.1f}",
-                     "coding exercises": ", ".join(f"`{k}`" for k in EXERCISES if k[:2] == nb.stem[:2])})
-    return (f"Measured on a {data['cores']}-core CPU: the full preset is the sum of the committed notebook's "
-            f"cell times (`minituner notebooks` records them), --smoke one run of the script "
-            f"(`python -m minituner.docs --time-lessons`).\n\n" + markdown_table(rows))
+    with speaking(lang):
+        for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            rows.append({"lesson": nb.stem, "full preset, s (notebook)": f"{notebook_seconds(nb):.1f}",
+                         "--smoke, s (script)": f"{data['smoke seconds'][nb.stem]:.1f}",
+                         "coding exercises": translate(", ", lang).join(
+                             f"`{k}`" for k in EXERCISES if k[:2] == nb.stem[:2])})
+        table = markdown_table(rows)
+    return translate("Measured on a {cores}-core CPU: the full preset is the sum of the committed notebook's "
+                     "cell times (`minituner notebooks` records them), --smoke one run of the script "
+                     "(`python -m minituner.docs --time-lessons`).", lang).format(cores=data["cores"]) + "\n\n" + table
 
 
+# Every page of docs/ named here has its Chinese version, docs/zh/ under the same name (tests/test_docs.py).
+TRANSLATED = ("memory.md", "peft.md", "distributed.md", "benchmarks.md", "design.md", "teaching.md")
 BLOCKS = {"errata.md": {"erratum 8": lambda: erratum_8("en"), "勘误 8": lambda: erratum_8("zh")},
-          "teaching.md": {"lesson times": lesson_times}}
-PAGES = {"memory.md": memory_page}
+          "teaching.md": {"lesson times": lesson_times},
+          "zh/teaching.md": {"每课用时": lambda: lesson_times("zh")}}
+PAGES = {"memory.md": memory_page, "zh/memory.md": lambda: memory_page("zh")}
 
 
 def render_blocks(text: str, blocks: dict) -> str:
@@ -251,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if check:
             print(f"out of date: {path.relative_to(ROOT)} (run `python -m minituner.docs`)")
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(pages[path])
             print(f"wrote {path.relative_to(ROOT)}")
     return 1 if check and stale else 0

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md")),
+         *sorted((ROOT / "docs" / "zh").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -20,7 +21,7 @@ def anchors(page: Path) -> set[str]:
     return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, flags=re.M)}
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_relative_link_and_anchor_resolves(page):
     assert page.exists(), f"{page.relative_to(ROOT)} is missing"
     bad = []
@@ -95,3 +96,59 @@ def test_a_page_without_its_generated_block_is_refused():
         "a\n<!-- generated: x -->\nnew\n<!-- end: x -->\nb"
     with pytest.raises(ValueError, match="no block 'x'"):
         render_blocks("no markers here", {"x": lambda: "new"})
+
+
+# ---------------------------------------------------------------- docs/zh: the Chinese pages
+
+
+def test_every_translated_page_has_its_chinese_page_with_the_same_headings():
+    """docs/zh/X.md for each page minituner.docs.TRANSLATED names, and every docs/zh/X.md has the heading
+    levels of docs/X.md in the same order (the same count): a section added to one language is added to both."""
+    from minituner.docs import TRANSLATED
+
+    zh = ROOT / "docs" / "zh"
+    missing = [name for name in TRANSLATED if not (zh / name).exists()]
+    assert not missing, f"no Chinese page docs/zh/ for {missing}"
+    for page in sorted(zh.glob("*.md")):
+        english = ROOT / "docs" / page.name
+        assert english.exists(), f"docs/zh/{page.name} has no English page docs/{page.name}"
+        assert headings(page) == headings(english), \
+            f"docs/zh/{page.name}: heading levels {headings(page)}, docs/{page.name}: {headings(english)}"
+
+
+def test_a_generated_page_is_generated_in_both_languages():
+    """Where an English page of TRANSLATED is rendered (whole, or a block of it), its Chinese page is rendered
+    by the same code, and each committed docs/zh page equals its render."""
+    from minituner.docs import DOCS, TRANSLATED, rendered
+
+    pages = rendered()
+    for path in pages:
+        if path.parent == DOCS and path.name in TRANSLATED:
+            assert DOCS / "zh" / path.name in pages, f"docs/{path.name} is generated but docs/zh/{path.name} is not"
+    for page in sorted((DOCS / "zh").glob("*.md")):
+        if page in pages:
+            assert page.read_text() == pages[page], f"docs/zh/{page.name} is out of date: run `python -m minituner.docs`"
+
+
+def table_numbers(text: str) -> list[list[str]]:
+    """The numbers of each Markdown table row, in order (header and delimiter rows give none)."""
+    rows = [line for line in text.splitlines() if line.startswith("|") and not set(line) <= set("|-")]
+    return [re.findall(r"\d+(?:,\d{3})*(?:\.\d+)?", row) for row in rows]
+
+
+def test_the_chinese_memory_page_holds_the_english_pages_numbers():
+    """One generator, two languages: the tables of docs/zh/memory.md hold the numbers of docs/memory.md, and its
+    prose is the catalogue's (no English paragraph of the page is left in it)."""
+    from minituner.docs import memory_page
+
+    en, zh = memory_page("en"), memory_page("zh")
+    assert table_numbers(en) == table_numbers(zh)
+    left = [p[:60] for p in en.split("\n\n") if not p.startswith("|") and p in zh]
+    assert not left, f"English left in the Chinese page: {left}"
+    from minituner import i18n
+
+    try:  # each page in its own language, whatever the run speaks, and the run's choice put back after
+        i18n.set_language("zh")
+        assert memory_page("en") == en and i18n.language() == "zh"
+    finally:
+        i18n.set_language(None)

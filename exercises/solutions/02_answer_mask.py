@@ -1,4 +1,6 @@
 """Solution · Lesson 02 · 全量微调: the answer-only loss. Check: minituner check 02_answer_mask
+
+参考答案 · 第 02 课 · 全量微调：只在答案上计算的损失。检查：minituner check 02_answer_mask --lang zh
 """
 
 import torch
@@ -9,6 +11,12 @@ def answer_mask(n_prompt: int, n_answer: int) -> torch.Tensor:
 
     The model reads x = ids[:-1] and predicts y = ids[1:]; mask[t] = 1.0 where y[t] is an answer
     token, else 0.0. Returns a float tensor (n_prompt + n_answer - 1,).
+
+    一行样本的损失掩码，这一行的 token 是 ids = prompt (n_prompt) + answer (n_answer)，
+    即 n_prompt 个提示 token 后面接 n_answer 个答案 token。
+
+    模型读入 x = ids[:-1]，预测 y = ids[1:]；y[t] 是答案 token 时 mask[t] = 1.0，否则为 0.0。
+    返回一个浮点张量 (n_prompt + n_answer - 1,)。
     """
     return torch.tensor([0.0] * (n_prompt - 1) + [1.0] * n_answer)  # y[t] = ids[t + 1]
 
@@ -17,6 +25,10 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor)
     """loss = Σ_t m_t · (−log softmax(z_t)[y_t]) / Σ_t m_t (article §4 step 4).
 
     logits (B, T, V), targets (B, T) long, mask (B, T) of 0/1 -> a 0-d tensor.
+
+    loss = Σ_t m_t · (−log softmax(z_t)[y_t]) / Σ_t m_t（原文 §4 第 4 步）。
+
+    logits (B, T, V)，targets (B, T) long，mask (B, T)，元素为 0/1 -> 一个 0 维张量。
     """
     logp = torch.log_softmax(logits, dim=-1)  # (B, T, V)
     nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)

@@ -1,4 +1,6 @@
 """Solution · Lesson 04 · 提示微调: the soft prompt. Check: minituner check 04_soft_prompt
+
+参考答案 · 第 04 课 · 提示微调：软提示。检查：minituner check 04_soft_prompt --lang zh
 """
 
 import torch
@@ -8,11 +10,17 @@ def prepend_prompt(P: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """X′ = [P; X]: the same soft prompt before every row.
 
     P (k, C), X (B, T, C) -> (B, k + T, C).
+
+    X′ = [P; X]：在每一行前面拼上同一个软提示。
+
+    P (k, C)，X (B, T, C) -> (B, k + T, C)。
     """
     return torch.cat([P.expand(X.size(0), -1, -1), X], dim=1)  # (B, k + T, C)
 
 
 def prompt_params(n_virtual: int, d: int) -> int:
     """Trainable parameters of prompt tuning with n_virtual virtual tokens of width d.
+
+    提示微调的可训练参数个数：n_virtual 个虚拟 token，每个的宽度为 d。
     """
     return n_virtual * d

@@ -41,7 +41,7 @@ from .experiments import (
     rows,
     sweep,
 )
-from .experiments.protocol import EVAL_EVERY, PATIENCE
+from .experiments.protocol import EVAL_EVERY, PATIENCE, setting_text
 from .experiments.tables import update_readme
 from .gpt2 import load_any_base
 from .i18n import LANGUAGES, _
@@ -282,15 +282,18 @@ def cmd_compare(args) -> int:
     results = compare_all(**kw) if args.task == "all" else {args.task: compare(task=args.task, **kw)}
     cols = ["method", "setting", "trainable %", "val acc", "test acc", "test loss", "forgetting"]
     for task, table in results.items():
-        print(f"\n`{task}` (forgetting: the base's fact-probe accuracy minus the fine-tuned model's):")
-        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else r.get(c, "—")) for c in cols}
+        print("\n" + _("`{task}` (forgetting: the base's fact-probe accuracy minus the fine-tuned model's):").format(
+            task=task))
+        print(markdown_table([{c: (pm(r, c, args.seeds) if c + " std" in r else
+                                   setting_text(r) if c == "setting" else r.get(c, "—")) for c in cols}
                               for r in table], cols))
-    where = f"{args.out}/<task>/ and {args.out}/tasks.png" if args.task == "all" else f"{args.out}/"
-    print(f"\nfull tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png, forgetting.png)")
+    where = _("{out}/<task>/ and {out}/tasks.png").format(out=args.out) if args.task == "all" else f"{args.out}/"
+    print("\n" + _("full tables, figures and results.json in {where} (table.md, curves.png, tradeoff.png, "
+                   "forgetting.png)").format(where=where))
     if args.update_readme:
         for lang, path in readmes.items():
             update_readme(path, args.out, lang)
-        print("README.md and README.zh-CN.md: results block rewritten")
+        print(_("README.md and README.zh-CN.md: results block rewritten"))
     return 0
 
 

@@ -472,3 +472,21 @@ def test_speaking_chooses_a_language_for_a_block_only(clean_language):
     with pytest.raises(KeyError), i18n.speaking("zh"):
         raise KeyError
     assert i18n.language() == "en"
+
+
+@pytest.mark.parametrize("folder, shown", [("zh", "验证集准确率"), ("notebooks", "val acc")])
+def test_a_student_rerunning_a_chinese_notebook_in_jupyter_gets_chinese(tmp_path, folder, shown):
+    """A real kernel, started as Jupyter starts one: in the notebook's folder, with no language chosen in the
+    environment; the Chinese notebooks live in notebooks/zh/, so a kernel there speaks Chinese."""
+    import os
+
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from minituner.i18n import _, language\nprint(language(), _('val acc'))")])
+    (tmp_path / folder).mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in (i18n.ENV, "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG",
+                                                            "JPY_SESSION_NAME")}
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path / folder)}}
+                   ).execute(env=env)
+    assert nb.cells[0].outputs[0].text.strip().split(maxsplit=1) == ["zh" if folder == "zh" else "en", shown]

@@ -55,6 +55,15 @@ def chinese_share(text: str) -> float:
     return han / (han + words) if han + words else 1.0
 
 
+# "小了十倍" ("ten times smaller"): a calque Chinese readers stumble on (smaller by ten times what?); Chinese
+# says 为十分之一, 降为十分之一 or names the ratio the other way round (全量微调是它的 10 倍)
+TIMES_SMALLER = re.compile(r"(小|少|低|短|慢|轻|降低|减少|缩小)了?\s*(\{[^}]*\}|[0-9.]+|[一二两三四五六七八九十百千万]+)\s*倍")
+
+
+def calques(text: str) -> list[str]:
+    return [m.group(0) for m in TIMES_SMALLER.finditer(text)]
+
+
 def punctuation_faults(text: str) -> list[str]:
     text = prose(text)
     return [text[max(0, m.start() - 8): m.end() + 8] for m in ASCII_PUNCTUATION.finditer(text)]
@@ -163,6 +172,16 @@ def test_chinese_messages_are_punctuated_as_chinese():
     bad = [f"{path.relative_to(ROOT)}:{e['line']}: {fault!r}" for path, e in entries() for s in e["msgstr"]
            for fault in punctuation_faults(s)]
     assert not bad, "ASCII punctuation touching Chinese (use ，；：（）！？):\n" + "\n".join(bad)
+
+
+def test_chinese_messages_say_no_times_smaller():
+    bad = [f"{path.relative_to(ROOT)}:{e['line']}: {c}" for path, e in entries() for s in e["msgstr"] for c in calques(s)]
+    assert not bad, "write 为十分之一 (or turn the ratio round), not 小 N 倍:\n" + "\n".join(bad)
+
+
+def test_calques_are_found():
+    assert calques("学习率小了十倍；内存少 {ratio:.1f} 倍；慢 25 倍") == ["小了十倍", "少 {ratio:.1f} 倍", "慢 25 倍"]
+    assert not calques("学习率降为十分之一；全量微调是它的 25 倍")
 
 
 def test_punctuation_faults_are_found():
@@ -281,6 +300,7 @@ def test_the_chinese_prose_is_chinese_punctuated_and_speaks_the_glossary(path):
     assert share >= MIN_CHINESE, f"{path.name}: {share:.0%} of its Chinese cells' prose is Chinese"
     assert not punctuation_faults(text), f"{path.name}: ASCII punctuation in Chinese: {punctuation_faults(text)}"
     assert not glossary_faults(text), f"{path.name}:\n" + "\n".join(glossary_faults(text))
+    assert not calques(text), f"{path.name}: write 为十分之一 (or turn the ratio round): {calques(text)}"
 
 
 @pytest.mark.parametrize("page", ZH_PAGES, ids=[p.name for p in ZH_PAGES])
@@ -289,6 +309,7 @@ def test_the_chinese_pages_are_chinese_punctuated_and_speak_the_glossary(page):
     assert chinese_share(prose(text)) >= MIN_CHINESE, f"{page.name}: {chinese_share(prose(text)):.0%} Chinese"
     assert not punctuation_faults(text), f"{page.name}: ASCII punctuation in Chinese: {punctuation_faults(text)}"
     assert not glossary_faults(text), f"{page.name}:\n" + "\n".join(glossary_faults(text))
+    assert not calques(text), f"{page.name}: write 为十分之一 (or turn the ratio round): {calques(text)}"
 
 
 def test_chinese_messages_speak_the_glossary():

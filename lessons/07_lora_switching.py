@@ -277,7 +277,8 @@ for kind in ("prompt", "ptuning-v2"):
         minituner.train(m, tasks[name], steps=args.serve_steps, lr=hp["lr"], batch_size=args.batch_size,
                         seed=args.seed, progress=False)
         server.add(f"{name}-{kind}", m)
-        serve_rows.append({"adapter": f"{name}-{kind}", "setting": method.describe(hp), "steps": args.serve_steps})
+        serve_rows.append({"adapter": f"{name}-{kind}", "setting": cmp.setting_text({"key": kind, "setting": method.describe(hp)}),
+                           "steps": args.serve_steps})
 for name in TASKS:
     served[f"{name}-lora"] = minituner.PeftModel.from_pretrained(base, paths[name])
 show(markdown_table(serve_rows))

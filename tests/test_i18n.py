@@ -388,6 +388,35 @@ def test_the_chinese_notebook_prints_chinese(path):
     assert share >= MIN_CHINESE, f"{path.name}: {share:.0%} of what the Chinese notebook prints is Chinese"
 
 
+# English a Chinese notebook keeps on purpose, though the catalogue translates it where it is a column or a name
+KEPT_ENGLISH = {"trainable params": "PEFT's print_trainable_parameters line, word for word as PEFT prints it",
+                "who are you?": "the prompt of lesson 13's identity data, which is data, not prose",
+                "LoRA r": "in run names such as LoRA r=8, which Chinese writing keeps",
+                "‖ΔW‖/‖W‖": "a formula"}
+
+
+def leaked_names(text: str) -> list[str]:
+    """Messages of two words or more that the catalogue translates, found in English in `text`."""
+    return sorted(e["msgid"] for _, e in entries() if "{" not in e["msgid"] and e["msgid"] not in KEPT_ENGLISH
+                  and len(ENGLISH_WORD.findall(e["msgid"])) >= 2 and e["msgstr"][0] != e["msgid"]
+                  and re.search(rf"(?<![A-Za-z]){re.escape(e['msgid'])}(?![A-Za-z])", text))
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_the_chinese_notebook_shows_no_english_name_the_catalogue_translates(path):
+    """A run name, a column or a setting the catalogue has in Chinese never shows in English in a Chinese
+    notebook (an English name inside a Chinese sentence, a table cell the lesson forgot to translate)."""
+    nb = committed(path, "zh")
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
+                     for c in nb.cells for o in c.get("outputs", []) if o.get("name", "stdout") == "stdout")
+    assert not leaked_names(text), f"{path.name}: {leaked_names(text)}"
+
+
+def test_leaked_names_are_found():
+    assert leaked_names("| 实验 | full fine-tuning |") == ["full fine-tuning"]
+    assert not leaked_names("全量微调，trainable params: 4,096")
+
+
 def test_numbers_beside_skips_times_and_finds_a_changed_number():
     en = [["run", "val acc", "s"], ["lora", "0.5", "1.2"]]
     assert not numbers_beside(en, [["实验", "验证集准确率", "秒"], ["lora", "0.5", "9.9"]])

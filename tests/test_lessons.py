@@ -75,11 +75,20 @@ def test_lesson_runs_as_a_notebook_and_shows_each_section(path, lesson_notebook)
     assert pngs and all(p.stat().st_size > 1000 for p in pngs), f"{path.name} drew no figure into --out"
 
 
-def test_a_lesson_runs_as_a_script(monkeypatch, tmp_path, capsys):
-    path = LESSONS[0]
-    monkeypatch.setattr(sys, "argv", [str(path), "--smoke", "--out", str(tmp_path)])
-    runpy.run_path(str(path), run_name="__main__")
-    assert capsys.readouterr().out.strip() and list(tmp_path.rglob("*.png")), f"{path.name} showed nothing"
+def test_a_lesson_runs_as_a_script_in_the_language_it_is_told(monkeypatch, tmp_path, capsys):
+    """`python lessons/00_….py --smoke --lang zh` prints Chinese, `--lang en` English, the same numbers in both."""
+    import re
+
+    path, printed = LESSONS[0], {}
+    for lang in ("en", "zh"):
+        monkeypatch.setattr(sys, "argv", [str(path), "--smoke", "--out", str(tmp_path / lang), "--lang", lang])
+        runpy.run_path(str(path), run_name="__main__")
+        printed[lang] = capsys.readouterr().out
+        assert printed[lang].strip() and list((tmp_path / lang).rglob("*.png")), f"{path.name} showed nothing"
+    han = re.compile(r"[\u4e00-\u9fff]")
+    assert not han.search(printed["en"]) and len(han.findall(printed["zh"])) > 100
+    numbers = re.compile(r"\d+(?:,\d{3})*\.\d+(?:e[-+]\d+)?")  # measured values (decimals); counts may be reworded
+    assert sorted(numbers.findall(printed["en"])) == sorted(numbers.findall(printed["zh"]))
 
 
 def test_silent_cells_are_found():

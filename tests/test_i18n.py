@@ -540,3 +540,21 @@ def test_a_student_rerunning_a_chinese_notebook_in_jupyter_gets_chinese(tmp_path
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path / folder)}}
                    ).execute(env=env)
     assert nb.cells[0].outputs[0].text.strip().split(maxsplit=1) == ["zh" if folder == "zh" else "en", shown]
+
+
+def test_the_catalogue_reads_the_same_through_gnu_msgfmt():
+    """A differential test against the reference: GNU msgfmt --check accepts every .po file, and the
+    catalogue gettext reads from msgfmt's .mo is the one minituner compiles (every message, every plural).
+    .ci/run installs Debian's gettext, which has msgfmt."""
+    import gettext
+    import shutil
+    import subprocess
+
+    if shutil.which("msgfmt") is None:
+        pytest.skip("GNU gettext's msgfmt is not installed (Debian: apt-get install gettext; .ci/run installs it)")
+    for path in i18n.catalogue_files("zh"):
+        done = subprocess.run(["msgfmt", "--check", "-o", "-", str(path)], capture_output=True)
+        assert done.returncode == 0, f"{path.name}: {done.stderr.decode()}"
+        reference = gettext.GNUTranslations(io.BytesIO(done.stdout))._catalog
+        ours = gettext.GNUTranslations(io.BytesIO(i18n.compile_mo(i18n.read_po(path))))._catalog
+        assert {k: v for k, v in ours.items() if k != ""} == {k: v for k, v in reference.items() if k != ""}, path.name

@@ -32,7 +32,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .i18n import speaking, translate
+from .i18n import _, speaking, translate
 from .memory import (
     FACTORY_RUN,
     FACTORY_SETTINGS,
@@ -58,19 +58,19 @@ def memory_page(lang: str = "en") -> str:
     """docs/memory.md (lang "en") or docs/zh/memory.md ("zh"), every number computed here; the prose is
     English in the code and Chinese in the catalogue (minituner/locale/zh/docs.po)."""
     with speaking(lang):
-        return _memory_page(lambda message: translate(message, lang))  # gettext: the message in lang
+        return _memory_page()
 
 
-def _memory_page(gettext) -> str:
+def _memory_page() -> str:
     b7 = llama_shape(7e9)
     rows = compare_with_llama_factory()
     by = {(r["LLaMA-Factory row"], r["size"]): r for r in rows}
     full_row, pure_row, lora_row = list(FACTORY_SETTINGS)[:3]
     peft_rows = [label for label, (kind, _, _) in FACTORY_SETTINGS.items() if kind != "full"]
     rule_rows = [{"LLaMA-Factory row": label, "its rule (x billion parameters)": LLAMA_FACTORY[label]["x B"],
-                  **{gettext("rule at {size}").format(size=size): f"{llama_factory_rule(label, float(size[:-1]) * 1e9):g}"
+                  **{_("rule at {size}").format(size=size): f"{llama_factory_rule(label, float(size[:-1]) * 1e9):g}"
                      for size in ("7B", "70B")},
-                  **{gettext("table at {size}").format(size=size): LLAMA_FACTORY[label][size] for size in ("7B", "70B")}}
+                  **{_("table at {size}").format(size=size): LLAMA_FACTORY[label][size] for size in ("7B", "70B")}}
                  for label in FACTORY_SETTINGS]
     lora7 = estimate_memory(7e9, "lora", **FACTORY_RUN)
     adapters = lora7.total - lora7.activations - 2 * b7.n_params()  # all but the frozen 16-bit weights
@@ -89,23 +89,23 @@ def _memory_page(gettext) -> str:
     mixed = est6["full, mixed precision"]
     run = {"batch": FACTORY_RUN["batch_size"], "seq": FACTORY_RUN["seq_len"], "n_layer": b7.n_layer}
     page = [
-        gettext("# How much memory fine-tuning needs: minituner's estimator beside LLaMA-Factory's table"),
-        gettext("<!-- Rendered by `python -m minituner.docs` from minituner/memory.py; a test fails when this page "
+        _("# How much memory fine-tuning needs: minituner's estimator beside LLaMA-Factory's table"),
+        _("<!-- Rendered by `python -m minituner.docs` from minituner/memory.py; a test fails when this page "
           "differs. -->"),
-        gettext("`minituner memory --params 7e9 --method lora --r 8 --bits 16` (and `minituner.memory.estimate_memory`)\n"
+        _("`minituner memory --params 7e9 --method lora --r 8 --bits 16` (and `minituner.memory.estimate_memory`)\n"
           "counts the four things one AdamW training step holds — weights, gradients, optimizer state,\n"
           "activations — from first principles. The formulas are in the docstring of `minituner/memory.py`;\n"
           "every number on this page is computed by `minituner/docs.py` from it."),
-        gettext("## 1. Checked against a measured step at minituner's size"),
-        gettext("At the shipped base's size ({n_params} parameters, a batch of the `classify`\n"
+        _("## 1. Checked against a measured step at minituner's size"),
+        _("At the shipped base's size ({n_params} parameters, a batch of the `classify`\n"
           "task) the estimate of weights, gradients and AdamW's moments equals the measured bytes exactly, and\n"
           "the activation count (op by op: what autograd saves for each method, a frozen linear keeping nothing\n"
           "for its weight, nothing kept below the lowest trainable tensor) agrees with the bytes the saved-tensor\n"
           "hooks see, for full fine-tuning, freezing, LoRA (q,v and all six matrices), prompt tuning and\n"
           "P-Tuning v2, within the tolerance `tests/test_memory.py` asserts. Lesson 10 makes the same comparison\n"
           "at GPT-2 small's size.").format(n_params=f"{gpt_shape(GPTConfig()).n_params():,}"),
-        gettext("## 2. Beside LLaMA-Factory's table"),
-        gettext("LLaMA-Factory's README (\"Hardware Requirement\", *estimated*; hiyouga/LLaMA-Factory, README.md\n"
+        _("## 2. Beside LLaMA-Factory's table"),
+        _("LLaMA-Factory's README (\"Hardware Requirement\", *estimated*; hiyouga/LLaMA-Factory, README.md\n"
           "at commit 00409ff28a30f48d13b808029d37861423673a4a) gives GB per model size, and beside it a rule\n"
           "for x billion parameters. `minituner.memory.LLAMA_FACTORY` holds both, once; `minituner memory`\n"
           "and this page quote them from there. The estimator runs at LLaMA-Factory's usual settings: a\n"
@@ -115,12 +115,12 @@ def _memory_page(gettext) -> str:
           "(`memory.compare_with_llama_factory()`.)").format(
             n_embd=b7.n_embd, mlp_hidden=f"{b7.mlp_hidden:,}", n_params=f"{b7.n_params():,}", **run),
         markdown_table(rows),
-        gettext("The README's rule and its table are two different things: the table's cells are not the rule\n"
+        _("The README's rule and its table are two different things: the table's cells are not the rule\n"
           "applied to the name of the size."),
         markdown_table(rule_rows),
-        gettext("Where they agree, and why they differ:"),
+        _("Where they agree, and why they differ:"),
         "\n".join([
-            gettext("- **Full fine-tuning: the bytes per parameter agree.** The README's rule is\n"
+            _("- **Full fine-tuning: the bytes per parameter agree.** The README's rule is\n"
               "  {rule_full} GB for x billion parameters in mixed precision and\n"
               "  {rule_pure} in pure bf16; the estimator's bytes per trainable parameter are the\n"
               "  same 18 (fp32 weight 4, its 16-bit working copy 2, fp32 gradient 4, AdamW m and v 8) and 8 "
@@ -130,7 +130,7 @@ def _memory_page(gettext) -> str:
               "  without grouped-query attention.").format(
                 rule_full=LLAMA_FACTORY[full_row]["x B"], rule_pure=LLAMA_FACTORY[pure_row]["x B"],
                 p7=sizes["7B"] / 1e9, p30=sizes["30B"] / 1e9, p70=sizes["70B"] / 1e9),
-            gettext("- **The PEFT rows: the README's rule is the frozen weights alone.** Its\n"
+            _("- **The PEFT rows: the README's rule is the frozen weights alone.** Its\n"
               "  {rules} is the frozen weights at that\n"
               "  precision, for the nominal size; the estimator adds the adapters ({lora_m:.1f}M parameters\n"
               "  for LoRA r=8 on q,v at 7B: {lora_mb:.0f} MB with\n"
@@ -140,18 +140,18 @@ def _memory_page(gettext) -> str:
               "sees (the\n"
               "  CUDA context, the caching allocator's spare blocks, kernels' workspaces), and longer sequences "
               "or batches.").format(
-                rules=gettext(", ").join(LLAMA_FACTORY[label]["x B"] for label in peft_rows),
+                rules=_(", ").join(LLAMA_FACTORY[label]["x B"] for label in peft_rows),
                 lora_m=lora7.trainable / 1e6, lora_mb=adapters / 1e6, activations=gb(lora7.activations, 2),
                 p7=b7.n_params() / 1e9,
-                left=gettext("; ").join(gettext("{gb:.1f} GB above the estimate ({row})").format(gb=v, row=gettext(k))
+                left=_("; ").join(_("{gb:.1f} GB above the estimate ({row})").format(gb=v, row=_(k))
                                   for k, v in left.items())),
-            gettext("- **Activations are small here because of LLaMA-Factory's defaults.** Without gradient "
+            _("- **Activations are small here because of LLaMA-Factory's defaults.** Without gradient "
               "checkpointing,\n"
               "  full fine-tuning of LLaMA-7B at batch {batch} × {seq} keeps\n"
               "  {without} GB of activations (and the count grows with batch × tokens, and with tokens²\n"
               "  for the attention scores an eager implementation keeps); with it, {with_} GB.").format(
                 without=gb(full_no.activations, 2), with_=gb(full_ckpt.activations, 2), **run),
-            gettext("- **Freeze shares LoRA's row in LLaMA-Factory**, but its cost depends on how many layers train:\n"
+            _("- **Freeze shares LoRA's row in LLaMA-Factory**, but its cost depends on how many layers train:\n"
               "  the top 2 of {n_layer} blocks train 2 × {block_m:.0f}M parameters, each holding 16 bytes more "
               "than\n"
               "  a frozen 16-bit weight (an fp32 master copy 4, its gradient 4, m and v 8): {extra} GB at 7B\n"
@@ -159,12 +159,12 @@ def _memory_page(gettext) -> str:
               "checkpointing).").format(
                 block_m=block / 1e6, extra=gb(2 * block * 16), total=gb(freeze_no.total), **run),
         ]),
-        gettext("## 3. The article's \"more than 20 GB\" (§5.2)"),
-        gettext("The article says fine-tuning a model like ChatGLM-6B or LLaMA needs \"more than 20 GB\" of GPU\n"
+        _("## 3. The article's \"more than 20 GB\" (§5.2)"),
+        _("The article says fine-tuning a model like ChatGLM-6B or LLaMA needs \"more than 20 GB\" of GPU\n"
           "memory. For a 6B LLaMA-shaped model ({p6:.2f}B parameters), batch\n"
           "{batch} × {seq}, checkpointing:").format(p6=b6.n_params() / 1e9, **run),
         markdown_table(six),
-        gettext("So the claim holds for full fine-tuning, but understates it {fold:.1f}-fold: AdamW's state\n"
+        _("So the claim holds for full fine-tuning, but understates it {fold:.1f}-fold: AdamW's state\n"
           "alone (8 bytes per parameter) is {adamw_state} GB at 6B. The 20 GB the article names is what a\n"
           "*parameter-efficient* method needs on a 16-bit base with room for longer sequences — which is the\n"
           "article's point about why PEFT exists, made with the wrong row.").format(
@@ -172,12 +172,6 @@ def _memory_page(gettext) -> str:
     ]
     return "\n\n".join(page) + "\n"
 
-
-def _names(label: str, lang: str) -> str:
-    """A comparison row's method in `lang`: its label (results.json's "method"), or in Chinese the Chinese
-    name the label carries ("freeze (冻结)" -> "冻结"); a name without one ("LoRA", "(IA)³") stays."""
-    found = re.fullmatch(r".+ \(([^()]*[\u4e00-\u9fff][^()]*)\)", label)
-    return found.group(1) if lang == "zh" and found else label
 
 
 def erratum_8(lang: str) -> str:
@@ -190,7 +184,7 @@ def erratum_8(lang: str) -> str:
 
     def span(k):
         """(smallest, largest) of full's value over each method's, as "2.1× (freeze) … 204× (prompt)" parts."""
-        folds = sorted((full[k] / r[k], _names(r["method"], lang)) for r in peft)
+        folds = sorted((full[k] / r[k], translate(r["method"], lang)) for r in peft)
         return folds[0], folds[-1]
 
     (t_lo, t_lo_m), (t_hi, t_hi_m) = span("trainable params")
